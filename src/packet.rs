@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Packet identity: the key that finds the same packet at both ends of a
+//! latency window, and the packet id shown to users.
+//!
+//! A probe copies the first bytes of a packet, from its IP header on, and
+//! calls [`identify`]. The key must be the same for the packet as the
+//! container's stack sends it and as the outer device transmits it after the
+//! bridge and the masquerading NAT, and likewise for a reply. So it is built
+//! only from fields that source NAT (masquerade) and its reverse leave alone:
+//!
+//! - the **remote** end's address and port: the destination on egress, the
+//!   source on ingress (NAT rewrites the container's side only);
+//! - the IP version, the transport protocol and the IP payload length;
+//! - the IPv4 identification field (forwarding and NAT keep it);
+//! - ICMP and ICMPv6 echo: type, code and sequence number, not the
+//!   identifier (NAT and ping sockets rewrite it) nor the checksum;
+//! - UDP: the length; TCP: sequence and acknowledgment numbers and flags;
+//! - up to [`PAYLOAD_KEY_BYTES`] bytes of the transport payload.
+//!
+//! Packets that cannot be identified (other protocols, ICMP other than echo,
+//! non-first fragments, truncated headers) give `None` and are ignored.
+//!
+//! The packet id ([`Identity::pktid`]) is the ICMP sequence number for ICMP,
+//! the TCP sequence number for TCP, and the first four bytes of the UDP
+//! payload read as a big-endian number for UDP (zero-padded when shorter), so
+//! that a UDP tool that numbers its datagrams there sees its own numbers.
+//!
+//! This file uses only `core`; it is compiled into the module and into the
+//! host test crate.
+
+/// Bytes of the packet a probe copies, from the start of the IP header.
+///
+/// Enough for an IPv6 header with two small extension headers, a TCP header
+/// with options, and [`PAYLOAD_KEY_BYTES`] of payload.
+pub const CAPTURE_BYTES: usize = 192;
+
+/// Bytes of transport payload that go into the key.
+pub const PAYLOAD_KEY_BYTES: usize = 32;
+
+/// Most IPv6 extension headers skipped before giving up.
+const MAX_EXT_HEADERS: usize = 8;
+
+/// Which end of the connection is the remote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The packet leaves the container: the remote end is the destination.
+    Egress,
+    /// The packet comes to the container: the remote end is the source.
+    Ingress,
+}
+
+/// Transport protocols mace identifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// ICMP echo request or reply.
+    Icmp,
+    /// ICMPv6 echo request or reply.
+    Icmp6,
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// What identifies a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The correlation key, never 0.
+    pub key: u64,
+    /// The id users see in `/dev/mace`.
+    pub pktid: u32,
+    /// The transport protocol.
+    pub proto: Proto,
+}
+
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMPV6: u8 = 58;
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([
+        *s.first()?,
+        *s.get(1)?,
+        *s.get(2)?,
+        *s.get(3)?,
+    ]))
+}
+
+/// A 64-bit hash that mixes words with multiply and rotate (FxHash-style
+/// absorption, a murmur3 finalizer). Not cryptographic: mace needs only that
+/// different packets get different keys with overwhelming probability.
+struct Hasher(u64);
+
+impl Hasher {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn new() -> Self {
+        Hasher(0x243f_6a88_85a3_08d3)
+    }
+
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(Self::K);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            if let Some(dst) = w.get_mut(..rest.len()) {
+                dst.copy_from_slice(rest);
+            }
+            self.word(u64::from_le_bytes(w));
+        }
+        self.word(b.len() as u64);
+    }
+
+    fn finish(self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        if h == 0 {
+            1
+        } else {
+            h
+        }
+    }
+}
+
+/// The network layer of a packet, as far as the key needs it.
+struct Network<'a> {
+    version: u8,
+    /// Transport protocol number.
+    proto: u8,
+    /// Source and destination addresses (4 or 16 bytes each).
+    src: &'a [u8],
+    dst: &'a [u8],
+    /// IPv4 identification (0 for IPv6).
+    ip_id: u16,
+    /// Bytes from the transport header to the end of the IP packet.
+    l4_len: usize,
+    /// Offset of the transport header in the captured bytes.
+    l4_off: usize,
+}
+
+fn parse_ipv4(b: &[u8]) -> Option<Network<'_>> {
+    let ihl = usize::from(*b.first()? & 0x0f) * 4;
+    if ihl < 20 {
+        return None;
+    }
+    let total = usize::from(be16(b, 2)?);
+    let frag = be16(b, 6)?;
+    if frag & 0x1fff != 0 {
+        // Not the first fragment: no transport header.
+        return None;
+    }
+    Some(Network {
+        version: 4,
+        proto: *b.get(9)?,
+        src: b.get(12..16)?,
+        dst: b.get(16..20)?,
+        ip_id: be16(b, 4)?,
+        l4_len: total.checked_sub(ihl)?,
+        l4_off: ihl,
+    })
+}
+
+fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
+    let payload = usize::from(be16(b, 4)?);
+    let mut next = *b.get(6)?;
+    let mut off = 40usize;
+    for _ in 0..MAX_EXT_HEADERS {
+        let len = match next {
+            // Hop-by-hop, routing, destination options.
+            0 | 43 | 60 => (usize::from(*b.get(off + 1)?) + 1) * 8,
+            // Fragment: only the first fragment has the transport header.
+            44 => {
+                if be16(b, off + 2)? & 0xfff8 != 0 {
+                    return None;
+                }
+                8
+            }
+            // Authentication header.
+            51 => (usize::from(*b.get(off + 1)?) + 2) * 4,
+            _ => {
+                return Some(Network {
+                    version: 6,
+                    proto: next,
+                    src: b.get(8..24)?,
+                    dst: b.get(24..40)?,
+                    ip_id: 0,
+                    l4_len: (payload + 40).checked_sub(off)?,
+                    l4_off: off,
+                });
+            }
+        };
+        next = *b.get(off)?;
+        off = off.checked_add(len)?;
+    }
+    None
+}
+
+/// Identifies the packet whose first bytes, from the IP header on, are
+/// `bytes` (at most [`CAPTURE_BYTES`] are looked at).
+pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
+    let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
+    let net = match *b.first()? >> 4 {
+        4 => parse_ipv4(b)?,
+        6 => parse_ipv6(b)?,
+        _ => return None,
+    };
+    let l4 = b.get(net.l4_off..)?;
+    let (remote_addr, port_at) = match side {
+        Side::Egress => (net.dst, 2),
+        Side::Ingress => (net.src, 0),
+    };
+
+    let mut h = Hasher::new();
+    h.word(u64::from(net.version) << 8 | u64::from(net.proto));
+    h.bytes(remote_addr);
+    h.word((net.l4_len as u64) << 16 | u64::from(net.ip_id));
+
+    let (proto, pktid, hdr_len) = match net.proto {
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            let (ty, code) = (*l4.first()?, *l4.get(1)?);
+            let echo = match net.proto {
+                IPPROTO_ICMP => ty == 8 || ty == 0,
+                _ => ty == 128 || ty == 129,
+            };
+            if !echo {
+                return None;
+            }
+            let seq = be16(l4, 6)?;
+            h.word(u64::from(ty) << 24 | u64::from(code) << 16 | u64::from(seq));
+            let proto = if net.proto == IPPROTO_ICMP {
+                Proto::Icmp
+            } else {
+                Proto::Icmp6
+            };
+            (proto, u32::from(seq), 8)
+        }
+        IPPROTO_UDP => {
+            let port = be16(l4, port_at)?;
+            let len = be16(l4, 4)?;
+            h.word(u64::from(port) << 16 | u64::from(len));
+            let pktid = match l4.get(8..) {
+                Some(p) => {
+                    let mut id = [0u8; 4];
+                    let n = p.len().min(4);
+                    if let (Some(dst), Some(src)) = (id.get_mut(..n), p.get(..n)) {
+                        dst.copy_from_slice(src);
+                    }
+                    u32::from_be_bytes(id)
+                }
+                None => 0,
+            };
+            (Proto::Udp, pktid, 8)
+        }
+        IPPROTO_TCP => {
+            let port = be16(l4, port_at)?;
+            let seq = be32(l4, 4)?;
+            let ack = be32(l4, 8)?;
+            let doff = usize::from(*l4.get(12)? >> 4) * 4;
+            let flags = *l4.get(13)?;
+            if doff < 20 {
+                return None;
+            }
+            h.word(u64::from(port) << 8 | u64::from(flags));
+            h.word(u64::from(seq) << 32 | u64::from(ack));
+            (Proto::Tcp, seq, doff)
+        }
+        _ => return None,
+    };
+
+    // The payload as far as it was captured and belongs to this packet.
+    let payload_len = net.l4_len.saturating_sub(hdr_len).min(PAYLOAD_KEY_BYTES);
+    let payload = l4.get(hdr_len..).unwrap_or(&[]);
+    let payload = payload.get(..payload_len.min(payload.len())).unwrap_or(&[]);
+    h.bytes(payload);
+
+    Some(Identity {
+        key: h.finish(),
+        pktid,
+        proto,
+    })
+}

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Bucket-locked, set-associative hash tables that correlate the two ends of
+//! a latency window.
+//!
+//! A table is an array of buckets, a power of two of them; a key selects one
+//! bucket by its low bits, and each bucket has [`WAYS`] slots and its own
+//! lock. Each slot holds a 64-bit key (0 means empty), the time it was
+//! stored, a flags word and `D` words of data. Slots are atomics so that the
+//! table is safe code; they are only ever changed with their bucket's lock
+//! held, so relaxed accesses suffice.
+//!
+//! The policy that makes the tables trustworthy lives here too:
+//!
+//! - an entry older than the table's maximum age is **expired**: it is never
+//!   returned, only counted and dropped;
+//! - storing a key that a live entry already has, for a different packet, is
+//!   a **collision**: the old entry is marked and neither packet is reported;
+//! - a full bucket **evicts** its oldest entry (counted).
+//!
+//! The lock is generic ([`BucketLock`]): in the kernel it is a spinlock taken
+//! with interrupts disabled, so that process, softirq and hardirq contexts
+//! can meet on one CPU; in host tests it is a plain spinning lock.
+//!
+//! This file uses only `core`; it is compiled into the module and into the
+//! host test crate.
+
+use core::ops::Deref;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Slots per bucket.
+pub const WAYS: usize = 4;
+
+/// A lock that protects one bucket.
+pub trait BucketLock {
+    /// Proof that the lock is held; dropping it unlocks.
+    type Guard<'a>
+    where
+        Self: 'a;
+
+    /// Takes the lock, spinning (with interrupts disabled in the kernel).
+    fn lock(&self) -> Self::Guard<'_>;
+}
+
+const FLAG_COLLIDED: u64 = 1;
+
+/// One slot of a bucket.
+pub struct Slot<const D: usize> {
+    key: AtomicU64,
+    time: AtomicU64,
+    flags: AtomicU64,
+    data: [AtomicU64; D],
+}
+
+impl<const D: usize> Slot<D> {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self {
+            key: AtomicU64::new(0),
+            time: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
+            data: [const { AtomicU64::new(0) }; D],
+        }
+    }
+
+    fn data(&self) -> [u64; D] {
+        let mut out = [0u64; D];
+        for (o, w) in out.iter_mut().zip(self.data.iter()) {
+            *o = w.load(Relaxed);
+        }
+        out
+    }
+
+    fn store(&self, key: u64, time: u64, data: &[u64; D]) {
+        self.time.store(time, Relaxed);
+        self.flags.store(0, Relaxed);
+        for (w, v) in self.data.iter().zip(data.iter()) {
+            w.store(*v, Relaxed);
+        }
+        self.key.store(key, Relaxed);
+    }
+
+    fn clear(&self) {
+        self.key.store(0, Relaxed);
+    }
+}
+
+impl<const D: usize> Default for Slot<D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A bucket: a lock and [`WAYS`] slots.
+pub struct Bucket<L, const D: usize> {
+    lock: L,
+    slots: [Slot<D>; WAYS],
+}
+
+impl<L, const D: usize> Bucket<L, D> {
+    /// An empty bucket guarded by `lock`.
+    pub const fn new(lock: L) -> Self {
+        Self {
+            lock,
+            slots: [const { Slot::new() }; WAYS],
+        }
+    }
+
+    /// The bucket's lock (for in-place initialization by its owner).
+    pub fn lock_ref(&self) -> &L {
+        &self.lock
+    }
+}
+
+/// A table entry as seen under its bucket's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<const D: usize> {
+    /// The key.
+    pub key: u64,
+    /// When it was stored (the caller's clock, e.g. monotonic ns).
+    pub time: u64,
+    /// The caller's data.
+    pub data: [u64; D],
+}
+
+/// What [`Table::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert<const D: usize> {
+    /// Stored in a free slot.
+    Stored,
+    /// Stored over an expired entry, which is returned.
+    ReplacedExpired(Entry<D>),
+    /// Stored over the oldest live entry of a full bucket, which is returned.
+    Evicted(Entry<D>),
+    /// A live entry had the same key and the caller said it is the same
+    /// packet: nothing changed.
+    Same,
+    /// A live entry had the same key for another packet: it is now marked
+    /// collided (and returned), the new one was not stored.
+    Collision(Entry<D>),
+}
+
+/// What [`Table::take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take<const D: usize> {
+    /// A live entry; it was removed.
+    Hit(Entry<D>),
+    /// No entry with that key.
+    Miss,
+    /// An expired entry; it was removed and must not be reported.
+    Expired(Entry<D>),
+    /// An entry marked collided; it was removed and must not be reported.
+    Collided(Entry<D>),
+}
+
+/// A bucket-locked table over the buckets in `S` (a `Vec`, a `KVVec`...).
+///
+/// # Invariants
+///
+/// `buckets.len()` is a power of two; `mask == buckets.len() - 1`.
+pub struct Table<S, L, const D: usize>
+where
+    S: Deref<Target = [Bucket<L, D>]>,
+{
+    buckets: S,
+    mask: u64,
+    max_age: u64,
+}
+
+impl<S, L, const D: usize> Table<S, L, D>
+where
+    S: Deref<Target = [Bucket<L, D>]>,
+    L: BucketLock,
+{
+    /// A table over `buckets` (a power of two of them, or they are given
+    /// back) whose entries expire `max_age` clock units after being stored
+    /// (`max_age` below 2^63).
+    pub fn new(buckets: S, max_age: u64) -> Result<Self, S> {
+        let n = buckets.len();
+        if !n.is_power_of_two() || max_age > i64::MAX as u64 {
+            return Err(buckets);
+        }
+        // INVARIANT: checked just above.
+        Ok(Self {
+            mask: (n as u64).wrapping_sub(1),
+            buckets,
+            max_age,
+        })
+    }
+
+    fn bucket(&self, key: u64) -> Option<&Bucket<L, D>> {
+        self.buckets.get(usize::try_from(key & self.mask).ok()?)
+    }
+
+    /// Whether an entry stored at `slot_time` is expired at `now`.
+    ///
+    /// Ages are signed: an entry stored by another CPU after this one read
+    /// its clock looks slightly younger than zero and is live.
+    fn expired(&self, slot_time: u64, now: u64) -> bool {
+        (now.wrapping_sub(slot_time) as i64) > self.max_age as i64
+    }
+
+    fn entry(slot: &Slot<D>) -> Entry<D> {
+        Entry {
+            key: slot.key.load(Relaxed),
+            time: slot.time.load(Relaxed),
+            data: slot.data(),
+        }
+    }
+
+    /// Stores `data` under `key` at time `now`.
+    ///
+    /// `same` tells whether a live entry with the same key is this very
+    /// packet seen again (then nothing changes) rather than another packet
+    /// (a collision).
+    pub fn insert(
+        &self,
+        key: u64,
+        now: u64,
+        data: &[u64; D],
+        same: impl FnOnce(&Entry<D>) -> bool,
+    ) -> Insert<D> {
+        let Some(bucket) = self.bucket(key) else {
+            return Insert::Same;
+        };
+        let _guard = bucket.lock.lock();
+        let mut free = None;
+        let mut expired = None;
+        let mut oldest: Option<&Slot<D>> = None;
+        for slot in &bucket.slots {
+            let k = slot.key.load(Relaxed);
+            if k == 0 {
+                free = free.or(Some(slot));
+                continue;
+            }
+            let t = slot.time.load(Relaxed);
+            if self.expired(t, now) {
+                expired = expired.or(Some(slot));
+                continue;
+            }
+            if k == key {
+                let old = Self::entry(slot);
+                if same(&old) {
+                    return Insert::Same;
+                }
+                slot.flags.store(FLAG_COLLIDED, Relaxed);
+                return Insert::Collision(old);
+            }
+            if oldest.map_or(true, |o| {
+                (now.wrapping_sub(t) as i64) > (now.wrapping_sub(o.time.load(Relaxed)) as i64)
+            }) {
+                oldest = Some(slot);
+            }
+        }
+        // A free slot first, then an expired one, then the oldest.
+        let (slot, outcome) = if let Some(s) = free {
+            (s, Insert::Stored)
+        } else if let Some(s) = expired {
+            (s, Insert::ReplacedExpired(Self::entry(s)))
+        } else if let Some(s) = oldest {
+            (s, Insert::Evicted(Self::entry(s)))
+        } else {
+            return Insert::Same;
+        };
+        slot.store(key, now, data);
+        outcome
+    }
+
+    /// Removes the entry with `key`, if any, and says what it was.
+    ///
+    /// `with` runs under the bucket's lock on a live entry before it is
+    /// removed (e.g. to push its latency while the entry still pins the
+    /// namespace it points to).
+    pub fn take_with(&self, key: u64, now: u64, with: impl FnOnce(&Entry<D>)) -> Take<D> {
+        let Some(bucket) = self.bucket(key) else {
+            return Take::Miss;
+        };
+        let _guard = bucket.lock.lock();
+        for slot in &bucket.slots {
+            if slot.key.load(Relaxed) != key {
+                continue;
+            }
+            let e = Self::entry(slot);
+            let outcome = if slot.flags.load(Relaxed) & FLAG_COLLIDED != 0 {
+                Take::Collided(e)
+            } else if self.expired(e.time, now) {
+                Take::Expired(e)
+            } else {
+                with(&e);
+                Take::Hit(e)
+            };
+            slot.clear();
+            return outcome;
+        }
+        Take::Miss
+    }
+
+    /// Removes the entry with `key`, if any, and says what it was.
+    pub fn take(&self, key: u64, now: u64) -> Take<D> {
+        self.take_with(key, now, |_| {})
+    }
+
+    /// Runs `f` on the live entry with `key` under the bucket's lock, letting
+    /// it change the entry's data; returns `None` when there is no live
+    /// entry (an expired one is removed).
+    pub fn update<R>(&self, key: u64, now: u64, f: impl FnOnce(&mut Entry<D>) -> R) -> Option<R> {
+        let bucket = self.bucket(key)?;
+        let _guard = bucket.lock.lock();
+        for slot in &bucket.slots {
+            if slot.key.load(Relaxed) != key {
+                continue;
+            }
+            let mut e = Self::entry(slot);
+            if self.expired(e.time, now) {
+                slot.clear();
+                return None;
+            }
+            let r = f(&mut e);
+            for (w, v) in slot.data.iter().zip(e.data.iter()) {
+                w.store(*v, Relaxed);
+            }
+            return Some(r);
+        }
+        None
+    }
+
+    /// Number of entries stored now, live or expired (takes every lock).
+    pub fn occupancy(&self) -> usize {
+        let mut n = 0usize;
+        for bucket in self.buckets.iter() {
+            let _guard = bucket.lock.lock();
+            n = n.wrapping_add(
+                bucket
+                    .slots
+                    .iter()
+                    .filter(|s| s.key.load(Relaxed) != 0)
+                    .count(),
+            );
+        }
+        n
+    }
+}

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The core-only files of the mace module, compiled for the host.
+//!
+//! Each module below is the very file the kernel module compiles (by
+//! `#[path]`), so host tests exercise the same code. The crate is `no_std`,
+//! which proves those files need nothing but `core`, and forbids `unsafe`.
+
+#![no_std]
+
+#[path = "../../../src/packet.rs"]
+pub mod packet;
+#[path = "../../../src/params.rs"]
+pub mod params;
+#[path = "../../../src/parse.rs"]
+pub mod parse;
+#[path = "../../../src/record.rs"]
+pub mod record;
+#[path = "../../../src/ring.rs"]
+pub mod ring;
+#[path = "../../../src/table.rs"]
+pub mod table;
+#[path = "../../../src/text.rs"]
+pub mod text;

@@ -1,0 +1,431 @@
+//! Tests of packet identification on crafted packets and their NAT twins.
+
+use mace_core::packet::{identify, Identity, Proto, Side, CAPTURE_BYTES};
+
+const CONTAINER4: [u8; 4] = [198, 19, 0, 11];
+const OUTER4: [u8; 4] = [198, 18, 0, 1];
+const REMOTE4: [u8; 4] = [198, 18, 0, 2];
+const CONTAINER6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11,
+];
+const OUTER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const REMOTE6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, id: u16, l4: &[u8]) -> Vec<u8> {
+    let total = (20 + l4.len()) as u16;
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0xab, 0xcd];
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(l4);
+    p
+}
+
+fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, ext: &[u8], l4: &[u8]) -> Vec<u8> {
+    let payload = (ext.len() + l4.len()) as u16;
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&payload.to_be_bytes());
+    p.push(next);
+    p.push(64);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(ext);
+    p.extend_from_slice(l4);
+    p
+}
+
+fn icmp(ty: u8, id: u16, seq: u16, csum: u16, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![ty, 0];
+    h.extend_from_slice(&csum.to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h.extend_from_slice(&seq.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn udp(sport: u16, dport: u16, csum: u16, payload: &[u8]) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    h.extend_from_slice(&csum.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn tcp(
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    csum: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h.extend_from_slice(&seq.to_be_bytes());
+    h.extend_from_slice(&ack.to_be_bytes());
+    h.push(8 << 4); // 32-byte header: 12 bytes of options
+    h.push(flags);
+    h.extend_from_slice(&[0xff, 0xff]);
+    h.extend_from_slice(&csum.to_be_bytes());
+    h.extend_from_slice(&[0, 0]);
+    h.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // nop nop timestamp
+    h.extend_from_slice(payload);
+    h
+}
+
+fn id(p: &[u8], side: Side) -> Identity {
+    identify(p, side).expect("identified")
+}
+
+const PING_PAYLOAD: &[u8] =
+    b"\x12\x34\x56\x78\x9a\xbc\xde\xf0 0123456789abcdefghijklmnopqrstuvwxyz";
+
+#[test]
+fn icmp_echo_request_survives_masquerade() {
+    let inside = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        1,
+        0x4242,
+        &icmp(8, 0x1234, 7, 0x1111, PING_PAYLOAD),
+    );
+    // Masquerade: new source address, new ICMP id, new checksums.
+    let outside = ipv4(
+        OUTER4,
+        REMOTE4,
+        1,
+        0x4242,
+        &icmp(8, 0x9999, 7, 0x2222, PING_PAYLOAD),
+    );
+    let a = id(&inside, Side::Egress);
+    let b = id(&outside, Side::Egress);
+    assert_eq!(a, b);
+    assert_eq!((a.pktid, a.proto), (7, Proto::Icmp));
+}
+
+#[test]
+fn icmp_echo_reply_survives_reverse_nat() {
+    let outside = ipv4(
+        REMOTE4,
+        OUTER4,
+        1,
+        0x0777,
+        &icmp(0, 0x9999, 7, 0x3333, PING_PAYLOAD),
+    );
+    let inside = ipv4(
+        REMOTE4,
+        CONTAINER4,
+        1,
+        0x0777,
+        &icmp(0, 0x1234, 7, 0x4444, PING_PAYLOAD),
+    );
+    assert_eq!(id(&outside, Side::Ingress), id(&inside, Side::Ingress));
+    assert_eq!(id(&inside, Side::Ingress).pktid, 7);
+}
+
+#[test]
+fn icmp_keys_tell_packets_apart() {
+    let base = id(
+        &ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(8, 1, 7, 0, PING_PAYLOAD)),
+        Side::Egress,
+    );
+    let others = [
+        ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(8, 1, 8, 0, PING_PAYLOAD)), // seq
+        ipv4(CONTAINER4, REMOTE4, 1, 2, &icmp(8, 1, 7, 0, PING_PAYLOAD)), // IP id
+        ipv4(CONTAINER4, OUTER4, 1, 1, &icmp(8, 1, 7, 0, PING_PAYLOAD)),  // remote
+        ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(0, 1, 7, 0, PING_PAYLOAD)), // type
+        ipv4(
+            CONTAINER4,
+            REMOTE4,
+            1,
+            1,
+            &icmp(
+                8,
+                1,
+                7,
+                0,
+                b"\x12\x34\x56\x78\x9a\xbc\xde\xf1 0123456789abcdefghijklmnopqrstuvwxyz",
+            ),
+        ),
+        ipv4(
+            CONTAINER4,
+            REMOTE4,
+            1,
+            1,
+            &icmp(8, 1, 7, 0, &PING_PAYLOAD[..20]),
+        ), // length
+    ];
+    for (i, p) in others.iter().enumerate() {
+        assert_ne!(id(p, Side::Egress).key, base.key, "variant {i}");
+    }
+}
+
+#[test]
+fn the_remote_end_decides_the_side() {
+    let p = ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(8, 1, 7, 0, PING_PAYLOAD));
+    assert_ne!(id(&p, Side::Egress).key, id(&p, Side::Ingress).key);
+}
+
+#[test]
+fn icmpv6_echo_survives_masquerade_both_ways() {
+    let inside = ipv6(
+        CONTAINER6,
+        REMOTE6,
+        58,
+        &[],
+        &icmp(128, 0x1234, 300, 0x1, PING_PAYLOAD),
+    );
+    let outside = ipv6(
+        OUTER6,
+        REMOTE6,
+        58,
+        &[],
+        &icmp(128, 0x5555, 300, 0x2, PING_PAYLOAD),
+    );
+    let e = id(&inside, Side::Egress);
+    assert_eq!(e, id(&outside, Side::Egress));
+    assert_eq!((e.pktid, e.proto), (300, Proto::Icmp6));
+    let back_out = ipv6(
+        REMOTE6,
+        OUTER6,
+        58,
+        &[],
+        &icmp(129, 0x5555, 300, 0x3, PING_PAYLOAD),
+    );
+    let back_in = ipv6(
+        REMOTE6,
+        CONTAINER6,
+        58,
+        &[],
+        &icmp(129, 0x1234, 300, 0x4, PING_PAYLOAD),
+    );
+    assert_eq!(id(&back_out, Side::Ingress), id(&back_in, Side::Ingress));
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped() {
+    let l4 = icmp(128, 1, 9, 0, PING_PAYLOAD);
+    // Hop-by-hop (8 bytes) then destination options (16 bytes) then ICMPv6.
+    let mut ext = vec![60, 0, 1, 4, 0, 0, 0, 0];
+    ext.extend_from_slice(&[58, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let with = ipv6(CONTAINER6, REMOTE6, 0, &ext, &l4);
+    let i = id(&with, Side::Egress);
+    assert_eq!((i.pktid, i.proto), (9, Proto::Icmp6));
+    // A first fragment has the transport header; a later one does not.
+    let first = ipv6(CONTAINER6, REMOTE6, 44, &[58, 0, 0, 1, 0, 0, 0, 42], &l4);
+    assert_eq!(id(&first, Side::Egress).pktid, 9);
+    let later = ipv6(
+        CONTAINER6,
+        REMOTE6,
+        44,
+        &[58, 0, 0x05, 0x01, 0, 0, 0, 42],
+        &l4,
+    );
+    assert_eq!(identify(&later, Side::Egress), None);
+}
+
+#[test]
+fn ipv4_fragments() {
+    let mut first = ipv4(CONTAINER4, REMOTE4, 1, 5, &icmp(8, 1, 3, 0, PING_PAYLOAD));
+    first[6] = 0x20; // MF, offset 0
+    assert_eq!(id(&first, Side::Egress).pktid, 3);
+    let mut later = first.clone();
+    later[7] = 0xb9; // offset 185 * 8
+    assert_eq!(identify(&later, Side::Egress), None);
+}
+
+#[test]
+fn udp_survives_port_and_address_rewrites() {
+    let payload = b"\x00\x00\x01\x2crequest number three hundred";
+    let inside = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        17,
+        10,
+        &udp(40000, 7777, 0xaaaa, payload),
+    );
+    let outside = ipv4(OUTER4, REMOTE4, 17, 10, &udp(61000, 7777, 0xbbbb, payload));
+    let e = id(&inside, Side::Egress);
+    assert_eq!(e, id(&outside, Side::Egress));
+    assert_eq!((e.pktid, e.proto), (300, Proto::Udp));
+    let back_out = ipv4(REMOTE4, OUTER4, 17, 11, &udp(7777, 61000, 1, payload));
+    let back_in = ipv4(REMOTE4, CONTAINER4, 17, 11, &udp(7777, 40000, 2, payload));
+    assert_eq!(id(&back_out, Side::Ingress), id(&back_in, Side::Ingress));
+    // Another remote port is another flow.
+    let other = ipv4(CONTAINER4, REMOTE4, 17, 10, &udp(40000, 7778, 0, payload));
+    assert_ne!(id(&other, Side::Egress).key, e.key);
+    // A short payload pads the id with zeros.
+    let short = ipv4(CONTAINER4, REMOTE4, 17, 10, &udp(1, 2, 0, b"\x01\x02"));
+    assert_eq!(id(&short, Side::Egress).pktid, 0x0102_0000);
+    let empty = ipv4(CONTAINER4, REMOTE4, 17, 10, &udp(1, 2, 0, b""));
+    assert_eq!(id(&empty, Side::Egress).pktid, 0);
+}
+
+#[test]
+fn udp_over_ipv6() {
+    let payload = b"\x00\x00\x00\x05hello";
+    let inside = ipv6(CONTAINER6, REMOTE6, 17, &[], &udp(40000, 53, 1, payload));
+    let outside = ipv6(OUTER6, REMOTE6, 17, &[], &udp(1024, 53, 2, payload));
+    assert_eq!(id(&inside, Side::Egress), id(&outside, Side::Egress));
+    assert_eq!(id(&inside, Side::Egress).pktid, 5);
+}
+
+#[test]
+fn tcp_survives_masquerade_and_ids_by_sequence_number() {
+    let inside = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        6,
+        99,
+        &tcp(
+            40000,
+            80,
+            1_000_000,
+            555,
+            0x18,
+            1,
+            b"GET / HTTP/1.0\r\n\r\n",
+        ),
+    );
+    let outside = ipv4(
+        OUTER4,
+        REMOTE4,
+        6,
+        99,
+        &tcp(
+            50000,
+            80,
+            1_000_000,
+            555,
+            0x18,
+            2,
+            b"GET / HTTP/1.0\r\n\r\n",
+        ),
+    );
+    let e = id(&inside, Side::Egress);
+    assert_eq!(e, id(&outside, Side::Egress));
+    assert_eq!((e.pktid, e.proto), (1_000_000, Proto::Tcp));
+    let back_out = ipv4(
+        REMOTE4,
+        OUTER4,
+        6,
+        7,
+        &tcp(80, 50000, 555, 1_000_018, 0x18, 3, b"HTTP/1.0 200 OK\r\n"),
+    );
+    let back_in = ipv4(
+        REMOTE4,
+        CONTAINER4,
+        6,
+        7,
+        &tcp(80, 40000, 555, 1_000_018, 0x18, 4, b"HTTP/1.0 200 OK\r\n"),
+    );
+    assert_eq!(id(&back_out, Side::Ingress), id(&back_in, Side::Ingress));
+    // A bare ACK and the data segment with the same sequence number differ.
+    let ack = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        6,
+        99,
+        &tcp(40000, 80, 1_000_000, 555, 0x10, 1, b""),
+    );
+    assert_ne!(id(&ack, Side::Egress).key, e.key);
+    let ack6 = ipv6(
+        CONTAINER6,
+        REMOTE6,
+        6,
+        &[],
+        &tcp(40000, 80, 7, 8, 0x10, 1, b""),
+    );
+    assert_eq!(id(&ack6, Side::Egress).pktid, 7);
+}
+
+#[test]
+fn unidentified_packets() {
+    // ICMP that is not echo, other protocols, other IP versions, bad headers.
+    let cases = [
+        ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(3, 0, 0, 0, PING_PAYLOAD)),
+        ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(11, 0, 0, 0, PING_PAYLOAD)),
+        ipv6(
+            CONTAINER6,
+            REMOTE6,
+            58,
+            &[],
+            &icmp(135, 0, 0, 0, PING_PAYLOAD),
+        ),
+        ipv4(CONTAINER4, REMOTE4, 47, 1, &[0; 40]),
+        ipv6(CONTAINER6, REMOTE6, 50, &[], &[0; 40]),
+        ipv6(CONTAINER6, REMOTE6, 59, &[], &[]),
+        vec![0x55; 60],
+        vec![0x41; 60], // IPv4 with IHL 1
+        vec![],
+    ];
+    for (i, p) in cases.iter().enumerate() {
+        assert_eq!(identify(p, Side::Egress), None, "case {i}");
+    }
+    // TCP with a data offset below 5 words.
+    let mut bad = ipv4(CONTAINER4, REMOTE4, 6, 1, &tcp(1, 2, 3, 4, 0x10, 0, b""));
+    bad[20 + 12] = 4 << 4;
+    assert_eq!(identify(&bad, Side::Egress), None);
+}
+
+#[test]
+fn truncated_packets_never_panic_and_never_match_the_whole() {
+    let whole = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        6,
+        1,
+        &tcp(1, 2, 3, 4, 0x18, 0, b"some payload bytes here"),
+    );
+    let full = id(&whole, Side::Egress);
+    for n in 0..whole.len() {
+        if let Some(i) = identify(&whole[..n], Side::Egress) {
+            // Only cuts after the fixed TCP header are identified, and then
+            // the key lacks payload bytes: it never equals the whole's.
+            assert!(n >= 20 + 14, "identified with only {n} bytes");
+            assert_ne!(i.key, full.key, "cut at {n}");
+        }
+    }
+}
+
+#[test]
+fn only_the_captured_prefix_matters() {
+    // Bytes past CAPTURE_BYTES are not looked at.
+    let big = vec![0x61u8; 1400];
+    let p = ipv4(CONTAINER4, REMOTE4, 17, 1, &udp(1, 2, 0, &big));
+    let mut q = p.clone();
+    q[CAPTURE_BYTES + 10] ^= 0xff;
+    assert_eq!(id(&p, Side::Egress), id(&q, Side::Egress));
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut buf = [0u8; 256];
+    for round in 0..200_000u32 {
+        for b in buf.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *b = s as u8;
+        }
+        // Make most inputs look like IP so that deeper code runs.
+        buf[0] = match round % 3 {
+            0 => 0x45,
+            1 => 0x60,
+            _ => buf[0],
+        };
+        if round % 2 == 0 {
+            buf[9] = [1, 6, 17, 58][(round / 2 % 4) as usize];
+            buf[6] = [0, 43, 44, 58][(round / 8 % 4) as usize];
+        }
+        let len = (s % 257) as usize;
+        let _ = identify(&buf[..len.min(256)], Side::Egress);
+        let _ = identify(&buf[..len.min(256)], Side::Ingress);
+    }
+}

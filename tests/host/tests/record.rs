@@ -1,0 +1,200 @@
+//! Tests of `/dev/mace` line formatting and of reads with small buffers.
+
+use mace_core::record::{format_line, Direction, LineCursor, Record, Sink, MAX_LINE};
+
+fn line(rec: &Record) -> String {
+    let mut buf = [0u8; MAX_LINE];
+    let n = format_line(rec, &mut buf);
+    String::from_utf8(buf[..n].to_vec()).unwrap()
+}
+
+#[test]
+fn line_format_matches_the_original_mace() {
+    let rec = Record {
+        time_ns: 1_795_313_566_956_168_123,
+        latency_ns: 998_575,
+        pktid: 1,
+        dir: Direction::Egress,
+    };
+    assert_eq!(line(&rec), "[1795313566.956168] (1) egress: 998575\n");
+    let rec = Record {
+        time_ns: 5_000_042_999,
+        latency_ns: 7,
+        pktid: 65535,
+        dir: Direction::Ingress,
+    };
+    assert_eq!(line(&rec), "[5.000042] (65535) ingress: 7\n");
+}
+
+#[test]
+fn longest_line_fits() {
+    let rec = Record {
+        time_ns: u64::MAX,
+        latency_ns: u64::MAX,
+        pktid: u32::MAX,
+        dir: Direction::Ingress,
+    };
+    let l = line(&rec);
+    assert_eq!(
+        l,
+        "[18446744073.709551] (4294967295) ingress: 18446744073709551615\n"
+    );
+    assert!(l.len() <= MAX_LINE);
+}
+
+/// A user buffer of a fixed size that can be told to fault.
+struct Buf {
+    data: Vec<u8>,
+    cap: usize,
+    fault_at: Option<usize>,
+}
+
+impl Sink for Buf {
+    type Error = &'static str;
+    fn space(&self) -> usize {
+        self.cap - self.data.len()
+    }
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        assert!(bytes.len() <= self.space());
+        if let Some(at) = self.fault_at {
+            if self.data.len() + bytes.len() > at {
+                return Err("EFAULT");
+            }
+        }
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+fn recs(n: u32) -> Vec<Record> {
+    (0..n)
+        .map(|i| Record {
+            time_ns: 1_000_000_000 * u64::from(i) + 123_456_789,
+            latency_ns: 1000 + u64::from(i) * 37,
+            pktid: i,
+            dir: if i % 2 == 0 {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
+        })
+        .collect()
+}
+
+fn expected(recs: &[Record]) -> String {
+    recs.iter().map(line).collect()
+}
+
+/// Reads everything with reads of `size` bytes; returns the text and the
+/// number of reads that returned data.
+fn read_all(recs: &[Record], size: usize) -> (String, usize) {
+    let mut it = recs.iter().copied();
+    let mut cursor = LineCursor::new();
+    let mut out = Vec::new();
+    let mut reads = 0;
+    loop {
+        let mut buf = Buf {
+            data: Vec::new(),
+            cap: size,
+            fault_at: None,
+        };
+        let n = cursor.read(&mut buf, || it.next()).unwrap();
+        assert_eq!(n, buf.data.len());
+        if n == 0 {
+            break;
+        }
+        reads += 1;
+        out.extend_from_slice(&buf.data);
+    }
+    (String::from_utf8(out).unwrap(), reads)
+}
+
+#[test]
+fn every_read_size_returns_the_same_text() {
+    let rs = recs(25);
+    let want = expected(&rs);
+    for size in [1, 2, 3, 7, 13, 38, 39, 40, 79, 80, 81, 4096, 65536] {
+        let (got, reads) = read_all(&rs, size);
+        assert_eq!(got, want, "read size {size}");
+        assert_eq!(reads, want.len().div_ceil(size), "read size {size}");
+    }
+}
+
+#[test]
+fn empty_ring_reads_as_end_of_file() {
+    let (got, reads) = read_all(&[], 100);
+    assert_eq!((got.as_str(), reads), ("", 0));
+}
+
+#[test]
+fn zero_byte_read_consumes_nothing() {
+    let rs = recs(1);
+    let mut it = rs.iter().copied();
+    let mut cursor = LineCursor::new();
+    let mut buf = Buf {
+        data: Vec::new(),
+        cap: 0,
+        fault_at: None,
+    };
+    assert_eq!(cursor.read(&mut buf, || it.next()), Ok(0));
+    // The record was not taken from the queue.
+    assert_eq!(it.next(), Some(rs[0]));
+}
+
+#[test]
+fn a_fault_loses_nothing() {
+    let rs = recs(3);
+    let want = expected(&rs);
+    let mut it = rs.iter().copied();
+    let mut cursor = LineCursor::new();
+
+    // A read that faults before copying anything returns the error...
+    let mut buf = Buf {
+        data: Vec::new(),
+        cap: 1000,
+        fault_at: Some(0),
+    };
+    assert_eq!(cursor.read(&mut buf, || it.next()), Err("EFAULT"));
+    // ...one that faults midway returns what it copied...
+    let mut buf = Buf {
+        data: Vec::new(),
+        cap: 1000,
+        fault_at: Some(50),
+    };
+    let n = cursor.read(&mut buf, || it.next()).unwrap();
+    assert!(n > 0 && n <= 50);
+    let mut out = buf.data;
+    // ...and the next read continues exactly where the copy stopped.
+    let mut buf = Buf {
+        data: Vec::new(),
+        cap: 1000,
+        fault_at: None,
+    };
+    cursor.read(&mut buf, || it.next()).unwrap();
+    out.extend_from_slice(&buf.data);
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+}
+
+#[test]
+fn cursors_are_independent() {
+    // Two open files, each in the middle of its own line.
+    let rs = recs(2);
+    let mut a = LineCursor::new();
+    let mut b = LineCursor::new();
+    let mut ba = Buf {
+        data: Vec::new(),
+        cap: 5,
+        fault_at: None,
+    };
+    let mut bb = Buf {
+        data: Vec::new(),
+        cap: 9,
+        fault_at: None,
+    };
+    a.read(&mut ba, || Some(rs[0])).unwrap();
+    b.read(&mut bb, || Some(rs[1])).unwrap();
+    let la = line(&rs[0]);
+    let lb = line(&rs[1]);
+    assert_eq!(a.pending(), &la.as_bytes()[5..]);
+    assert_eq!(b.pending(), &lb.as_bytes()[9..]);
+}

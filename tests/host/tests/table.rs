@@ -1,0 +1,254 @@
+//! Tests of the bucket-locked correlation table, including concurrent use.
+
+use mace_core::table::{Bucket, BucketLock, Entry, Insert, Table, Take, WAYS};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+/// A spinning test lock that also detects two holders at once.
+#[derive(Default)]
+struct Spin(AtomicBool);
+
+struct SpinGuard<'a>(&'a AtomicBool);
+
+impl Drop for SpinGuard<'_> {
+    fn drop(&mut self) {
+        assert!(
+            self.0.swap(false, Ordering::Release),
+            "unlock of a free lock"
+        );
+    }
+}
+
+impl BucketLock for Spin {
+    type Guard<'a> = SpinGuard<'a>;
+    fn lock(&self) -> SpinGuard<'_> {
+        while self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        SpinGuard(&self.0)
+    }
+}
+
+type T<const D: usize> = Table<Vec<Bucket<Spin, D>>, Spin, D>;
+
+fn table<const D: usize>(buckets: usize, max_age: u64) -> T<D> {
+    let v = (0..buckets).map(|_| Bucket::new(Spin::default())).collect();
+    Table::new(v, max_age).ok().expect("power of two")
+}
+
+#[test]
+fn rejects_bucket_counts_that_are_not_powers_of_two() {
+    let v: Vec<Bucket<Spin, 1>> = (0..3).map(|_| Bucket::new(Spin::default())).collect();
+    assert!(Table::new(v, 10).is_err());
+}
+
+#[test]
+fn store_then_take() {
+    let t = table::<2>(16, 100);
+    assert_eq!(t.insert(0x1234, 10, &[7, 8], |_| false), Insert::Stored);
+    assert_eq!(t.take(0x9999, 20), Take::Miss);
+    assert_eq!(
+        t.take(0x1234, 20),
+        Take::Hit(Entry {
+            key: 0x1234,
+            time: 10,
+            data: [7, 8]
+        })
+    );
+    assert_eq!(t.take(0x1234, 20), Take::Miss, "taken twice");
+    assert_eq!(t.occupancy(), 0);
+}
+
+#[test]
+fn expired_entries_are_never_returned() {
+    let t = table::<1>(16, 100);
+    t.insert(5, 1000, &[1], |_| false);
+    assert!(matches!(t.take(5, 1101), Take::Expired(_)));
+    assert_eq!(t.take(5, 1101), Take::Miss, "expired entry was removed");
+    // At exactly max_age the entry is still live.
+    t.insert(5, 1000, &[1], |_| false);
+    assert!(matches!(t.take(5, 1100), Take::Hit(_)));
+    // update() also refuses expired entries.
+    t.insert(6, 0, &[1], |_| false);
+    assert_eq!(t.update(6, 500, |_| ()), None);
+}
+
+#[test]
+fn clock_wrap_does_not_make_entries_young() {
+    let t = table::<1>(16, 100);
+    t.insert(5, u64::MAX - 10, &[1], |_| false);
+    assert!(
+        matches!(t.take(5, 50), Take::Hit(_)),
+        "61 units later across the wrap"
+    );
+    t.insert(5, u64::MAX - 10, &[1], |_| false);
+    assert!(matches!(t.take(5, 200), Take::Expired(_)));
+}
+
+#[test]
+fn an_entry_from_a_later_clock_reading_is_live() {
+    // Another CPU stored it after this one read its clock.
+    let t = table::<1>(16, 100);
+    t.insert(5, 1000, &[1], |_| false);
+    assert!(matches!(t.take(5, 990), Take::Hit(_)));
+}
+
+#[test]
+fn collisions_are_never_reported() {
+    let t = table::<1>(16, 1000);
+    assert_eq!(t.insert(42, 10, &[1], |_| false), Insert::Stored);
+    // The same packet seen again (caller says so): nothing changes.
+    assert_eq!(t.insert(42, 12, &[1], |e| e.data == [1]), Insert::Same);
+    // Another packet with the same key: a collision.
+    assert!(matches!(
+        t.insert(42, 15, &[2], |e| e.data == [2]),
+        Insert::Collision(_)
+    ));
+    // Neither is reported.
+    assert!(matches!(t.take(42, 20), Take::Collided(_)));
+    assert_eq!(t.take(42, 20), Take::Miss);
+}
+
+#[test]
+fn a_full_bucket_evicts_its_oldest_entry() {
+    let t = table::<1>(1, 1000);
+    // One bucket: every key lands there.
+    for k in 1..=WAYS as u64 {
+        assert_eq!(t.insert(k, 100 + k, &[k], |_| false), Insert::Stored);
+    }
+    match t.insert(99, 200, &[99], |_| false) {
+        Insert::Evicted(e) => assert_eq!((e.key, e.data), (1, [1])),
+        other => panic!("expected eviction, got {other:?}"),
+    }
+    assert_eq!(t.take(1, 201), Take::Miss);
+    assert!(matches!(t.take(99, 201), Take::Hit(_)));
+    // An expired entry is reused before a live one is evicted.
+    let t = table::<1>(1, 50);
+    for k in 1..=WAYS as u64 {
+        t.insert(k, if k == 3 { 0 } else { 100 }, &[k], |_| false);
+    }
+    match t.insert(77, 120, &[77], |_| false) {
+        Insert::ReplacedExpired(e) => assert_eq!(e.key, 3),
+        other => panic!("expected the expired entry to go, got {other:?}"),
+    }
+}
+
+#[test]
+fn take_with_runs_under_the_lock_only_for_live_entries() {
+    let t = table::<1>(16, 100);
+    t.insert(1, 0, &[5], |_| false);
+    let mut seen = None;
+    assert!(matches!(
+        t.take_with(1, 10, |e| seen = Some(e.data)),
+        Take::Hit(_)
+    ));
+    assert_eq!(seen, Some([5]));
+    t.insert(2, 0, &[6], |_| false);
+    let mut called = false;
+    assert!(matches!(
+        t.take_with(2, 1000, |_| called = true),
+        Take::Expired(_)
+    ));
+    assert!(!called);
+}
+
+#[test]
+fn update_changes_data_in_place() {
+    let t = table::<3>(16, 100);
+    t.insert(9, 0, &[1, 0, 0], |_| false);
+    assert_eq!(
+        t.update(9, 5, |e| {
+            e.data[1] += 10;
+            e.data[1]
+        }),
+        Some(10)
+    );
+    assert_eq!(
+        t.update(9, 6, |e| {
+            e.data[1] += 10;
+            e.data[1]
+        }),
+        Some(20)
+    );
+    assert_eq!(t.update(8, 6, |_| ()), None);
+    assert_eq!(
+        t.take(9, 7),
+        Take::Hit(Entry {
+            key: 9,
+            time: 0,
+            data: [1, 20, 0]
+        })
+    );
+}
+
+/// Inserters and takers on several threads over a small table: a taken entry
+/// is always one that was inserted with that key (never torn or mixed up),
+/// each is taken at most once, and every insert is accounted for.
+#[test]
+fn concurrent_inserts_and_takes_stay_consistent() {
+    const THREADS: u64 = 4;
+    const PER_THREAD: u64 = 40_000;
+    let t = Arc::new(table::<2>(64, 1 << 40));
+    let start = Arc::new(Barrier::new(THREADS as usize * 2));
+    let stored = Arc::new(AtomicU64::new(0));
+    let lost = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for th in 0..THREADS {
+        let (t, start, stored, lost) = (t.clone(), start.clone(), stored.clone(), lost.clone());
+        handles.push(thread::spawn(move || {
+            start.wait();
+            for i in 0..PER_THREAD {
+                let key = (th << 32 | i) + 1;
+                match t.insert(key, i, &[key ^ 0xdead_beef, th], |_| false) {
+                    Insert::Stored => {}
+                    Insert::ReplacedExpired(e) | Insert::Evicted(e) => {
+                        assert_eq!(e.data[0], e.key ^ 0xdead_beef);
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+                stored.fetch_add(1, Ordering::Relaxed);
+            }
+            Vec::<u64>::new()
+        }));
+    }
+    for th in 0..THREADS {
+        let (t, start) = (t.clone(), start.clone());
+        handles.push(thread::spawn(move || {
+            start.wait();
+            let mut taken = Vec::new();
+            for round in 0..3 {
+                for i in 0..PER_THREAD {
+                    let key = (th << 32 | i) + 1;
+                    if let Take::Hit(e) = t.take(key, i + round) {
+                        assert_eq!(e.key, key);
+                        assert_eq!(e.data, [key ^ 0xdead_beef, th], "torn entry");
+                        taken.push(key);
+                    }
+                }
+            }
+            taken
+        }));
+    }
+    let mut taken: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let n_taken = taken.len() as u64;
+    taken.sort_unstable();
+    taken.dedup();
+    assert_eq!(taken.len() as u64, n_taken, "an entry was taken twice");
+    let left = t.occupancy() as u64;
+    let n = stored.load(Ordering::Relaxed);
+    assert_eq!(n, THREADS * PER_THREAD);
+    assert_eq!(
+        n_taken + left + lost.load(Ordering::Relaxed),
+        n,
+        "inserts unaccounted for"
+    );
+}
