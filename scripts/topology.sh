@@ -1,0 +1,127 @@
+# shellcheck shell=bash
+# The test network of mace, built inside the VM: a container host as Docker
+# builds it, plus the other topologies of the MACE experiments.
+#
+#   source /mace/scripts/topology.sh
+#   topo_up [N]      remote host + outer device + bridge + NAT + N containers
+#   topo_down        remove all of it
+#
+# Layout (IPv4 from 198.18.0.0/15, IPv6 from 2001:db8::/32):
+#
+#   netns "remote" (the LAN peer)       198.18.0.2/24   2001:db8::2/64
+#        | veth
+#   eth0 (root netns: the outer device) 198.18.0.1/24   2001:db8::1/64
+#        | routing + nftables masquerade (oifname eth0)
+#   br0  (root netns: Docker's bridge)  198.19.0.1/24   2001:db8:1::1/64
+#        | veth "vc<i>" enslaved to br0
+#   netns "c<i>", its eth0              198.19.0.<10+i>/24   2001:db8:1::<10+i>/64
+#
+# Container to container (CC) is c1 -> c2 over br0; container to host (CH)
+# is c1 -> 198.19.0.1 (br0); container to network (CN) is c1 -> remote.
+# The remote host has no route to 198.19.0.0/24: replies only come back
+# through the NAT, as on a real LAN.
+
+REMOTE4=198.18.0.2
+REMOTE6=2001:db8::2
+OUTER4=198.18.0.1
+BRIDGE4=198.19.0.1
+BRIDGE6=2001:db8:1::1
+
+# container_addr4 I / container_addr6 I: addresses of container I.
+container_addr4() { echo "198.19.0.$((10 + $1))"; }
+container_addr6() { echo "2001:db8:1::$((10 + $1))"; }
+
+# Each command of the debug kernel costs about a second under TCG, so the
+# topology is built with few of them: ip -batch (which takes no options such
+# as -6 per line: the address tells the family), one nft script.
+
+# container_cmds I: ip -batch commands of the root namespace for container I.
+container_cmds() {
+	local i=$1
+	cat <<-EOF
+		netns add c$i
+		link add vc$i type veth peer name eth0 netns c$i
+		link set vc$i master br0 up
+	EOF
+}
+
+# container_ns_cmds I: ip -batch commands inside container I.
+container_ns_cmds() {
+	local i=$1
+	cat <<-EOF
+		link set lo up
+		addr add $(container_addr4 "$i")/24 dev eth0
+		addr add $(container_addr6 "$i")/64 dev eth0 nodad
+		link set eth0 up
+		route add default via $BRIDGE4
+		route add default via $BRIDGE6
+	EOF
+}
+
+# topo_add_container I: adds container namespace c<I> on the bridge.
+topo_add_container() {
+	container_cmds "$1" | ip -batch -
+	container_ns_cmds "$1" | ip -n "c$1" -batch -
+}
+
+topo_up() {
+	local n=${1:-1} i
+	{
+		echo "link set lo up"
+		echo "netns add remote"
+		echo "link add eth0 type veth peer name eth0 netns remote"
+		echo "addr add $OUTER4/24 dev eth0"
+		echo "addr add 2001:db8::1/64 dev eth0 nodad"
+		echo "link set eth0 up"
+		echo "link add br0 type bridge"
+		echo "addr add $BRIDGE4/24 dev br0"
+		echo "addr add $BRIDGE6/64 dev br0 nodad"
+		echo "link set br0 up"
+		for i in $(seq 1 "$n"); do
+			container_cmds "$i"
+		done
+	} | ip -batch -
+	ip -n remote -batch - <<-EOF
+		link set lo up
+		addr add $REMOTE4/24 dev eth0
+		addr add $REMOTE6/64 dev eth0 nodad
+		link set eth0 up
+	EOF
+	for i in $(seq 1 "$n"); do
+		container_ns_cmds "$i" | ip -n "c$i" -batch -
+	done
+	echo 1 >/proc/sys/net/ipv4/ip_forward
+	echo 1 >/proc/sys/net/ipv6/conf/all/forwarding
+	nft -f - <<-'NFT'
+		table ip mace_nat {
+			chain postrouting {
+				type nat hook postrouting priority srcnat; policy accept;
+				oifname "eth0" ip saddr 198.19.0.0/24 masquerade
+			}
+		}
+		table ip6 mace_nat {
+			chain postrouting {
+				type nat hook postrouting priority srcnat; policy accept;
+				oifname "eth0" ip6 saddr 2001:db8:1::/64 masquerade
+			}
+		}
+	NFT
+	# Wait until the paths work (bridge ports forward at once: no STP).
+	for i in $(seq 1 50); do
+		ip netns exec c1 ping -c 1 -W 1 "$REMOTE4" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "topology: c1 cannot reach $REMOTE4" >&2
+	return 1
+}
+
+topo_down() {
+	local ns
+	for ns in $(ip netns list | awk '{print $1}'); do
+		ip netns del "$ns"
+	done
+	ip link del br0 2>/dev/null || true
+	ip link del eth0 2>/dev/null || true
+	nft delete table ip mace_nat 2>/dev/null || true
+	nft delete table ip6 mace_nat 2>/dev/null || true
+}
