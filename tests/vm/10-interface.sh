@@ -1,0 +1,187 @@
+#!/bin/bash
+# VM suite: mace's user interface without traffic: module parameters,
+# /dev/mace, /sys/class/mace/{on,outer_devs,stats}, permissions, namespace
+# isolation, unload with the device open, namespaces deleted while on.
+# Run with kmemleak, so that state not freed at unload fails the suite.
+# vm-run: --kmemleak
+source /mace/tests/vm/lib.sh
+
+KO=${MACE_KO:-/lib/mace/mace.ko}
+SYS=/sys/class/mace
+ON=$SYS/on
+USER_ID=1000
+
+# loaded: whether mace is loaded (bash builtins only: every exec costs
+# about a second in the debug kernel under TCG).
+loaded() {
+	local name _
+	while read -r name _; do [[ $name == mace ]] && return 0; done </proc/modules
+	return 1
+}
+# val FILE: prints FILE's first line (builtin read, no exec).
+val() { local v; read -r v <"$1" && printf '%s' "$v"; }
+# put VALUE FILE: one write(2) of exactly VALUE (printf %b interprets \n etc.)
+put() { printf '%b' "$1" >"$2"; }
+as_user() { setpriv --reuid $USER_ID --regid $USER_ID --clear-groups "$@"; }
+
+# ---------------------------------------------------------------- parameters
+# kmod's insmod reports EINVAL as "Invalid parameters".
+bad_params=(outer_dev=a/b outer_dev=eth0,,x outer_dev=, outer_dev=0 outer_dev=2147483648
+	outer_dev=abcdefghijklmnop outer_dev=1,2,3,4,5,6,7,8,9 outer_dev=lo,lo
+	table_size=100 table_size=32 table_size=2097152 table_size=0
+	ring_size=8 ring_size=1000 ring_size=131072 max_age_ms=0 max_age_ms=60001)
+dmesg -c >/dev/null
+for p in "${bad_params[@]}"; do
+	expect_fail_errno "insmod $p is refused" "Invalid parameters" insmod "$KO" "$p"
+	if loaded; then fail "insmod $p leaves nothing loaded" "mace is loaded"; rmmod mace; else pass "insmod $p leaves nothing loaded"; fi
+done
+log=$(dmesg)
+for p in "${bad_params[@]}"; do
+	name=${p%%=*}
+	n=$(grep -c "mace: invalid $name: .*; accepted: " <<<"$log")
+	if ((n > 0)); then pass "insmod $p is explained in the log"; else fail "insmod $p is explained in the log" "no 'mace: invalid $name' line"; fi
+done
+# Values the kernel's own integer parser rejects before mace sees them.
+for p in table_size=-1 table_size=abc ring_size=1e3 self_cost=2; do
+	expect_fail_errno "insmod $p is refused" "Invalid parameters" insmod "$KO" "$p"
+	if loaded; then fail "insmod $p leaves nothing loaded" "mace is loaded"; rmmod mace; fi
+done
+
+# ------------------------------------------------------------ load / unload
+t0=$(date +%s)
+n_ok=0
+for i in $(seq 1 10); do
+	insmod "$KO" && [[ -c /dev/mace && -f $ON ]] && rmmod mace && [[ ! -e /dev/mace && ! -e $SYS ]] &&
+		n_ok=$((n_ok + 1))
+done
+if ((n_ok == 10)); then pass "10 load/unload cycles ($(($(date +%s) - t0)) s)"; else fail "10 load/unload cycles" "only $n_ok succeeded"; fi
+
+check "insmod with every parameter" insmod "$KO" outer_dev=eth9,3 table_size=64 ring_size=16 max_age_ms=1
+check "outer_devs shows the parameter" test "$(val $SYS/outer_devs)" = "eth9,3"
+check "the load is logged" bash -c "dmesg | grep -q 'mace: loaded: outer_dev=eth9,3 table_size=64 ring_size=16 max_age_ms=1'"
+rmmod mace
+check "insmod with defaults" insmod "$KO"
+
+# ------------------------------------------------------------- file modes
+check "/dev/mace is a char device, mode 0444" test "$(stat -c %F:%a /dev/mace)" = "character special file:444"
+check "on is mode 0644" test "$(stat -c %a $ON)" = 644
+check "outer_devs is mode 0644" test "$(stat -c %a $SYS/outer_devs)" = 644
+check "stats is mode 0444" test "$(stat -c %a $SYS/stats)" = 444
+
+# ------------------------------------------------- on/off and isolation
+ip netns add a
+ip netns add b
+check "capture is off in a new namespace" test "$(netns_run a cat $ON)" = 0
+check "enable in a" netns_run a bash -c "echo 1 > $ON"
+check "a reads 1" test "$(netns_run a cat $ON)" = 1
+check "b still reads 0" test "$(netns_run b cat $ON)" = 0
+check "the initial namespace still reads 0" test "$(val $ON)" = 0
+check "enable in b" netns_run b bash -c "echo 1 > $ON"
+check "disable in a" netns_run a bash -c "printf 0 > $ON"
+check "a reads 0 after disable" test "$(netns_run a cat $ON)" = 0
+check "b still reads 1" test "$(netns_run b cat $ON)" = 1
+check "enable twice is fine" netns_run b bash -c "echo 1 > $ON && echo 1 > $ON"
+check "stats of a say enabled 0" bash -c "ip netns exec a cat $SYS/stats | grep -qx 'enabled 0'"
+check "stats of b say enabled 1" bash -c "ip netns exec b cat $SYS/stats | grep -qx 'enabled 1'"
+check "stats name different namespaces" test "$(netns_run a grep netns $SYS/stats)" != "$(netns_run b grep netns $SYS/stats)"
+check "stats show the ring size once on" bash -c "ip netns exec b cat $SYS/stats | grep -qx 'ring_size 4096'"
+
+# ---------------------------------------------------------- malformed input
+in_netns b <<'END'
+	# One write(2) of exactly the bytes of $1 (printf %b: \n, \x00...).
+	put_on() { printf '%b' "$1" >/sys/class/mace/on; }
+	long=$(printf '1%.0s' {1..5000})
+	for v in 2 10 01 on off yes -1 ' 1' '1 ' '\n' '1\n\n' '1\r\n' '\x00' '1\x00' "$long"; do
+		expect_fail_errno "on: '${v:0:12}' is EINVAL" "Invalid argument" put_on "$v"
+	done
+	read -r v </sys/class/mace/on
+	check "on is unchanged after bad writes" test "$v" = 1
+END
+check "bad writes are logged" bash -c "dmesg | grep -q 'mace: write to /sys/class/mace/on rejected: not 0 or 1'"
+expect_fail_errno "stats is read-only" "Permission denied" as_user bash -c "echo 1 > $SYS/stats"
+
+# ------------------------------------------------------------- permissions
+expect_fail_errno "root of a new user namespace cannot switch the initial netns" \
+	"Operation not permitted" unshare -r bash -c "echo 1 > $ON"
+check "the initial namespace is still off" test "$(val $ON)" = 0
+check "root of a new user+net namespace switches its own" \
+	unshare -r -n bash -c "echo 1 > $ON && test \$(cat $ON) = 1 && echo 0 > $ON"
+expect_fail_errno "an unprivileged user cannot write on (file mode)" "Permission denied" \
+	as_user bash -c "echo 1 > $ON"
+chmod 666 $ON
+expect_fail_errno "unprivileged user: EPERM even with a world-writable file" \
+	"Operation not permitted" as_user bash -c "echo 1 > $ON"
+check "unprivileged user switches its own user+net namespace" \
+	as_user unshare -r -n bash -c "echo 1 > $ON && test \$(cat $ON) = 1"
+chmod 644 $ON
+check "the initial namespace is still off after all that" test "$(val $ON)" = 0
+expect_fail_errno "an unprivileged user cannot open /dev/mace" "Operation not permitted" as_user cat /dev/mace
+check "an unprivileged user reads /dev/mace of its own namespace" as_user unshare -r -n cat /dev/mace
+check "open refusals are logged" bash -c "dmesg | grep -q 'mace: open of /dev/mace denied'"
+
+# ------------------------------------------------------------- outer_devs
+check "outer_devs is empty by default" test "$(val $SYS/outer_devs)" = ""
+check "outer_devs accepts names and ifindexes" bash -c "echo lo,7 > $SYS/outer_devs"
+check "outer_devs reads back" test "$(val $SYS/outer_devs)" = "lo,7"
+for v in a/b 'lo,,x' 0 'lo,lo' 1,2,3,4,5,6,7,8,9 abcdefghijklmnop; do
+	expect_fail_errno "outer_devs: '$v' is EINVAL" "Invalid argument" bash -c "echo '$v' > $SYS/outer_devs"
+done
+expect_fail_errno "outer_devs: not from another network namespace" "Operation not permitted" \
+	netns_run a bash -c "echo lo > $SYS/outer_devs"
+expect_fail_errno "outer_devs: not from a user namespace" "Operation not permitted" \
+	unshare -r bash -c "echo lo > $SYS/outer_devs"
+check "outer_devs unchanged after refused writes" test "$(val $SYS/outer_devs)" = "lo,7"
+check "outer_devs can be emptied" bash -c "echo > $SYS/outer_devs && test -z \"\$(cat $SYS/outer_devs)\""
+
+# --------------------------------------------------------------- /dev/mace
+check "cat /dev/mace ends at once when nothing is queued" ip netns exec b timeout 5 cat /dev/mace
+check "a 1-byte read of an empty ring returns end of file" \
+	bash -c "test \$(ip netns exec b dd if=/dev/mace bs=1 count=1 2>/dev/null | wc -c) = 0"
+expect_fail_errno "/dev/mace cannot be written" "Invalid argument" bash -c "echo x > /dev/mace"
+
+# Several readers and writers at once.
+# (Each reader and the switcher is one process inside namespace b, looping
+# on builtins, so that the loops are not dominated by exec.)
+pids=()
+for r in 1 2 3 4; do
+	ip netns exec b bash -c 'for i in $(seq 1 200); do exec 3</dev/mace || exit 1; while read -r -u 3 l; do :; done; exec 3<&-; done' &
+	pids+=($!)
+done
+ip netns exec b bash -c "for i in \$(seq 1 200); do echo 0 > $ON && echo 1 > $ON || exit 1; done" &
+pids+=($!)
+n_ok=0
+for p in "${pids[@]}"; do wait "$p" && n_ok=$((n_ok + 1)); done
+check "4 readers and a switcher in parallel all succeed" test $n_ok = 5
+
+# ------------------------------------------------------ unload while in use
+exec 3</dev/mace
+expect_fail_errno "rmmod with /dev/mace open is refused" "in use" rmmod mace
+check "reading the held file still works" bash -c 'cat <&3 >/dev/null'
+exec 3<&-
+check "rmmod once the file is closed" rmmod mace
+check "insmod again" insmod "$KO"
+
+# ------------------------------------------------- namespaces that go away
+ip netns add c
+check "enable in c" netns_run c bash -c "echo 1 > $ON"
+check "delete c while on" ip netns del c
+# A reader inside a namespace keeps it alive after ip netns del.
+ip netns add d
+ip netns exec d bash -c "echo 1 > $ON; exec 3</dev/mace; sleep 2; cat <&3 >/dev/null" &
+holder=$!
+sleep 0.5
+check "delete d while a reader holds /dev/mace there" ip netns del d
+check "the reader in the deleted namespace finishes cleanly" wait $holder
+for i in $(seq 1 30); do
+	ip netns add "t$i" && ip netns exec "t$i" bash -c "echo 1 > $ON" && ip netns del "t$i" || break
+done
+check "30 namespaces created, enabled and deleted" test "$i" = 30
+sleep 1
+check "rmmod with namespaces a and b on" rmmod mace
+check "insmod after all that" insmod "$KO"
+check "a fresh load starts with a off" test "$(netns_run a cat $ON)" = 0
+check "final rmmod" rmmod mace
+ip netns del a
+ip netns del b
+
+summary

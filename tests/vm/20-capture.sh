@@ -1,0 +1,220 @@
+#!/bin/bash
+# VM suite: per-packet capture through veth, bridge and masquerade, for ICMP
+# over raw and ping sockets, UDP and TCP, IPv4 and IPv6; isolation between
+# namespaces; counters; reads with tiny buffers; unload during traffic.
+source /mace/tests/vm/lib.sh
+source /mace/scripts/topology.sh
+
+KO=${MACE_KO:-/lib/mace/mace.ko}
+ON=/sys/class/mace/on
+N=${MACE_TEST_PACKETS:-20}
+LINE_RE='^\[[0-9]+\.[0-9]{6}\] \([0-9]+\) (egress|ingress): [0-9]+$'
+
+topo_up 3 || { fail "topology" "could not build it"; summary; exit 1; }
+insmod "$KO" outer_dev=eth0 || { fail "insmod" "failed"; summary; exit 1; }
+for c in c1 c2; do ip netns exec $c bash -c "echo 1 > $ON"; done
+
+# drain NS: read and discard what is queued in NS.
+drain() { ip netns exec "$1" cat /dev/mace >/dev/null; }
+# stat NS NAME: one counter of NS.
+stat() { ip netns exec "$1" awk -v k="$2" '$1 == k { print $2 }' /sys/class/mace/stats; }
+# socktype NS ARGS: the socket type ping uses (SOCK_RAW or SOCK_DGRAM).
+socktype() { ip netns exec "$1" ping -v -c 1 -W 1 "${@:2}" 2>&1 | sed -n 's/.*socktype: \(SOCK_[A-Z]*\).*/\1/p' | head -n 1; }
+
+# check_lines NAME FILE COUNT IDS_KIND RTT_FILE
+#   FILE holds /dev/mace output; COUNT packets were sent. IDS_KIND: "seq"
+#   (ids must be 1..COUNT) or "distinct" (COUNT distinct ids, e.g. TCP
+#   sequence numbers). RTT_FILE has "id rtt_ns" lines (or is empty) to check
+#   egress + ingress < RTT per packet.
+check_lines() {
+	local name=$1 file=$2 count=$3 kind=$4 rtts=$5
+	local bad eg in ids
+	bad=$(grep -cvE "$LINE_RE" "$file")
+	eg=$(grep -c ') egress: ' "$file")
+	in=$(grep -c ') ingress: ' "$file")
+	if ((bad == 0 && eg == count && in == count)); then
+		pass "$name: $count egress and $count ingress lines, all well-formed"
+	else
+		fail "$name: line counts" "egress $eg, ingress $in, malformed $bad, want $count each; $(head -c 400 "$file")"
+		return
+	fi
+	for dir in egress ingress; do
+		ids=$(sed -n "s/.*(\([0-9]*\)) $dir: .*/\1/p" "$file" | sort -n | uniq)
+		if [[ $kind == seq ]]; then
+			if [[ $ids == "$(seq 1 "$count")" ]]; then
+				pass "$name: $dir ids are the sequence numbers 1..$count"
+			else
+				fail "$name: $dir ids" "got $(echo $ids | head -c 200)"
+			fi
+		else
+			if (($(echo "$ids" | wc -l) == count)); then
+				pass "$name: $count distinct $dir ids"
+			else
+				fail "$name: $dir ids" "not $count distinct: $(echo $ids | head -c 200)"
+			fi
+		fi
+	done
+	if awk '{ v = $NF; if (v <= 0) exit 1 }' "$file"; then
+		pass "$name: every latency is positive"
+	else
+		fail "$name: latencies" "a latency is not positive"
+	fi
+	if [[ -s $rtts ]]; then
+		# Sum egress and ingress per id; each sum must be below that RTT.
+		local over
+		over=$(awk '
+			FNR == NR { rtt[$1] = $2; next }
+			{ id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
+			END { n = 0; for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) { n++; if (n < 4) printf "%s:%s>=%s ", id, sum[id], rtt[id] } print n }
+		' "$rtts" "$file")
+		if [[ ${over##* } == 0 ]]; then
+			pass "$name: egress + ingress < RTT for every packet"
+		else
+			fail "$name: egress + ingress < RTT" "$over"
+		fi
+	fi
+}
+
+# ping_rtts FILE: "seq rtt_ns" from ping output (time=X ms, rounded up to
+# the last printed digit so that rounding never makes a sum look too big).
+ping_rtts() {
+	sed -n 's/.*icmp_seq=\([0-9]*\) .*time=\([0-9.]*\) ms.*/\1 \2/p' "$1" |
+		awk '{ d = index($2, ".") ? length($2) - index($2, ".") : 0; h = 0.5; for (k = 0; k < d; k++) h /= 10; printf "%s %.0f\n", $1, ($2 + h) * 1e6 }'
+}
+
+run_ping() {
+	local name=$1 ns=$2
+	shift 2
+	drain "$ns"
+	local eg0 in0
+	eg0=$(stat "$ns" egress)
+	in0=$(stat "$ns" ingress)
+	# -U: RTT from user space to user space, what an application sees (by
+	# default ping takes the reply's arrival from a kernel timestamp).
+	ip netns exec "$ns" ping -U -c "$N" -i 0.05 -W 2 "$@" >/tmp/ping.out 2>&1
+	ip netns exec "$ns" cat /dev/mace >/tmp/lines
+	ping_rtts /tmp/ping.out >/tmp/rtts
+	if (($(wc -l </tmp/rtts) == N)); then pass "$name: $N replies"; else fail "$name: replies" "$(tail -3 /tmp/ping.out)"; fi
+	check_lines "$name" /tmp/lines "$N" seq /tmp/rtts
+	if (($(stat "$ns" egress) - eg0 == N && $(stat "$ns" ingress) - in0 == N)); then
+		pass "$name: stats count $N egress and $N ingress"
+	else
+		fail "$name: stats" "egress +$(($(stat "$ns" egress) - eg0)), ingress +$(($(stat "$ns" ingress) - in0))"
+	fi
+}
+
+# ----------------------------------------------------------------- ICMP
+ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
+check "ping in c1 uses a raw socket" test "$(socktype c1 "$REMOTE4")" = SOCK_RAW
+run_ping "ICMPv4 raw socket" c1 "$REMOTE4"
+run_ping "ICMPv6 raw socket" c1 "$REMOTE6"
+ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+check "ping in c1 now uses a ping socket" test "$(socktype c1 "$REMOTE4")" = SOCK_DGRAM
+run_ping "ICMPv4 ping socket" c1 "$REMOTE4"
+run_ping "ICMPv6 ping socket" c1 "$REMOTE6"
+ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
+
+# ------------------------------------------------------------- UDP, TCP
+ip netns exec remote mace-echo udp-server 0.0.0.0:7777 &
+ip netns exec remote mace-echo udp-server '[::]:7778' &
+ip netns exec remote mace-echo tcp-server 0.0.0.0:7779 &
+ip netns exec remote mace-echo tcp-server '[::]:7780' &
+sleep 0.5
+run_echo() {
+	local name=$1 mode=$2 addr=$3 kind=$4
+	drain c1
+	if ip netns exec c1 mace-echo "$mode" "$addr" "$N" 20 >/tmp/echo.out 2>&1; then
+		pass "$name: $N exchanges"
+	else
+		fail "$name: exchanges" "$(tail -3 /tmp/echo.out)"
+	fi
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	if [[ $kind == seq ]]; then
+		awk '{ print $2, $4 }' /tmp/echo.out >/tmp/rtts
+	else
+		# TCP ids are sequence numbers: pair lines with exchanges by order.
+		: >/tmp/rtts
+	fi
+	check_lines "$name" /tmp/lines "$N" "$kind" /tmp/rtts
+	if [[ $kind != seq ]]; then
+		local over
+		over=$(awk '
+			FNR == NR { rtt[FNR] = $4; next }
+			/ egress: / { e[++ne] = $NF } / ingress: / { i[++ni] = $NF }
+			END { n = 0; for (k = 1; k <= ne; k++) if (e[k] + i[k] >= rtt[k]) n++; print n }
+		' /tmp/echo.out /tmp/lines)
+		if [[ $over == 0 ]]; then pass "$name: egress + ingress < RTT for every exchange"; else fail "$name: egress + ingress < RTT" "$over exchanges over"; fi
+	fi
+}
+run_echo "UDP over IPv4" udp-client "$REMOTE4:7777" seq
+run_echo "UDP over IPv6" udp-client "[$REMOTE6]:7778" seq
+run_echo "TCP over IPv4" tcp-client "$REMOTE4:7779" distinct
+run_echo "TCP over IPv6" tcp-client "[$REMOTE6]:7780" distinct
+
+# ----------------------------------------------------------- isolation
+drain c1
+drain c2
+ip netns exec c1 ping -c 20 -i 0.05 "$REMOTE4" >/dev/null &
+p1=$!
+ip netns exec c2 ping -c 30 -i 0.05 "$REMOTE4" >/dev/null &
+p2=$!
+ip netns exec c3 ping -c 25 -i 0.05 "$REMOTE4" >/dev/null &
+p3=$!
+wait $p1 $p2 $p3
+ip netns exec c1 cat /dev/mace >/tmp/l1
+ip netns exec c2 cat /dev/mace >/tmp/l2
+ip netns exec c3 cat /dev/mace >/tmp/l3
+check_lines "concurrent: c1" /tmp/l1 20 seq ""
+check_lines "concurrent: c2" /tmp/l2 30 seq ""
+check "a namespace with capture off reads nothing" test ! -s /tmp/l3
+check "a namespace with capture off counts nothing" test "$(stat c3 egress)" = 0
+
+# ------------------------------------------------------ tiny reads
+drain c1
+ip netns exec c1 ping -c 10 -i 0.05 "$REMOTE4" >/dev/null
+ip netns exec c1 dd if=/dev/mace bs=1 2>/dev/null >/tmp/bs1
+check_lines "1-byte reads" /tmp/bs1 10 seq ""
+ip netns exec c1 ping -c 10 -i 0.05 "$REMOTE4" >/dev/null
+ip netns exec c1 dd if=/dev/mace bs=7 2>/dev/null >/tmp/bs7
+check_lines "7-byte reads" /tmp/bs7 10 seq ""
+check "nothing is left after reading" test -z "$(ip netns exec c1 cat /dev/mace)"
+
+# ------------------------------------------- other topologies (seeds)
+drain c1
+ip netns exec c1 ping -c 5 -i 0.05 "$(container_addr4 2)" >/dev/null
+check "container to container: no lines (no outer device on the path)" \
+	test -z "$(ip netns exec c1 cat /dev/mace)"
+ip netns exec c1 ping -c 5 -i 0.05 "$BRIDGE4" >/dev/null
+check "container to its host: no lines (no outer device on the path)" \
+	test -z "$(ip netns exec c1 cat /dev/mace)"
+
+# ------------------------------------------------------ outer devices
+eth0_index=$(cat /sys/class/net/eth0/ifindex)
+check "outer device by ifindex" bash -c "echo $eth0_index > /sys/class/mace/outer_devs"
+run_ping "ICMPv4, outer device given by ifindex" c1 "$REMOTE4"
+check "outer devices by name again" bash -c "echo eth0 > /sys/class/mace/outer_devs"
+ip link set eth0 down && ip link set eth0 name eth9 && ip link set eth9 up
+check "a renamed outer device is no longer outer" \
+	bash -c "cat /sys/class/mace/stats | grep -q '^host_outer_ifindexes \[0, '"
+check "the log says so" bash -c "dmesg | grep -q 'mace: outer device eth0: not present'"
+drain c1
+ip netns exec c1 ping -c 5 -i 0.05 "$REMOTE4" >/dev/null
+check "no lines while the outer device is missing" test -z "$(ip netns exec c1 cat /dev/mace)"
+ip link set eth9 down && ip link set eth9 name eth0 && ip link set eth0 up
+sleep 0.5
+check "renamed back, it is outer again" \
+	bash -c "cat /sys/class/mace/stats | grep -q '^host_outer_ifindexes \[$eth0_index, '"
+run_ping "ICMPv4 after the outer device came back" c1 "$REMOTE4"
+
+# ------------------------------------------------- unload under traffic
+for c in c1 c2; do ip netns exec $c ping -i 0.01 -q "$REMOTE4" >/dev/null & done
+sleep 1
+check "rmmod during traffic" rmmod mace
+check "insmod again during traffic" insmod "$KO" outer_dev=eth0
+check "enable again during traffic" ip netns exec c1 bash -c "echo 1 > $ON"
+sleep 1
+check "rmmod again during traffic" rmmod mace
+kill %1 %2 %3 %4 %5 %6 2>/dev/null
+wait 2>/dev/null
+
+summary
