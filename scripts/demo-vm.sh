@@ -13,31 +13,21 @@ say "insmod mace.ko outer_dev=eth0"
 insmod "$MACE_KO" outer_dev=eth0
 dmesg | grep 'mace:' | tail -n 2
 
-say "Inside the container: echo 1 > /sys/class/mace/on"
+say "Inside the container: echo 1 > /sys/class/mace/on (mace-ping also does it itself)"
 ip netns exec c1 bash -c 'echo 1 > /sys/class/mace/on; echo "on = $(cat /sys/class/mace/on)"'
 
-say "Inside the container: ping -U -c 10 $REMOTE4 (-U: user-to-user RTT)"
-ip netns exec c1 ping -U -c 10 -i 0.2 "$REMOTE4" | tee /tmp/ping.out
+say "Inside the container: mace-ping -c 10 $REMOTE4 (raw RTT, egress, ingress, corrected RTT)"
+ip netns exec c1 mace-ping -c 10 -i 0.2 "$REMOTE4"
 
-say "Inside the container: cat /dev/mace"
+say "Inside the container: mace-ping -c 5 --dgram $REMOTE6 (ping socket, IPv6)"
+ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+ip netns exec c1 mace-ping -c 5 -i 0.2 --dgram "$REMOTE6"
+
+say "Any other tool: ping -U -c 3 $REMOTE4, then cat /dev/mace and mace-ping --annotate"
+ip netns exec c1 ping -U -c 3 -i 0.2 "$REMOTE4"
 ip netns exec c1 cat /dev/mace | tee /tmp/mace.out
-
-say "Corrected RTT = ping's RTT - egress - ingress (TCG-emulated times)"
-awk '
-	FNR == NR {
-		if (match($0, /icmp_seq=[0-9]+/)) {
-			seq = substr($0, RSTART + 9, RLENGTH - 9)
-			if (match($0, /time=[0-9.]+/)) rtt[seq] = substr($0, RSTART + 5, RLENGTH - 5) * 1000
-		}
-		next
-	}
-	{ id = $2; gsub(/[()]/, "", id); v[id, $3] = $4 / 1000 }
-	END {
-		printf "%5s %12s %12s %12s %14s\n", "seq", "rtt_us", "egress_us", "ingress_us", "corrected_us"
-		for (s = 1; s in rtt; s++)
-			printf "%5d %12.1f %12.1f %12.1f %14.1f\n", s, rtt[s], v[s, "egress:"], v[s, "ingress:"], rtt[s] - v[s, "egress:"] - v[s, "ingress:"]
-	}
-' /tmp/ping.out /tmp/mace.out
+ip netns exec c1 ping -U -c 3 -i 0.2 "$REMOTE4" >/dev/null
+ip netns exec c1 mace-ping --annotate
 
 say "Inside the container: cat /sys/class/mace/stats"
 ip netns exec c1 cat /sys/class/mace/stats
