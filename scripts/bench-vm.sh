@@ -1,0 +1,177 @@
+#!/bin/bash
+# The benchmark's measurements, inside the VM (run by scripts/bench through
+# scripts/vm-run on the bench kernel). Prints raw results on the console,
+# one "BENCH ..." line per figure and "BENCH-BEGIN name" ... "BENCH-END"
+# blocks for files; scripts/bench-report turns them into tables and plots.
+#
+# Usage: bench-vm.sh icount   perturbation, accuracy, coverage, self-cost
+#                              (run under qemu -icount: guest time counts
+#                              instructions, so results repeat exactly)
+#        bench-vm.sh tcg       TCP throughput, and coverage with many
+#                              namespaces pinging at once (plain TCG)
+#
+# Sizes: MACE_TEST_ROUNDS (default 9), MACE_TEST_PINGS (default 200),
+# MACE_TEST_LOADS (default "0 1 5 10"), MACE_TEST_TCP_ROUNDS (default 5),
+# MACE_TEST_SCALE (namespaces pinging at once, default 100).
+set -uo pipefail
+source /mace/scripts/topology.sh
+
+KO=${MACE_KO:-/lib/mace/mace.ko}
+ON=/sys/class/mace/on
+TR=/sys/kernel/tracing
+ROUNDS=${MACE_TEST_ROUNDS:-9}
+PINGS=${MACE_TEST_PINGS:-200}
+LOADS=${MACE_TEST_LOADS:-"0 1 5 10"}
+TCP_ROUNDS=${MACE_TEST_TCP_ROUNDS:-5}
+SCALE=${MACE_TEST_SCALE:-100}
+# The tracepoints mace hooks, as ftrace events.
+EVENTS="raw_syscalls/sys_enter raw_syscalls/sys_exit net/net_dev_start_xmit
+	net/netif_receive_skb skb/skb_copy_datagram_iovec skb/consume_skb"
+
+section() {
+	echo "BENCH-BEGIN $1"
+	cat "$2"
+	echo "BENCH-END"
+}
+
+unload() { grep -q '^mace ' /proc/modules && rmmod mace; return 0; }
+load() { unload; insmod "$KO" outer_dev=eth0 "$@"; }
+ftrace() {
+	local e
+	echo 0 >$TR/tracing_on
+	for e in $EVENTS; do echo "$1" >"$TR/events/$e/enable"; done
+	echo >$TR/trace
+	echo "$1" >$TR/tracing_on
+}
+
+# condition COND: sets up one perturbation condition.
+condition() {
+	ftrace 0
+	case $1 in
+	unloaded) unload ;;
+	loaded-off) load ;;
+	on) load && ip netns exec c1 bash -c "echo 1 > $ON" ;;
+	other-on) load && ip netns exec c2 bash -c "echo 1 > $ON" ;;
+	ftrace) unload && ftrace 1 ;;
+	esac
+}
+
+icount() {
+	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,}"
+	local max=$(($(echo $LOADS | tr ' ' '\n' | sort -n | tail -1) + 1)) r cond load i
+	topo_up "$max" || exit 1
+	for i in $(seq 1 "$max"); do
+		ip netns exec "c$i" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	done
+	# Warm up: neighbour caches and conntrack entries exist before timing.
+	ip netns exec c1 ping -c 3 -i 0.01 "$REMOTE4" >/dev/null
+
+	# 1. Perturbation: the same plain ping under each condition, the
+	#    conditions interleaved round by round.
+	for r in $(seq 1 "$ROUNDS"); do
+		for cond in unloaded loaded-off on other-on ftrace; do
+			condition "$cond"
+			# Warm up after the change (deferred work of insmod, caches).
+			ip netns exec c1 mace-ping --plain --dgram -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
+			ip netns exec c1 mace-ping --plain --dgram --json -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/pert.json
+			section "pert round=$r cond=$cond" /tmp/pert.json
+		done
+	done
+	condition unloaded
+
+	# 2. Accuracy and coverage with LOAD co-located flood-pinging
+	#    containers; the wire RTT comes from a capture on the outer device.
+	#    Each tool uses its own payload size, so that the capture tells
+	#    their packets apart from each other and from the flooders'.
+	for load in $LOADS; do
+		load
+		local pids=()
+		for i in $(seq 2 $((load + 1))); do
+			ip netns exec "c$i" ping -f -q "$REMOTE4" >/dev/null 2>&1 &
+			pids+=($!)
+		done
+		tcpdump -i eth0 -n -U --time-stamp-precision=nano -w /tmp/wire.pcap \
+			'icmp and (ip[2:2] == 148 or ip[2:2] == 164 or ip[2:2] == 180)' 2>/tmp/tcpdump.err &
+		local tpid=$!
+		for i in $(seq 1 100); do grep -q listening /tmp/tcpdump.err && break; sleep 0.05; done
+		ip netns exec c1 mace-ping --raw --json -c "$PINGS" -i 0.01 -s 120 "$REMOTE4" >/tmp/mp.json
+		ip netns exec c1 bash -c "echo 1 > $ON; cat /dev/mace >/dev/null"
+		ip netns exec c1 ping -c "$PINGS" -i 0.01 -s 136 "$REMOTE4" >/tmp/ping.txt
+		ip netns exec c1 cat /dev/mace >/tmp/ping.mace
+		ip netns exec c1 ping -U -c "$PINGS" -i 0.01 -s 152 "$REMOTE4" >/tmp/pingU.txt
+		ip netns exec c1 cat /dev/mace >/tmp/pingU.mace
+		ip netns exec c1 cat /sys/class/mace/stats >/tmp/stats
+		kill "${pids[@]}" 2>/dev/null
+		sleep 0.2
+		kill -INT $tpid
+		wait $tpid 2>/dev/null
+		wait 2>/dev/null
+		tcpdump -r /tmp/wire.pcap -n -tt --time-stamp-precision=nano 2>/dev/null >/tmp/wire.txt
+		section "acc load=$load mace-ping" /tmp/mp.json
+		section "acc load=$load ping" /tmp/ping.txt
+		section "acc load=$load ping.mace" /tmp/ping.mace
+		section "acc load=$load pingU" /tmp/pingU.txt
+		section "acc load=$load pingU.mace" /tmp/pingU.mace
+		section "acc load=$load wire" /tmp/wire.txt
+		section "acc load=$load stats" /tmp/stats
+	done
+
+	# 3. Self-cost per probe hit, with matching traffic (c1 captures and
+	#    pings) and without (c1 captures, c2 pings).
+	for traffic in matching other; do
+		load self_cost=1
+		ip netns exec c1 bash -c "echo 1 > $ON"
+		local ns=c1
+		[[ $traffic == other ]] && ns=c2
+		ip netns exec "$ns" mace-ping --plain --dgram -q -c "$PINGS" -i 0.001 "$REMOTE4" >/dev/null
+		grep '^pert_' /sys/class/mace/stats | sed "s/^/BENCH SELF traffic=$traffic /"
+	done
+	unload
+}
+
+tcg() {
+	topo_up "$SCALE" || exit 1
+	ip netns exec remote iperf3 -s -D
+	sleep 0.5
+	local r cond bps i
+	for r in $(seq 1 "$TCP_ROUNDS"); do
+		for cond in unloaded on ftrace; do
+			condition "$cond"
+			# The receiver's rate, in kbit/s: "[  5] 0.00-3.00 sec ... N Kbits/sec receiver".
+			bps=$(ip netns exec c1 iperf3 -c "$REMOTE4" -t 3 -f k | awk '/receiver/ { print $(NF - 2) * 1000 }')
+			echo "BENCH TCP round=$r cond=$cond bps=$bps"
+		done
+	done
+	condition unloaded
+
+	# Coverage at scale: every container namespace captures and pings at
+	# once; what each /dev/mace holds is compared with what its ping saw.
+	load
+	for i in $(seq 1 "$SCALE"); do
+		ip netns exec "c$i" bash -c "echo 1 > $ON; cat /dev/mace >/dev/null" &
+	done
+	wait
+	local pids=()
+	for i in $(seq 1 "$SCALE"); do
+		ip netns exec "c$i" ping -c 20 -i 0.05 -W 5 "$REMOTE4" >/tmp/ping.c$i 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq 1 "$SCALE"); do
+		ip netns exec "c$i" bash -c "cat /dev/mace >/tmp/mace.c$i; cat /sys/class/mace/stats >/tmp/stats.c$i"
+	done
+	cat /tmp/ping.c* | awk '/packets transmitted/ { s += $1; r += $4 } END { printf "sent=%d received=%d ", s, r }' >/tmp/scale
+	cat /tmp/mace.c* | awk '/ egress: / { e++ } / ingress: / { i++ } END { printf "egress_lines=%d ingress_lines=%d ", e, i }' >>/tmp/scale
+	cat /tmp/stats.c* | awk '{ v[$1] += $2 } END {
+		printf "egress_expired=%d ingress_expired=%d collisions=%d ingress_unreported=%d ring_full=%d ring_busy=%d",
+			v["egress_expired"], v["ingress_expired"], v["egress_collisions"] + v["ingress_collisions"],
+			v["ingress_unreported"], v["ring_full"], v["ring_busy"] }' >>/tmp/scale
+	echo "BENCH SCALE namespaces=$SCALE $(cat /tmp/scale) $(grep -E '^host_(egress|ingress|tasks)_evicted' /sys/class/mace/stats | tr ' \n' '= ')"
+	unload
+}
+
+case ${1:-} in
+icount) icount ;;
+tcg) tcg ;;
+*) echo "usage: bench-vm.sh icount|tcg" >&2; exit 2 ;;
+esac
