@@ -15,7 +15,7 @@
 use crate::ffi::OnceBox;
 use crate::record::Record;
 use crate::ring::{Ring, RingStats, Slot};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 
 /// The ring of latency records of one namespace.
@@ -43,6 +43,20 @@ pub(crate) struct NetCounters {
     pub(crate) ingress_unreported: AtomicU64,
 }
 
+/// Per-namespace states alive, shown as `host_netns_states`.
+static LIVE_STATES: AtomicUsize = AtomicUsize::new(0);
+/// Rings allocated, shown as `host_rings`.
+static LIVE_RINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of per-namespace states and of rings alive, so that tests can
+/// see that namespaces that went away took their memory with them.
+pub(crate) fn live_counts() -> (usize, usize) {
+    (
+        LIVE_STATES.load(Ordering::Relaxed),
+        LIVE_RINGS.load(Ordering::Relaxed),
+    )
+}
+
 /// Per-network-namespace state.
 pub(crate) struct NetState {
     /// The namespace's inode number, for log messages.
@@ -60,7 +74,7 @@ pub(crate) struct NetState {
 impl NetState {
     /// State of a new namespace: capture off, no ring.
     pub(crate) fn new(inum: u32) -> Result<KBox<Self>> {
-        Ok(KBox::new(
+        let state = KBox::new(
             Self {
                 inum,
                 enabled: AtomicBool::new(false),
@@ -69,7 +83,9 @@ impl NetState {
                 counters: NetCounters::default(),
             },
             GFP_KERNEL,
-        )?)
+        )?;
+        LIVE_STATES.fetch_add(1, Ordering::Relaxed);
+        Ok(state)
     }
 
     /// The namespace's inode number.
@@ -107,6 +123,9 @@ impl NetState {
     }
 
     /// Allocates the ring of `ring_size` records if there is none yet.
+    ///
+    /// Called under the control mutex of [`crate::global::Global`], so at most
+    /// one ring is ever allocated (and counted) per namespace.
     pub(crate) fn ensure_ring(&self, ring_size: u32) -> Result {
         self.ring.get_or_try_init(|| new_ring(ring_size))?;
         Ok(())
@@ -134,5 +153,16 @@ fn new_ring(size: u32) -> Result<KBox<RecordRing>> {
         slots.push(Slot::new(), GFP_KERNEL)?;
     }
     let ring = Ring::new(slots).map_err(|_| EINVAL)?;
-    Ok(KBox::new(ring, GFP_KERNEL)?)
+    let ring = KBox::new(ring, GFP_KERNEL)?;
+    LIVE_RINGS.fetch_add(1, Ordering::Relaxed);
+    Ok(ring)
+}
+
+impl Drop for NetState {
+    fn drop(&mut self) {
+        LIVE_STATES.fetch_sub(1, Ordering::Relaxed);
+        if self.ring().is_some() {
+            LIVE_RINGS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }

@@ -132,6 +132,9 @@ fn write_stats(out: &mut TextBuf<'_>, global: &Global, net: &Net) -> core::fmt::
         out,
         "host_table_entries {egress} {ingress} {tasks} {deferred}"
     )?;
+    let (states, rings) = crate::netns::live_counts();
+    writeln!(out, "host_netns_states {states}")?;
+    writeln!(out, "host_rings {rings}")?;
     for (name, cost) in Hook::NAMES.iter().zip(global.capture.hooks.iter()) {
         writeln!(out, "pert_{name} {} {}", get(&cost.hits), get(&cost.ns))?;
     }
