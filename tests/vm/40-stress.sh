@@ -6,7 +6,7 @@
 # run (scripts/vm-run), a kmemleak finding included.
 #
 # MACE_TEST_LONG=1 (tests/run --long, cargo make stress) runs the long
-# matrix: 1000 load cycles, 500 namespaces, 20000 sysfs writes, 100
+# matrix: 1000 load cycles, 500 namespaces, 10000 sysfs writes, 100
 # namespaces pinging while 10 flood (default: 40, 100, 3000, 30).
 # vm-run: --kmemleak --timeout 3600
 source /mace/tests/vm/lib.sh
@@ -19,7 +19,7 @@ STATS=/sys/class/mace/stats
 # debug kernel under TCG: the default run scales to 30 namespaces (the
 # benchmark measures 100 on the bench kernel).
 if [[ ${MACE_TEST_LONG:-0} == 1 ]]; then
-	CYCLES=1000 NETNS=500 FUZZ=20000 PACKET_ROUNDS=200 SCALE=100
+	CYCLES=1000 NETNS=500 FUZZ=10000 PACKET_ROUNDS=200 SCALE=100
 else
 	CYCLES=40 NETNS=100 FUZZ=3000 PACKET_ROUNDS=20 SCALE=30
 fi
