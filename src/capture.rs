@@ -49,14 +49,16 @@ const INGRESS_ID: usize = 0;
 const INGRESS_WORDS: usize = 1;
 
 /// Task entry data: thread id, send syscall start (0: none), the socket it
-/// sends on, packets it sent so far, number of pending ingress packets, then
+/// sends on, for a TCP socket `1 << 32 | write_seq` at the start (else 0),
+/// packets it sent so far, number of pending ingress packets, then
 /// (t_rx, pktid) pairs.
 const TASK_TID: usize = 0;
 const TASK_SEND_T: usize = 1;
 const TASK_SOCK: usize = 2;
-const TASK_SENT: usize = 3;
-const TASK_PENDING: usize = 4;
-const TASK_FIRST: usize = 5;
+const TASK_TCP_SEQ: usize = 3;
+const TASK_SENT: usize = 4;
+const TASK_PENDING: usize = 5;
+const TASK_FIRST: usize = 6;
 /// Deferred sends: for a socket, how many send syscalls returned without
 /// their packet having left (it waits for neighbour resolution or in a
 /// queue), then their start times, oldest first.
@@ -319,16 +321,18 @@ impl Capture {
             }
             // Every send syscall's first argument is a file descriptor; only
             // sockets matter (write(2) to a file does not).
-            let sock = ffi::fd_sock(regs.arg0());
-            if sock == 0 {
+            let fd = ffi::fd_sock(regs.arg0());
+            if fd.sock == 0 {
                 return;
             }
             let now = ffi::mono_ns();
             let (task, tid) = ffi::current_task();
+            let tcp_seq = fd.tcp_write_seq.map_or(0, |s| 1 << 32 | u64::from(s));
             let data = fill::<TASK_WORDS>(&[
                 (TASK_TID, u64::from(tid)),
                 (TASK_SEND_T, now),
-                (TASK_SOCK, sock),
+                (TASK_SOCK, fd.sock),
+                (TASK_TCP_SEQ, tcp_seq),
             ]);
             // A leftover entry of this task (a syscall whose exit was not
             // seen) is replaced rather than counted as a collision.
@@ -436,7 +440,7 @@ impl Capture {
             Take::Miss if ffi::in_task() => {
                 ffi::with_current_net(|net| {
                     if net.state().enabled() && dev.in_net(net) {
-                        if let Some(t) = self.send_start(now, None) {
+                        if let Some(t) = self.send_start(now, skb.sock(), &id) {
                             Self::report(net.state(), Direction::Egress, t, now, id.pktid);
                         }
                     }
@@ -446,17 +450,33 @@ impl Capture {
         }
     }
 
-    /// The start of the current task's send syscall, if it is in one (on
-    /// socket `sock`, if given); counts a packet sent by it.
-    fn send_start(&self, now: u64, sock: Option<u64>) -> Option<u64> {
+    /// The start of the current task's send syscall, if it is in one and
+    /// the packet `id`, owned by socket `sock` (0: none), is what it sent;
+    /// counts a packet sent by it.
+    ///
+    /// A TCP segment is that syscall's only if it carries the bytes the
+    /// syscall wrote: TCP also sends older data and retransmissions from
+    /// inside a later send (when it processes what arrived meanwhile).
+    fn send_start(&self, now: u64, sock: u64, id: &Identity) -> Option<u64> {
         let (task, tid) = ffi::current_task();
         self.tasks
             .update(task, now, |e| {
-                let t = e.data.get(TASK_SEND_T).copied().unwrap_or(0);
-                let same = e.data.get(TASK_TID).copied() == Some(u64::from(tid))
-                    && sock.map_or(true, |s| e.data.get(TASK_SOCK) == Some(&s));
-                if !same || t == 0 {
+                let word = |i: usize| e.data.get(i).copied().unwrap_or(0);
+                let t = word(TASK_SEND_T);
+                if word(TASK_TID) != u64::from(tid) || t == 0 {
                     return None;
+                }
+                if sock != 0 && sock != word(TASK_SOCK) {
+                    return None;
+                }
+                if id.proto == Proto::Tcp {
+                    let start = word(TASK_TCP_SEQ);
+                    // Serial number arithmetic (RFC 1982): the segment
+                    // starts at or after the syscall's first byte.
+                    let ahead = id.pktid.wrapping_sub(start as u32) as i32;
+                    if start >> 32 != 1 || ahead < 0 {
+                        return None;
+                    }
                 }
                 if let Some(sent) = e.data.get_mut(TASK_SENT) {
                     *sent = sent.wrapping_add(1);
@@ -534,7 +554,7 @@ impl Capture {
             let now = ffi::mono_ns();
             let t = self
                 .undefer(sock, now)
-                .or_else(|| self.send_start(now, Some(sock)));
+                .or_else(|| self.send_start(now, sock, &id));
             if let Some(t) = t {
                 self.store_egress(state, &id, t, now);
             }
@@ -550,11 +570,11 @@ impl Capture {
             if !state.enabled() || !dev.in_net(net) {
                 return;
             }
-            let now = ffi::mono_ns();
-            let Some(t) = self.send_start(now, None) else {
+            let Some(id) = Self::identify(skb, false, Side::Egress) else {
                 return;
             };
-            let Some(id) = Self::identify(skb, false, Side::Egress) else {
+            let now = ffi::mono_ns();
+            let Some(t) = self.send_start(now, skb.sock(), &id) else {
                 return;
             };
             self.store_egress(state, &id, t, now);

@@ -761,12 +761,25 @@ pub(crate) fn current_syscall_nr() -> i64 {
     unsafe { sys::mace_current_syscall_nr() }
 }
 
-/// The identity of the socket behind the current task's file descriptor
-/// `fd`, or 0 if it is not a socket. The same socket gives the same number
-/// as [`Skb::sock`] while it lives.
-pub(crate) fn fd_sock(fd: u64) -> u64 {
+/// The socket behind one of the current task's file descriptors.
+pub(crate) struct FdSock {
+    /// Its identity, 0 if the descriptor is not a socket. The same socket
+    /// gives the same number as [`Skb::sock`] while it lives.
+    pub(crate) sock: u64,
+    /// For a TCP socket, the sequence number of the next byte written to it.
+    pub(crate) tcp_write_seq: Option<u32>,
+}
+
+/// Looks up the socket behind the current task's file descriptor `fd`.
+pub(crate) fn fd_sock(fd: u64) -> FdSock {
+    let mut tcp_seq: u64 = 0;
     // SAFETY: Looks the descriptor up without sleeping; any value is fine.
-    unsafe { sys::mace_fd_sock(fd) }
+    // `tcp_seq` is a valid place for the helper to write to.
+    let sock = unsafe { sys::mace_fd_sock(fd, &mut tcp_seq) };
+    FdSock {
+        sock,
+        tcp_write_seq: (tcp_seq >> 32 == 1).then_some(tcp_seq as u32),
+    }
 }
 
 /// This kernel's numbers of the syscalls mace follows.

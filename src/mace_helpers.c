@@ -25,6 +25,7 @@
 #include <linux/tracepoint.h>
 #include <linux/user_namespace.h>
 #include <net/net_namespace.h>
+#include <net/tcp.h>
 #include <net/netns/generic.h>
 #include <asm/syscall.h>
 #include <asm/unistd.h>
@@ -445,22 +446,26 @@ void mace_syscall_numbers(struct mace_syscalls *out)
 	};
 }
 
-unsigned long mace_fd_sock(unsigned long fd)
+unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
 {
 	struct socket *sock;
-	unsigned long sk = 0;
+	struct sock *sk = NULL;
 	struct fd f;
 
+	*tcp_seq = 0;
 	if (fd > INT_MAX)
 		return 0;
 	f = fdget(fd);
 	if (fd_file(f)) {
 		sock = sock_from_file(fd_file(f));
 		if (sock)
-			sk = (unsigned long)READ_ONCE(sock->sk);
+			sk = READ_ONCE(sock->sk);
+		/* The file reference keeps sk alive until fdput(). */
+		if (sk && sk_is_tcp(sk))
+			*tcp_seq = 1ULL << 32 | READ_ONCE(tcp_sk(sk)->write_seq);
 	}
 	fdput(f);
-	return sk;
+	return (unsigned long)sk;
 }
 
 unsigned long mace_current_task(void)

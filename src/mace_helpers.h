@@ -160,9 +160,11 @@ void mace_tp_sync(void);
 void mace_syscall_numbers(struct mace_syscalls *out);
 /**
  * The socket (its struct sock, as a number) behind file descriptor @fd of
- * the current task, or 0 if @fd is not a socket.
+ * the current task, or 0 if @fd is not a socket. If it is a TCP socket,
+ * *@tcp_seq is set to 1 << 32 | its write_seq (the sequence number of the
+ * next byte written to it), else to 0.
  */
-unsigned long mace_fd_sock(unsigned long fd);
+unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq);
 /** A number that identifies the current task while it lives. */
 unsigned long mace_current_task(void);
 /** The current task's thread id in the initial pid namespace. */

@@ -19,7 +19,11 @@
 //! - up to [`PAYLOAD_KEY_BYTES`] bytes of the transport payload.
 //!
 //! Packets that cannot be identified (other protocols, ICMP other than echo,
-//! non-first fragments, truncated headers) give `None` and are ignored.
+//! non-first fragments, truncated headers) give `None` and are ignored. So do
+//! TCP segments without payload (a bare ACK, SYN, FIN or RST): no send
+//! syscall sent their bytes and no receive syscall returns them, and a bare
+//! ACK that TCP sends while its task is in a send syscall (for data that
+//! arrived meanwhile) must not be taken for the data that syscall sent.
 //!
 //! The packet id ([`Identity::pktid`]) is the ICMP sequence number for ICMP,
 //! the TCP sequence number for TCP, and the first four bytes of the UDP
@@ -278,7 +282,7 @@ pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
             let ack = be32(l4, 8)?;
             let doff = usize::from(*l4.get(12)? >> 4) * 4;
             let flags = *l4.get(13)?;
-            if doff < 20 {
+            if doff < 20 || net.l4_len <= doff {
                 return None;
             }
             h.word(u64::from(port) << 8 | u64::from(flags));

@@ -151,6 +151,35 @@ run_echo "UDP over IPv6" udp-client "[$REMOTE6]:7778" seq
 run_echo "TCP over IPv4" tcp-client "$REMOTE4:7779" distinct
 run_echo "TCP over IPv6" tcp-client "[$REMOTE6]:7780" distinct
 
+# TCP while data flows both ways: the client's stack acknowledges the
+# incoming stream, also from inside the client's send syscalls. Those bare
+# ACKs are no send's data: exactly one egress line per request. (Before
+# mace ignored TCP segments without payload, 100 requests 2 ms apart gave
+# 121 egress lines here.)
+ip netns exec remote mace-echo tcp-push-server 0.0.0.0:7781 &
+push=$!
+sleep 0.5
+drain c1
+eg0=$(stat c1 egress)
+check "TCP, data both ways: 100 requests sent" \
+	bash -c "ip netns exec c1 mace-echo tcp-push-client $REMOTE4:7781 100 2 >/tmp/push.out 2>&1"
+kill $push
+wait $push 2>/dev/null
+ip netns exec c1 cat /dev/mace >/tmp/lines
+eg=$(grep -c ') egress: ' /tmp/lines)
+in=$(grep -c ') ingress: ' /tmp/lines)
+ids=$(sed -n 's/.*(\([0-9]*\)) egress: .*/\1/p' /tmp/lines | sort -u | wc -l)
+if ((eg == 100 && ids == 100)); then
+	pass "TCP, data both ways: 100 egress lines with 100 distinct ids"
+else
+	fail "TCP, data both ways: egress lines" "$eg lines, $ids distinct ids, want 100; stats egress +$(($(stat c1 egress) - eg0))"
+fi
+if ((in > 0)) && ! grep -qvE "$LINE_RE" /tmp/lines; then
+	pass "TCP, data both ways: the stream's reads give ingress lines ($in), all well-formed"
+else
+	fail "TCP, data both ways: ingress lines" "$in ingress lines; $(grep -vE "$LINE_RE" /tmp/lines | head -c 200)"
+fi
+
 # ----------------------------------------------------------- isolation
 drain c1
 drain c2

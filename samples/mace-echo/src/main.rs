@@ -7,6 +7,8 @@
 //! mace-echo udp-client ADDR:PORT COUNT [INTERVAL_MS]
 //! mace-echo tcp-server ADDR:PORT
 //! mace-echo tcp-client ADDR:PORT COUNT [INTERVAL_MS]
+//! mace-echo tcp-push-server ADDR:PORT
+//! mace-echo tcp-push-client ADDR:PORT COUNT [INTERVAL_MS]
 //! ```
 //!
 //! A client sends COUNT requests of 64 bytes, one at a time, each starting
@@ -16,6 +18,12 @@
 //! syscall. UDP requests go out as one datagram each (mace's UDP packet id is
 //! that number); TCP uses TCP_NODELAY so that each request is one segment.
 //! Servers echo until killed. Exit status: 0, or 1 on any error (printed).
+//!
+//! The push pair tests TCP while data flows both ways: the push server
+//! streams data to every client without pause (and discards what it gets);
+//! the push client reads and discards that stream in a second thread while
+//! it sends its COUNT requests (printing `seq N` for each), so that TCP
+//! acknowledges incoming data while the client is inside its send syscalls.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -26,7 +34,7 @@ use std::time::{Duration, Instant};
 const REQUEST_BYTES: usize = 64;
 
 fn usage() -> String {
-    "usage: mace-echo udp-server|udp-client|tcp-server|tcp-client ADDR:PORT [COUNT [INTERVAL_MS]]"
+    "usage: mace-echo udp-server|udp-client|tcp-server|tcp-client|tcp-push-server|tcp-push-client ADDR:PORT [COUNT [INTERVAL_MS]]"
         .to_string()
 }
 
@@ -117,6 +125,42 @@ fn tcp_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(), St
     Ok(())
 }
 
+/// Reads and discards from `conn` until end of stream or an error.
+fn discard(mut conn: TcpStream) {
+    let mut buf = [0u8; 16384];
+    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+fn tcp_push_server(addr: SocketAddr) -> Result<(), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    for conn in listener.incoming() {
+        let conn = conn.map_err(|e| format!("accept: {e}"))?;
+        let reader = conn.try_clone().map_err(|e| format!("{e}"))?;
+        thread::spawn(move || discard(reader));
+        thread::spawn(move || {
+            let mut conn = conn;
+            let chunk = [0xa5_u8; 1400];
+            while conn.write_all(&chunk).is_ok() {}
+        });
+    }
+    Ok(())
+}
+
+fn tcp_push_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(), String> {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    conn.set_nodelay(true).map_err(|e| format!("{e}"))?;
+    let reader = conn.try_clone().map_err(|e| format!("{e}"))?;
+    thread::spawn(move || discard(reader));
+    for seq in 1..=count {
+        conn.write_all(&request(seq))
+            .map_err(|e| format!("send seq {seq}: {e}"))?;
+        println!("seq {seq}");
+        thread::sleep(interval);
+    }
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     let (Some(mode), Some(addr)) = (args.get(1), args.get(2)) else {
         return Err(usage());
@@ -144,6 +188,8 @@ fn run(args: &[String]) -> Result<(), String> {
         "udp-client" => udp_client(addr, count()?, interval()?),
         "tcp-server" => tcp_server(addr),
         "tcp-client" => tcp_client(addr, count()?, interval()?),
+        "tcp-push-server" => tcp_push_server(addr),
+        "tcp-push-client" => tcp_push_client(addr, count()?, interval()?),
         _ => Err(usage()),
     }
 }

@@ -325,23 +325,43 @@ fn tcp_survives_masquerade_and_ids_by_sequence_number() {
         &tcp(80, 40000, 555, 1_000_018, 0x18, 4, b"HTTP/1.0 200 OK\r\n"),
     );
     assert_eq!(id(&back_out, Side::Ingress), id(&back_in, Side::Ingress));
-    // A bare ACK and the data segment with the same sequence number differ.
-    let ack = ipv4(
-        CONTAINER4,
-        REMOTE4,
-        6,
-        99,
-        &tcp(40000, 80, 1_000_000, 555, 0x10, 1, b""),
-    );
-    assert_ne!(id(&ack, Side::Egress).key, e.key);
-    let ack6 = ipv6(
+    // A segment without payload is no syscall's data: not identified.
+    for flags in [0x10, 0x02, 0x12, 0x11, 0x04] {
+        let bare = ipv4(
+            CONTAINER4,
+            REMOTE4,
+            6,
+            99,
+            &tcp(40000, 80, 1_000_000, 555, flags, 1, b""),
+        );
+        assert_eq!(identify(&bare, Side::Egress), None, "flags {flags:#x}");
+        let bare6 = ipv6(
+            REMOTE6,
+            CONTAINER6,
+            6,
+            &[],
+            &tcp(80, 40000, 7, 8, flags, 1, b""),
+        );
+        assert_eq!(identify(&bare6, Side::Ingress), None, "flags {flags:#x}");
+    }
+    // One byte of payload is enough, and its key differs from the segment
+    // with the same numbers but other data.
+    let one = ipv6(
         CONTAINER6,
         REMOTE6,
         6,
         &[],
-        &tcp(40000, 80, 7, 8, 0x10, 1, b""),
+        &tcp(40000, 80, 7, 8, 0x18, 1, b"a"),
     );
-    assert_eq!(id(&ack6, Side::Egress).pktid, 7);
+    let other = ipv6(
+        CONTAINER6,
+        REMOTE6,
+        6,
+        &[],
+        &tcp(40000, 80, 7, 8, 0x18, 1, b"b"),
+    );
+    assert_eq!(id(&one, Side::Egress).pktid, 7);
+    assert_ne!(id(&one, Side::Egress).key, id(&other, Side::Egress).key);
 }
 
 #[test]
@@ -368,7 +388,13 @@ fn unidentified_packets() {
         assert_eq!(identify(p, Side::Egress), None, "case {i}");
     }
     // TCP with a data offset below 5 words.
-    let mut bad = ipv4(CONTAINER4, REMOTE4, 6, 1, &tcp(1, 2, 3, 4, 0x10, 0, b""));
+    let mut bad = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        6,
+        1,
+        &tcp(1, 2, 3, 4, 0x18, 0, b"data"),
+    );
     bad[20 + 12] = 4 << 4;
     assert_eq!(identify(&bad, Side::Egress), None);
 }
