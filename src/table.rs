@@ -4,8 +4,9 @@
 //! a latency window.
 //!
 //! A table is an array of buckets, a power of two of them; a key selects one
-//! bucket by its low bits, and each bucket has [`WAYS`] slots and its own
-//! lock. Each slot holds a 64-bit key (0 means empty), the time it was
+//! bucket by a multiplicative hash (keys such as pointers to aligned objects
+//! differ only in their high bits), and each bucket has [`WAYS`] slots and
+//! its own lock. Each slot holds a 64-bit key (0 means empty), the time it was
 //! stored, a flags word and `D` words of data. Slots are atomics so that the
 //! table is safe code; they are only ever changed with their bucket's lock
 //! held, so relaxed accesses suffice.
@@ -133,7 +134,7 @@ pub enum Insert<const D: usize> {
     /// Stored over the oldest live entry of a full bucket, which is returned.
     Evicted(Entry<D>),
     /// A live entry had the same key and the caller said it is the same
-    /// packet: nothing changed.
+    /// packet: nothing changed ([`Table::upsert`]: its data was updated).
     Same,
     /// A live entry had the same key for another packet: it is now marked
     /// collided (and returned), the new one was not stored.
@@ -151,6 +152,18 @@ pub enum Take<const D: usize> {
     Expired(Entry<D>),
     /// An entry marked collided; it was removed and must not be reported.
     Collided(Entry<D>),
+}
+
+/// What [`Table::place`]'s caller wants done with a key.
+enum Placement<const D: usize> {
+    /// Store this data (over the live entry with the key, if any).
+    Store([u64; D]),
+    /// Store this data: the live entry's data in place, keeping its time.
+    Update([u64; D]),
+    /// Leave the bucket as it is and report this.
+    Keep(Insert<D>),
+    /// Mark the live entry collided.
+    Collide,
 }
 
 /// A bucket-locked table over the buckets in `S` (a `Vec`, a `KVVec`...).
@@ -189,7 +202,11 @@ where
     }
 
     fn bucket(&self, key: u64) -> Option<&Bucket<L, D>> {
-        self.buckets.get(usize::try_from(key & self.mask).ok()?)
+        // Fibonacci hashing: the product's high bits depend on every bit of
+        // the key; fold them down onto the low ones the mask keeps.
+        let h = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.buckets
+            .get(usize::try_from((h ^ h >> 32) & self.mask).ok()?)
     }
 
     /// Whether an entry stored at `slot_time` is expired at `now`.
@@ -220,6 +237,55 @@ where
         data: &[u64; D],
         same: impl FnOnce(&Entry<D>) -> bool,
     ) -> Insert<D> {
+        self.place(key, now, |live| match live {
+            Some(old) if same(old) => Placement::Keep(Insert::Same),
+            Some(_) => Placement::Collide,
+            None => Placement::Store(*data),
+        })
+    }
+
+    /// Stores `data` under `key` at time `now`, over the entry with that key
+    /// if there is one (then the outcome is [`Insert::Stored`]).
+    pub fn put(&self, key: u64, now: u64, data: &[u64; D]) -> Insert<D> {
+        self.place(key, now, |_| Placement::Store(*data))
+    }
+
+    /// Runs `f` on the live entry with `key`, or else on a new entry with
+    /// data `init` stored at `now`, under the bucket's lock; `f` may change
+    /// the data. Returns what `f` returned and how the entry was placed
+    /// ([`Insert::Same`] for an existing live entry).
+    pub fn upsert<R>(
+        &self,
+        key: u64,
+        now: u64,
+        init: &[u64; D],
+        f: impl FnOnce(&mut [u64; D]) -> R,
+    ) -> (Option<R>, Insert<D>) {
+        let mut r = None;
+        let outcome = self.place(key, now, |live| {
+            let mut data = live.map_or(*init, |e| e.data);
+            r = Some(f(&mut data));
+            match live {
+                Some(_) => Placement::Update(data),
+                None => Placement::Store(data),
+            }
+        });
+        (r, outcome)
+    }
+
+    /// Finds where `key` goes in its bucket, under the lock, and does what
+    /// `decide` says given the live entry with that key, if any.
+    ///
+    /// A bucket holds a key at most once: an expired entry with the key is
+    /// replaced in place, so it can never hide a newer one from [`take`].
+    ///
+    /// [`take`]: Table::take
+    fn place(
+        &self,
+        key: u64,
+        now: u64,
+        decide: impl FnOnce(Option<&Entry<D>>) -> Placement<D>,
+    ) -> Insert<D> {
         let Some(bucket) = self.bucket(key) else {
             return Insert::Same;
         };
@@ -234,17 +300,41 @@ where
                 continue;
             }
             let t = slot.time.load(Relaxed);
-            if self.expired(t, now) {
-                expired = expired.or(Some(slot));
-                continue;
-            }
+            let stale = self.expired(t, now);
             if k == key {
                 let old = Self::entry(slot);
-                if same(&old) {
-                    return Insert::Same;
+                if stale {
+                    return match decide(None) {
+                        Placement::Store(data) | Placement::Update(data) => {
+                            slot.store(key, now, &data);
+                            Insert::ReplacedExpired(old)
+                        }
+                        // An expired entry is never a packet's twin.
+                        Placement::Keep(outcome) => outcome,
+                        Placement::Collide => Insert::Same,
+                    };
                 }
-                slot.flags.store(FLAG_COLLIDED, Relaxed);
-                return Insert::Collision(old);
+                return match decide(Some(&old)) {
+                    Placement::Store(data) => {
+                        slot.store(key, now, &data);
+                        Insert::Stored
+                    }
+                    Placement::Update(data) => {
+                        for (w, v) in slot.data.iter().zip(data.iter()) {
+                            w.store(*v, Relaxed);
+                        }
+                        Insert::Same
+                    }
+                    Placement::Keep(outcome) => outcome,
+                    Placement::Collide => {
+                        slot.flags.store(FLAG_COLLIDED, Relaxed);
+                        Insert::Collision(old)
+                    }
+                };
+            }
+            if stale {
+                expired = expired.or(Some(slot));
+                continue;
             }
             if oldest.map_or(true, |o| {
                 (now.wrapping_sub(t) as i64) > (now.wrapping_sub(o.time.load(Relaxed)) as i64)
@@ -252,6 +342,11 @@ where
                 oldest = Some(slot);
             }
         }
+        let data = match decide(None) {
+            Placement::Store(data) | Placement::Update(data) => data,
+            Placement::Keep(outcome) => return outcome,
+            Placement::Collide => return Insert::Same,
+        };
         // A free slot first, then an expired one, then the oldest.
         let (slot, outcome) = if let Some(s) = free {
             (s, Insert::Stored)
@@ -262,7 +357,7 @@ where
         } else {
             return Insert::Same;
         };
-        slot.store(key, now, data);
+        slot.store(key, now, &data);
         outcome
     }
 

@@ -139,6 +139,120 @@ fn a_full_bucket_evicts_its_oldest_entry() {
 }
 
 #[test]
+fn keys_that_differ_only_in_high_bits_spread_over_the_buckets() {
+    // Task and socket pointers are keys too: objects of one slab cache are
+    // aligned, so their low bits are all alike. 128 such keys in 64 buckets
+    // of WAYS slots: with the low bits as index all would share one bucket
+    // and 124 would be evicted; hashed, almost all fit.
+    let t = table::<1>(64, 1000);
+    let evicted = (1..=128u64)
+        .filter(|i| {
+            let key = 0xffff_8880_0000_0000 | i << 14;
+            matches!(t.insert(key, 1, &[*i], |_| false), Insert::Evicted(_))
+        })
+        .count();
+    assert!(evicted <= 16, "{evicted} of 128 evicted");
+    // Sequential small keys spread as well.
+    let t = table::<1>(64, 1000);
+    let evicted = (1..=128u64)
+        .filter(|&k| matches!(t.insert(k, 1, &[k], |_| false), Insert::Evicted(_)))
+        .count();
+    assert!(evicted <= 16, "{evicted} of 128 evicted");
+}
+
+#[test]
+fn an_expired_entry_never_hides_a_newer_one_with_its_key() {
+    // One bucket with a free slot before the expired entry with the key.
+    let t = table::<1>(1, 50);
+    t.insert(1, 0, &[1], |_| false);
+    t.insert(7, 0, &[70], |_| false);
+    assert_eq!(
+        t.take(1, 0),
+        Take::Hit(Entry {
+            key: 1,
+            time: 0,
+            data: [1]
+        })
+    );
+    // Key 7 again after its entry expired: stored over it, in its place.
+    match t.insert(7, 100, &[71], |_| false) {
+        Insert::ReplacedExpired(e) => assert_eq!(e.data, [70]),
+        other => panic!("expected the expired entry to be replaced, got {other:?}"),
+    }
+    assert_eq!(
+        t.take(7, 101),
+        Take::Hit(Entry {
+            key: 7,
+            time: 100,
+            data: [71]
+        })
+    );
+    assert_eq!(t.take(7, 101), Take::Miss);
+}
+
+#[test]
+fn put_overwrites_the_entry_with_its_key() {
+    let t = table::<2>(16, 100);
+    assert_eq!(t.put(5, 10, &[1, 2]), Insert::Stored);
+    assert_eq!(t.put(5, 20, &[3, 4]), Insert::Stored);
+    assert_eq!(
+        t.take(5, 30),
+        Take::Hit(Entry {
+            key: 5,
+            time: 20,
+            data: [3, 4]
+        })
+    );
+    assert_eq!(t.take(5, 30), Take::Miss);
+    // A collided entry is overwritten too: put says "this is the entry now".
+    t.insert(6, 0, &[1, 1], |_| false);
+    t.insert(6, 0, &[2, 2], |_| false);
+    assert_eq!(t.put(6, 1, &[3, 3]), Insert::Stored);
+    assert_eq!(
+        t.take(6, 2),
+        Take::Hit(Entry {
+            key: 6,
+            time: 1,
+            data: [3, 3]
+        })
+    );
+}
+
+#[test]
+fn upsert_updates_a_live_entry_or_starts_one() {
+    let t = table::<2>(16, 100);
+    let push = |d: &mut [u64; 2]| {
+        d[1] += 1;
+        d[1]
+    };
+    assert_eq!(t.upsert(9, 10, &[42, 0], push), (Some(1), Insert::Stored));
+    assert_eq!(t.upsert(9, 20, &[42, 0], push), (Some(2), Insert::Same));
+    // The entry keeps the time it was first stored at.
+    assert_eq!(
+        t.take(9, 30),
+        Take::Hit(Entry {
+            key: 9,
+            time: 10,
+            data: [42, 2]
+        })
+    );
+    // An expired entry is not updated: a new one starts over it.
+    t.upsert(9, 0, &[42, 0], push);
+    match t.upsert(9, 200, &[43, 0], push) {
+        (Some(1), Insert::ReplacedExpired(e)) => assert_eq!(e.data, [42, 1]),
+        other => panic!("expected a fresh entry over the expired one, got {other:?}"),
+    }
+    assert_eq!(
+        t.take(9, 201),
+        Take::Hit(Entry {
+            key: 9,
+            time: 200,
+            data: [43, 1]
+        })
+    );
+}
+
+#[test]
 fn take_with_runs_under_the_lock_only_for_live_entries() {
     let t = table::<1>(16, 100);
     t.insert(1, 0, &[5], |_| false);
@@ -251,4 +365,32 @@ fn concurrent_inserts_and_takes_stay_consistent() {
         n,
         "inserts unaccounted for"
     );
+}
+
+#[test]
+fn concurrent_upserts_lose_no_update() {
+    // 4 threads add 1 to the counters of 8 keys, 2000 times each, through
+    // upsert; the bucket lock makes every read-modify-write whole.
+    let t = Arc::new(table::<1>(4, 1 << 40));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let t = Arc::clone(&t);
+            thread::spawn(move || {
+                for i in 0..2000u64 {
+                    let key = i % 8 + 1;
+                    t.upsert(key, 1, &[0], |d| d[0] += 1);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total: u64 = (1..=8)
+        .map(|k| match t.take(k, 2) {
+            Take::Hit(e) => e.data[0],
+            other => panic!("key {k}: {other:?}"),
+        })
+        .sum();
+    assert_eq!(total, 4 * 2000);
 }
