@@ -50,6 +50,11 @@ condition() {
 	case $1 in
 	unloaded) unload ;;
 	loaded-off) load ;;
+	null)
+		# The floor: the same probes registered, doing nothing.
+		unload && insmod /lib/mace/mace-null.ko outer_dev=eth0 &&
+			ip netns exec c1 bash -c "echo 1 > $ON"
+		;;
 	on) load && ip netns exec c1 bash -c "echo 1 > $ON" ;;
 	other-on) load && ip netns exec c2 bash -c "echo 1 > $ON" ;;
 	ftrace) unload && ftrace 1 ;;
@@ -69,7 +74,7 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off on other-on ftrace; do
+		for cond in unloaded loaded-off null on other-on ftrace; do
 			condition "$cond"
 			# Warm up after the change (deferred work of insmod, caches).
 			ip netns exec c1 mace-ping --plain --dgram -q -c 5 -i 0.001 "$REMOTE4" >/dev/null

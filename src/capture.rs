@@ -31,6 +31,7 @@ use crate::packet::{identify, Identity, Proto, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::record::{Direction, Record};
 use crate::table::{Bucket, Entry, Insert, Table, Take};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 
@@ -336,8 +337,7 @@ impl Capture {
             ]);
             // A leftover entry of this task (a syscall whose exit was not
             // seen) is replaced rather than counted as a collision.
-            self.tasks.take(task, now);
-            if let Insert::Evicted(_) = self.tasks.insert(task, now, &data, |_| false) {
+            if let Insert::Evicted(_) = self.tasks.put(task, now, &data) {
                 bump(&self.counters.tasks_evicted);
             }
         });
@@ -386,10 +386,11 @@ impl Capture {
         });
     }
 
-    /// Copies and identifies the packet in `skb`.
+    /// Identifies the packet in `skb`.
     fn identify(skb: Skb<'_>, from_data: bool, side: Side) -> Option<Identity> {
-        let mut buf = [0u8; CAPTURE_BYTES];
-        identify(skb.copy_net(&mut buf, from_data), side)
+        // Not zeroed: usually the bytes are read in place, not copied here.
+        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+        identify(skb.net_bytes(&mut buf, from_data), side)
     }
 
     /// `net_dev_start_xmit`: a packet starts transmission on `dev`.
@@ -518,8 +519,13 @@ impl Capture {
                     return None;
                 }
                 let first = e.data.get(DEFER_FIRST).copied();
-                let times = e.data.get_mut(DEFER_FIRST..DEFER_WORDS)?;
-                times.rotate_left(1);
+                // Shift the rest down (by hand: `rotate_left` has a panic path).
+                for i in DEFER_FIRST..DEFER_WORDS - 1 {
+                    let next = e.data.get(i.wrapping_add(1)).copied().unwrap_or(0);
+                    if let Some(w) = e.data.get_mut(i) {
+                        *w = next;
+                    }
+                }
                 if let Some(c) = e.data.get_mut(DEFER_COUNT) {
                     *c = n - 1;
                 }
@@ -654,6 +660,12 @@ impl Capture {
     /// `skb_copy_datagram_iovec`, so this is where they are seen.
     pub(crate) fn consume(&self, _cx: &ProbeCx<'_>, skb: Skb<'_>) {
         let _t = self.timer(Hook::Consume);
+        // Raw, ping and TCP sockets own the packets they queue and hand them
+        // out through `skb_copy_datagram_iovec`; a UDP socket's queued
+        // packets have no owner (`skb_steal_sock`). Only those matter here.
+        if skb.sock() != 0 {
+            return;
+        }
         self.deliver(skb);
     }
 
@@ -687,23 +699,19 @@ impl Capture {
     /// Adds a received packet to the current task's pending list.
     fn add_pending(&self, state: &NetState, now: u64, t_rx: u64, pktid: u64) {
         let (task, tid) = ffi::current_task();
-        let added = self.tasks.update(task, now, |e| {
-            if e.data.get(TASK_TID).copied() != Some(u64::from(tid)) {
+        let fresh = fill::<TASK_WORDS>(&[(TASK_TID, u64::from(tid))]);
+        let (added, placed) = self.tasks.upsert(task, now, &fresh, |data| {
+            if data.get(TASK_TID).copied() != Some(u64::from(tid)) {
                 // A dead task's leftover: start over.
-                e.data = fill(&[(TASK_TID, u64::from(tid))]);
+                *data = fresh;
             }
-            push_pending(&mut e.data, t_rx, pktid)
+            push_pending(data, t_rx, pktid)
         });
-        match added {
-            Some(true) => {}
-            Some(false) => bump(&state.counters.ingress_unreported),
-            None => {
-                let mut data = fill::<TASK_WORDS>(&[(TASK_TID, u64::from(tid))]);
-                push_pending(&mut data, t_rx, pktid);
-                if let Insert::Evicted(_) = self.tasks.insert(task, now, &data, |_| false) {
-                    bump(&self.counters.tasks_evicted);
-                }
-            }
+        if added == Some(false) {
+            bump(&state.counters.ingress_unreported);
+        }
+        if let Insert::Evicted(_) = placed {
+            bump(&self.counters.tasks_evicted);
         }
     }
 

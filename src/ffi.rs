@@ -18,6 +18,7 @@ use crate::sysfs::{self, Attr};
 use crate::table::{Bucket, BucketLock, Table};
 use core::ffi::{c_char, c_int, c_long, c_ulong, c_void, CStr};
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -158,7 +159,14 @@ pub(crate) fn global() -> &'static Global {
 }
 
 /// The global state, for a probe; `None` while none is installed.
+///
+/// A module built with `MACE_NULL_PROBES=1` (the benchmark's floor
+/// measurement: what the tracepoints cost with probes that do nothing)
+/// always gets `None`.
 fn probe_global<'a>(_cx: &ProbeCx<'a>) -> Option<&'a Global> {
+    if cfg!(mace_null_probes) {
+        return None;
+    }
     let raw = GLOBAL.load(Ordering::Acquire);
     // SAFETY: A probe runs with preemption disabled, an RCU read-side
     // critical section that `GlobalGuard::drop` waits for between
@@ -678,16 +686,34 @@ impl Regs<'_> {
 pub(crate) struct Skb<'a>(NonNull<sys::sk_buff>, PhantomData<&'a ()>);
 
 impl<'a> Skb<'a> {
-    /// Copies the packet from its network header (or from its data when
-    /// `from_data`) into `buf`; returns the copied part.
-    pub(crate) fn copy_net<'b>(&self, buf: &'b mut [u8], from_data: bool) -> &'b [u8] {
+    /// The packet's first bytes from its network header (from its data when
+    /// `from_data`), up to `buf.len()` of them: borrowed from the skb when
+    /// they are in its linear part, else copied into `buf`.
+    pub(crate) fn net_bytes<'b>(&self, buf: &'b mut [MaybeUninit<u8>], from_data: bool) -> &'b [u8]
+    where
+        'a: 'b,
+    {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let mut n: u32 = 0;
         // SAFETY: The skb is alive during the probe; `buf` is writable for
-        // `len` bytes; the helper copies at most `len` bytes.
-        let n = unsafe {
-            sys::mace_skb_copy_net(self.0.as_ptr(), from_data, buf.as_mut_ptr().cast(), len)
+        // `len` bytes; the helper reads or copies at most `len` bytes.
+        let p = unsafe {
+            sys::mace_skb_net_bytes(
+                self.0.as_ptr(),
+                from_data,
+                buf.as_mut_ptr().cast(),
+                len,
+                &mut n,
+            )
         };
-        buf.get(..usize::try_from(n).unwrap_or(0)).unwrap_or(&[])
+        let n = usize::try_from(n).unwrap_or(0).min(buf.len());
+        if p.is_null() || n == 0 {
+            return &[];
+        }
+        // SAFETY: The helper returned either a pointer into the skb's linear
+        // data, valid for `n` bytes while the skb lives (`'a`, which outlives
+        // `'b`), or `buf`, whose first `n` bytes it initialized.
+        unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) }
     }
 
     /// The identity of the socket that sent the packet, or 0.

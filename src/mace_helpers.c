@@ -492,32 +492,33 @@ long mace_current_syscall_nr(void)
 
 /* Packets and devices */
 
-unsigned int mace_skb_copy_net(const struct sk_buff *skb, _Bool from_data,
-			       void *buf, unsigned int len)
+const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
+			       void *buf, unsigned int len,
+			       unsigned int *out_len)
 {
 	const void *p;
 	int off, avail;
 
+	*out_len = 0;
 	if (from_data) {
 		off = 0;
 	} else {
 		/* A fresh skb's network header is 0 (the head): not set. */
 		if (!skb->network_header ||
 		    skb_network_header(skb) >= skb_tail_pointer(skb))
-			return 0;
+			return NULL;
 		off = skb_network_offset(skb);
 	}
 	avail = (int)skb->len - off;
 	if (avail <= 0)
-		return 0;
+		return NULL;
 	if ((unsigned int)avail < len)
 		len = avail;
+	/* Points into the linear part, or copies into buf. */
 	p = skb_header_pointer(skb, off, len, buf);
-	if (!p)
-		return 0;
-	if (p != buf)
-		memcpy(buf, p, len);
-	return len;
+	if (p)
+		*out_len = len;
+	return p;
 }
 
 unsigned long mace_skb_sock(const struct sk_buff *skb)

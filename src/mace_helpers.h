@@ -180,12 +180,15 @@ long mace_current_syscall_nr(void);
 /* Packets and devices. */
 
 /**
- * Copies up to @len bytes of @skb, from its network header on, into @buf
- * (from skb->data on if @from_data).  Returns the number of bytes copied
- * (0 if the skb has no network header).  Callable in any context.
+ * The first @len bytes (or fewer, as far as the packet goes) of @skb from
+ * its network header on (from skb->data on if @from_data): a pointer into
+ * the skb when they are in its linear part, else a copy in @buf.  Sets
+ * *@out_len to their number (0, and returns NULL, if the skb has no network
+ * header).  Callable in any context.
  */
-unsigned int mace_skb_copy_net(const struct sk_buff *skb, _Bool from_data,
-			       void *buf, unsigned int len);
+const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
+			       void *buf, unsigned int len,
+			       unsigned int *out_len);
 /** The socket that owns @skb (skb->sk, as a number), or 0. */
 unsigned long mace_skb_sock(const struct sk_buff *skb);
 /** The device @skb is on (skb->dev). */

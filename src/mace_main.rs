@@ -95,6 +95,9 @@ impl kernel::Module for Mace {
             params.max_age_ms,
             u8::from(params.self_cost)
         );
+        if cfg!(mace_null_probes) {
+            pr_warn!("built with MACE_NULL_PROBES=1: the probes do nothing (benchmark floor)\n");
+        }
         Ok(Mace {
             _class: class,
             _misc: misc,

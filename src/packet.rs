@@ -115,19 +115,18 @@ impl Hasher {
     }
 
     fn bytes(&mut self, b: &[u8]) {
+        // Plain loads and shifts: no `copy_from_slice`, which the kernel
+        // build turns into calls to `memcpy` on the probes' hot path.
         let mut chunks = b.chunks_exact(8);
         for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
+            if let Ok(w) = <[u8; 8]>::try_from(c) {
+                self.word(u64::from_le_bytes(w));
+            }
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            if let Some(dst) = w.get_mut(..rest.len()) {
-                dst.copy_from_slice(rest);
-            }
-            self.word(u64::from_le_bytes(w));
+            let w = rest.iter().rev().fold(0u64, |w, &x| w << 8 | u64::from(x));
+            self.word(w);
         }
         self.word(b.len() as u64);
     }
@@ -192,16 +191,16 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
     for _ in 0..MAX_EXT_HEADERS {
         let len = match next {
             // Hop-by-hop, routing, destination options.
-            0 | 43 | 60 => (usize::from(*b.get(off + 1)?) + 1) * 8,
+            0 | 43 | 60 => (usize::from(*b.get(off.wrapping_add(1))?) + 1) * 8,
             // Fragment: only the first fragment has the transport header.
             44 => {
-                if be16(b, off + 2)? & 0xfff8 != 0 {
+                if be16(b, off.wrapping_add(2))? & 0xfff8 != 0 {
                     return None;
                 }
                 8
             }
             // Authentication header.
-            51 => (usize::from(*b.get(off + 1)?) + 2) * 4,
+            51 => (usize::from(*b.get(off.wrapping_add(1))?) + 2) * 4,
             _ => {
                 return Some(Network {
                     version: 6,
@@ -209,7 +208,7 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
                     src: b.get(8..24)?,
                     dst: b.get(24..40)?,
                     ip_id: 0,
-                    l4_len: (payload + 40).checked_sub(off)?,
+                    l4_len: payload.wrapping_add(40).checked_sub(off)?,
                     l4_off: off,
                 });
             }
@@ -263,17 +262,10 @@ pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
             let port = be16(l4, port_at)?;
             let len = be16(l4, 4)?;
             h.word(u64::from(port) << 16 | u64::from(len));
-            let pktid = match l4.get(8..) {
-                Some(p) => {
-                    let mut id = [0u8; 4];
-                    let n = p.len().min(4);
-                    if let (Some(dst), Some(src)) = (id.get_mut(..n), p.get(..n)) {
-                        dst.copy_from_slice(src);
-                    }
-                    u32::from_be_bytes(id)
-                }
-                None => 0,
-            };
+            let payload = l4.get(8..).unwrap_or(&[]);
+            let pktid = (0..4).fold(0u32, |id, i| {
+                id << 8 | u32::from(payload.get(i).copied().unwrap_or(0))
+            });
             (Proto::Udp, pktid, 8)
         }
         IPPROTO_TCP => {

@@ -200,7 +200,7 @@ impl DevList {
             .get_mut(self.len)
             .ok_or(ParseError::TooManyDevices)?;
         *slot = dev;
-        self.len += 1;
+        self.len = self.len.wrapping_add(1);
         Ok(())
     }
 }
