@@ -30,8 +30,14 @@
 //! payload read as a big-endian number for UDP (zero-padded when shorter), so
 //! that a UDP tool that numbers its datagrams there sees its own numbers.
 //!
+//! The rules that tell which syscall a packet belongs to also live here
+//! ([`Identity::carries_send_of`], [`Proto::leaves_after_its_send`]), so
+//! that adding a protocol touches this file only.
+//!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
+
+#![deny(unsafe_code)]
 
 /// Bytes of the packet a probe copies, from the start of the IP header.
 ///
@@ -67,6 +73,19 @@ pub enum Proto {
     Tcp,
 }
 
+impl Proto {
+    /// Whether a packet of this protocol that leaves after its send syscall
+    /// returned (it waited for its neighbour, or in a queue) is still that
+    /// send's packet.
+    ///
+    /// True for datagrams: each send makes its own packets. False for TCP: a
+    /// segment TCP sends later by itself (a retransmission, data held back
+    /// by the window) belongs to no particular send.
+    pub fn leaves_after_its_send(self) -> bool {
+        !matches!(self, Proto::Tcp)
+    }
+}
+
 /// What identifies a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
@@ -76,6 +95,27 @@ pub struct Identity {
     pub pktid: u32,
     /// The transport protocol.
     pub proto: Proto,
+}
+
+impl Identity {
+    /// Whether this packet, leaving while its socket's task is inside a send
+    /// syscall, carries that syscall's data.
+    ///
+    /// `tcp_write_seq` is, for a TCP socket, the sequence number of the next
+    /// byte to be written when the syscall started (`None` if unknown). A
+    /// TCP segment is the syscall's only if its first byte is one the
+    /// syscall wrote, at or after that number in serial number arithmetic
+    /// (RFC 1982): TCP also sends older data and retransmissions from inside
+    /// a later send, when it processes what arrived meanwhile. A datagram
+    /// that leaves inside its socket's send syscall is always that send's.
+    pub fn carries_send_of(&self, tcp_write_seq: Option<u32>) -> bool {
+        match self.proto {
+            Proto::Tcp => {
+                tcp_write_seq.is_some_and(|start| self.pktid.wrapping_sub(start) as i32 >= 0)
+            }
+            Proto::Icmp | Proto::Icmp6 | Proto::Udp => true,
+        }
+    }
 }
 
 const IPPROTO_ICMP: u8 = 1;

@@ -10,6 +10,8 @@
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
+#![deny(unsafe_code)]
+
 use crate::parse::{check_pow2, check_range, parse_dev_list, DevList, ParseError};
 use core::fmt;
 

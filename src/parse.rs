@@ -10,6 +10,8 @@
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
+#![deny(unsafe_code)]
+
 use core::fmt;
 
 /// Longest interface name (`IFNAMSIZ - 1`).

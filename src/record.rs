@@ -19,6 +19,8 @@
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
+#![deny(unsafe_code)]
+
 use crate::ring::{Packed, WORDS};
 use crate::text::TextBuf;
 use core::fmt::Write;

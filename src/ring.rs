@@ -20,6 +20,8 @@
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
+#![deny(unsafe_code)]
+
 use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 

@@ -7,6 +7,8 @@
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
+#![deny(unsafe_code)]
+
 use core::fmt;
 
 /// Writes formatted text into a borrowed buffer; fails when it is full.

@@ -8,6 +8,10 @@
 
 #![no_std]
 
+#[path = "../../../src/counters.rs"]
+pub mod counters;
+#[path = "../../../src/entry.rs"]
+pub mod entry;
 #[path = "../../../src/packet.rs"]
 pub mod packet;
 #[path = "../../../src/params.rs"]

@@ -455,3 +455,54 @@ fn random_bytes_never_panic() {
         let _ = identify(&buf[..len.min(256)], Side::Ingress);
     }
 }
+
+#[test]
+fn a_tcp_segment_carries_a_send_only_from_its_first_byte_on() {
+    let seg = |seq: u32| {
+        id(
+            &ipv4(
+                CONTAINER4,
+                REMOTE4,
+                6,
+                7,
+                &tcp(40000, 80, seq, 1, 0x18, 0, b"data"),
+            ),
+            Side::Egress,
+        )
+    };
+    // The syscall wrote from sequence number 1000 on.
+    assert!(seg(1000).carries_send_of(Some(1000)));
+    assert!(seg(5000).carries_send_of(Some(1000)));
+    // Older data or a retransmission, sent from inside a later syscall.
+    assert!(!seg(999).carries_send_of(Some(1000)));
+    assert!(!seg(0).carries_send_of(Some(1000)));
+    // Serial number arithmetic across the wrap of the sequence space.
+    assert!(seg(5).carries_send_of(Some(u32::MAX - 5)));
+    assert!(!seg(u32::MAX - 6).carries_send_of(Some(u32::MAX - 5)));
+    // Unknown start: never the syscall's.
+    assert!(!seg(1000).carries_send_of(None));
+}
+
+#[test]
+fn a_datagram_leaving_inside_its_send_is_that_send() {
+    let ping = id(
+        &ipv4(CONTAINER4, REMOTE4, 1, 7, &icmp(8, 1, 3, 0, PING_PAYLOAD)),
+        Side::Egress,
+    );
+    let dgram = id(
+        &ipv4(CONTAINER4, REMOTE4, 17, 7, &udp(5000, 53, 0, b"abcd")),
+        Side::Egress,
+    );
+    for p in [ping, dgram] {
+        assert!(p.carries_send_of(None));
+        assert!(p.carries_send_of(Some(12)));
+    }
+}
+
+#[test]
+fn only_datagrams_are_timed_when_they_leave_after_their_send() {
+    assert!(Proto::Icmp.leaves_after_its_send());
+    assert!(Proto::Icmp6.leaves_after_its_send());
+    assert!(Proto::Udp.leaves_after_its_send());
+    assert!(!Proto::Tcp.leaves_after_its_send());
+}

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The entries of mace's correlation tables, as types.
+//!
+//! A table ([`crate::table`]) stores a fixed number of `u64` words per entry.
+//! Each kind of entry here is a struct with named fields that converts to and
+//! from those words ([`Words`]), the way [`crate::record::Record`] packs into a
+//! ring slot. The probes work on these types only; what each word means is
+//! written once, in the conversions below, and the round trips are tested on
+//! the host.
+//!
+//! | table    | key                 | entry        | one window end ...           |
+//! |----------|---------------------|--------------|------------------------------|
+//! | egress   | packet key          | [`Egress`]   | send syscall -> outer device |
+//! | ingress  | packet key          | [`Ingress`]  | outer device -> receive      |
+//! | tasks    | task                | [`Task`]     | a task's send or receive     |
+//! | deferred | socket              | [`Deferred`] | sends whose packet waits     |
+//!
+//! This file uses only `core`; it is compiled into the module and into the
+//! host test crate.
+
+#![deny(unsafe_code)]
+
+/// A table entry stored as `D` words.
+pub trait Words<const D: usize>: Sized {
+    /// The entry as words.
+    fn to_words(&self) -> [u64; D];
+    /// The entry that [`Words::to_words`] turned into `words`.
+    ///
+    /// Any words give some entry: a word that cannot be what `to_words`
+    /// writes is read as the nearest valid value (e.g. a count beyond the
+    /// capacity as the capacity), never as an error or a panic.
+    fn from_words(words: &[u64; D]) -> Self;
+}
+
+/// A packet sent by a syscall of a capturing namespace, on its way to an
+/// outer device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    /// When the send syscall started (monotonic ns).
+    pub start: u64,
+    /// The sending namespace's handle in the namespace registry (never 0).
+    pub ns: u64,
+    /// The packet's id.
+    pub pktid: u32,
+}
+
+/// Words of an [`Egress`] entry.
+pub const EGRESS_WORDS: usize = 3;
+
+impl Words<EGRESS_WORDS> for Egress {
+    fn to_words(&self) -> [u64; EGRESS_WORDS] {
+        [self.start, self.ns, u64::from(self.pktid)]
+    }
+
+    fn from_words(w: &[u64; EGRESS_WORDS]) -> Self {
+        let [start, ns, pktid] = *w;
+        Self {
+            start,
+            ns,
+            pktid: pktid as u32,
+        }
+    }
+}
+
+impl Egress {
+    /// Whether `other` is this very packet stored again by the same syscall
+    /// (it crossed a second device of its namespace on its way out), not
+    /// another packet with the same key.
+    pub fn same_send(&self, other: &Egress) -> bool {
+        self.start == other.start && self.ns == other.ns
+    }
+}
+
+/// A packet received on an outer device, waiting for a receiving syscall.
+///
+/// The time it arrived is the table entry's own time stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingress {
+    /// The packet's id.
+    pub pktid: u32,
+}
+
+/// Words of an [`Ingress`] entry.
+pub const INGRESS_WORDS: usize = 1;
+
+impl Words<INGRESS_WORDS> for Ingress {
+    fn to_words(&self) -> [u64; INGRESS_WORDS] {
+        [u64::from(self.pktid)]
+    }
+
+    fn from_words(w: &[u64; INGRESS_WORDS]) -> Self {
+        Self { pktid: w[0] as u32 }
+    }
+}
+
+/// The send syscall a task is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendCall {
+    /// When it started (monotonic ns, never 0).
+    pub start: u64,
+    /// The socket it sends on (its identity, never 0).
+    pub sock: u64,
+    /// For a TCP socket, the sequence number of the first byte it writes.
+    pub tcp_write_seq: Option<u32>,
+    /// Packets matched to it so far.
+    pub sent: u64,
+}
+
+/// Received packets one receiving syscall can report.
+pub const MAX_PENDING: usize = 4;
+
+/// A received packet handed to a task, to be reported when its receiving
+/// syscall returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pending {
+    /// When it arrived on the outer device (monotonic ns).
+    pub t_rx: u64,
+    /// The packet's id.
+    pub pktid: u32,
+}
+
+/// What mace knows about a task of a capturing namespace.
+///
+/// Keyed by the task; the thread id tells a live task's entry from that of a
+/// dead task that had the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    /// The task's thread id.
+    pub tid: u32,
+    /// The send syscall it is in, if any.
+    pub send: Option<SendCall>,
+    /// Packets its receiving syscall took, oldest first.
+    pending: [Pending; MAX_PENDING],
+    /// How many of `pending` are used.
+    pending_len: usize,
+}
+
+/// Words of a [`Task`] entry: tid, send start (0: none), socket, TCP
+/// sequence (`1 << 32 | seq`, or 0), sent, pending count, then
+/// (t_rx, pktid) pairs.
+pub const TASK_WORDS: usize = 6 + 2 * MAX_PENDING;
+
+impl Task {
+    /// A task with nothing going on.
+    pub const fn new(tid: u32) -> Self {
+        Self {
+            tid,
+            send: None,
+            pending: [Pending { t_rx: 0, pktid: 0 }; MAX_PENDING],
+            pending_len: 0,
+        }
+    }
+
+    /// A task that starts the send syscall `send`.
+    pub const fn sending(tid: u32, send: SendCall) -> Self {
+        let mut t = Self::new(tid);
+        t.send = Some(send);
+        t
+    }
+
+    /// Adds a received packet; false (and nothing changes) when
+    /// [`MAX_PENDING`] are pending already.
+    pub fn push_pending(&mut self, p: Pending) -> bool {
+        match self.pending.get_mut(self.pending_len) {
+            Some(slot) => {
+                *slot = p;
+                self.pending_len = self.pending_len.wrapping_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The received packets, oldest first.
+    pub fn pending(&self) -> &[Pending] {
+        self.pending.get(..self.pending_len).unwrap_or(&[])
+    }
+}
+
+impl Words<TASK_WORDS> for Task {
+    fn to_words(&self) -> [u64; TASK_WORDS] {
+        let mut w = [0u64; TASK_WORDS];
+        w[0] = u64::from(self.tid);
+        if let Some(s) = self.send {
+            w[1] = s.start;
+            w[2] = s.sock;
+            w[3] = s.tcp_write_seq.map_or(0, |q| 1 << 32 | u64::from(q));
+            w[4] = s.sent;
+        }
+        w[5] = self.pending_len as u64;
+        for (i, p) in self.pending.iter().enumerate() {
+            let at = 6 + 2 * i;
+            if let Some([t, id]) = w.get_mut(at..at + 2) {
+                *t = p.t_rx;
+                *id = u64::from(p.pktid);
+            }
+        }
+        w
+    }
+
+    fn from_words(w: &[u64; TASK_WORDS]) -> Self {
+        let mut t = Self::new(w[0] as u32);
+        if w[1] != 0 {
+            t.send = Some(SendCall {
+                start: w[1],
+                sock: w[2],
+                tcp_write_seq: (w[3] >> 32 == 1).then_some(w[3] as u32),
+                sent: w[4],
+            });
+        }
+        t.pending_len = usize::try_from(w[5]).map_or(MAX_PENDING, |n| n.min(MAX_PENDING));
+        for (i, p) in t.pending.iter_mut().enumerate() {
+            let at = 6 + 2 * i;
+            if let Some(&[t_rx, pktid]) = w.get(at..at + 2) {
+                *p = Pending {
+                    t_rx,
+                    pktid: pktid as u32,
+                };
+            }
+        }
+        t
+    }
+}
+
+/// Send syscalls remembered per socket whose packets had not left when they
+/// returned.
+pub const MAX_DEFERRED: usize = 4;
+
+/// The start times of a socket's sends whose packets had not left when the
+/// syscall returned (they wait for neighbour resolution or in a queue),
+/// oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deferred {
+    starts: [u64; MAX_DEFERRED],
+    len: usize,
+}
+
+/// Words of a [`Deferred`] entry: the count, then the start times.
+pub const DEFERRED_WORDS: usize = 1 + MAX_DEFERRED;
+
+impl Deferred {
+    /// Remembers a send that started at `start`; false (and nothing
+    /// changes) when [`MAX_DEFERRED`] are remembered already.
+    pub fn push(&mut self, start: u64) -> bool {
+        match self.starts.get_mut(self.len) {
+            Some(slot) => {
+                *slot = start;
+                self.len = self.len.wrapping_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes the oldest start.
+    pub fn pop(&mut self) -> Option<u64> {
+        let first = *self.starts.get(..self.len)?.first()?;
+        // Shifted by hand: `rotate_left` has a panic path.
+        for i in 1..=MAX_DEFERRED {
+            // The last slot becomes free: 0, so that equal lists are equal.
+            let next = self.starts.get(i).copied().unwrap_or(0);
+            if let Some(prev) = self.starts.get_mut(i.wrapping_sub(1)) {
+                *prev = next;
+            }
+        }
+        self.len = self.len.wrapping_sub(1);
+        Some(first)
+    }
+}
+
+impl Words<DEFERRED_WORDS> for Deferred {
+    fn to_words(&self) -> [u64; DEFERRED_WORDS] {
+        let mut w = [0u64; DEFERRED_WORDS];
+        w[0] = self.len as u64;
+        for (i, s) in self.starts.iter().enumerate() {
+            if let Some(o) = w.get_mut(1 + i) {
+                *o = *s;
+            }
+        }
+        w
+    }
+
+    fn from_words(w: &[u64; DEFERRED_WORDS]) -> Self {
+        let mut d = Self {
+            starts: [0; MAX_DEFERRED],
+            len: usize::try_from(w[0]).map_or(MAX_DEFERRED, |n| n.min(MAX_DEFERRED)),
+        };
+        for (i, s) in d.starts.iter_mut().enumerate() {
+            if let Some(v) = w.get(1 + i) {
+                *s = *v;
+            }
+        }
+        d
+    }
+}
