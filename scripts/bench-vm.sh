@@ -25,9 +25,11 @@ PINGS=${MACE_TEST_PINGS:-200}
 LOADS=${MACE_TEST_LOADS:-"0 1 5 10"}
 TCP_ROUNDS=${MACE_TEST_TCP_ROUNDS:-9}
 SCALE=${MACE_TEST_SCALE:-100}
-# The tracepoints mace hooks, as ftrace events.
+# What mace hooks, for ftrace to record: the tracepoints as events, and the
+# kernel function with the function tracer.
 EVENTS="raw_syscalls/sys_enter raw_syscalls/sys_exit net/net_dev_start_xmit
-	net/netif_receive_skb skb/skb_copy_datagram_iovec skb/consume_skb"
+	net/netif_receive_skb skb/skb_copy_datagram_iovec"
+FUNCTIONS="skb_consume_udp"
 
 section() {
 	echo "BENCH-BEGIN $1"
@@ -41,6 +43,13 @@ ftrace() {
 	local e
 	echo 0 >$TR/tracing_on
 	for e in $EVENTS; do echo "$1" >"$TR/events/$e/enable"; done
+	if (($1)); then
+		echo "$FUNCTIONS" >$TR/set_ftrace_filter
+		echo function >$TR/current_tracer
+	else
+		echo nop >$TR/current_tracer
+		echo >$TR/set_ftrace_filter
+	fi
 	echo >$TR/trace
 	echo "$1" >$TR/tracing_on
 }

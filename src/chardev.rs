@@ -3,25 +3,47 @@
 //! `/dev/mace`: where a namespace reads its latency records.
 //!
 //! Opening the device binds the open file to the opener's network namespace
-//! (holding a reference to it) and requires CAP_NET_ADMIN over the user
-//! namespace that owns it, the same right that switches capture on. Each read
-//! pops records from that namespace's ring and returns them as text lines
-//! (see [`crate::record`]); a read that stops inside a line leaves the rest of
-//! it in the open file's cursor for the next read. When nothing is queued, a
-//! read returns 0 (end of file), so `cat /dev/mace` prints what is queued and
-//! ends. The device is a stream: it cannot seek, and it cannot be written.
+//! (holding a reference to it and to its state) and requires CAP_NET_ADMIN
+//! over the user namespace that owns it, the same right that switches
+//! capture on. Each read pops records from that namespace's ring and returns
+//! them as text lines (see [`crate::record`]); a read that stops inside a
+//! line leaves the rest of it in the open file's cursor for the next read.
+//! When nothing is queued, a read returns 0 (end of file), so `cat
+//! /dev/mace` prints what is queued and ends. The device is a stream: it
+//! cannot seek, and it cannot be written.
 
-use crate::ffi::{self, NetHold};
+#![deny(unsafe_code)]
+
+use crate::ffi::file::UserWriter;
+use crate::ffi::net::NetRef;
+use crate::ffi::{log_ratelimit, mono_ns, real_ns};
+use crate::netns::{NetState, NET_STATE};
 use crate::record::{LineCursor, Record, Sink};
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
+
+/// A user buffer is where a read's lines go.
+impl Sink for UserWriter {
+    type Error = Error;
+
+    fn space(&self) -> usize {
+        UserWriter::space(self)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result {
+        self.write(bytes)
+    }
+}
 
 /// One open file of `/dev/mace`.
 #[pin_data]
 pub(crate) struct Reader {
-    /// The namespace whose records this file returns.
-    net: NetHold,
+    /// The namespace whose records this file returns; held so that it lives
+    /// as long as the file, like a socket's.
+    net: NetRef,
+    /// Its state.
+    state: Arc<NetState>,
     /// The rest of the line a read stopped in; the mutex also serializes
     /// concurrent reads of the same open file.
     #[pin]
@@ -29,10 +51,11 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// Opens `/dev/mace` for the namespace `net` of the calling task.
-    pub(crate) fn open(net: NetHold) -> Result<Pin<KBox<Self>>> {
+    /// Opens `/dev/mace` for the namespace of the calling task.
+    pub(crate) fn open() -> Result<Pin<KBox<Self>>> {
+        let net = NetRef::current().ok_or(ENOENT)?;
         if !net.capable() {
-            if crate::ffi::log_ratelimit() {
+            if log_ratelimit() {
                 pr_warn!(
                     "open of /dev/mace denied: CAP_NET_ADMIN over network namespace {} is required\n",
                     net.inum()
@@ -40,9 +63,11 @@ impl Reader {
             }
             return Err(EPERM);
         }
+        let state = NET_STATE.get_arc(&net).ok_or(ENOENT)?;
         KBox::pin_init(
             pin_init!(Self {
                 net,
+                state,
                 cursor <- new_mutex!(LineCursor::new(), "mace_reader"),
             }),
             GFP_KERNEL,
@@ -50,11 +75,11 @@ impl Reader {
     }
 
     /// Reads lines into `out`; returns the bytes copied, 0 at end of file.
-    pub(crate) fn read<S: Sink<Error = Error>>(&self, out: &mut S) -> Result<usize> {
+    pub(crate) fn read(&self, out: &mut UserWriter) -> Result<usize> {
         let mut cursor = self.cursor.lock();
-        let ring = self.net.state().ring();
+        let ring = self.state.ring();
         // One offset per read: lines of one read agree with each other.
-        let offset = ffi::real_ns().wrapping_sub(ffi::mono_ns());
+        let offset = real_ns().wrapping_sub(mono_ns());
         cursor.read(out, || {
             ring.and_then(|r| r.pop::<Record>())
                 .map(|r| r.to_wall(offset))

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The C half of mace's FFI layer: static kernel structures and thin wrappers
- * of inline functions and macros that Rust cannot call.  No logic lives here;
- * every callback forwards to the Rust side through mace_rust_callbacks.
+ * The C half of mace's kernel layer: static kernel structures and thin
+ * wrappers of inline functions and macros that Rust cannot call. No logic
+ * lives here; every callback forwards to the operations table the Rust side
+ * registered. Differences between the kernel versions mace supports are
+ * handled here (with LINUX_VERSION_CODE) and in src/ffi/, nowhere else.
  */
 
 #include <linux/capability.h>
@@ -10,6 +12,7 @@
 #include <linux/device/class.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/ftrace.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -17,23 +20,214 @@
 #include <linux/net.h>
 #include <linux/nsproxy.h>
 #include <linux/ratelimit.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/skbuff.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
 #include <linux/tracepoint.h>
+#include <linux/uaccess.h>
 #include <linux/user_namespace.h>
+#include <linux/version.h>
 #include <net/net_namespace.h>
 #include <net/tcp.h>
+#include <net/udp.h>
 #include <net/netns/generic.h>
 #include <asm/syscall.h>
 #include <asm/unistd.h>
+/* Only for check_trace_callback_type_<name>(): no tracepoint is defined here. */
+#include <trace/events/net.h>
+#include <trace/events/skb.h>
+#include <trace/events/syscalls.h>
 
 #include "mace_helpers.h"
 
-extern const struct mace_callbacks mace_rust_callbacks;
-#define CB (&mace_rust_callbacks)
+/*
+ * Hooks. Tracepoints are looked up by name, since most are not exported to
+ * modules; skb_consume_udp() is hooked through the function tracer.
+ */
+
+static const char *const mace_hook_names[MACE_HOOKS] = {
+	[MACE_HOOK_SYS_ENTER] = "sys_enter",
+	[MACE_HOOK_SYS_EXIT] = "sys_exit",
+	[MACE_HOOK_NET_DEV_START_XMIT] = "net_dev_start_xmit",
+	[MACE_HOOK_NETIF_RECEIVE_SKB] = "netif_receive_skb",
+	[MACE_HOOK_SKB_COPY_DATAGRAM_IOVEC] = "skb_copy_datagram_iovec",
+	[MACE_HOOK_SKB_CONSUME_UDP] = "skb_consume_udp",
+};
+
+/*
+ * Each probe type of mace_helpers.h must be what its tracepoint calls: the
+ * kernel's own check of a probe against TP_PROTO, at compile time. Never
+ * called.
+ */
+static void __maybe_unused mace_check_probe_types(void)
+{
+	check_trace_callback_type_sys_enter((mace_sys_enter_probe)NULL);
+	check_trace_callback_type_sys_exit((mace_sys_exit_probe)NULL);
+	check_trace_callback_type_net_dev_start_xmit(
+		(mace_net_dev_start_xmit_probe)NULL);
+	check_trace_callback_type_netif_receive_skb(
+		(mace_netif_receive_skb_probe)NULL);
+	check_trace_callback_type_skb_copy_datagram_iovec(
+		(mace_skb_copy_datagram_iovec_probe)NULL);
+}
+
+/* The function hook reads skb_consume_udp()'s arguments: check them. */
+static_assert(__same_type(&skb_consume_udp,
+			  void (*)(struct sock *, struct sk_buff *, int)));
+
+const char *mace_hook_name(enum mace_hook hook)
+{
+	if ((unsigned int)hook >= MACE_HOOKS)
+		return NULL;
+	return mace_hook_names[hook];
+}
+
+struct mace_tp_lookup {
+	const char *name;
+	struct tracepoint *tp;
+};
+
+static void mace_tp_match(struct tracepoint *tp, void *priv)
+{
+	struct mace_tp_lookup *lookup = priv;
+
+	if (!lookup->tp && !strcmp(tp->name, lookup->name))
+		lookup->tp = tp;
+}
+
+static struct tracepoint *mace_tp_find(enum mace_hook hook)
+{
+	struct mace_tp_lookup lookup = { .name = mace_hook_name(hook) };
+
+	if (!lookup.name)
+		return NULL;
+	for_each_kernel_tracepoint(mace_tp_match, &lookup);
+	return lookup.tp;
+}
+
+/* skb_consume_udp(sk, skb, len), through an ftrace_ops of its own. */
+struct mace_fhook {
+	struct ftrace_ops ops;
+	mace_skb_consume_udp_probe probe;
+	void *data;
+	bool registered;
+};
+
+static struct mace_fhook mace_udp_hook;
+
+#if defined(CONFIG_DYNAMIC_FTRACE) && \
+	defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
+static void notrace mace_udp_hook_func(unsigned long ip,
+				       unsigned long parent_ip,
+				       struct ftrace_ops *op,
+				       struct ftrace_regs *fregs)
+{
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+
+	h->probe(h->data, (struct sock *)ftrace_regs_get_argument(fregs, 0),
+		 (struct sk_buff *)ftrace_regs_get_argument(fregs, 1));
+}
+
+static int mace_fhook_register(struct mace_fhook *h, const char *func,
+			       void *probe, void *data)
+{
+	int err;
+
+	if (h->registered)
+		return -EBUSY;
+	memset(&h->ops, 0, sizeof(h->ops));
+	h->probe = probe;
+	h->data = data;
+	h->ops.func = mace_udp_hook_func;
+	/* ftrace's recursion protection, which also disables preemption. */
+	h->ops.flags = FTRACE_OPS_FL_RECURSION;
+	err = ftrace_set_filter(&h->ops, (unsigned char *)func, strlen(func), 1);
+	if (err)
+		return err;
+	err = register_ftrace_function(&h->ops);
+	if (err) {
+		ftrace_free_filter(&h->ops);
+		return err;
+	}
+	h->registered = true;
+	return 0;
+}
+
+static int mace_fhook_unregister(struct mace_fhook *h)
+{
+	int err;
+
+	if (!h->registered)
+		return -ENOENT;
+	/* Waits until no callback runs any more. */
+	err = unregister_ftrace_function(&h->ops);
+	ftrace_free_filter(&h->ops);
+	h->registered = false;
+	return err;
+}
+#else
+/* Without the dynamic function tracer, or callbacks that see arguments. */
+static int mace_fhook_register(struct mace_fhook *h, const char *func,
+			       void *probe, void *data)
+{
+	return -EOPNOTSUPP;
+}
+
+static int mace_fhook_unregister(struct mace_fhook *h)
+{
+	return -ENOENT;
+}
+#endif
+
+int mace_hook_register(enum mace_hook hook, void *probe, void *data)
+{
+	struct tracepoint *tp;
+
+	if (hook == MACE_HOOK_SKB_CONSUME_UDP)
+		return mace_fhook_register(&mace_udp_hook,
+					   mace_hook_name(hook), probe, data);
+	tp = mace_tp_find(hook);
+	if (!tp)
+		return -ENOENT;
+	return tracepoint_probe_register(tp, probe, data);
+}
+
+int mace_hook_unregister(enum mace_hook hook, void *probe, void *data)
+{
+	struct tracepoint *tp;
+
+	if (hook == MACE_HOOK_SKB_CONSUME_UDP)
+		return mace_fhook_unregister(&mace_udp_hook);
+	tp = mace_tp_find(hook);
+	if (!tp)
+		return -ENOENT;
+	return tracepoint_probe_unregister(tp, probe, data);
+}
+
+void mace_tp_sync(void)
+{
+	tracepoint_synchronize_unregister();
+}
+
+/* RCU */
+
+void mace_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void mace_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+void mace_synchronize_rcu(void)
+{
+	synchronize_rcu();
+}
 
 /* Module parameters; Rust validates them in the module's init. */
 
@@ -87,46 +281,103 @@ _Bool mace_param_self_cost(void)
 	return self_cost;
 }
 
-/* Per-network-namespace state: the generic slot holds a pointer to Rust's. */
+/*
+ * Per-network-namespace state. The generic slot holds two pointers: the
+ * state that readers find, and the state of an exiting namespace waiting for
+ * the grace period after which it is released.
+ */
+
+struct mace_net_slot {
+	void *state;
+	void *retired;
+};
 
 static unsigned int mace_net_id;
+static const struct mace_pernet_ops *mace_pernet;
+static void *mace_pernet_data;
+static bool mace_pernet_live;
+
+static struct mace_net_slot *mace_slot(const struct net *net)
+{
+	return net_generic(net, mace_net_id);
+}
 
 static int mace_net_init(struct net *net)
 {
-	return CB->net_init(net, net_generic(net, mace_net_id));
+	struct mace_net_slot *slot = mace_slot(net);
+	void *state = NULL;
+	int err;
+
+	err = mace_pernet->init(mace_pernet_data, net, &state);
+	if (err)
+		return err;
+	slot->retired = NULL;
+	WRITE_ONCE(slot->state, state);
+	return 0;
 }
 
 static void mace_net_pre_exit(struct net *net)
 {
-	CB->net_pre_exit(net, *(void **)net_generic(net, mace_net_id));
+	struct mace_net_slot *slot = mace_slot(net);
+
+	mace_pernet->pre_exit(mace_pernet_data, net, slot->state);
 }
 
 static void mace_net_exit(struct net *net)
 {
-	CB->net_exit(net, *(void **)net_generic(net, mace_net_id));
+	struct mace_net_slot *slot = mace_slot(net);
+
+	/* Hidden now; released after the grace period in exit_batch. */
+	slot->retired = slot->state;
+	WRITE_ONCE(slot->state, NULL);
+}
+
+static void mace_net_exit_batch(struct list_head *net_exit_list)
+{
+	struct net *net;
+
+	synchronize_rcu();
+	list_for_each_entry(net, net_exit_list, exit_list) {
+		struct mace_net_slot *slot = mace_slot(net);
+
+		if (slot->retired)
+			mace_pernet->release(slot->retired);
+		slot->retired = NULL;
+	}
 }
 
 static struct pernet_operations mace_net_ops = {
 	.init = mace_net_init,
 	.pre_exit = mace_net_pre_exit,
 	.exit = mace_net_exit,
+	.exit_batch = mace_net_exit_batch,
 	.id = &mace_net_id,
-	.size = sizeof(void *),
+	.size = sizeof(struct mace_net_slot),
 };
 
-int mace_pernet_register(void)
+int mace_pernet_register(const struct mace_pernet_ops *ops, void *data)
 {
-	return register_pernet_subsys(&mace_net_ops);
+	int err;
+
+	mace_pernet = ops;
+	mace_pernet_data = data;
+	err = register_pernet_subsys(&mace_net_ops);
+	if (!err)
+		WRITE_ONCE(mace_pernet_live, true);
+	return err;
 }
 
 void mace_pernet_unregister(void)
 {
+	WRITE_ONCE(mace_pernet_live, false);
 	unregister_pernet_subsys(&mace_net_ops);
 }
 
 void *mace_net_state(const struct net *net)
 {
-	return *(void **)net_generic(net, mace_net_id);
+	if (!READ_ONCE(mace_pernet_live))
+		return NULL;
+	return READ_ONCE(mace_slot(net)->state);
 }
 
 struct net *mace_current_net(void)
@@ -137,11 +388,9 @@ struct net *mace_current_net(void)
 	return nsproxy ? nsproxy->net_ns : NULL;
 }
 
-struct net *mace_current_net_get(void)
+void mace_net_get(struct net *net)
 {
-	struct net *net = mace_current_net();
-
-	return net ? get_net(net) : NULL;
+	get_net(net);
 }
 
 void mace_net_put(struct net *net)
@@ -166,6 +415,9 @@ _Bool mace_net_capable(const struct net *net)
 
 /* /dev/mace */
 
+static const struct mace_file_ops *mace_file;
+static void *mace_file_data;
+
 static int mace_fop_open(struct inode *inode, struct file *file)
 {
 	void *priv = NULL;
@@ -174,7 +426,7 @@ static int mace_fop_open(struct inode *inode, struct file *file)
 	err = stream_open(inode, file);
 	if (err)
 		return err;
-	err = CB->dev_open(&priv);
+	err = mace_file->open(mace_file_data, &priv);
 	if (err)
 		return err;
 	file->private_data = priv;
@@ -184,12 +436,12 @@ static int mace_fop_open(struct inode *inode, struct file *file)
 static ssize_t mace_fop_read(struct file *file, char __user *buf, size_t len,
 			     loff_t *ppos)
 {
-	return CB->dev_read(file->private_data, (void __force *)buf, len);
+	return mace_file->read(file->private_data, (void __force *)buf, len);
 }
 
 static int mace_fop_release(struct inode *inode, struct file *file)
 {
-	CB->dev_release(file->private_data);
+	mace_file->release(file->private_data);
 	return 0;
 }
 
@@ -207,8 +459,16 @@ static struct miscdevice mace_misc = {
 	.mode = 0444,
 };
 
-int mace_misc_register(void)
+unsigned long mace_copy_to_user(void *ubuf, const void *src,
+				unsigned long len)
 {
+	return copy_to_user((void __user __force *)ubuf, src, len);
+}
+
+int mace_misc_register(const struct mace_file_ops *ops, void *data)
+{
+	mace_file = ops;
+	mace_file_data = data;
 	return misc_register(&mace_misc);
 }
 
@@ -219,15 +479,18 @@ void mace_misc_deregister(void)
 
 /* /sys/class/mace */
 
+static const struct mace_class_ops *mace_class_ops;
+static void *mace_class_data;
+
 static ssize_t mace_attr_show(enum mace_attr attr, char *buf)
 {
-	return CB->attr_show(attr, buf, PAGE_SIZE);
+	return mace_class_ops->show(mace_class_data, attr, buf, PAGE_SIZE);
 }
 
 static ssize_t mace_attr_store(enum mace_attr attr, const char *buf,
 			       size_t len)
 {
-	return CB->attr_store(attr, buf, len);
+	return mace_class_ops->store(mace_class_data, attr, buf, len);
 }
 
 #define MACE_CLASS_ATTR(_name, _id, _mode)                                    \
@@ -263,8 +526,10 @@ static const struct class mace_class = {
 	.class_groups = mace_class_groups,
 };
 
-int mace_class_register(void)
+int mace_class_register(const struct mace_class_ops *ops, void *data)
 {
+	mace_class_ops = ops;
+	mace_class_data = data;
 	return class_register(&mace_class);
 }
 
@@ -273,54 +538,10 @@ void mace_class_unregister(void)
 	class_unregister(&mace_class);
 }
 
-/* Time */
-
-unsigned long long mace_mono_ns(void)
-{
-	return ktime_get_ns();
-}
-
-unsigned long long mace_real_ns(void)
-{
-	return ktime_get_real_ns();
-}
-
-/* Logging */
-
-static DEFINE_RATELIMIT_STATE(mace_log_rs, 5 * HZ, 10);
-
-_Bool mace_log_ratelimit(void)
-{
-	return __ratelimit(&mace_log_rs);
-}
-
-/* Locks */
-
-unsigned long mace_spinlock_size(void)
-{
-	return sizeof(spinlock_t);
-}
-
-void mace_spin_init(struct spinlock *lock)
-{
-	spin_lock_init(lock);
-}
-
-unsigned long mace_spin_lock_irqsave(struct spinlock *lock)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(lock, flags);
-	return flags;
-}
-
-void mace_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags)
-{
-	spin_unlock_irqrestore(lock, flags);
-}
-
 /* Network device events */
 
+static const struct mace_netdev_ops *mace_netdev;
+static void *mace_netdev_data;
 /*
  * Set while the notifier is unregistered: unregistering replays
  * NETDEV_UNREGISTER for every device, which is not news to forward.
@@ -331,20 +552,24 @@ static int mace_netdev_event(struct notifier_block *nb, unsigned long event,
 			     void *ptr)
 {
 	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
+	enum mace_netdev_event ev;
 
 	if (READ_ONCE(mace_netdev_closing) || !net_eq(dev_net(dev), &init_net))
 		return NOTIFY_DONE;
 	switch (event) {
 	case NETDEV_REGISTER:
-		CB->netdev_event(MACE_NETDEV_REGISTER, dev->ifindex);
+		ev = MACE_NETDEV_REGISTER;
 		break;
 	case NETDEV_UNREGISTER:
-		CB->netdev_event(MACE_NETDEV_UNREGISTER, dev->ifindex);
+		ev = MACE_NETDEV_UNREGISTER;
 		break;
 	case NETDEV_CHANGENAME:
-		CB->netdev_event(MACE_NETDEV_CHANGENAME, dev->ifindex);
+		ev = MACE_NETDEV_CHANGENAME;
 		break;
+	default:
+		return NOTIFY_DONE;
 	}
+	mace_netdev->event(mace_netdev_data, ev, dev->ifindex);
 	return NOTIFY_DONE;
 }
 
@@ -352,8 +577,11 @@ static struct notifier_block mace_netdev_nb = {
 	.notifier_call = mace_netdev_event,
 };
 
-int mace_netdev_notifier_register(void)
+int mace_netdev_notifier_register(const struct mace_netdev_ops *ops,
+				  void *data)
 {
+	mace_netdev = ops;
+	mace_netdev_data = data;
 	WRITE_ONCE(mace_netdev_closing, false);
 	return register_netdevice_notifier(&mace_netdev_nb);
 }
@@ -382,68 +610,43 @@ int mace_init_net_ifindex(const char *name, unsigned long len)
 	return ifindex;
 }
 
-/* Tracepoints: looked up by name, since most are not exported to modules. */
-
-struct mace_tp_lookup {
-	const char *name;
-	struct tracepoint *tp;
-};
-
-static void mace_tp_match(struct tracepoint *tp, void *priv)
-{
-	struct mace_tp_lookup *lookup = priv;
-
-	if (!lookup->tp && !strcmp(tp->name, lookup->name))
-		lookup->tp = tp;
-}
-
-static struct tracepoint *mace_tp_find(const char *name)
-{
-	struct mace_tp_lookup lookup = { .name = name };
-
-	for_each_kernel_tracepoint(mace_tp_match, &lookup);
-	return lookup.tp;
-}
-
-int mace_tp_register(const char *name, void *probe, void *data)
-{
-	struct tracepoint *tp = mace_tp_find(name);
-
-	if (!tp)
-		return -ENOENT;
-	return tracepoint_probe_register(tp, probe, data);
-}
-
-int mace_tp_unregister(const char *name, void *probe, void *data)
-{
-	struct tracepoint *tp = mace_tp_find(name);
-
-	if (!tp)
-		return -ENOENT;
-	return tracepoint_probe_unregister(tp, probe, data);
-}
-
-void mace_tp_sync(void)
-{
-	tracepoint_synchronize_unregister();
-}
-
 /* Syscalls and tasks */
 
-void mace_syscall_numbers(struct mace_syscalls *out)
+static void mace_syscall_set(unsigned long long *set, long nr)
 {
-	*out = (struct mace_syscalls){
-		.sendto = __NR_sendto,
-		.sendmsg = __NR_sendmsg,
-		.sendmmsg = __NR_sendmmsg,
-		.write = __NR_write,
-		.writev = __NR_writev,
-		.recvfrom = __NR_recvfrom,
-		.recvmsg = __NR_recvmsg,
-		.recvmmsg = __NR_recvmmsg,
-		.read = __NR_read,
-		.readv = __NR_readv,
+	if (nr >= 0 && nr < MACE_SYSCALL_WORDS * 64)
+		set[nr / 64] |= 1ULL << (nr % 64);
+}
+
+void mace_syscall_sets(struct mace_syscall_sets *out)
+{
+	/* The one list of the syscalls mace follows. */
+	static const long send[] = {
+		__NR_sendto, __NR_sendmsg, __NR_sendmmsg, __NR_write, __NR_writev,
 	};
+	static const long recv[] = {
+		__NR_recvfrom, __NR_recvmsg, __NR_recvmmsg, __NR_read, __NR_readv,
+	};
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < ARRAY_SIZE(send); i++)
+		mace_syscall_set(out->send, send[i]);
+	for (i = 0; i < ARRAY_SIZE(recv); i++)
+		mace_syscall_set(out->recv, recv[i]);
+}
+
+long mace_syscall_nr(struct pt_regs *regs)
+{
+	return syscall_get_nr(current, regs);
+}
+
+unsigned long mace_syscall_arg0(struct pt_regs *regs)
+{
+	unsigned long args[6];
+
+	syscall_get_arguments(current, regs, args);
+	return args[0];
 }
 
 unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
@@ -540,3 +743,50 @@ struct net *mace_dev_net(const struct net_device *dev)
 {
 	return dev_net(dev);
 }
+
+/* Time */
+
+unsigned long long mace_mono_ns(void)
+{
+	return ktime_get_ns();
+}
+
+unsigned long long mace_real_ns(void)
+{
+	return ktime_get_real_ns();
+}
+
+/* Logging */
+
+static DEFINE_RATELIMIT_STATE(mace_log_rs, 5 * HZ, 10);
+
+_Bool mace_log_ratelimit(void)
+{
+	return __ratelimit(&mace_log_rs);
+}
+
+/* Locks */
+
+unsigned long mace_spinlock_size(void)
+{
+	return sizeof(spinlock_t);
+}
+
+void mace_spin_init(struct spinlock *lock)
+{
+	spin_lock_init(lock);
+}
+
+unsigned long mace_spin_lock_irqsave(struct spinlock *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void mace_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}
+

@@ -1,111 +1,102 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The C half of mace's FFI layer.
+ * The C half of mace's kernel layer.
  *
- * The 6.12 `kernel` crate has no abstractions for tracepoints, misc devices,
- * class attributes, pernet operations or module parameters, and many of the
- * kernel facilities mace needs are inline functions or macros that bindgen
- * cannot turn into callable symbols.  This header declares a thin set of C
- * helpers (mace_helpers.c) that wrap them, plus the table of callbacks the
- * Rust side implements.
+ * The `kernel` crate of the kernels mace supports has no abstractions for
+ * attaching probes to tracepoints, class attributes, pernet operations or
+ * netdevice notifiers, and many of the kernel facilities mace needs are
+ * inline functions or macros that bindgen cannot turn into callable symbols.
+ * This header declares a thin set of C helpers (mace_helpers.c) that wrap
+ * them, the types of the probes, and the operation tables through which C
+ * calls back into Rust.
  *
  * The build runs bindgen over this header (see Kbuild), so the Rust side gets
  * its declarations from here and nowhere else: a change of a signature here
- * is a compile error on both sides instead of a silent ABI mismatch.
+ * is a compile error on both sides instead of a silent ABI mismatch. The
+ * probe types are checked against the tracepoints' TP_PROTO by the kernel's
+ * own check_trace_callback_type_<name>() in mace_helpers.c, and Rust's
+ * probes against these types, so a tracepoint that changes its prototype in
+ * a new kernel breaks the build.
  *
  * The header is freestanding on purpose: it uses only C's basic types and
  * incomplete struct declarations, so that bindgen can parse it without the
- * kernel's include paths and compiler flags.
+ * kernel's include paths and compiler flags. Differences between kernel
+ * versions live in mace_helpers.c, never here.
  */
 #ifndef MACE_HELPERS_H
 #define MACE_HELPERS_H
 
-struct file;
 struct net;
 struct net_device;
+struct pt_regs;
 struct sk_buff;
 struct spinlock;
 
-/** Attributes of the `mace` class, i.e. the files in /sys/class/mace/. */
-enum mace_attr {
-	/** `on`: capture switch of the caller's network namespace. */
-	MACE_ATTR_ON = 0,
-	/** `outer_devs`: the outer devices (host NICs), global. */
-	MACE_ATTR_OUTER_DEVS = 1,
-	/** `stats`: counters of the caller's network namespace. */
-	MACE_ATTR_STATS = 2,
-};
+/* Hooks: tracepoints, and one kernel function. */
 
-/** Network device events mace follows (see mace_callbacks.netdev_event). */
-enum mace_netdev_event {
-	MACE_NETDEV_REGISTER = 0,
-	MACE_NETDEV_UNREGISTER = 1,
-	MACE_NETDEV_CHANGENAME = 2,
-};
+struct sock;
 
 /**
- * struct mace_callbacks - what the Rust side implements.
- *
- * Defined in Rust as the symbol `mace_rust_callbacks`.  Every callback runs
- * in process context and may sleep.
+ * The hooks mace attaches probes to: five tracepoints, and the kernel
+ * function skb_consume_udp() through the function tracer (ftrace). No
+ * tracepoint sees a UDP datagram handed to its reader on every kernel mace
+ * supports: 6.12 frees it with the consume_skb tracepoint, newer kernels
+ * without (skb_attempt_defer_free()).
  */
-struct mace_callbacks {
-	/**
-	 * @net_init: a network namespace is created (or exists when the module
-	 * loads).  Store the namespace's state in *@state.  Returns 0 or a
-	 * negative errno.
-	 */
-	int (*net_init)(struct net *net, void **state);
-	/**
-	 * @net_pre_exit: the namespace is going away; an RCU grace period
-	 * follows before @net_exit is called.
-	 */
-	void (*net_pre_exit)(struct net *net, void *state);
-	/** @net_exit: free the namespace's state. */
-	void (*net_exit)(struct net *net, void *state);
-	/**
-	 * @dev_open: /dev/mace is opened.  Store the per-open-file state in
-	 * *@priv.  Returns 0 or a negative errno.
-	 */
-	int (*dev_open)(void **priv);
-	/**
-	 * @dev_read: read(2) of /dev/mace into the user buffer @ubuf of @len
-	 * bytes.  Returns the bytes read or a negative errno.
-	 */
-	long (*dev_read)(void *priv, void *ubuf, unsigned long len);
-	/** @dev_release: the last reference to an open /dev/mace is gone. */
-	void (*dev_release)(void *priv);
-	/**
-	 * @attr_show: read of a class attribute into @buf (a page of
-	 * @size bytes).  Returns the bytes written or a negative errno.
-	 */
-	long (*attr_show)(enum mace_attr attr, char *buf, unsigned long size);
-	/**
-	 * @attr_store: write of @len bytes at @buf to a class attribute.
-	 * Returns @len or a negative errno.
-	 */
-	long (*attr_store)(enum mace_attr attr, const char *buf,
-			   unsigned long len);
-	/**
-	 * @netdev_event: a device of the initial network namespace was
-	 * registered, renamed or is being unregistered (RTNL is held).
-	 */
-	void (*netdev_event)(enum mace_netdev_event event, int ifindex);
+enum mace_hook {
+	MACE_HOOK_SYS_ENTER = 0,
+	MACE_HOOK_SYS_EXIT = 1,
+	MACE_HOOK_NET_DEV_START_XMIT = 2,
+	MACE_HOOK_NETIF_RECEIVE_SKB = 3,
+	MACE_HOOK_SKB_COPY_DATAGRAM_IOVEC = 4,
+	MACE_HOOK_SKB_CONSUME_UDP = 5,
+	/** Number of hooks. */
+	MACE_HOOKS = 6,
 };
 
-/** Numbers of the syscalls that send and receive on sockets. */
-struct mace_syscalls {
-	long sendto;
-	long sendmsg;
-	long sendmmsg;
-	long write;
-	long writev;
-	long recvfrom;
-	long recvmsg;
-	long recvmmsg;
-	long read;
-	long readv;
-};
+/*
+ * The probe of each hook: the tracepoint's TP_PROTO with the probe's data
+ * pointer first (include/trace/events/{syscalls,net,skb}.h), and for
+ * skb_consume_udp() its first two arguments.
+ */
+typedef void (*mace_sys_enter_probe)(void *data, struct pt_regs *regs,
+				     long id);
+typedef void (*mace_sys_exit_probe)(void *data, struct pt_regs *regs,
+				    long ret);
+typedef void (*mace_net_dev_start_xmit_probe)(void *data,
+					      const struct sk_buff *skb,
+					      const struct net_device *dev);
+typedef void (*mace_netif_receive_skb_probe)(void *data, struct sk_buff *skb);
+typedef void (*mace_skb_copy_datagram_iovec_probe)(void *data,
+						   const struct sk_buff *skb,
+						   int len);
+typedef void (*mace_skb_consume_udp_probe)(void *data, struct sock *sk,
+					   struct sk_buff *skb);
+
+/** The name of @hook's tracepoint or function, or NULL for a bad @hook. */
+const char *mace_hook_name(enum mace_hook hook);
+/**
+ * Registers @probe (of @hook's probe type) with @data on @hook. Returns 0,
+ * -ENOENT if this kernel has no such tracepoint, -EBUSY if the function hook
+ * is registered already, or another errno.
+ */
+int mace_hook_register(enum mace_hook hook, void *probe, void *data);
+/** Unregisters what mace_hook_register() registered. */
+int mace_hook_unregister(enum mace_hook hook, void *probe, void *data);
+/**
+ * Waits until no probe unregistered before the call can still be running
+ * (tracepoint_synchronize_unregister()).
+ */
+void mace_tp_sync(void);
+
+/* RCU. */
+
+/** rcu_read_lock(). */
+void mace_rcu_read_lock(void);
+/** rcu_read_unlock(). */
+void mace_rcu_read_unlock(void);
+/** synchronize_rcu(): waits for a grace period (process context). */
+void mace_synchronize_rcu(void);
 
 /* Module parameters (declared in C, validated by Rust at init). */
 
@@ -120,44 +111,171 @@ unsigned int mace_param_max_age_ms(void);
 /** Value of the `self_cost` parameter. */
 _Bool mace_param_self_cost(void);
 
-/* Registrations; each register has its unregister. */
+/* Network namespaces: pernet operations. */
 
-/** Registers pernet operations; calls net_init for every existing netns. */
-int mace_pernet_register(void);
-/** Unregisters pernet operations; calls net_exit for every netns. */
+/**
+ * struct mace_pernet_ops - the Rust side of mace's pernet operations.
+ *
+ * Every callback runs in process context and may sleep; @data is what
+ * mace_pernet_register() was given.
+ */
+struct mace_pernet_ops {
+	/**
+	 * @init: a network namespace is created (or exists when the
+	 * operations are registered). Store its state in *@state. Returns 0 or
+	 * a negative errno.
+	 */
+	int (*init)(void *data, struct net *net, void **state);
+	/**
+	 * @pre_exit: the namespace is going away. Its state stays readable
+	 * until an RCU grace period after the namespace's exit.
+	 */
+	void (*pre_exit)(void *data, struct net *net, void *state);
+	/**
+	 * @release: free a state that init stored; called once per state,
+	 * when no RCU reader can still find it through mace_net_state().
+	 */
+	void (*release)(void *state);
+};
+
+/**
+ * Registers the pernet operations; calls @ops->init for every namespace.
+ * At exit, a namespace's state is first hidden from mace_net_state(), then
+ * released after an RCU grace period (once per batch of namespaces).
+ */
+int mace_pernet_register(const struct mace_pernet_ops *ops, void *data);
+/** Unregisters them; pre_exit and release run for every namespace. */
 void mace_pernet_unregister(void);
-/** Creates the misc device /dev/mace. */
-int mace_misc_register(void);
+/**
+ * The state init stored for @net, or NULL if there is none (the
+ * operations are not registered, or @net is exiting). The caller is in an
+ * RCU read-side critical section, which keeps a non-NULL state alive.
+ */
+void *mace_net_state(const struct net *net);
+
+/* /dev/mace: a misc device. */
+
+/**
+ * struct mace_file_ops - the Rust side of /dev/mace's file operations.
+ *
+ * Every callback runs in process context and may sleep.
+ */
+struct mace_file_ops {
+	/**
+	 * @open: the device is opened. Store the open file's state in *@priv.
+	 * Returns 0 or a negative errno.
+	 */
+	int (*open)(void *data, void **priv);
+	/**
+	 * @read: read(2) into the user buffer @ubuf of @len bytes. Returns the
+	 * bytes read or a negative errno.
+	 */
+	long (*read)(void *priv, void *ubuf, unsigned long len);
+	/** @release: the last reference to the open file is gone. */
+	void (*release)(void *priv);
+};
+
+/**
+ * copy_to_user() of @len bytes at @src to the user address @ubuf: the number
+ * of bytes that could not be copied (0 on success).
+ */
+unsigned long mace_copy_to_user(void *ubuf, const void *src,
+				unsigned long len);
+/** Creates /dev/mace with @ops. */
+int mace_misc_register(const struct mace_file_ops *ops, void *data);
 /** Removes /dev/mace. */
 void mace_misc_deregister(void);
+
+/* /sys/class/mace. */
+
+/** Attributes of the `mace` class, i.e. the files in /sys/class/mace/. */
+enum mace_attr {
+	/** `on`: capture switch of the caller's network namespace. */
+	MACE_ATTR_ON = 0,
+	/** `outer_devs`: the outer devices (host NICs), global. */
+	MACE_ATTR_OUTER_DEVS = 1,
+	/** `stats`: counters of the caller's network namespace. */
+	MACE_ATTR_STATS = 2,
+};
+
+/**
+ * struct mace_class_ops - the Rust side of the class attributes.
+ *
+ * Every callback runs in process context and may sleep.
+ */
+struct mace_class_ops {
+	/**
+	 * @show: read of @attr into @buf (a page of @size bytes). Returns the
+	 * bytes written or a negative errno.
+	 */
+	long (*show)(void *data, enum mace_attr attr, char *buf,
+		     unsigned long size);
+	/**
+	 * @store: write of @len bytes at @buf to @attr. Returns @len or a
+	 * negative errno.
+	 */
+	long (*store)(void *data, enum mace_attr attr, const char *buf,
+		      unsigned long len);
+};
+
 /** Creates the class `mace` and its attribute files. */
-int mace_class_register(void);
+int mace_class_register(const struct mace_class_ops *ops, void *data);
 /** Removes the attribute files and the class. */
 void mace_class_unregister(void);
+
+/* Network devices. */
+
+/** Network device events mace follows. */
+enum mace_netdev_event {
+	MACE_NETDEV_REGISTER = 0,
+	MACE_NETDEV_UNREGISTER = 1,
+	MACE_NETDEV_CHANGENAME = 2,
+};
+
+/** struct mace_netdev_ops - the Rust side of the netdevice notifier. */
+struct mace_netdev_ops {
+	/**
+	 * @event: a device of the initial network namespace was registered,
+	 * renamed or is being unregistered (RTNL is held).
+	 */
+	void (*event)(void *data, enum mace_netdev_event event, int ifindex);
+};
+
 /** Follows network devices (replays REGISTER for the existing ones). */
-int mace_netdev_notifier_register(void);
+int mace_netdev_notifier_register(const struct mace_netdev_ops *ops,
+				  void *data);
 /** Stops following network devices. */
 void mace_netdev_notifier_unregister(void);
 
-/* Tracepoints. */
-
 /**
- * Registers @probe with @data on the kernel tracepoint called @name.
- * Returns 0, -ENOENT if there is no such tracepoint, or another errno.
+ * The ifindex of the device called @name (@len bytes, not NUL-terminated)
+ * in the initial network namespace, or 0.
  */
-int mace_tp_register(const char *name, void *probe, void *data);
-/** Unregisters what mace_tp_register() registered. */
-int mace_tp_unregister(const char *name, void *probe, void *data);
-/**
- * Waits until no probe unregistered before the call can still be running
- * (tracepoint_synchronize_unregister()).
- */
-void mace_tp_sync(void);
+int mace_init_net_ifindex(const char *name, unsigned long len);
 
 /* Syscalls and tasks. */
 
-/** Fills @out with this kernel's syscall numbers. */
-void mace_syscall_numbers(struct mace_syscalls *out);
+/** Words of a syscall bit set: one bit per syscall number. */
+enum { MACE_SYSCALL_WORDS = 8 };
+
+/** The syscalls that send and that receive on sockets, as bit sets. */
+struct mace_syscall_sets {
+	unsigned long long send[MACE_SYSCALL_WORDS];
+	unsigned long long recv[MACE_SYSCALL_WORDS];
+};
+
+/**
+ * Fills @out with this kernel's send and receive syscalls (the numbers of
+ * its syscall table; a number beyond the sets' size is left out).
+ */
+void mace_syscall_sets(struct mace_syscall_sets *out);
+/**
+ * The number of the syscall the current task entered or leaves, given the
+ * registers its syscall tracepoint passed (syscall_get_nr()).
+ */
+long mace_syscall_nr(struct pt_regs *regs);
+/** The first argument of that syscall (syscall_get_arguments()). */
+unsigned long mace_syscall_arg0(struct pt_regs *regs);
 /**
  * The socket (its struct sock, as a number) behind file descriptor @fd of
  * the current task, or 0 if @fd is not a socket. If it is a TCP socket,
@@ -173,7 +291,7 @@ int mace_current_tid(void);
 _Bool mace_in_task(void);
 /**
  * The number of the syscall the current task is in, or -1 (kernel threads,
- * or not in a syscall).  Meaningful only in task context.
+ * or not in a syscall). Meaningful only in task context.
  */
 long mace_current_syscall_nr(void);
 
@@ -182,40 +300,33 @@ long mace_current_syscall_nr(void);
 /**
  * The first @len bytes (or fewer, as far as the packet goes) of @skb from
  * its network header on (from skb->data on if @from_data): a pointer into
- * the skb when they are in its linear part, else a copy in @buf.  Sets
+ * the skb when they are in its linear part, else a copy in @buf. Sets
  * *@out_len to their number (0, and returns NULL, if the skb has no network
- * header).  Callable in any context.
+ * header). Callable in any context.
  */
 const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       void *buf, unsigned int len,
 			       unsigned int *out_len);
 /** The socket that owns @skb (skb->sk, as a number), or 0. */
 unsigned long mace_skb_sock(const struct sk_buff *skb);
-/** The device @skb is on (skb->dev). */
+/** The device @skb is on (skb->dev), or NULL. */
 const struct net_device *mace_skb_dev(const struct sk_buff *skb);
 /** The ifindex of @dev. */
 int mace_dev_ifindex(const struct net_device *dev);
 /** The network namespace of @dev. */
 struct net *mace_dev_net(const struct net_device *dev);
-/**
- * The ifindex of the device called @name (@len bytes, not NUL-terminated)
- * in the initial network namespace, or 0.
- */
-int mace_init_net_ifindex(const char *name, unsigned long len);
 
 /* Network namespaces. */
 
 /**
  * The current task's network namespace, without taking a reference; NULL for
- * an exiting task.  In interrupt context, that of the interrupted task.
+ * an exiting task. In interrupt context, that of the interrupted task.
  */
 struct net *mace_current_net(void);
-/** The current task's network namespace, with a reference taken, or NULL. */
-struct net *mace_current_net_get(void);
-/** Drops a reference taken by mace_current_net_get(). */
+/** Takes a reference to @net. */
+void mace_net_get(struct net *net);
+/** Drops a reference taken by mace_net_get(). */
 void mace_net_put(struct net *net);
-/** The state net_init stored for @net. */
-void *mace_net_state(const struct net *net);
 /** The inode number of @net, as shown by `ls -l /proc/self/ns/net`. */
 unsigned int mace_net_inum(const struct net *net);
 /** Whether @net is the initial network namespace. */

@@ -18,18 +18,45 @@
 //! cat /dev/mace
 //! ```
 //!
-//! See `Documentation/mace.rst` for the interface and the design.
+//! See `Documentation/mace.rst` for the interface and the design. The layers,
+//! top down (no module imports one above it):
+//!
+//! ```text
+//! mace_main                 the module: parameters, registrations
+//! probes, callbacks         where C calls in: tracepoints; pernet, file,
+//!                           sysfs and device callbacks
+//! control, sysfs, chardev   capture switch and outer devices; the files
+//! capture/{egress,ingress}  the probes' logic, one path each
+//! netns                     per-namespace state, registry of namespaces
+//! ffi/                      the kernel layer: all unsafe, all version
+//!                           differences, safe types over C objects
+//! packet, entry, table,     core-only logic, also compiled and tested
+//! ring, record, counters,   on the host (tests/host)
+//! parse, params, text
+//! ```
 
-// The kernel side.
+#![deny(unsafe_code)]
+
+// Where C calls in.
+mod callbacks;
+mod probes;
+
+// The module's logic.
 mod capture;
 mod chardev;
-mod ffi;
-mod global;
+mod control;
 mod netns;
 mod sysfs;
 
+// The kernel layer.
+mod ffi;
+
 // Core-only logic, compiled again by the host test crate (tests/host), for
 // which its `pub` items are the public API.
+#[allow(unreachable_pub)]
+mod counters;
+#[allow(unreachable_pub)]
+mod entry;
 #[allow(unreachable_pub)]
 mod packet;
 #[allow(unreachable_pub)]
@@ -45,12 +72,20 @@ mod table;
 #[allow(unreachable_pub)]
 mod text;
 
+use chardev::Reader;
+use control::Control;
+use ffi::class::ClassRegistration;
+use ffi::file::MiscRegistration;
+use ffi::net::PernetRegistration;
+use ffi::netdev::NetdevRegistration;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
+// No `author`: 6.12 names one `author` and later kernels a list of
+// `authors`; the field is optional in both.
 module! {
     type: Mace,
     name: "mace",
-    author: "The mace developers",
     description: "Per-packet latency the host adds to container traffic",
     license: "GPL",
 }
@@ -58,13 +93,15 @@ module! {
 /// The loaded module: its registrations, in teardown order.
 ///
 /// Fields drop in declaration order: first what lets users in (sysfs, the
-/// device), then the per-namespace state, last the global state they all use.
+/// device), then the per-namespace states (whose `pre_exit` switches every
+/// namespace's capture off, which unregisters the probes), then the device
+/// notifier, last the control they all share.
 struct Mace {
-    _class: ffi::ClassRegistration,
-    _misc: ffi::MiscRegistration,
-    _pernet: ffi::PernetRegistration,
-    _netdev: ffi::NetdevRegistration,
-    _global: ffi::GlobalGuard,
+    _class: ClassRegistration<Control>,
+    _misc: MiscRegistration<Reader>,
+    _pernet: PernetRegistration<Control>,
+    _netdev: NetdevRegistration<Control>,
+    _control: Arc<Control>,
 }
 
 impl kernel::Module for Mace {
@@ -78,18 +115,20 @@ impl kernel::Module for Mace {
             raw.self_cost,
         )
         .map_err(|e| {
-            pr_err!("{}\n", e);
+            // `format_args!`: what `pr_*!` formats must be the `kernel`
+            // crate's Display on newer kernels, core's on 6.12; both
+            // take `Arguments`.
+            pr_err!("{}\n", format_args!("{e}"));
             EINVAL
         })?;
-        let global = ffi::GlobalGuard::install(global::Global::new(params)?)?;
-        ffi::global().set_outer_devs(params.outer_devs);
-        let netdev = ffi::NetdevRegistration::register()?;
-        let pernet = ffi::PernetRegistration::register()?;
-        let misc = ffi::MiscRegistration::register()?;
-        let class = ffi::ClassRegistration::register()?;
+        let control = Control::new(params)?;
+        let netdev = NetdevRegistration::register(control.clone())?;
+        let pernet = PernetRegistration::register(&netns::NET_STATE, control.clone())?;
+        let misc = MiscRegistration::register(Arc::new((), GFP_KERNEL)?)?;
+        let class = ClassRegistration::register(control.clone())?;
         pr_info!(
             "loaded: outer_dev={} table_size={} ring_size={} max_age_ms={} self_cost={}\n",
-            params.outer_devs,
+            format_args!("{}", params.outer_devs),
             params.table_size,
             params.ring_size,
             params.max_age_ms,
@@ -103,7 +142,7 @@ impl kernel::Module for Mace {
             _misc: misc,
             _pernet: pernet,
             _netdev: netdev,
-            _global: global,
+            _control: control,
         })
     }
 }

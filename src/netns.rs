@@ -1,47 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The state mace keeps for each network namespace.
+//! The state mace keeps for each network namespace, and the registry of
+//! namespaces that capture.
 //!
-//! The pernet operations (see [`crate::ffi::PernetRegistration`]) create a
-//! [`NetState`] for every namespace, those that exist when the module loads
-//! and those created later, and free it when the namespace is destroyed or the
-//! module unloads. A namespace's ring is allocated the first time capture is
-//! switched on in it and kept, with whatever it holds, until the namespace
-//! goes away, so that switching capture off does not throw away unread lines.
+//! The pernet operations (see `callbacks.rs`) give every namespace a
+//! [`NetState`], those that exist when the module loads and those created
+//! later; [`NET_STATE`] finds it again. A namespace's ring is allocated the
+//! first time capture is switched on in it and kept, with whatever it holds,
+//! until the namespace goes away, so that switching capture off does not
+//! throw away unread lines.
 //!
-//! Switching capture on and off goes through [`crate::global::Global`], which
-//! also registers the probes while at least one namespace captures.
+//! A packet on its way out carries no pointer to its namespace: the egress
+//! table names the sender's namespace by a handle in the [`NsRegistry`], so
+//! that a namespace that went away in between simply resolves to nothing.
 
-use crate::ffi::OnceBox;
+#![deny(unsafe_code)]
+
+use crate::counters::NetCounters;
+use crate::ffi::net::PernetKey;
+use crate::ffi::sync::{OnceBox, RcuSlot, Retired};
+use crate::ffi::tracepoint::ProbeCx;
 use crate::record::Record;
 use crate::ring::{Ring, RingStats, Slot};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Where each namespace's [`NetState`] is found.
+pub(crate) static NET_STATE: PernetKey<NetState> = PernetKey::new();
 
 /// The ring of latency records of one namespace.
 pub(crate) type RecordRing = Ring<KVVec<Slot>>;
-
-/// Counters of one namespace, shown in its `/sys/class/mace/stats`.
-#[derive(Default)]
-pub(crate) struct NetCounters {
-    /// Egress latencies recorded.
-    pub(crate) egress: AtomicU64,
-    /// Ingress latencies recorded.
-    pub(crate) ingress: AtomicU64,
-    /// Packets sent by syscalls and stored to await an outer device.
-    pub(crate) egress_sent: AtomicU64,
-    /// Sent packets found on an outer device too late (older than max_age).
-    pub(crate) egress_expired: AtomicU64,
-    /// Sent packets whose key another sent packet had.
-    pub(crate) egress_collisions: AtomicU64,
-    /// Received packets found by a receiving syscall too late.
-    pub(crate) ingress_expired: AtomicU64,
-    /// Received packets whose key another received packet had.
-    pub(crate) ingress_collisions: AtomicU64,
-    /// Received packets not reported: the syscall failed, or it returned
-    /// more than `MAX_PENDING` of them.
-    pub(crate) ingress_unreported: AtomicU64,
-}
 
 /// Per-namespace states alive, shown as `host_netns_states`.
 static LIVE_STATES: AtomicUsize = AtomicUsize::new(0);
@@ -73,8 +62,8 @@ pub(crate) struct NetState {
 
 impl NetState {
     /// State of a new namespace: capture off, no ring.
-    pub(crate) fn new(inum: u32) -> Result<KBox<Self>> {
-        let state = KBox::new(
+    pub(crate) fn new(inum: u32) -> Result<Arc<Self>> {
+        let state = Arc::new(
             Self {
                 inum,
                 enabled: AtomicBool::new(false),
@@ -109,14 +98,6 @@ impl NetState {
         self.handle.load(Ordering::Acquire)
     }
 
-    /// Sets the registry handle if there is none yet; otherwise returns the
-    /// one there is.
-    pub(crate) fn claim_handle(&self, handle: u64) -> Result<(), u64> {
-        self.handle
-            .compare_exchange(0, handle, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-    }
-
     /// The ring, if capture was ever on.
     pub(crate) fn ring(&self) -> Option<&RecordRing> {
         self.ring.get()
@@ -124,15 +105,24 @@ impl NetState {
 
     /// Allocates the ring of `ring_size` records if there is none yet.
     ///
-    /// Called under the control mutex of [`crate::global::Global`], so at most
-    /// one ring is ever allocated (and counted) per namespace.
+    /// Called under the control mutex (`control.rs`), so at most one ring
+    /// is ever allocated (and counted) per namespace.
     pub(crate) fn ensure_ring(&self, ring_size: u32) -> Result {
         self.ring.get_or_try_init(|| new_ring(ring_size))?;
         Ok(())
     }
 
-    /// Queues a record; a full ring counts the drop in the ring's stats.
-    pub(crate) fn record(&self, rec: &Record) {
+    /// Queues a record if capture is on, and counts it as recorded; a full
+    /// ring counts the drop in the ring's stats.
+    pub(crate) fn report(&self, rec: &Record) {
+        if !self.enabled() {
+            return;
+        }
+        let counter = match rec.dir {
+            crate::record::Direction::Egress => &self.counters.egress,
+            crate::record::Direction::Ingress => &self.counters.ingress,
+        };
+        crate::counters::bump(counter);
         if let Some(ring) = self.ring() {
             // A failed push is counted by the ring itself.
             let _ = ring.push(rec);
@@ -164,5 +154,73 @@ impl Drop for NetState {
         if self.ring().is_some() {
             LIVE_RINGS.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Most namespaces that can capture at once (since their last destruction).
+pub(crate) const REGISTRY_SLOTS: usize = 4096;
+
+/// The namespaces that ever captured, by handle.
+///
+/// A handle is a slot number plus a generation, never 0: a handle of a
+/// namespace that is gone resolves to nothing, even once its slot is reused.
+/// A namespace leaves the registry when it goes away (`pre_exit`); its
+/// state is freed no earlier than an RCU grace period later, so probes that
+/// resolved its handle before are done with it ([`RcuSlot`]).
+pub(crate) struct NsRegistry {
+    slots: KVVec<RcuSlot<NetState>>,
+    generation: AtomicU32,
+}
+
+impl NsRegistry {
+    /// An empty registry.
+    pub(crate) fn new() -> Result<Self> {
+        let mut slots = KVVec::with_capacity(REGISTRY_SLOTS, GFP_KERNEL)?;
+        for _ in 0..REGISTRY_SLOTS {
+            slots.push(RcuSlot::new(), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            slots,
+            generation: AtomicU32::new(0),
+        })
+    }
+
+    /// Gives `state` a handle (the one it has, or a new one); `ENOSPC` when
+    /// every slot is taken.
+    ///
+    /// Called under the control mutex, so that a state is attached once.
+    pub(crate) fn attach(&self, state: &Arc<NetState>) -> Result<u64> {
+        let have = state.handle();
+        if have != 0 {
+            return Ok(have);
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.try_set(state.clone()).is_err() {
+                continue;
+            }
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+            let index = u64::try_from(i).map_err(|_| EINVAL)?.wrapping_add(1);
+            let handle = u64::from(generation) << 32 | index;
+            state.handle.store(handle, Ordering::Release);
+            return Ok(handle);
+        }
+        Err(ENOSPC)
+    }
+
+    fn slot(&self, handle: u64) -> Option<&RcuSlot<NetState>> {
+        let index = usize::try_from(handle & 0xffff_ffff).ok()?.checked_sub(1)?;
+        self.slots.get(index)
+    }
+
+    /// Takes `state` out of the registry. Dropping the result waits for an
+    /// RCU grace period (process context).
+    pub(crate) fn detach(&self, state: &NetState) -> Option<Retired<NetState>> {
+        self.slot(state.handle())?.clear_if(state)
+    }
+
+    /// The state of the namespace with `handle`, if it is still there.
+    pub(crate) fn get<'a>(&'a self, cx: &'a ProbeCx<'_>, handle: u64) -> Option<&'a NetState> {
+        let state = self.slot(handle)?.get(cx)?;
+        (state.handle() == handle).then_some(state)
     }
 }

@@ -17,64 +17,62 @@
 //! Malformed input is rejected with `EINVAL` and changes nothing; a missing
 //! right is `EPERM`. Both are logged (rate limited).
 
-use crate::capture::Hook;
-use crate::ffi::{log_ratelimit, with_current_net, Net};
-use crate::global::Global;
+#![deny(unsafe_code)]
+
+use crate::control::Control;
+use crate::ffi::class::ClassAttr;
+use crate::ffi::log_ratelimit;
+use crate::ffi::net::{with_current_net, Net};
+use crate::ffi::tracepoint::Hook;
+use crate::netns::{NetState, NET_STATE};
 use crate::parse::{parse_dev_list, parse_switch, ParseError};
 use crate::text::TextBuf;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
-
-/// A file in `/sys/class/mace/`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Attr {
-    /// `on`.
-    On,
-    /// `outer_devs`.
-    OuterDevs,
-    /// `stats`.
-    Stats,
-}
-
-impl Attr {
-    fn name(self) -> &'static str {
-        match self {
-            Attr::On => "on",
-            Attr::OuterDevs => "outer_devs",
-            Attr::Stats => "stats",
-        }
-    }
-}
+use kernel::sync::Arc;
 
 /// Logs and returns the error for malformed input.
-fn invalid(attr: Attr, e: ParseError) -> Error {
+fn invalid(attr: ClassAttr, e: ParseError) -> Error {
     if log_ratelimit() {
         pr_err!(
             "write to /sys/class/mace/{} rejected: {}; nothing changed\n",
             attr.name(),
-            e
+            format_args!("{e}")
         );
     }
     EINVAL
 }
 
 /// Logs and returns the error for a missing right.
-fn denied(attr: Attr, why: &str) -> Error {
+fn denied(attr: ClassAttr, why: &str) -> Error {
     if log_ratelimit() {
         pr_warn!("write to /sys/class/mace/{} denied: {}\n", attr.name(), why);
     }
     EPERM
 }
 
+/// The state of the caller's namespace; `ENOENT` if it has none (the
+/// caller is exiting, or its namespace is).
+fn current_state(net: &Net) -> Result<Arc<NetState>> {
+    NET_STATE.get_arc(net).ok_or(ENOENT)
+}
+
 /// Fills `out` with the contents of `attr`; returns the length.
-pub(crate) fn show(global: &Global, attr: Attr, out: &mut [u8]) -> Result<usize> {
+pub(crate) fn show(control: &Control, attr: ClassAttr, out: &mut [u8]) -> Result<usize> {
     let mut text = TextBuf::new(out);
     let r = match attr {
-        Attr::On => with_current_net(|net| writeln!(text, "{}", u8::from(net.state().enabled())))
-            .ok_or(ENOENT)?,
-        Attr::OuterDevs => writeln!(text, "{}", global.outer_devs()),
-        Attr::Stats => with_current_net(|net| write_stats(&mut text, global, net)).ok_or(ENOENT)?,
+        ClassAttr::On => with_current_net(|net| -> Result<core::fmt::Result> {
+            let state = current_state(net)?;
+            Ok(writeln!(text, "{}", u8::from(state.enabled())))
+        })
+        .ok_or(ENOENT)??,
+        ClassAttr::OuterDevs => writeln!(text, "{}", control.outer_devs()),
+        ClassAttr::Stats => with_current_net(|net| -> Result<core::fmt::Result> {
+            let state = current_state(net)?;
+            Ok(write_stats(&mut text, control, net, &state))
+        })
+        .ok_or(ENOENT)??,
     };
     r.map_err(|_| ENOSPC)?;
     Ok(text.len())
@@ -82,52 +80,43 @@ pub(crate) fn show(global: &Global, attr: Attr, out: &mut [u8]) -> Result<usize>
 
 /// The `stats` file: the reader's namespace's counters, and for the initial
 /// namespace also the global ones.
-fn write_stats(out: &mut TextBuf<'_>, global: &Global, net: &Net) -> core::fmt::Result {
-    let state = net.state();
-    let c = &state.counters;
+fn write_stats(
+    out: &mut TextBuf<'_>,
+    control: &Control,
+    net: &Net,
+    state: &NetState,
+) -> core::fmt::Result {
+    let mut result = Ok(());
+    let mut line = |name: &str, value: u64| {
+        if result.is_ok() {
+            result = writeln!(out, "{name} {value}");
+        }
+    };
+    line("netns", u64::from(state.inum()));
+    line("enabled", u64::from(state.enabled()));
+    state.counters.for_each(&mut line);
     let ring = state.ring_stats();
-    let get = |a: &AtomicU64| a.load(Relaxed);
-    writeln!(out, "netns {}", state.inum())?;
-    writeln!(out, "enabled {}", u8::from(state.enabled()))?;
-    writeln!(out, "egress {}", get(&c.egress))?;
-    writeln!(out, "ingress {}", get(&c.ingress))?;
-    writeln!(out, "egress_sent {}", get(&c.egress_sent))?;
-    writeln!(out, "egress_expired {}", get(&c.egress_expired))?;
-    writeln!(out, "egress_collisions {}", get(&c.egress_collisions))?;
-    writeln!(out, "ingress_expired {}", get(&c.ingress_expired))?;
-    writeln!(out, "ingress_collisions {}", get(&c.ingress_collisions))?;
-    writeln!(out, "ingress_unreported {}", get(&c.ingress_unreported))?;
-    writeln!(
-        out,
-        "ring_size {}",
-        state.ring().map_or(0, |r| r.capacity())
-    )?;
-    writeln!(out, "ring_queued {}", state.ring().map_or(0, |r| r.len()))?;
-    writeln!(out, "ring_pushed {}", ring.pushed)?;
-    writeln!(out, "ring_popped {}", ring.popped)?;
-    writeln!(out, "ring_full {}", ring.full)?;
-    writeln!(out, "ring_busy {}", ring.busy)?;
+    line("ring_size", state.ring().map_or(0, |r| r.capacity()) as u64);
+    line("ring_queued", state.ring().map_or(0, |r| r.len()) as u64);
+    line("ring_pushed", ring.pushed);
+    line("ring_popped", ring.popped);
+    line("ring_full", ring.full);
+    line("ring_busy", ring.busy);
+    result?;
     if !net.is_init() {
         return Ok(());
     }
     // Host-wide counters: only the initial namespace sees them.
-    let g = &global.capture.counters;
-    let [egress, ingress, tasks, deferred] = global.capture.occupancy();
-    writeln!(
-        out,
-        "host_outer_ifindexes {:?}",
-        global.capture.outer.snapshot()
-    )?;
-    writeln!(out, "host_ingress_stored {}", get(&g.ingress_stored))?;
-    writeln!(out, "host_ingress_expired {}", get(&g.ingress_expired))?;
-    writeln!(out, "host_ingress_evicted {}", get(&g.ingress_evicted))?;
-    writeln!(
-        out,
-        "host_ingress_collisions {}",
-        get(&g.ingress_collisions)
-    )?;
-    writeln!(out, "host_egress_evicted {}", get(&g.egress_evicted))?;
-    writeln!(out, "host_tasks_evicted {}", get(&g.tasks_evicted))?;
+    let capture = &control.capture;
+    writeln!(out, "host_outer_ifindexes {:?}", capture.outer.snapshot())?;
+    let mut result = Ok(());
+    capture.counters.for_each(|name, value| {
+        if result.is_ok() {
+            result = writeln!(out, "host_{name} {value}");
+        }
+    });
+    result?;
+    let [egress, ingress, tasks, deferred] = capture.occupancy();
     writeln!(
         out,
         "host_table_entries {egress} {ingress} {tasks} {deferred}"
@@ -135,16 +124,22 @@ fn write_stats(out: &mut TextBuf<'_>, global: &Global, net: &Net) -> core::fmt::
     let (states, rings) = crate::netns::live_counts();
     writeln!(out, "host_netns_states {states}")?;
     writeln!(out, "host_rings {rings}")?;
-    for (name, cost) in Hook::NAMES.iter().zip(global.capture.hooks.iter()) {
-        writeln!(out, "pert_{name} {} {}", get(&cost.hits), get(&cost.ns))?;
+    for (hook, cost) in Hook::ALL.iter().zip(capture.hooks.iter()) {
+        writeln!(
+            out,
+            "pert_{} {} {}",
+            hook.name(),
+            cost.hits.load(Relaxed),
+            cost.ns.load(Relaxed)
+        )?;
     }
     Ok(())
 }
 
 /// Applies a write of `input` to `attr`.
-pub(crate) fn store(global: &Global, attr: Attr, input: &[u8]) -> Result {
+pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result {
     match attr {
-        Attr::On => {
+        ClassAttr::On => {
             let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
             with_current_net(|net| {
                 if !net.capable() {
@@ -153,7 +148,8 @@ pub(crate) fn store(global: &Global, attr: Attr, input: &[u8]) -> Result {
                         "CAP_NET_ADMIN over the namespace's owning user namespace is required",
                     ));
                 }
-                let was = global.set_capture(net, on)?;
+                let state = current_state(net)?;
+                let was = control.set_capture(&state, on)?;
                 if was != on && log_ratelimit() {
                     pr_info!(
                         "capture {} in network namespace {}\n",
@@ -165,7 +161,7 @@ pub(crate) fn store(global: &Global, attr: Attr, input: &[u8]) -> Result {
             })
             .ok_or(ENOENT)?
         }
-        Attr::OuterDevs => {
+        ClassAttr::OuterDevs => {
             let devs = parse_dev_list(input).map_err(|e| invalid(attr, e))?;
             with_current_net(|net| {
                 if !net.is_init() || !net.capable() {
@@ -174,11 +170,11 @@ pub(crate) fn store(global: &Global, attr: Attr, input: &[u8]) -> Result {
                         "only CAP_NET_ADMIN in the initial network namespace may set it",
                     ));
                 }
-                global.set_outer_devs(devs);
+                control.set_outer_devs(devs);
                 Ok(())
             })
             .ok_or(ENOENT)?
         }
-        Attr::Stats => Err(EPERM),
+        ClassAttr::Stats => Err(EPERM),
     }
 }

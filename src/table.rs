@@ -26,6 +26,8 @@
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
+#![deny(unsafe_code)]
+
 use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -105,11 +107,6 @@ impl<L, const D: usize> Bucket<L, D> {
             lock,
             slots: [const { Slot::new() }; WAYS],
         }
-    }
-
-    /// The bucket's lock (for in-place initialization by its owner).
-    pub fn lock_ref(&self) -> &L {
-        &self.lock
     }
 }
 
@@ -336,9 +333,15 @@ where
                 expired = expired.or(Some(slot));
                 continue;
             }
-            if oldest.map_or(true, |o| {
-                (now.wrapping_sub(t) as i64) > (now.wrapping_sub(o.time.load(Relaxed)) as i64)
-            }) {
+            // A `match`, not `map_or(true, ..)` nor `is_none_or` (Rust 1.82,
+            // newer than 6.12's minimum), for both kernels' clippy.
+            let older = match oldest {
+                None => true,
+                Some(o) => {
+                    (now.wrapping_sub(t) as i64) > (now.wrapping_sub(o.time.load(Relaxed)) as i64)
+                }
+            };
+            if older {
                 oldest = Some(slot);
             }
         }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's global state, and the control of capture.
+//! The control of capture: which namespaces capture, the probes that serve
+//! them, and the outer devices.
 //!
 //! Switching a namespace's capture on or off, a namespace going away, and a
 //! change of outer devices all go through here, serialized by mutexes. The
@@ -8,90 +9,105 @@
 //! unregistered when the last one switches it off (or goes away), so that a
 //! loaded but idle mace costs nothing.
 
+#![deny(unsafe_code)]
+
 use crate::capture::Capture;
-use crate::ffi::{self, Net, Probes};
+use crate::ffi::tracepoint::ProbeRegistration;
+use crate::netns::{NetState, REGISTRY_SLOTS};
 use crate::params::Params;
 use crate::parse::{DevList, MAX_OUTER_DEVS};
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 
 /// Which namespaces capture, and the probes that serve them.
-struct Control {
+struct Switch {
     /// Namespaces with capture on.
     capturing: usize,
     /// The probes, registered while `capturing > 0`.
-    probes: Option<Probes>,
+    probes: Option<ProbeRegistration<Capture>>,
 }
 
 /// State shared by all namespaces, alive from load to unload.
-///
-/// Field order is drop order: the probes go before the tables they use.
 #[pin_data]
-pub(crate) struct Global {
-    /// Capture control.
+pub(crate) struct Control {
+    /// Capture switches and the probes.
     #[pin]
-    control: Mutex<Control>,
+    switch: Mutex<Switch>,
     /// The outer devices as configured (parameter, then sysfs writes).
     #[pin]
     outer_devs: Mutex<DevList>,
     /// The probes' tables and counters.
-    pub(crate) capture: Capture,
+    pub(crate) capture: Arc<Capture>,
     /// The validated module parameters.
     pub(crate) params: Params,
 }
 
-impl Global {
-    /// The global state for `params`.
-    pub(crate) fn new(params: Params) -> Result<Pin<KBox<Self>>> {
-        let capture = Capture::new(params.table_size, params.max_age_ms, params.self_cost)?;
-        KBox::pin_init(
+impl Control {
+    /// The control for `params`, with its outer devices resolved.
+    pub(crate) fn new(params: Params) -> Result<Arc<Self>> {
+        let capture = Arc::new(
+            Capture::new(params.table_size, params.max_age_ms, params.self_cost)?,
+            GFP_KERNEL,
+        )?;
+        let control = Arc::pin_init(
             pin_init!(Self {
-                control <- new_mutex!(Control { capturing: 0, probes: None }, "mace_control"),
+                switch <- new_mutex!(Switch { capturing: 0, probes: None }, "mace_switch"),
                 outer_devs <- new_mutex!(params.outer_devs, "mace_outer_devs"),
                 capture,
                 params,
             }),
             GFP_KERNEL,
-        )
+        )?;
+        control.set_outer_devs(params.outer_devs);
+        Ok(control)
     }
 
-    /// Switches capture of `net` on or off; returns whether it was on.
-    pub(crate) fn set_capture(&self, net: &Net, on: bool) -> Result<bool> {
-        let state = net.state();
-        let mut control = self.control.lock();
+    /// Switches capture of the namespace with `state` on or off; returns
+    /// whether it was on.
+    pub(crate) fn set_capture(&self, state: &Arc<NetState>, on: bool) -> Result<bool> {
+        let mut switch = self.switch.lock();
         if on == state.enabled() {
             return Ok(on);
         }
         if on {
             state.ensure_ring(self.params.ring_size)?;
-            self.capture.registry.attach(net).inspect_err(|_| {
+            self.capture.registry.attach(state).inspect_err(|_| {
                 pr_err!(
                     "cannot capture in network namespace {}: {} namespaces already capture\n",
                     state.inum(),
-                    ffi::REGISTRY_SLOTS
+                    REGISTRY_SLOTS
                 );
             })?;
-            if control.probes.is_none() {
-                control.probes = Some(Probes::register()?);
+            if switch.probes.is_none() {
+                switch.probes = Some(ProbeRegistration::register(self.capture.clone())?);
             }
-            control.capturing = control.capturing.saturating_add(1);
+            switch.capturing = switch.capturing.saturating_add(1);
         } else {
-            control.capturing = control.capturing.saturating_sub(1);
-            if control.capturing == 0 {
+            switch.capturing = switch.capturing.saturating_sub(1);
+            if switch.capturing == 0 {
                 // Unregisters and waits for running probes.
-                control.probes = None;
+                switch.probes = None;
             }
         }
         Ok(state.set_enabled(on))
     }
 
-    /// `net` is going away: stop its capture.
-    pub(crate) fn net_pre_exit(&self, net: &Net) {
-        if net.state().enabled() {
-            // Switching off cannot fail.
-            let _ = self.set_capture(net, false);
+    /// The namespace with `state` is going away: stop its capture and take
+    /// it out of the registry (waiting for the probes that may still use
+    /// it).
+    pub(crate) fn net_pre_exit(&self, state: &NetState) {
+        {
+            let mut switch = self.switch.lock();
+            if state.set_enabled(false) {
+                switch.capturing = switch.capturing.saturating_sub(1);
+                if switch.capturing == 0 {
+                    switch.probes = None;
+                }
+            }
         }
+        // Dropping what was taken out waits for a grace period.
+        drop(self.capture.registry.detach(state));
     }
 
     /// The configured outer devices.
@@ -123,9 +139,13 @@ impl Global {
 fn log_outer(devs: &DevList, resolved: &[i32; MAX_OUTER_DEVS]) {
     for (dev, ifindex) in devs.as_slice().iter().zip(resolved.iter()) {
         if *ifindex == 0 {
-            pr_info!("outer device {}: not present\n", dev);
+            pr_info!("outer device {}: not present\n", format_args!("{dev}"));
         } else {
-            pr_info!("outer device {}: ifindex {}\n", dev, ifindex);
+            pr_info!(
+                "outer device {}: ifindex {}\n",
+                format_args!("{dev}"),
+                ifindex
+            );
         }
     }
     if devs.is_empty() {

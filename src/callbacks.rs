@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The callbacks from C other than probes: pernet operations, `/dev/mace`'s
+//! file operations, `/sys/class/mace`'s files, device events.
+//!
+//! Each is a trait of the kernel layer implemented here by one safe call;
+//! the kernel layer turns the `Result`s into errnos on the way back to C.
+//! Everything here runs in process context.
+
+#![deny(unsafe_code)]
+
+use crate::chardev::Reader;
+use crate::control::Control;
+use crate::ffi::class::{ClassAttr, ClassOps};
+use crate::ffi::file::{FileOps, UserWriter};
+use crate::ffi::net::{Net, PernetOps};
+use crate::ffi::netdev::{NetdevEvent, NetdevOps};
+use crate::netns::NetState;
+use crate::sysfs;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+impl PernetOps for Control {
+    type State = NetState;
+
+    fn init(&self, net: &Net) -> Result<Arc<NetState>> {
+        NetState::new(net.inum())
+    }
+
+    fn pre_exit(&self, _net: &Net, state: &NetState) {
+        self.net_pre_exit(state);
+    }
+}
+
+impl ClassOps for Control {
+    fn show(&self, attr: ClassAttr, out: &mut [u8]) -> Result<usize> {
+        sysfs::show(self, attr, out)
+    }
+
+    fn store(&self, attr: ClassAttr, input: &[u8]) -> Result {
+        sysfs::store(self, attr, input)
+    }
+}
+
+impl NetdevOps for Control {
+    fn event(&self, event: NetdevEvent, ifindex: i32) {
+        match event {
+            NetdevEvent::Unregister => self.outer_devs_changed(ifindex),
+            NetdevEvent::Register | NetdevEvent::ChangeName => self.outer_devs_changed(0),
+        }
+    }
+}
+
+impl FileOps for Reader {
+    type Data = ();
+
+    fn open(_data: &()) -> Result<Pin<KBox<Self>>> {
+        Reader::open()
+    }
+
+    fn read(&self, out: &mut UserWriter) -> Result<usize> {
+        Reader::read(self, out)
+    }
+}

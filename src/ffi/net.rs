@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Network namespaces, and a state kept in each of them.
+//!
+//! [`Net`] is a namespace borrowed for as long as it is known to be alive.
+//! [`PernetRegistration`] runs a [`PernetOps`] for every namespace, those
+//! that exist when it registers and those created later: `init` makes the
+//! namespace's state, `pre_exit` tells that the namespace goes away. Each
+//! state is an [`Arc`], found again through a [`PernetKey`]: by a probe
+//! without taking a reference (inside the RCU read-side critical section that
+//! [`ProbeCx`] proves), or in process context as a counted reference.
+//!
+//! A state stays readable through the key until the namespace's `exit`; it
+//! is released (its `Arc` reference dropped) only after an RCU grace period
+//! that follows, so no probe can still be looking at it (`mace_helpers.c`
+//! does this once per batch of dying namespaces).
+
+use super::sync::{ProbeCx, RcuReadLock};
+use super::sys;
+use super::{arc_data, status_int};
+use core::ffi::{c_int, c_void};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{Arc, ArcBorrow};
+use kernel::types::Opaque;
+
+/// A network namespace (`struct net`).
+///
+/// # Invariants
+///
+/// A `&'a Net` is only made for a namespace that stays alive for `'a`: the
+/// current task's (which cannot change its namespace while it runs), one a
+/// [`NetRef`] holds, one a pernet callback is given, or a device's (which
+/// outlives the device).
+#[repr(transparent)]
+pub(crate) struct Net(Opaque<sys::net>);
+
+impl Net {
+    /// Borrows the namespace at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a live `struct net` that stays alive for `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *const sys::net) -> &'a Net {
+        // SAFETY: `Net` is a transparent wrapper of `struct net`; liveness is
+        // the caller's promise.
+        unsafe { &*ptr.cast::<Net>() }
+    }
+
+    pub(super) fn as_ptr(&self) -> *mut sys::net {
+        self.0.get()
+    }
+
+    /// The namespace's inode number (as in `/proc/PID/ns/net`).
+    pub(crate) fn inum(&self) -> u32 {
+        // SAFETY: By the type invariants, `self` is a live namespace.
+        unsafe { sys::mace_net_inum(self.as_ptr()) }
+    }
+
+    /// Whether this is the initial network namespace.
+    pub(crate) fn is_init(&self) -> bool {
+        // SAFETY: By the type invariants, `self` is a live namespace.
+        unsafe { sys::mace_net_is_init(self.as_ptr()) }
+    }
+
+    /// Whether `self` and `other` are the same namespace.
+    pub(crate) fn is(&self, other: &Net) -> bool {
+        core::ptr::eq(self, other)
+    }
+
+    /// Whether the current task has CAP_NET_ADMIN over the user namespace
+    /// that owns this network namespace (process context).
+    pub(crate) fn capable(&self) -> bool {
+        // SAFETY: `self` is a live namespace; `ns_capable` may log an audit
+        // record, which is fine in the process context of every caller.
+        unsafe { sys::mace_net_capable(self.as_ptr()) }
+    }
+}
+
+/// Runs `f` with the current task's network namespace; `None` if the task
+/// has none (it is exiting).
+///
+/// Meaningful in task context; in an interrupt or softirq the current task
+/// is just the one that was interrupted.
+pub(crate) fn with_current_net<R>(f: impl FnOnce(&Net) -> R) -> Option<R> {
+    // SAFETY: No preconditions.
+    let raw = unsafe { sys::mace_current_net() };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: The task's namespace cannot go away while the task runs or is
+    // interrupted on this CPU: only the task itself changes its nsproxy, and
+    // the borrow ends with `f`.
+    Some(f(unsafe { Net::from_raw(raw) }))
+}
+
+/// A counted reference to a network namespace; dropping it puts it.
+///
+/// # Invariants
+///
+/// `self.0` points to a namespace on which this value holds a reference.
+pub(crate) struct NetRef(NonNull<Net>);
+
+// SAFETY: A namespace reference may be taken and dropped on any CPU.
+unsafe impl Send for NetRef {}
+// SAFETY: `&NetRef` only gives `&Net`, which is safe to share.
+unsafe impl Sync for NetRef {}
+
+impl NetRef {
+    /// A reference to `net`.
+    pub(crate) fn new(net: &Net) -> Self {
+        // SAFETY: `net` is alive (type invariants of `Net`), so a reference
+        // can be taken.
+        unsafe { sys::mace_net_get(net.as_ptr()) };
+        // INVARIANT: A reference was taken just above.
+        Self(NonNull::from(net))
+    }
+
+    /// A reference to the current task's namespace, if it has one.
+    pub(crate) fn current() -> Option<Self> {
+        with_current_net(Self::new)
+    }
+}
+
+impl core::ops::Deref for NetRef {
+    type Target = Net;
+
+    fn deref(&self) -> &Net {
+        // SAFETY: The reference this value holds keeps the namespace alive
+        // as long as `self` (type invariants).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for NetRef {
+    fn drop(&mut self) {
+        // SAFETY: Puts the reference taken in `new` (type invariants).
+        unsafe { sys::mace_net_put(self.0.as_ref().as_ptr()) };
+    }
+}
+
+/// What a [`PernetRegistration`] does for every network namespace.
+pub(crate) trait PernetOps: Send + Sync + 'static {
+    /// The state kept in each namespace.
+    type State: Send + Sync + 'static;
+
+    /// A namespace is created, or exists when the operations register: its
+    /// state. An error fails the namespace's creation (or the registration).
+    fn init(&self, net: &Net) -> Result<Arc<Self::State>>;
+
+    /// `net` is going away (or the operations unregister). Its state stays
+    /// readable through the key until the namespace's exit.
+    fn pre_exit(&self, net: &Net, state: &Self::State);
+}
+
+/// The way to a state of type `S` that a [`PernetRegistration`] keeps in
+/// every namespace; a `static` of the module.
+///
+/// # Invariants
+///
+/// While `live` is true, a [`PernetRegistration`] made with this key is
+/// registered, and each namespace's state pointer (`mace_net_state`) is
+/// null or comes from `Arc::<S>::into_raw` and stays valid until an RCU
+/// grace period after it was hidden (set to null).
+pub(crate) struct PernetKey<S> {
+    live: AtomicBool,
+    _state: PhantomData<fn() -> S>,
+}
+
+impl<S: Send + Sync + 'static> PernetKey<S> {
+    /// A key no registration uses yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            live: AtomicBool::new(false),
+            _state: PhantomData,
+        }
+    }
+
+    fn state_ptr(&self, net: &Net) -> *const S {
+        if !self.live.load(Ordering::Acquire) {
+            return core::ptr::null();
+        }
+        // SAFETY: `net` is alive; the registration is (type invariants).
+        unsafe { sys::mace_net_state(net.as_ptr()) }.cast::<S>()
+    }
+
+    /// `net`'s state, for a probe; `None` while it has none.
+    pub(crate) fn get<'a>(&self, _cx: &'a ProbeCx<'_>, net: &'a Net) -> Option<&'a S> {
+        let p = self.state_ptr(net);
+        // SAFETY: A non-null pointer is a live `Arc<S>`'s (type invariants)
+        // and stays valid until a grace period after it is hidden; `cx`
+        // proves that this runs in an RCU read-side critical section, which
+        // lasts as long as `'a`.
+        unsafe { p.as_ref() }
+    }
+
+    /// A counted reference to `net`'s state; `None` while it has none.
+    pub(crate) fn get_arc(&self, net: &Net) -> Option<Arc<S>> {
+        let _rcu = RcuReadLock::new();
+        let p = self.state_ptr(net);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::into_raw` and, inside the read-side
+        // critical section of `_rcu`, stays valid (type invariants): the
+        // borrow lasts until the clone is made, just below.
+        let borrow = unsafe { ArcBorrow::from_raw(p) };
+        Some(borrow.into())
+    }
+}
+
+/// Whether a [`PernetRegistration`] exists (the C side has one set of
+/// pernet operations).
+static PERNET_BUSY: AtomicBool = AtomicBool::new(false);
+
+/// [`PernetOps`] registered for every namespace; dropping unregisters them
+/// (their `pre_exit` runs for every namespace) and releases every state.
+///
+/// # Invariants
+///
+/// `PERNET_BUSY` is set while this value lives, and the C side's pernet
+/// operations call `T`'s methods with `ops` as data.
+pub(crate) struct PernetRegistration<T: PernetOps> {
+    key: &'static PernetKey<T::State>,
+    _ops: Arc<T>,
+}
+
+impl<T: PernetOps> PernetRegistration<T> {
+    const OPS: sys::mace_pernet_ops = sys::mace_pernet_ops {
+        init: Some(net_init::<T>),
+        pre_exit: Some(net_pre_exit::<T>),
+        release: Some(net_release::<T::State>),
+    };
+
+    /// Registers `ops`; its states are found through `key`.
+    ///
+    /// Fails with `EBUSY` while another registration exists.
+    pub(crate) fn register(key: &'static PernetKey<T::State>, ops: Arc<T>) -> Result<Self> {
+        if PERNET_BUSY
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(EBUSY);
+        }
+        // SAFETY: `OPS` is a static table of callbacks that match the C
+        // types (checked by the compiler against the generated bindings);
+        // the data pointer stays valid while `self` holds `ops`.
+        let err = unsafe { sys::mace_pernet_register(&Self::OPS, arc_data(&ops)) };
+        if err != 0 {
+            PERNET_BUSY.store(false, Ordering::Release);
+            return Err(Error::from_errno(err));
+        }
+        // INVARIANT: Registered just above; every state was made by `init`.
+        key.live.store(true, Ordering::Release);
+        Ok(Self { key, _ops: ops })
+    }
+}
+
+impl<T: PernetOps> Drop for PernetRegistration<T> {
+    fn drop(&mut self) {
+        self.key.live.store(false, Ordering::Release);
+        // SAFETY: Registered by `register`; process context. It runs
+        // `pre_exit`, waits for a grace period, hides and releases every
+        // state before it returns.
+        unsafe { sys::mace_pernet_unregister() };
+        PERNET_BUSY.store(false, Ordering::Release);
+    }
+}
+
+/// # Safety
+///
+/// Called by the pernet core with the data `register` gave, a live
+/// namespace and a place for its state.
+unsafe extern "C" fn net_init<T: PernetOps>(
+    data: *mut c_void,
+    net: *mut sys::net,
+    state: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: `data` is the `T` the registration keeps alive.
+    let ops = unsafe { &*data.cast_const().cast::<T>() };
+    // SAFETY: The namespace is being initialized and alive during the call.
+    let net = unsafe { Net::from_raw(net) };
+    status_int(ops.init(net).map(|s| {
+        // SAFETY: `state` is writable; `net_release` takes the reference
+        // back.
+        unsafe { state.write(Arc::into_raw(s).cast_mut().cast()) };
+    }))
+}
+
+/// # Safety
+///
+/// Called by the pernet core with the data `register` gave, a dying
+/// namespace and the state `net_init` stored for it.
+unsafe extern "C" fn net_pre_exit<T: PernetOps>(
+    data: *mut c_void,
+    net: *mut sys::net,
+    state: *mut c_void,
+) {
+    // SAFETY: `data` is the `T` the registration keeps alive.
+    let ops = unsafe { &*data.cast_const().cast::<T>() };
+    // SAFETY: The namespace is alive until its exit, after this call.
+    let net = unsafe { Net::from_raw(net) };
+    // SAFETY: `state` is null or the `Arc` `net_init` stored, released only
+    // after the namespace's exit.
+    if let Some(state) = unsafe { state.cast_const().cast::<T::State>().as_ref() } {
+        ops.pre_exit(net, state);
+    }
+}
+
+/// # Safety
+///
+/// Called once per state `net_init` stored, after a grace period since it
+/// was hidden.
+unsafe extern "C" fn net_release<S>(state: *mut c_void) {
+    // SAFETY: `state` came from `Arc::into_raw` in `net_init`; no reader can
+    // still see it.
+    drop(unsafe { Arc::from_raw(state.cast_const().cast::<S>()) });
+}

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Synchronization primitives mace needs beyond the `kernel` crate's.
+//!
+//! - [`RcuReadLock`], [`ProbeCx`] and [`synchronize_rcu`];
+//! - [`BucketSpinLock`]: the lock of a table bucket, a kernel spinlock taken
+//!   with interrupts disabled, so that process, softirq and hardirq contexts
+//!   can meet on one CPU (the `kernel` crate's `SpinLock` has no irqsave
+//!   variant in 6.12);
+//! - [`OnceBox`]: a box set at most once, read with one load;
+//! - [`RcuSlot`]: a slot holding an [`Arc`] that probes read without a
+//!   reference count, whose old value is dropped only after a grace period.
+
+use super::sys;
+use core::ffi::c_ulong;
+use core::marker::PhantomData;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::types::Opaque;
+
+/// An RCU read-side critical section, while the value lives.
+pub(crate) struct RcuReadLock(PhantomData<*const ()>);
+
+impl RcuReadLock {
+    /// Enters one.
+    pub(crate) fn new() -> Self {
+        // SAFETY: No preconditions; paired with the unlock in `drop` on this
+        // CPU and task (the type is neither `Send` nor `Sync`).
+        unsafe { sys::mace_rcu_read_lock() };
+        Self(PhantomData)
+    }
+}
+
+impl Drop for RcuReadLock {
+    fn drop(&mut self) {
+        // SAFETY: Leaves the section `new` entered.
+        unsafe { sys::mace_rcu_read_unlock() };
+    }
+}
+
+/// Proof that the code runs inside a probe, in an RCU read-side critical
+/// section that lasts at least `'a`.
+///
+/// Only the probes' prologue (`tracepoint.rs`) makes one; references that a
+/// probe gets through it ([`RcuSlot::get`], `PernetKey::get`) live no
+/// longer.
+pub(crate) struct ProbeCx<'a>(PhantomData<*const &'a ()>);
+
+impl ProbeCx<'_> {
+    /// The proof.
+    ///
+    /// # Safety
+    ///
+    /// The caller is in an RCU read-side critical section for as long as the
+    /// value lives, and does not sleep.
+    pub(super) unsafe fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// Waits for an RCU grace period (process context: it sleeps).
+pub(crate) fn synchronize_rcu() {
+    // SAFETY: No preconditions besides process context, which `might_sleep`
+    // checks in debug kernels.
+    unsafe { sys::mace_synchronize_rcu() };
+}
+
+/// A kernel spinlock taken with interrupts disabled (`spin_lock_irqsave`).
+///
+/// All bucket locks share one lockdep class; no code holds two at once.
+///
+/// # Invariants
+///
+/// The lock is initialized (by [`BucketSpinLock::new`]). A `spinlock_t`
+/// holds no pointer to itself, so an unlocked one may move; a held one
+/// cannot, since its [`BucketGuard`] borrows it.
+pub(crate) struct BucketSpinLock(Opaque<kernel::bindings::spinlock_t>);
+
+// SAFETY: A spinlock is meant to be shared between CPUs.
+unsafe impl Send for BucketSpinLock {}
+// SAFETY: As above.
+unsafe impl Sync for BucketSpinLock {}
+
+impl BucketSpinLock {
+    /// An unlocked lock.
+    pub(crate) fn new() -> Self {
+        let lock = Self(Opaque::uninit());
+        // SAFETY: Initializes the lock before anything else can use it.
+        unsafe { sys::mace_spin_init(lock.raw()) };
+        // INVARIANT: Initialized just above.
+        lock
+    }
+
+    fn raw(&self) -> *mut sys::spinlock {
+        self.0.get().cast()
+    }
+
+    /// Takes the lock, with interrupts disabled on this CPU until the guard
+    /// is dropped.
+    pub(crate) fn lock(&self) -> BucketGuard<'_> {
+        // SAFETY: The lock is initialized (type invariants).
+        let flags = unsafe { sys::mace_spin_lock_irqsave(self.raw()) };
+        BucketGuard { lock: self, flags }
+    }
+
+    /// Whether C and Rust agree on the size of a `spinlock_t`.
+    pub(crate) fn layout_matches() -> bool {
+        // SAFETY: Returns a constant.
+        let c_size = unsafe { sys::mace_spinlock_size() };
+        usize::try_from(c_size).ok() == Some(core::mem::size_of::<kernel::bindings::spinlock_t>())
+    }
+}
+
+/// Proof that a [`BucketSpinLock`] is held; unlocks when dropped.
+pub(crate) struct BucketGuard<'a> {
+    lock: &'a BucketSpinLock,
+    flags: c_ulong,
+}
+
+impl Drop for BucketGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The guard exists only while this CPU holds the lock, with
+        // the flags that `lock` saved.
+        unsafe { sys::mace_spin_unlock_irqrestore(self.lock.raw(), self.flags) };
+    }
+}
+
+/// A box that is set at most once and then shared until dropped.
+///
+/// Readers in atomic context get the value with one acquire load.
+///
+/// # Invariants
+///
+/// `ptr` is null or comes from `KBox::into_raw` and is owned by `self`.
+pub(crate) struct OnceBox<T: Send + Sync> {
+    ptr: AtomicPtr<T>,
+    _owns: PhantomData<KBox<T>>,
+}
+
+impl<T: Send + Sync> OnceBox<T> {
+    /// An empty box.
+    pub(crate) const fn new() -> Self {
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The value, if set.
+    pub(crate) fn get(&self) -> Option<&T> {
+        let raw = self.ptr.load(Ordering::Acquire);
+        // SAFETY: A non-null pointer is owned by `self` and freed only by
+        // `drop`, which needs `&mut self` (type invariants), so it is valid
+        // for the lifetime of `&self`.
+        unsafe { raw.as_ref() }
+    }
+
+    /// The value, set by `init` first if there is none yet.
+    ///
+    /// When two callers race, both may run `init`; one value wins and the
+    /// other is freed.
+    pub(crate) fn get_or_try_init(&self, init: impl FnOnce() -> Result<KBox<T>>) -> Result<&T> {
+        if let Some(v) = self.get() {
+            return Ok(v);
+        }
+        let raw = KBox::into_raw(init()?);
+        match self
+            .ptr
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // INVARIANT: `raw` is now owned by `self`.
+            // SAFETY: It stays valid until `drop` (see `get`).
+            Ok(_) => Ok(unsafe { &*raw }),
+            Err(winner) => {
+                // SAFETY: `raw` came from `KBox::into_raw` and was not stored.
+                drop(unsafe { KBox::from_raw(raw) });
+                // SAFETY: `winner` is non-null and owned by `self` (see `get`).
+                Ok(unsafe { &*winner })
+            }
+        }
+    }
+}
+
+impl<T: Send + Sync> Drop for OnceBox<T> {
+    fn drop(&mut self) {
+        let raw = *self.ptr.get_mut();
+        if !raw.is_null() {
+            // SAFETY: `raw` came from `KBox::into_raw` and nobody borrows it
+            // any more (we have `&mut self`).
+            drop(unsafe { KBox::from_raw(raw) });
+        }
+    }
+}
+
+/// A slot that holds an [`Arc`] or nothing; probes borrow its value without
+/// touching the reference count.
+///
+/// # Invariants
+///
+/// `ptr` is null or comes from `Arc::into_raw` and holds one reference; a
+/// value removed from the slot is dropped only after an RCU grace period
+/// (see [`Retired`]).
+pub(crate) struct RcuSlot<T: Send + Sync> {
+    ptr: AtomicPtr<T>,
+    _owns: PhantomData<Arc<T>>,
+}
+
+impl<T: Send + Sync> RcuSlot<T> {
+    /// An empty slot.
+    pub(crate) const fn new() -> Self {
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The value, for a probe.
+    pub(crate) fn get<'a>(&'a self, _cx: &'a ProbeCx<'_>) -> Option<&'a T> {
+        let raw = self.ptr.load(Ordering::Acquire);
+        // SAFETY: A non-null pointer holds a reference (type invariants),
+        // dropped at the earliest a grace period after it left the slot; `cx`
+        // proves this runs inside an RCU read-side critical section, which
+        // that grace period waits for.
+        unsafe { raw.as_ref() }
+    }
+
+    /// Puts `value` in the slot if it is empty; gives it back otherwise.
+    pub(crate) fn try_set(&self, value: Arc<T>) -> Result<(), Arc<T>> {
+        let raw = Arc::into_raw(value).cast_mut();
+        match self
+            .ptr
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            // INVARIANT: The slot now holds the reference `raw` carries.
+            Ok(_) => Ok(()),
+            // SAFETY: `raw` came from `Arc::into_raw` just above and was not
+            // stored.
+            Err(_) => Err(unsafe { Arc::from_raw(raw) }),
+        }
+    }
+
+    /// Empties the slot if it holds `value`; returns what it held.
+    pub(crate) fn clear_if(&self, value: &T) -> Option<Retired<T>> {
+        let want = ptr::from_ref(value).cast_mut();
+        self.ptr
+            .compare_exchange(want, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            // SAFETY: The slot held the reference that `want` carries (type
+            // invariants), which now passes to the `Retired`.
+            .map(|raw| Retired(Some(unsafe { Arc::from_raw(raw) })))
+    }
+}
+
+impl<T: Send + Sync> Drop for RcuSlot<T> {
+    fn drop(&mut self) {
+        let raw = *self.ptr.get_mut();
+        if !raw.is_null() {
+            // With `&mut self`, no probe borrows from the slot: whoever owns
+            // it stopped every probe first.
+            // SAFETY: The slot held this reference (type invariants).
+            drop(unsafe { Arc::from_raw(raw) });
+        }
+    }
+}
+
+/// A value taken out of an [`RcuSlot`], which probes may still be reading:
+/// dropping it waits for an RCU grace period first (process context only).
+pub(crate) struct Retired<T: Send + Sync>(Option<Arc<T>>);
+
+impl<T: Send + Sync> Drop for Retired<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            // A reader that saw the value entered its critical section
+            // before the slot was cleared: wait for it.
+            synchronize_rcu();
+            drop(value);
+        }
+    }
+}

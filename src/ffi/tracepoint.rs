@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Probes on the kernel's tracepoints, and on one kernel function.
+//!
+//! A handler implements [`Hooks`], one method per hook, and a
+//! [`ProbeRegistration`] attaches it: the handler is the probes' data
+//! pointer, so every probe call reaches it without a global. Each hook gets
+//! one small `extern "C"` probe, generic over the handler, whose type is the
+//! one `mace_helpers.h` declares for that hook; the C side checks those
+//! types against the tracepoints' `TP_PROTO` with the kernel's own
+//! `check_trace_callback_type_<name>()` (and the hooked function's against
+//! its declaration), so both sides are checked by a compiler. All probes
+//! share one prologue, [`enter`].
+//!
+//! Five hooks are tracepoints. The sixth is the function
+//! `skb_consume_udp()`, hooked through ftrace: no tracepoint sees a UDP
+//! datagram handed to its reader on every kernel mace supports (6.12 frees
+//! it with the `consume_skb` tracepoint, later kernels without).
+//!
+//! Context: up to 6.12, tracepoints and ftrace callbacks run with
+//! preemption disabled, which is an RCU read-side critical section. Later
+//! kernels call syscall probes preemptible (faultable, under RCU tasks
+//! trace) and others under SRCU: there, built with `--cfg
+//! mace_tp_preemptible`, the prologue enters an RCU read-side critical
+//! section itself. Either way a probe holds a [`ProbeCx`] that proves it
+//! runs in one, and must not sleep.
+
+use super::arc_data;
+use super::skb::{Dev, Skb};
+pub(crate) use super::sync::ProbeCx;
+#[cfg(mace_tp_preemptible)]
+use super::sync::RcuReadLock;
+use super::sys;
+use super::task::Regs;
+use core::ffi::{c_int, c_long, c_void};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// The tracepoints mace hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Hook {
+    /// `sys_enter`: a task enters a syscall.
+    SysEnter = sys::MACE_HOOK_SYS_ENTER,
+    /// `sys_exit`: a task leaves a syscall.
+    SysExit = sys::MACE_HOOK_SYS_EXIT,
+    /// `net_dev_start_xmit`: a device starts transmitting a packet.
+    NetDevStartXmit = sys::MACE_HOOK_NET_DEV_START_XMIT,
+    /// `netif_receive_skb`: a device's packet enters the stack.
+    NetifReceiveSkb = sys::MACE_HOOK_NETIF_RECEIVE_SKB,
+    /// `skb_copy_datagram_iovec`: a packet is copied to a task.
+    SkbCopyDatagramIovec = sys::MACE_HOOK_SKB_COPY_DATAGRAM_IOVEC,
+    /// `skb_consume_udp()`: a UDP socket's reader is done with a datagram
+    /// (a function, hooked through ftrace).
+    SkbConsumeUdp = sys::MACE_HOOK_SKB_CONSUME_UDP,
+}
+
+/// Number of [`Hook`]s.
+pub(crate) const HOOKS: usize = sys::MACE_HOOKS as usize;
+
+impl Hook {
+    /// Every hook, in order.
+    pub(crate) const ALL: [Hook; HOOKS] = [
+        Hook::SysEnter,
+        Hook::SysExit,
+        Hook::NetDevStartXmit,
+        Hook::NetifReceiveSkb,
+        Hook::SkbCopyDatagramIovec,
+        Hook::SkbConsumeUdp,
+    ];
+
+    /// The hook's position in [`Hook::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name of its tracepoint or function.
+    pub(crate) fn name(self) -> &'static str {
+        // SAFETY: Returns a pointer into a static table of string literals,
+        // or null.
+        let name = unsafe { sys::mace_hook_name(self as sys::mace_hook) };
+        if name.is_null() {
+            return "?";
+        }
+        // SAFETY: A non-null result is a static NUL-terminated string.
+        unsafe { super::c_str(name) }.to_str().unwrap_or("?")
+    }
+}
+
+/// What runs on each tracepoint mace hooks.
+///
+/// Every method runs in atomic context, on any CPU, for every hit of its
+/// tracepoint on the machine while registered: it must not sleep, allocate
+/// (with a sleeping allocation) or loop without bound.
+pub(crate) trait Hooks: Send + Sync + 'static {
+    /// `sys_enter`: the current task enters syscall `nr`.
+    fn sys_enter(&self, cx: &ProbeCx<'_>, regs: &Regs, nr: i64);
+    /// `sys_exit`: the current task leaves a syscall, which returns `ret`.
+    fn sys_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64);
+    /// `net_dev_start_xmit`: `dev` starts transmitting `skb`.
+    fn net_dev_start_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev);
+    /// `netif_receive_skb`: `skb` enters the stack from its device.
+    fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `skb_copy_datagram_iovec`: `len` bytes of `skb` are copied to a task.
+    fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, len: i32);
+    /// `skb_consume_udp()`: the reader of a UDP socket is done with `skb`,
+    /// which it received (or peeked at).
+    fn skb_consume_udp(&self, cx: &ProbeCx<'_>, skb: &Skb);
+}
+
+/// The one prologue of every probe: the handler from the probe's data, and
+/// the proof of an RCU read-side critical section, for `f`.
+///
+/// # Safety
+///
+/// `data` is the handler of a live [`ProbeRegistration<T>`] and the call
+/// comes from one of the tracepoints it registered on.
+#[inline(always)]
+unsafe fn enter<T: Hooks>(data: *mut c_void, f: impl FnOnce(&T, &ProbeCx<'_>)) {
+    // SAFETY: `data` is the `T` the registration keeps alive until no probe
+    // runs any more (its `drop` unregisters and synchronizes first).
+    let handler = unsafe { &*data.cast_const().cast::<T>() };
+    // Kernels that call probes outside an RCU read-side critical section;
+    // up to 6.12, the tracepoint disabled preemption, which is one already.
+    #[cfg(mace_tp_preemptible)]
+    let _rcu = RcuReadLock::new();
+    // SAFETY: Inside an RCU read-side critical section until `f` returns:
+    // the tracepoint's, or `_rcu`.
+    f(handler, &unsafe { ProbeCx::new() });
+}
+
+/// # Safety
+///
+/// Called by the `sys_enter` tracepoint, with data from
+/// [`ProbeRegistration::register`].
+unsafe extern "C" fn sys_enter<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_regs, id: c_long) {
+    // SAFETY: See above; the tracepoint passes the current task's registers.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(regs) = Regs::from_raw(regs) {
+                h.sys_enter(cx, regs, id);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `sys_exit` tracepoint, with data from
+/// [`ProbeRegistration::register`].
+unsafe extern "C" fn sys_exit<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_regs, ret: c_long) {
+    // SAFETY: See above; the tracepoint passes the current task's registers.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(regs) = Regs::from_raw(regs) {
+                h.sys_exit(cx, regs, ret);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `net_dev_start_xmit` tracepoint, with data from
+/// [`ProbeRegistration::register`].
+unsafe extern "C" fn net_dev_start_xmit<T: Hooks>(
+    data: *mut c_void,
+    skb: *const sys::sk_buff,
+    dev: *const sys::net_device,
+) {
+    // SAFETY: See above; the packet and the device are alive during the
+    // call.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let (Some(skb), Some(dev)) = (Skb::from_raw(skb), Dev::from_raw(dev)) {
+                h.net_dev_start_xmit(cx, skb, dev);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `netif_receive_skb` tracepoint, with data from
+/// [`ProbeRegistration::register`].
+unsafe extern "C" fn netif_receive_skb<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+    // SAFETY: See above; the packet is alive during the call.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.netif_receive_skb(cx, skb);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `skb_copy_datagram_iovec` tracepoint, with data from
+/// [`ProbeRegistration::register`].
+unsafe extern "C" fn skb_copy_datagram_iovec<T: Hooks>(
+    data: *mut c_void,
+    skb: *const sys::sk_buff,
+    len: c_int,
+) {
+    // SAFETY: See above; the packet is alive during the call.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.skb_copy_datagram_iovec(cx, skb, len);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the function hook of `skb_consume_udp()`, with data from
+/// [`ProbeRegistration::register`] and the function's first two arguments.
+unsafe extern "C" fn skb_consume_udp<T: Hooks>(
+    data: *mut c_void,
+    _sk: *mut sys::sock,
+    skb: *mut sys::sk_buff,
+) {
+    // SAFETY: See above; the datagram is alive during the call (the
+    // function frees it after the hook).
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.skb_consume_udp(cx, skb);
+            }
+        })
+    }
+}
+
+/// `T`'s probe for each hook, typed by `mace_helpers.h` (so the compiler
+/// checks each against its tracepoint), then untyped for registration.
+fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
+    let sys_enter: sys::mace_sys_enter_probe = Some(sys_enter::<T>);
+    let sys_exit: sys::mace_sys_exit_probe = Some(sys_exit::<T>);
+    let xmit: sys::mace_net_dev_start_xmit_probe = Some(net_dev_start_xmit::<T>);
+    let receive: sys::mace_netif_receive_skb_probe = Some(netif_receive_skb::<T>);
+    let copy: sys::mace_skb_copy_datagram_iovec_probe = Some(skb_copy_datagram_iovec::<T>);
+    let udp: sys::mace_skb_consume_udp_probe = Some(skb_consume_udp::<T>);
+    let null = core::ptr::null_mut;
+    [
+        (
+            Hook::SysEnter,
+            sys_enter.map_or(null(), |f| f as *mut c_void),
+        ),
+        (Hook::SysExit, sys_exit.map_or(null(), |f| f as *mut c_void)),
+        (
+            Hook::NetDevStartXmit,
+            xmit.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::NetifReceiveSkb,
+            receive.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::SkbCopyDatagramIovec,
+            copy.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::SkbConsumeUdp,
+            udp.map_or(null(), |f| f as *mut c_void),
+        ),
+    ]
+}
+
+/// A handler's probes, attached to every hook; dropping detaches them and
+/// waits until none runs any more, then drops the registration's reference
+/// to the handler.
+///
+/// # Invariants
+///
+/// Every probe of [`probes::<T>`] is registered with `handler` as data.
+pub(crate) struct ProbeRegistration<T: Hooks> {
+    handler: Arc<T>,
+}
+
+impl<T: Hooks> ProbeRegistration<T> {
+    /// Attaches `handler` to every hook, or to none.
+    ///
+    /// The same handler attached twice would see every hit twice: the
+    /// second attempt fails with `EEXIST` (the tracepoint code refuses the
+    /// same probe and data twice).
+    pub(crate) fn register(handler: Arc<T>) -> Result<Self> {
+        let data = arc_data(&handler);
+        let probes = probes::<T>();
+        for (i, &(hook, probe)) in probes.iter().enumerate() {
+            // SAFETY: `probe` has the type the tracepoint of `hook` calls
+            // (checked on both sides), and `data` stays valid until `drop`
+            // has unregistered it and synchronized.
+            let err = unsafe { sys::mace_hook_register(hook as sys::mace_hook, probe, data) };
+            if err != 0 {
+                pr_err!(
+                    "cannot attach to tracepoint {}: error {}\n",
+                    hook.name(),
+                    err
+                );
+                for &(done, probe) in probes.iter().take(i) {
+                    // SAFETY: Registered just above.
+                    unsafe { sys::mace_hook_unregister(done as sys::mace_hook, probe, data) };
+                }
+                // SAFETY: Process context.
+                unsafe { sys::mace_tp_sync() };
+                return Err(Error::from_errno(err));
+            }
+        }
+        // INVARIANT: Every probe is registered with `handler` as data.
+        Ok(Self { handler })
+    }
+}
+
+impl<T: Hooks> Drop for ProbeRegistration<T> {
+    fn drop(&mut self) {
+        let data = arc_data(&self.handler);
+        for (hook, probe) in probes::<T>() {
+            // SAFETY: Registered by `register` (type invariants).
+            unsafe { sys::mace_hook_unregister(hook as sys::mace_hook, probe, data) };
+        }
+        // SAFETY: Process context; afterwards no probe of ours runs, so the
+        // handler may go.
+        unsafe { sys::mace_tp_sync() };
+    }
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The probes' entry points: each hook (tracepoint or function), and where
+//! its hits go.
+//!
+//! The kernel layer calls these with the [`Capture`] the probes were
+//! registered with (`control.rs` registers them while a namespace captures)
+//! and a proof that they run in an RCU read-side critical section. Every hit
+//! goes through [`Capture::hook`], the one place where a hit is counted and
+//! timed (`self_cost=1`), and where the benchmark's floor module
+//! (`MACE_NULL_PROBES=1`) returns at once.
+//!
+//! | hook                      | path    | handler                      |
+//! |---------------------------|---------|------------------------------|
+//! | `sys_enter`               | egress  | [`Capture::send_entered`]    |
+//! | `net_dev_start_xmit`      | egress  | [`Capture::xmit`]            |
+//! | `netif_receive_skb`       | ingress | [`Capture::receive`]         |
+//! | `skb_copy_datagram_iovec` | ingress | [`Capture::copied`]          |
+//! | `skb_consume_udp()`       | ingress | [`Capture::consumed_udp`]    |
+//! | `sys_exit`                | both    | [`Capture::syscall_exit`]    |
+
+#![deny(unsafe_code)]
+
+use crate::capture::Capture;
+use crate::ffi::mono_ns;
+use crate::ffi::skb::{Dev, Skb};
+use crate::ffi::task::Regs;
+use crate::ffi::tracepoint::{Hook, Hooks, ProbeCx};
+use core::sync::atomic::Ordering::Relaxed;
+
+impl Capture {
+    /// Runs the handler `f` of a hit of `hook`, timed when self-cost
+    /// accounting is on.
+    #[inline(always)]
+    fn hook(&self, hook: Hook, f: impl FnOnce()) {
+        if cfg!(mace_null_probes) {
+            return;
+        }
+        if !self.self_cost {
+            return f();
+        }
+        let start = mono_ns();
+        f();
+        if let Some(cost) = self.hooks.get(hook.index()) {
+            cost.hits.fetch_add(1, Relaxed);
+            cost.ns.fetch_add(mono_ns().wrapping_sub(start), Relaxed);
+        }
+    }
+}
+
+impl Hooks for Capture {
+    fn sys_enter(&self, cx: &ProbeCx<'_>, regs: &Regs, nr: i64) {
+        self.hook(Hook::SysEnter, || self.send_entered(cx, regs, nr));
+    }
+
+    fn sys_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
+        self.hook(Hook::SysExit, || self.syscall_exit(cx, regs, ret));
+    }
+
+    fn net_dev_start_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
+        self.hook(Hook::NetDevStartXmit, || self.xmit(cx, skb, dev));
+    }
+
+    fn netif_receive_skb(&self, _cx: &ProbeCx<'_>, skb: &Skb) {
+        self.hook(Hook::NetifReceiveSkb, || self.receive(skb));
+    }
+
+    fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, _len: i32) {
+        self.hook(Hook::SkbCopyDatagramIovec, || self.copied(cx, skb));
+    }
+
+    fn skb_consume_udp(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        self.hook(Hook::SkbConsumeUdp, || self.consumed_udp(cx, skb));
+    }
+}
