@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# Host-side tests of scripts/check-host, the Makefile's check, its choice of
+# compiler and `make install`, and dkms.conf. No VM, no root needed (the dkms
+# build test runs only as root, in a scratch dkms tree); nothing is loaded
+# and nothing is installed outside a temporary directory.
+#
+# Prints "PASS: name", "FAIL: name: why" or "SKIP: name: why" per test, and
+# ends with "N passed, N failed"; skipped tests count as neither. Exits
+# non-zero if any test failed.
+#
+# Cases:
+#   - the running kernel: the verdict its configuration calls for (on a kernel
+#     without CONFIG_RUST, "no" with that reason), also for a user without root;
+#   - mace's test kernels (6.12: LLVM=1, 7.3: LLVM=-19): "ok", when built;
+#   - fake build trees made here from the local toolchain: a complete one
+#     ("ok"), and ones without CONFIG_RUST, without rust/ metadata, with a
+#     dangling rust/ link, with another rustc or bindgen, another clang, gcc,
+#     a missing tracepoint, no Module.symvers;
+#   - the Makefile against fake trees whose "kernel Makefile" only records
+#     what it is given: it stops with check-host's findings, picks LLVM=/CC=
+#     from the .config, ignores dkms's CC=, passes the install variables;
+#   - make install INSTALL_MOD_PATH=<tmp> against the 6.12 test kernel (a
+#     copy of the work tree's sources);
+#   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree.
+#
+# Usage: tests/host-scripts.sh
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$MACE_TOP"
+
+CH=$MACE_TOP/scripts/check-host
+passed=0
+failed=0
+skipped=0
+pass() { passed=$((passed + 1)); printf 'PASS: %s\n' "$1"; }
+fail() { failed=$((failed + 1)); printf 'FAIL: %s: %s\n' "$1" "$2"; }
+skip() { skipped=$((skipped + 1)); printf 'SKIP: %s: %s\n' "$1" "$2"; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mace-host-scripts.XXXXXX")
+cleanup() { rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# run CMD...: run CMD, keep its output in $out and its status in $st.
+out=
+st=0
+run() {
+	st=0
+	out=$("$@" 2>&1) || st=$?
+}
+# expect NAME STATUS PATTERN...: the last run exited STATUS and printed a
+# line matching each (extended) regular expression PATTERN.  Counts the
+# result and returns 0 either way.
+expect() {
+	local name=$1 want=$2 p
+	shift 2
+	if [[ $st != "$want" ]]; then
+		fail "$name" "exit status $st, expected $want; output: $(tail -n 5 <<<"$out" | tr '\n' '|')"
+		return 0
+	fi
+	for p in "$@"; do
+		if ! grep -q -E -- "$p" <<<"$out"; then
+			fail "$name" "no line matches /$p/; output: $(tail -n 8 <<<"$out" | tr '\n' '|')"
+			return 0
+		fi
+	done
+	pass "$name"
+}
+# refute NAME PATTERN: the last run printed no line matching PATTERN.
+refute() {
+	if grep -q -E -- "$2" <<<"$out"; then
+		fail "$1" "unexpected line /$2/: $(grep -E -- "$2" <<<"$out" | head -n 1)"
+		return 0
+	fi
+	pass "$1"
+}
+
+# re STRING: STRING as an extended regular expression matching itself.
+re() { sed 's/[][\\.*^$+?(){}|]/\\&/g' <<<"$1"; }
+
+# --- Usage ------------------------------------------------------------------
+
+run "$CH" --no-such-option
+expect "usage error exits 2" 2 'unknown argument'
+run "$CH" --kdir
+expect "--kdir without a directory exits 2" 2 'needs a directory'
+
+# --- The running kernel -------------------------------------------------------
+
+release=$(uname -r)
+running_conf=
+for f in "/lib/modules/$release/build/.config" "/boot/config-$release"; do
+	[[ -r $f ]] && { running_conf=$(cat "$f"); break; }
+done
+[[ -n $running_conf || ! -r /proc/config.gz ]] || running_conf=$(gzip -dc /proc/config.gz)
+if [[ -z $running_conf ]]; then
+	skip "running kernel verdict" "no configuration of $release readable here"
+elif grep -q '^CONFIG_RUST=y' <<<"$running_conf"; then
+	skip "running kernel: no without CONFIG_RUST" "the running kernel $release has CONFIG_RUST=y"
+else
+	run "$CH"
+	expect "running kernel: no, because CONFIG_RUST is not set" 1 \
+		"^no: CONFIG_RUST is not set in $release" "^verdict: no: mace cannot be built and loaded on $release"
+	refute "running kernel: no verdict ok" '^verdict: ok'
+	# Without root: the same verdict, from what an ordinary user can read.
+	if ((EUID == 0)) && command -v setpriv >/dev/null; then
+		run setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent "$CH"
+		expect "running kernel, as an unprivileged user: same verdict" 1 \
+			"^no: CONFIG_RUST is not set in $release" '^verdict: no'
+	elif ((EUID != 0)); then
+		skip "running kernel, as an unprivileged user" "this run is not root: the checks above ran unprivileged"
+	else
+		skip "running kernel, as an unprivileged user" "setpriv not found"
+	fi
+	run "$CH" --quiet
+	expect "--quiet prints the no lines and the verdict only" 1 '^no: CONFIG_RUST' '^verdict: no'
+	refute "--quiet prints no ok lines" '^ok:'
+fi
+
+# --- mace's test kernels --------------------------------------------------------
+
+# test_kernel VERSION LLVM: check-host says ok for the complete test tree of
+# MACE_KERNEL=VERSION, and that it is built with LLVM=LLVM.
+test_kernel() {
+	local v=$1 llvm=$2 dir
+	dir=$(MACE_KERNEL=$v "$MACE_TOP/scripts/kernel" --print-dir 2>/dev/null) || {
+		skip "test kernel $v" "scripts/kernel --print-dir failed for MACE_KERNEL=$v (kernel source not set up?)"
+		return
+	}
+	if [[ ! -f $dir/.mace-complete ]]; then
+		skip "test kernel $v: ok" "$dir is not built (MACE_KERNEL=$v scripts/kernel builds it)"
+		return
+	fi
+	run "$CH" --kdir "$dir"
+	expect "test kernel $v: ok, build with LLVM=$llvm" 0 '^verdict: ok: mace can be built and loaded' \
+		"^ok: C compiler: .*make LLVM=$llvm\$" "^  build: +make KDIR=$(re "$dir") LLVM=$llvm\$" \
+		'^ok: Rust metadata: .*libkernel\.rmeta' '^ok: tracepoint skb_copy_datagram_iovec' '^ok: function skb_consume_udp'
+	run "$CH" --kdir "$dir" --print-make-vars
+	expect "test kernel $v: --print-make-vars says LLVM=$llvm" 0 "^LLVM=$llvm( |\$)"
+}
+test_kernel 6.12 1
+test_kernel 7.3 -19
+
+# --- Fake build trees -----------------------------------------------------------
+
+# Only files check-host and the Makefile read: a .config from the local
+# toolchain's versions, the pieces of a prepared tree, rust/ metadata
+# (libkernel.rmeta holding the rustc version text, as real ones do), a
+# System.map with the tracepoints, and a Makefile standing for the kernel's
+# that records how it was called.
+have_toolchain=1
+for t in rustc bindgen clang gcc; do
+	command -v "$t" >/dev/null 2>&1 || have_toolchain=0
+done
+cc_num() {
+	local v
+	v=$(printf '%s\n' "$2" | "$1" -E -P -x c - 2>/dev/null | tr -s ' \n' ' ')
+	# shellcheck disable=SC2086
+	set -- $v
+	echo $(($1 * 10000 + $2 * 100 + $3))
+}
+
+# make_tree DIR KIND [COMPILER]: KIND is clang or gcc; COMPILER the command
+# whose version goes into the .config (default: clang, gcc).
+make_tree() {
+	local d=$1 kind=$2 comp=${3:-$2} num text
+	mkdir -p "$d"/{include/config,include/generated,scripts/mod,rust}
+	text=$("$comp" --version | head -n 1)
+	if [[ $kind == clang ]]; then
+		num=$(cc_num "$comp" '__clang_major__ __clang_minor__ __clang_patchlevel__')
+	else
+		num=$(cc_num "$comp" '__GNUC__ __GNUC_MINOR__ __GNUC_PATCHLEVEL__')
+	fi
+	{
+		printf 'CONFIG_%s=y\n' RUST MODULES MODULE_UNLOAD TRACEPOINTS HAVE_SYSCALL_TRACEPOINTS FUNCTION_TRACER \
+			DYNAMIC_FTRACE HAVE_DYNAMIC_FTRACE_WITH_ARGS NET_NS INET X86_64
+		echo "CONFIG_CC_VERSION_TEXT=\"$text\""
+		if [[ $kind == clang ]]; then
+			echo "CONFIG_CC_IS_CLANG=y"
+			echo "CONFIG_CLANG_VERSION=$num"
+			echo "CONFIG_GCC_VERSION=0"
+		else
+			echo "CONFIG_CC_IS_GCC=y"
+			echo "CONFIG_GCC_VERSION=$num"
+			echo "CONFIG_CLANG_VERSION=0"
+		fi
+		echo "CONFIG_RUSTC_VERSION_TEXT=\"$(rustc --version)\""
+		echo "CONFIG_BINDGEN_VERSION_TEXT=\"$(bindgen --version | head -n 1)\""
+	} >"$d/.config"
+	cp "$d/.config" "$d/include/config/auto.conf"
+	echo 6.12.0-fake >"$d/include/config/kernel.release"
+	touch "$d/include/generated/autoconf.h" "$d/Module.symvers" "$d/scripts/mod/modpost" "$d/scripts/target.json"
+	local c
+	for c in core compiler_builtins ffi bindings uapi build_error; do
+		: >"$d/rust/lib$c.rmeta"
+	done
+	: >"$d/rust/libmacros.so"
+	printf 'rust\0\0\0\x09%s\x01' "$(rustc --version)" >"$d/rust/libkernel.rmeta"
+	local tp
+	{
+		for tp in sys_enter sys_exit net_dev_start_xmit netif_receive_skb skb_copy_datagram_iovec; do
+			printf 'ffffffff82000000 D __tracepoint_%s\nffffffff81000000 T __traceiter_%s\n' "$tp" "$tp"
+		done
+		printf 'ffffffff81000100 T skb_consume_udp\n'
+	} >"$d/System.map"
+	# The "kernel Makefile": records the variables a module build passes.
+	cat >"$d/Makefile" <<'EOF'
+modules clean modules_install:
+	@echo "fake-kbuild: $@ LLVM=[$(LLVM)] CC=[$(CC)] CC-origin=[$(origin CC)] INSTALL_MOD_PATH=[$(INSTALL_MOD_PATH)] INSTALL_MOD_DIR=[$(INSTALL_MOD_DIR)] LIBCLANG_PATH=[$$LIBCLANG_PATH] M=[$(M)]"
+EOF
+}
+# Set CONFIG_NAME to VALUE in tree DIR (.config and auto.conf); VALUE "" unsets.
+set_config() {
+	local d=$1 name=$2 value=$3 f
+	for f in "$d/.config" "$d/include/config/auto.conf"; do
+		sed -i "/^CONFIG_$name=/d" "$f"
+		[[ -z $value ]] || echo "CONFIG_$name=$value" >>"$f"
+	done
+}
+
+if ((!have_toolchain)); then
+	skip "fake trees" "rustc, bindgen, clang and gcc are needed to make them (run scripts/setup)"
+else
+	good=$tmp/good
+	make_tree "$good" clang clang
+	run "$CH" --kdir "$good"
+	expect "fake tree, complete (clang): ok" 0 '^verdict: ok' '^ok: C compiler: clang, .*make LLVM=1$' \
+		'^ok: rustc: ' '^ok: bindgen: ' '^ok: Rust metadata: '
+
+	t=$tmp/norust
+	make_tree "$t" clang
+	set_config "$t" RUST ""
+	run "$CH" --kdir "$t"
+	expect "fake tree without CONFIG_RUST: no, and why" 1 '^no: CONFIG_RUST is not set in 6\.12\.0-fake' '^verdict: no'
+
+	t=$tmp/noftrace
+	make_tree "$t" clang
+	set_config "$t" FUNCTION_TRACER ""
+	run "$CH" --kdir "$t"
+	expect "fake tree without the function tracer: no, and why" 1 \
+		'^no: CONFIG_FUNCTION_TRACER is not set: mace needs the function tracer' '^ok: CONFIG_RUST=y' '^verdict: no'
+
+	t=$tmp/nometa
+	make_tree "$t" clang
+	rm "$t/rust/libkernel.rmeta" "$t/rust/libmacros.so"
+	run "$CH" --kdir "$t"
+	expect "fake tree without rust/libkernel.rmeta: no, naming the files" 1 \
+		'^no: Rust metadata: .* lacks .*libkernel\.rmeta' '^no: Rust metadata: .*libmacros\.so' '^verdict: no'
+
+	t=$tmp/dangling
+	make_tree "$t" clang
+	rm -r "$t/rust"
+	ln -s /nonexistent/linux-lib-rust/rust "$t/rust"
+	run "$CH" --kdir "$t"
+	expect "fake tree whose rust/ is a dangling link (no linux-lib-rust): no" 1 \
+		'^no: Rust metadata: .*dangling link to /nonexistent/linux-lib-rust/rust'
+
+	t=$tmp/norustdir
+	make_tree "$t" clang
+	rm -r "$t/rust"
+	run "$CH" --kdir "$t"
+	expect "fake tree without rust/: no" 1 '^no: Rust metadata: .* has no rust/ directory'
+
+	t=$tmp/rustc
+	make_tree "$t" clang
+	set_config "$t" RUSTC_VERSION_TEXT '"rustc 1.78.0 (9b00956e5 2024-04-29)"'
+	run "$CH" --kdir "$t"
+	expect "fake tree built by another rustc: no, with the rustup fix" 1 \
+		"^no: rustc: 'rustc' is '$(re "$(rustc --version)")', the kernel was built by 'rustc 1\.78\.0 \(9b00956e5 2024-04-29\)'.*rustup toolchain install 1\.78\.0" \
+		'^no: Rust metadata: .*not written by the kernel.s rustc'
+
+	t=$tmp/rustc-distro
+	make_tree "$t" clang
+	set_config "$t" RUSTC_VERSION_TEXT '"rustc 1.89.0 (29483883e 2025-08-04) (Arch Linux rust 1:1.89.0-1)"'
+	run "$CH" --kdir "$t"
+	expect "fake tree built by a distribution's rustc: no, not rustup" 1 \
+		"^no: rustc: .*a distribution build: .*a rustup 1\.89\.0 reports another version text"
+
+	t=$tmp/bindgen
+	make_tree "$t" clang
+	set_config "$t" BINDGEN_VERSION_TEXT '"bindgen 0.65.1"'
+	run "$CH" --kdir "$t"
+	expect "fake tree built with another bindgen: no" 1 \
+		"^no: bindgen: 'bindgen' is '$(re "$(bindgen --version | head -n 1)")', the kernel was built with 'bindgen 0\.65\.1'"
+
+	t=$tmp/trace
+	make_tree "$t" clang
+	sed -i '/_skb_copy_datagram_iovec$/d' "$t/System.map"
+	run "$CH" --kdir "$t"
+	expect "fake tree without the skb_copy_datagram_iovec tracepoint: no" 1 \
+		'^no: tracepoint skb_copy_datagram_iovec: not in .*System\.map' '^ok: tracepoint sys_enter'
+
+	t=$tmp/func
+	make_tree "$t" clang
+	sed -i '/ skb_consume_udp$/d' "$t/System.map"
+	run "$CH" --kdir "$t"
+	expect "fake tree without skb_consume_udp: no" 1 '^no: function skb_consume_udp: not in .*System\.map' \
+		'^ok: tracepoint sys_enter'
+	run "$CH" --kdir "$t" --build-only
+	expect "--build-only does not look at tracepoints" 0 '^verdict: ok: mace can be built on'
+
+	t=$tmp/symvers
+	make_tree "$t" clang
+	rm "$t/Module.symvers"
+	run "$CH" --kdir "$t"
+	expect "fake tree without Module.symvers: no" 1 '^no: build tree .*incomplete, no Module\.symvers'
+
+	t=$tmp/noconf
+	make_tree "$t" clang
+	rm "$t/.config" "$t/include/config/auto.conf"
+	run "$CH" --kdir "$t"
+	expect "fake tree without a configuration: no" 1 '^no: kernel configuration: .*neither \.config nor'
+
+	t=$tmp/gcc
+	make_tree "$t" gcc gcc
+	run "$CH" --kdir "$t"
+	expect "fake tree built by gcc: ok, no LLVM=" 0 '^ok: C compiler: gcc, gcc .*make \(no LLVM=: gcc\)$' '^verdict: ok'
+	run "$CH" --kdir "$t" --print-make-vars
+	expect "fake gcc tree: --print-make-vars says LLVM= only" 0 '^LLVM=$'
+	run "$CH" --kdir "$t" --llvm 1
+	expect "fake gcc tree with LLVM=1: no, the compiler differs" 1 '^no: C compiler: clang \(from LLVM=1\) is clang .*built by gcc'
+
+	t=$tmp/gcc99
+	make_tree "$t" gcc gcc
+	set_config "$t" GCC_VERSION 990100
+	run "$CH" --kdir "$t" --toolchain-only
+	expect "fake tree built by an absent gcc 99: no, install it" 1 \
+		'^no: C compiler: gcc \(no LLVM= or CC=\) is gcc .*built by gcc 99\.1\.0.*apt install gcc-99'
+
+	t=$tmp/clang7
+	make_tree "$t" clang clang
+	set_config "$t" CLANG_VERSION 70001
+	run "$CH" --kdir "$t" --toolchain-only
+	expect "fake tree built by an absent clang 7: no, install it" 1 \
+		'^no: C compiler: .*built by clang 7\.0\.1.*apt install clang-7 lld-7.*LLVM=-7'
+
+	if command -v clang-19 >/dev/null && [[ $(clang-19 --version | head -n 1) != "$(clang --version | head -n 1)" ]]; then
+		t=$tmp/clang19
+		make_tree "$t" clang clang-19
+		run "$CH" --kdir "$t"
+		expect "fake tree built by clang-19: ok with LLVM=-19" 0 '^ok: C compiler: clang-19, .*make LLVM=-19$' \
+			"^  build: +make KDIR=$(re "$t") LLVM=-19\$"
+		run "$CH" --kdir "$t" --print-make-vars
+		expect "fake clang-19 tree: --print-make-vars" 0 '^LLVM=-19( LIBCLANG_PATH=.*llvm-19.*)?$'
+		run "$CH" --kdir "$t" --llvm 1 --toolchain-only
+		expect "fake clang-19 tree with LLVM=1: no, use LLVM=-19" 1 \
+			'^no: C compiler: clang \(from LLVM=1\) is clang .*built by clang 19\..*make LLVM=-19'
+	else
+		t=
+		skip "fake tree built by clang-19" "no clang-19 besides clang here"
+	fi
+
+	# --- The Makefile ---------------------------------------------------------
+	# In a copy of what the Makefile needs in KDIR mode, so that the work
+	# tree's build state (.kdir, objects) is left alone.
+	src=$tmp/src
+	# lib.sh exported the test kernels' LIBCLANG_PATH; a user has none.
+	unset LIBCLANG_PATH
+	mkdir -p "$src/scripts"
+	cp "$MACE_TOP/Makefile" "$src/"
+	cp "$MACE_TOP/scripts/check-host" "$MACE_TOP/scripts/lib.sh" "$src/scripts/"
+
+	run make -C "$src" KDIR="$tmp/rustc"
+	expect "make with the wrong rustc stops with check-host's finding" 2 \
+		"^no: rustc: .*the kernel was built by 'rustc 1\.78\.0" '^mace: not building'
+	refute "make with the wrong rustc never reaches the kernel's make" '^fake-kbuild: modules'
+
+	run make -C "$src" KDIR="$good" RUSTC="$tmp/no-such-rustc"
+	expect "make RUSTC=<missing> stops with check-host's finding" 2 "^no: rustc: '$(re "$tmp")/no-such-rustc' not found"
+
+	run make -C "$src" KDIR="$tmp/norust"
+	expect "make against a kernel without Rust stops" 2 '^no: CONFIG_RUST is not set' '^mace: not building'
+
+	run make -C "$src" KDIR="$good"
+	expect "make picks LLVM=1 for a clang tree" 0 "^fake-kbuild: modules LLVM=\[1\] CC=\[cc\] CC-origin=\[default\]"
+
+	run make -C "$src" KDIR="$tmp/gcc"
+	expect "make picks no LLVM for a gcc tree" 0 '^fake-kbuild: modules LLVM=\[\] CC=\[cc\]'
+
+	run make -C "$src" KDIR="$good" LLVM=-7
+	expect "make with a given LLVM= checks that one" 2 '^no: C compiler: clang-7 \(from LLVM=-7\) not found'
+
+	if [[ -n $t ]]; then
+		run make -C "$src" KDIR="$t"
+		expect "make picks LLVM=-19 and LLVM 19's libclang for a clang-19 tree" 0 \
+			'^fake-kbuild: modules LLVM=\[-19\] CC=\[cc\] .*LIBCLANG_PATH=\[[^]]*llvm-19'
+		run make -C "$src" KDIR="$t" DKMS=1 CC=clang LD=ld.lld
+		expect "make DKMS=1 ignores dkms's CC=clang for a clang-19 tree" 0 \
+			'^fake-kbuild: modules LLVM=\[-19\] CC=\[cc\] CC-origin=\[default\]'
+		run make -C "$src" KDIR="$t" CC=clang
+		expect "make with CC=clang (not dkms) checks that compiler" 2 '^no: C compiler: clang \(from CC=clang\) is clang'
+	else
+		skip "make picks LLVM=-19" "no clang-19 besides clang here"
+	fi
+
+	run make -C "$src" KDIR="$good" install INSTALL_MOD_PATH=staging DEPMOD=true
+	expect "make install passes INSTALL_MOD_PATH (absolute) and INSTALL_MOD_DIR=updates" 0 \
+		"^fake-kbuild: modules_install .*INSTALL_MOD_PATH=\[$(re "$src")/staging\] INSTALL_MOD_DIR=\[updates\]" \
+		"^mace: installed $(re "$src")/staging/lib/modules/6\.12\.0-fake/updates/mace\.ko"
+	run make -C "$src" KDIR="$good" install DESTDIR="$tmp/dest" INSTALL_MOD_DIR=extra DEPMOD=true
+	expect "make install takes DESTDIR and INSTALL_MOD_DIR=extra" 0 \
+		"^fake-kbuild: modules_install .*INSTALL_MOD_PATH=\[$(re "$tmp")/dest\] INSTALL_MOD_DIR=\[extra\]"
+fi
+
+# --- make install, for real, into a temporary root ---------------------------------
+
+k612=$(MACE_KERNEL=6.12 "$MACE_TOP/scripts/kernel" --print-dir 2>/dev/null || true)
+if [[ -z $k612 || ! -f $k612/.mace-complete ]]; then
+	skip "make install into INSTALL_MOD_PATH" "the 6.12 test kernel is not built (scripts/kernel)"
+else
+	rel=$(<"$k612/include/config/kernel.release")
+	# A copy of the work tree's sources, built out of the way of the work tree.
+	build=$tmp/build
+	from="the work tree"
+	mkdir -p "$build/scripts" "$build/tests/host"
+	cp -r "$MACE_TOP/Makefile" "$MACE_TOP/Kbuild" "$MACE_TOP/src" "$build/"
+	cp "$MACE_TOP/scripts/check-host" "$MACE_TOP/scripts/lib.sh" "$build/scripts/"
+	find "$build/src" \( -name '*.o' -o -name '.*.cmd' -o -name '*_generated.rs' \) -delete
+	make -s -C "$build" KDIR="$k612" >"$tmp/build.log" 2>&1 || true
+	if [[ ! -f $build/mace.ko ]]; then
+		fail "make install into INSTALL_MOD_PATH" "mace.ko does not build from $from: $(tail -n 3 "$tmp/build.log" | tr '\n' '|')"
+	else
+		real_before=0
+		[[ ! -e /lib/modules/$rel/updates/mace.ko ]] || real_before=1
+		root=$tmp/root
+		run make -s -C "$build" KDIR="$k612" install INSTALL_MOD_PATH="$root"
+		ko=$root/lib/modules/$rel/updates/mace.ko
+		if ((st != 0)); then
+			fail "make install into INSTALL_MOD_PATH ($from)" "exit $st: $(tail -n 5 <<<"$out" | tr '\n' '|')"
+		elif [[ ! -f $ko ]]; then
+			fail "make install into INSTALL_MOD_PATH ($from)" "no $ko"
+		elif [[ $(modinfo -F vermagic "$ko" 2>/dev/null) != "$rel "* ]]; then
+			fail "make install into INSTALL_MOD_PATH ($from)" "vermagic of $ko is '$(modinfo -F vermagic "$ko")', not for $rel"
+		elif ! grep -q '^updates/mace\.ko:' "$root/lib/modules/$rel/modules.dep" 2>/dev/null; then
+			fail "make install into INSTALL_MOD_PATH ($from)" "depmod did not list updates/mace.ko in $root/lib/modules/$rel/modules.dep"
+		elif ((!real_before)) && [[ -e /lib/modules/$rel/updates/mace.ko ]]; then
+			fail "make install into INSTALL_MOD_PATH ($from)" "it wrote /lib/modules/$rel/updates/mace.ko"
+		else
+			pass "make install INSTALL_MOD_PATH=<tmp>: lib/modules/$rel/updates/mace.ko, in modules.dep ($from)"
+		fi
+	fi
+
+	# Another installed rustup toolchain: make must stop with check-host's
+	# finding, not with rustc's "compiled by an incompatible version" error.
+	want=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$k612/.config")
+	other=
+	if command -v rustup >/dev/null; then
+		while read -r tc _; do
+			[[ -n $tc ]] || continue
+			v=$(RUSTUP_TOOLCHAIN=$tc rustc --version 2>/dev/null) || continue
+			[[ -z $v || $v == "$want" ]] || { other=$tc; break; }
+		done < <(rustup toolchain list 2>/dev/null)
+	fi
+	if [[ -z $other ]]; then
+		skip "make with another rustc toolchain" "no installed rustup toolchain other than the kernel's"
+	elif [[ ! -f $build/mace.ko ]]; then
+		skip "make with another rustc toolchain ($other)" "no buildable source (see above)"
+	else
+		make -s -C "$build" KDIR="$k612" clean >/dev/null 2>&1 || true
+		run make -C "$build" KDIR="$k612" RUSTUP_TOOLCHAIN="$other"
+		expect "make with rustup toolchain $other stops with check-host's finding" 2 \
+			"^no: rustc: 'rustc' is '.*', the kernel was built by '$(re "$want")'" '^mace: not building'
+		refute "make with rustup toolchain $other: no rustc error E0514" 'E0514|incompatible version of rustc'
+		make -s -C "$build" KDIR="$k612" >/dev/null 2>&1 || true
+	fi
+fi
+
+# --- dkms.conf ---------------------------------------------------------------------
+
+ver=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$MACE_TOP/tests/host/Cargo.toml" | head -n 1)
+run bash -c 'kernel_source_dir=/KSRC; source "$1"; printf "%s\n" "name=$PACKAGE_NAME" "version=$PACKAGE_VERSION" \
+	"built=${BUILT_MODULE_NAME[0]}" "dest=${DEST_MODULE_LOCATION[0]}" "make=${MAKE[0]}" "auto=$AUTOINSTALL"' _ "$MACE_TOP/dkms.conf"
+expect "dkms.conf: name, version of mace-core ($ver), module, location, make, autoinstall" 0 \
+	'^name=mace$' "^version=$(re "$ver")\$" '^built=mace$' '^dest=/updates(/|$)' '^make=make KDIR=/KSRC ' '^auto=yes$'
+v=$(cd / && bash -c 'source "$1"; echo "$PACKAGE_VERSION"' _ "$MACE_TOP/dkms.conf" 2>&1) || true
+if [[ -n $v && $v == "$ver" ]]; then
+	pass "dkms.conf: version read from any working directory"
+else
+	fail "dkms.conf: version read from any working directory" "got '$v', expected '$ver'"
+fi
+
+if ! command -v dkms >/dev/null; then
+	skip "dkms add and build (scratch dkms tree)" "dkms is not installed"
+elif ((EUID != 0)); then
+	skip "dkms add and build (scratch dkms tree)" "dkms needs root"
+elif [[ -z $k612 || ! -f $k612/.mace-complete || ! -f ${build:-/nonexistent}/mace.ko ]]; then
+	skip "dkms add and build (scratch dkms tree)" "needs the 6.12 test kernel and a buildable source (see above)"
+else
+	# A source tree like a checkout's, from the sources that built above.
+	dsrc=$tmp/dkms-src
+	mkdir -p "$dsrc/scripts" "$dsrc/tests/host"
+	cp -r "$build/Makefile" "$build/Kbuild" "$build/src" "$MACE_TOP/dkms.conf" "$dsrc/"
+	cp "$build/scripts/check-host" "$build/scripts/lib.sh" "$dsrc/scripts/"
+	cp "$MACE_TOP/tests/host/Cargo.toml" "$dsrc/tests/host/"
+	(cd "$dsrc" && make -s KDIR="$k612" clean >/dev/null 2>&1 || true)
+	mkdir -p "$tmp/dkms/tree" "$tmp/dkms/src" "$tmp/dkms/install"
+	dk=(dkms --dkmstree "$tmp/dkms/tree" --sourcetree "$tmp/dkms/src" --installtree "$tmp/dkms/install")
+	rel=$(<"$k612/include/config/kernel.release")
+	run "${dk[@]}" add "$dsrc"
+	if ((st != 0)); then
+		fail "dkms add (scratch dkms tree)" "exit $st: $(tail -n 3 <<<"$out" | tr '\n' '|')"
+	else
+		pass "dkms add (scratch dkms tree): mace/$ver"
+		run "${dk[@]}" build "mace/$ver" -k "$rel" --kernelsourcedir "$k612"
+		built=$tmp/dkms/tree/mace/$ver/$rel/$(uname -m)/module/mace.ko
+		if ((st == 0)) && [[ -f $built ]]; then
+			pass "dkms build for the 6.12 test kernel (scratch dkms tree): mace.ko"
+		else
+			fail "dkms build for the 6.12 test kernel (scratch dkms tree)" "exit $st, $built: $(ls "$built" 2>&1); $(tail -n 3 <<<"$out" | tr '\n' '|')"
+		fi
+	fi
+fi
+
+((skipped == 0)) || printf '(%d skipped)\n' "$skipped"
+printf '%d passed, %d failed\n' "$passed" "$failed"
+((failed == 0))
