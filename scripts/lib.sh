@@ -11,10 +11,42 @@ set -euo pipefail
 MACE_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MACE_CACHE=${MACE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mace}
 MACE_FLAVOR=${MACE_FLAVOR:-debug}
-MACE_KSRC_PKG=linux-source-6.12
-MACE_KSRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
+MACE_KERNEL=${MACE_KERNEL:-6.12}
 
 export PATH="$HOME/.cargo/bin:$PATH"
+
+# The test kernels mace supports, selected by MACE_KERNEL:
+#   MACE_KSRC_PKG      Debian package of the kernel source
+#   MACE_KSRC_TARBALL  the source tarball it holds
+#   MACE_LLVM          value of the kernel build's LLVM= (1: unversioned tools)
+#   MACE_CLANG         the clang that LLVM= selects
+#   LIBCLANG_PATH      the libclang bindgen must use: the one of that clang
+#                      (with several installed, bindgen would take the newest,
+#                      whose flags the older kernel does not pass correctly)
+case $MACE_KERNEL in
+6.12)
+	# Debian 12's own package, built with its LLVM 14.
+	MACE_KSRC_PKG=linux-source-6.12
+	MACE_KSRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
+	MACE_LLVM=1
+	MACE_CLANG=clang
+	LIBCLANG_PATH=/usr/lib/llvm-14/lib
+	;;
+7.3)
+	# From Debian 13's backports suite (scripts/setup fetches the .deb
+	# without changing the machine's apt sources); needs LLVM >= 17.
+	MACE_KSRC_PKG=linux-source-7.3
+	MACE_KSRC_TARBALL=${MACE_CACHE}/deb/linux-source-7.3/usr/src/linux-source-7.3.tar.xz
+	MACE_LLVM=-19
+	MACE_CLANG=clang-19
+	LIBCLANG_PATH=/usr/lib/llvm-19/lib
+	;;
+*)
+	printf '[mace] error: unknown MACE_KERNEL=%s (accepted: 6.12, 7.3)\n' "$MACE_KERNEL" >&2
+	exit 1
+	;;
+esac
+export MACE_KERNEL LIBCLANG_PATH
 
 log() { printf '[mace] %s\n' "$*" >&2; }
 die() { printf '[mace] error: %s\n' "$*" >&2; exit 1; }
@@ -31,19 +63,37 @@ need() {
 	fi
 }
 
-# Version of the Debian kernel source package, e.g. 6.12.117-1~deb12u1.
+# Version of the Debian kernel source package, e.g. 6.12.117-1~deb12u1: of
+# the installed package, or of the .deb scripts/setup unpacked into the cache.
 ksrc_version() {
-	dpkg-query -W -f='${Version}' "$MACE_KSRC_PKG" 2>/dev/null ||
-		die "$MACE_KSRC_PKG is not installed (run scripts/setup)"
+	local v=$MACE_CACHE/deb/$MACE_KSRC_PKG/version
+	if [[ -f $v ]]; then
+		cat "$v"
+	else
+		dpkg-query -W -f='${Version}' "$MACE_KSRC_PKG" 2>/dev/null ||
+			die "$MACE_KSRC_PKG is not installed (run scripts/setup)"
+	fi
+}
+
+# make in the kernel tree of MACE_KERNEL, with its toolchain.
+ksrc_make() { make LLVM="$MACE_LLVM" "$@"; }
+
+# The configuration fragments of the current kernel and flavor, in merge
+# order: the base, the flavor, and the kernel's own fragment if it has one.
+kconfig_fragments() {
+	local k=$MACE_TOP/scripts/kconfig
+	echo "$k/base.config"
+	echo "$k/$MACE_FLAVOR.config"
+	[[ ! -f $k/kernel-$MACE_KERNEL.config ]] || echo "$k/kernel-$MACE_KERNEL.config"
 }
 
 # Hash of everything that changes the kernel build's output.
 kconfig_hash() {
 	{
-		cat "$MACE_TOP/scripts/kconfig/base.config" \
-			"$MACE_TOP/scripts/kconfig/$MACE_FLAVOR.config"
+		local f
+		while IFS= read -r f; do cat "$f"; done < <(kconfig_fragments)
 		rustc --version
-		clang --version | head -n 1
+		"$MACE_CLANG" --version | head -n 1
 		bindgen --version
 	} | sha256sum | cut -c1-12
 }
