@@ -7,9 +7,10 @@
 //! `mace_helpers.c`); reading or writing one calls the matching method
 //! through the table built here, with the file as a [`ClassAttr`].
 
-use super::{arc_data, bytes_long, sys};
+use super::{arc_data, bytes_long, sys, Claim};
 use core::ffi::{c_char, c_long, c_ulong, c_void};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -61,10 +62,11 @@ static CLASS_BUSY: AtomicBool = AtomicBool::new(false);
 ///
 /// # Invariants
 ///
-/// `CLASS_BUSY` is set while this value lives, and the C side calls `T`'s
-/// methods with `ops` as data.
+/// `_claim` holds `CLASS_BUSY` while this value lives, and the C side
+/// calls `T`'s methods with `ops` as data.
 pub(crate) struct ClassRegistration<T: ClassOps> {
     _ops: Arc<T>,
+    _claim: Claim,
 }
 
 impl<T: ClassOps> ClassRegistration<T> {
@@ -75,22 +77,17 @@ impl<T: ClassOps> ClassRegistration<T> {
 
     /// Creates the class; fails with `EBUSY` while it exists.
     pub(crate) fn register(ops: Arc<T>) -> Result<Self> {
-        if CLASS_BUSY
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
+        let claim = Claim::take(&CLASS_BUSY)?;
         // SAFETY: `OPS` is a static table whose callbacks match the C types;
         // `ops` stays alive while `self` does, and unregistering waits for
         // every callback in progress.
         let err = unsafe { sys::mace_class_register(&Self::OPS, arc_data(&ops)) };
-        if err != 0 {
-            CLASS_BUSY.store(false, Ordering::Release);
-            return Err(Error::from_errno(err));
-        }
+        to_result(err)?;
         // INVARIANT: Registered just above.
-        Ok(Self { _ops: ops })
+        Ok(Self {
+            _ops: ops,
+            _claim: claim,
+        })
     }
 }
 
@@ -98,7 +95,6 @@ impl<T: ClassOps> Drop for ClassRegistration<T> {
     fn drop(&mut self) {
         // SAFETY: Registered by `register`; returns when no callback runs.
         unsafe { sys::mace_class_unregister() };
-        CLASS_BUSY.store(false, Ordering::Release);
     }
 }
 

@@ -9,9 +9,10 @@
 //! The file operations' owner is the module, so an open file keeps the
 //! module loaded.
 
-use super::{arc_data, bytes_long, status_int, sys};
+use super::{arc_data, bytes_long, status_int, sys, Claim};
 use core::ffi::{c_int, c_long, c_ulong, c_void};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -74,10 +75,11 @@ static MISC_BUSY: AtomicBool = AtomicBool::new(false);
 ///
 /// # Invariants
 ///
-/// `MISC_BUSY` is set while this value lives, and the C side calls `T`'s
-/// methods with `data` as data.
+/// `_claim` holds `MISC_BUSY` while this value lives, and the C side
+/// calls `T`'s methods with `data` as data.
 pub(crate) struct MiscRegistration<T: FileOps> {
     _data: Arc<T::Data>,
+    _claim: Claim,
 }
 
 impl<T: FileOps> MiscRegistration<T> {
@@ -89,23 +91,18 @@ impl<T: FileOps> MiscRegistration<T> {
 
     /// Creates `/dev/mace`; fails with `EBUSY` while it exists.
     pub(crate) fn register(data: Arc<T::Data>) -> Result<Self> {
-        if MISC_BUSY
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
+        let claim = Claim::take(&MISC_BUSY)?;
         // SAFETY: `OPS` is a static table whose callbacks match the C types
         // (checked by the compiler); `data` stays valid while `self` lives,
         // and open files (which outlive the registration) get their own
         // state from `open`.
         let err = unsafe { sys::mace_misc_register(&Self::OPS, arc_data(&data)) };
-        if err != 0 {
-            MISC_BUSY.store(false, Ordering::Release);
-            return Err(Error::from_errno(err));
-        }
+        to_result(err)?;
         // INVARIANT: Registered just above.
-        Ok(Self { _data: data })
+        Ok(Self {
+            _data: data,
+            _claim: claim,
+        })
     }
 }
 
@@ -113,7 +110,6 @@ impl<T: FileOps> Drop for MiscRegistration<T> {
     fn drop(&mut self) {
         // SAFETY: Registered by `register`; after this no open can start.
         unsafe { sys::mace_misc_deregister() };
-        MISC_BUSY.store(false, Ordering::Release);
     }
 }
 

@@ -51,6 +51,7 @@ pub(crate) mod task;
 pub(crate) mod tracepoint;
 
 use core::ffi::{c_int, c_long, CStr};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -158,6 +159,28 @@ fn status_int(r: Result) -> c_int {
     match r {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
+    }
+}
+
+/// The right to the one registration of a C object that exists once (the
+/// C side has one `miscdevice`, one class, ...); given back when dropped.
+///
+/// A registration holds its claim as its last field, so that it is given
+/// back after the registration's `Drop` has undone it.
+struct Claim(&'static AtomicBool);
+
+impl Claim {
+    /// Claims `busy`; `EBUSY` if it is claimed already.
+    fn take(busy: &'static AtomicBool) -> Result<Self> {
+        busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| EBUSY)?;
+        Ok(Self(busy))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

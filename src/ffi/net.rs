@@ -17,11 +17,12 @@
 
 use super::sync::{ProbeCx, RcuReadLock};
 use super::sys;
-use super::{arc_data, status_int};
+use super::{arc_data, status_int, Claim};
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 use kernel::types::Opaque;
@@ -220,11 +221,12 @@ static PERNET_BUSY: AtomicBool = AtomicBool::new(false);
 ///
 /// # Invariants
 ///
-/// `PERNET_BUSY` is set while this value lives, and the C side's pernet
-/// operations call `T`'s methods with `ops` as data.
+/// `_claim` holds `PERNET_BUSY` while this value lives, and the C side's
+/// pernet operations call `T`'s methods with `ops` as data.
 pub(crate) struct PernetRegistration<T: PernetOps> {
     key: &'static PernetKey<T::State>,
     _ops: Arc<T>,
+    _claim: Claim,
 }
 
 impl<T: PernetOps> PernetRegistration<T> {
@@ -238,23 +240,19 @@ impl<T: PernetOps> PernetRegistration<T> {
     ///
     /// Fails with `EBUSY` while another registration exists.
     pub(crate) fn register(key: &'static PernetKey<T::State>, ops: Arc<T>) -> Result<Self> {
-        if PERNET_BUSY
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
+        let claim = Claim::take(&PERNET_BUSY)?;
         // SAFETY: `OPS` is a static table of callbacks that match the C
         // types (checked by the compiler against the generated bindings);
         // the data pointer stays valid while `self` holds `ops`.
         let err = unsafe { sys::mace_pernet_register(&Self::OPS, arc_data(&ops)) };
-        if err != 0 {
-            PERNET_BUSY.store(false, Ordering::Release);
-            return Err(Error::from_errno(err));
-        }
+        to_result(err)?;
         // INVARIANT: Registered just above; every state was made by `init`.
         key.live.store(true, Ordering::Release);
-        Ok(Self { key, _ops: ops })
+        Ok(Self {
+            key,
+            _ops: ops,
+            _claim: claim,
+        })
     }
 }
 
@@ -265,7 +263,6 @@ impl<T: PernetOps> Drop for PernetRegistration<T> {
         // `pre_exit`, waits for a grace period, hides and releases every
         // state before it returns.
         unsafe { sys::mace_pernet_unregister() };
-        PERNET_BUSY.store(false, Ordering::Release);
     }
 }
 

@@ -2,9 +2,10 @@
 
 //! Network devices of the initial namespace: their events, and their names.
 
-use super::{arc_data, sys};
+use super::{arc_data, sys, Claim};
 use core::ffi::{c_int, c_ulong, c_void};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -32,10 +33,11 @@ static NETDEV_BUSY: AtomicBool = AtomicBool::new(false);
 ///
 /// # Invariants
 ///
-/// `NETDEV_BUSY` is set while this value lives, and the C side calls `T`'s
-/// methods with `ops` as data.
+/// `_claim` holds `NETDEV_BUSY` while this value lives, and the C side
+/// calls `T`'s methods with `ops` as data.
 pub(crate) struct NetdevRegistration<T: NetdevOps> {
     _ops: Arc<T>,
+    _claim: Claim,
 }
 
 impl<T: NetdevOps> NetdevRegistration<T> {
@@ -46,22 +48,17 @@ impl<T: NetdevOps> NetdevRegistration<T> {
     /// Follows the devices of the initial namespace (`event` runs for every
     /// existing one first); fails with `EBUSY` while already registered.
     pub(crate) fn register(ops: Arc<T>) -> Result<Self> {
-        if NETDEV_BUSY
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
+        let claim = Claim::take(&NETDEV_BUSY)?;
         // SAFETY: `OPS` is a static table whose callbacks match the C types;
         // `ops` stays alive while `self` does, and unregistering returns
         // after the last call.
         let err = unsafe { sys::mace_netdev_notifier_register(&Self::OPS, arc_data(&ops)) };
-        if err != 0 {
-            NETDEV_BUSY.store(false, Ordering::Release);
-            return Err(Error::from_errno(err));
-        }
+        to_result(err)?;
         // INVARIANT: Registered just above.
-        Ok(Self { _ops: ops })
+        Ok(Self {
+            _ops: ops,
+            _claim: claim,
+        })
     }
 }
 
@@ -69,7 +66,6 @@ impl<T: NetdevOps> Drop for NetdevRegistration<T> {
     fn drop(&mut self) {
         // SAFETY: Registered by `register`.
         unsafe { sys::mace_netdev_notifier_unregister() };
-        NETDEV_BUSY.store(false, Ordering::Release);
     }
 }
 
