@@ -114,7 +114,7 @@ pub(crate) trait Hooks: Send + Sync + 'static {
 /// # Safety
 ///
 /// `data` is the handler of a live [`ProbeRegistration<T>`] and the call
-/// comes from one of the tracepoints it registered on.
+/// comes from one of the hooks it registered on.
 #[inline(always)]
 unsafe fn enter<T: Hooks>(data: *mut c_void, f: impl FnOnce(&T, &ProbeCx<'_>)) {
     // SAFETY: `data` is the `T` the registration keeps alive until no probe
@@ -282,9 +282,10 @@ pub(crate) struct ProbeRegistration<T: Hooks> {
 impl<T: Hooks> ProbeRegistration<T> {
     /// Attaches `handler` to every hook, or to none.
     ///
-    /// The same handler attached twice would see every hit twice: the
-    /// second attempt fails with `EEXIST` (the tracepoint code refuses the
-    /// same probe and data twice).
+    /// A second registration while one exists fails and attaches nothing:
+    /// with the same handler, the tracepoint code refuses the same probe and
+    /// data twice (`EEXIST`); with another, the function hook, which exists
+    /// once, is busy (`EBUSY`).
     pub(crate) fn register(handler: Arc<T>) -> Result<Self> {
         let data = arc_data(&handler);
         let probes = probes::<T>();
