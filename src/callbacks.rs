@@ -30,6 +30,10 @@ impl PernetOps for Control {
     fn pre_exit(&self, _net: &Net, state: &NetState) {
         self.net_pre_exit(state);
     }
+
+    fn exit_batch(&self) {
+        self.net_exit_batch();
+    }
 }
 
 impl ClassOps for Control {

@@ -15,8 +15,8 @@
 #![deny(unsafe_code)]
 
 use crate::ffi::file::UserWriter;
+use crate::ffi::log_ratelimit;
 use crate::ffi::net::NetRef;
-use crate::ffi::{log_ratelimit, mono_ns, real_ns};
 use crate::netns::{NetState, NET_STATE};
 use crate::record::{LineCursor, Record, Sink};
 use kernel::new_mutex;
@@ -78,11 +78,6 @@ impl Reader {
     pub(crate) fn read(&self, out: &mut UserWriter) -> Result<usize> {
         let mut cursor = self.cursor.lock();
         let ring = self.state.ring();
-        // One offset per read: lines of one read agree with each other.
-        let offset = real_ns().wrapping_sub(mono_ns());
-        cursor.read(out, || {
-            ring.and_then(|r| r.pop::<Record>())
-                .map(|r| r.to_wall(offset))
-        })
+        cursor.read(out, || ring.and_then(|r| r.pop::<Record>()))
     }
 }

@@ -12,7 +12,9 @@
 #![deny(unsafe_code)]
 
 use crate::capture::Capture;
-use crate::ffi::tracepoint::ProbeRegistration;
+use crate::ffi::sync::Retired;
+use crate::ffi::tracepoint::{Hook, ProbeRegistration};
+use crate::ffi::work::SweepRegistration;
 use crate::netns::{NetState, REGISTRY_SLOTS};
 use crate::params::Params;
 use crate::parse::{DevList, MAX_OUTER_DEVS};
@@ -20,12 +22,37 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
+/// The probes and the sweep they defer work to.
+///
+/// Field order is drop order: the probes go first, since they schedule the
+/// sweep.
+struct Probes {
+    _probes: ProbeRegistration<Capture>,
+    _sweep: SweepRegistration<Capture>,
+}
+
+impl Probes {
+    fn register(capture: &Arc<Capture>) -> Result<Self> {
+        let sweep = SweepRegistration::register(capture.clone())?;
+        let probes = ProbeRegistration::register(capture.clone())?;
+        capture.set_sees_packet_readers(
+            probes.attached(Hook::PacketPoll)
+                && probes.attached(Hook::PacketRecvmsg)
+                && probes.attached(Hook::SkDataReady),
+        );
+        Ok(Self {
+            _probes: probes,
+            _sweep: sweep,
+        })
+    }
+}
+
 /// Which namespaces capture, and the probes that serve them.
 struct Switch {
     /// Namespaces with capture on.
     capturing: usize,
     /// The probes, registered while `capturing > 0`.
-    probes: Option<ProbeRegistration<Capture>>,
+    probes: Option<Probes>,
 }
 
 /// State shared by all namespaces, alive from load to unload.
@@ -37,6 +64,11 @@ pub(crate) struct Control {
     /// The outer devices as configured (parameter, then sysfs writes).
     #[pin]
     outer_devs: Mutex<DevList>,
+    /// States of namespaces that left the registry in their `pre_exit`, let
+    /// go after the grace period of their batch (so that a dying namespace
+    /// does not wait for one of its own).
+    #[pin]
+    retired: Mutex<KVVec<Retired<NetState>>>,
     /// The probes' tables and counters.
     pub(crate) capture: Arc<Capture>,
     /// The validated module parameters.
@@ -54,6 +86,7 @@ impl Control {
             pin_init!(Self {
                 switch <- new_mutex!(Switch { capturing: 0, probes: None }, "mace_switch"),
                 outer_devs <- new_mutex!(params.outer_devs, "mace_outer_devs"),
+                retired <- new_mutex!(KVVec::new(), "mace_retired"),
                 capture,
                 params,
             }),
@@ -80,7 +113,7 @@ impl Control {
                 );
             })?;
             if switch.probes.is_none() {
-                switch.probes = Some(ProbeRegistration::register(self.capture.clone())?);
+                switch.probes = Some(Probes::register(&self.capture)?);
             }
             switch.capturing = switch.capturing.saturating_add(1);
         } else {
@@ -106,8 +139,20 @@ impl Control {
                 }
             }
         }
-        // Dropping what was taken out waits for a grace period.
-        drop(self.capture.registry.detach(state));
+        if let Some(retired) = self.capture.registry.detach(state) {
+            // Let go after the batch's grace period. If the list cannot grow,
+            // `push` drops it at once, which waits for a grace period.
+            let _ = self.retired.lock().push(retired, GFP_KERNEL);
+        }
+    }
+
+    /// A grace period elapsed since the last namespaces' `pre_exit`: let go
+    /// of the states they left the registry with (no wait any more).
+    pub(crate) fn net_exit_batch(&self) {
+        // Swapped out so that the states are dropped without the lock held.
+        let mut retired = KVVec::new();
+        core::mem::swap(&mut retired, &mut *self.retired.lock());
+        drop(retired);
     }
 
     /// The configured outer devices.

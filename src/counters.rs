@@ -47,45 +47,123 @@ pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
 }
 
+/// Adds `n` to a counter.
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Relaxed);
+}
+
+/// Takes `n` off a gauge (wrapping: an accounting error shows as a huge
+/// value, never as a panic).
+pub fn sub(c: &AtomicU64, n: u64) {
+    c.fetch_sub(n, Relaxed);
+}
+
 counters! {
     /// Counters of one network namespace, in its `stats`.
+    ///
+    /// Each packet of the namespace ends in exactly one of them, or waits
+    /// in one of the gauges (`*_in_table`, `ingress_pending`):
+    ///
+    /// - `egress_sent = egress + egress_off + egress_expired +
+    ///   egress_collisions + egress_evicted + egress_in_table`;
+    /// - `ingress_taken = ingress + ingress_off + ingress_unreported +
+    ///   ingress_task_lost + ingress_pending`;
+    /// - `ingress = ingress_end_syscall + ingress_end_stamp + ingress_end_tap +
+    ///   ingress_end_tap_read`;
+    /// - `egress + ingress = ring_pushed + ring_full + ring_busy` (the ring's
+    ///   counters, in `stats` too).
     pub struct NetCounters {
-        /// Egress latencies recorded.
+        /// Egress latencies recorded (queued, or dropped by a full ring).
         egress,
-        /// Ingress latencies recorded.
+        /// Ingress latencies recorded (queued, or dropped by a full ring).
         ingress,
-        /// Packets sent by syscalls and stored to await an outer device.
+        /// Packets a send syscall handed over, to await an outer device.
         egress_sent,
         /// Sent packets found on an outer device too late (older than
-        /// `max_age_ms`).
+        /// `max_age_ms`), or pushed out of the table once that old.
         egress_expired,
-        /// Sent packets whose key another sent packet had.
+        /// Sent packets whose key another sent packet had (both counted).
         egress_collisions,
-        /// Received packets found by a receiving syscall too late.
+        /// Sent packets pushed out of a full bucket of the egress table.
+        egress_evicted,
+        /// Sent packets that reached an outer device after capture was
+        /// switched off (not recorded).
+        egress_off,
+        /// Sent packets in the egress table now (a gauge: they await an
+        /// outer device, or never reach one, as in the CC and CH
+        /// topologies, until they are pushed out).
+        egress_in_table,
+        /// Received packets a reader of this namespace took from the
+        /// ingress table.
+        ingress_taken,
+        /// Received packets a reader found too late (older than
+        /// `max_age_ms`).
         ingress_expired,
         /// Received packets whose key another received packet had.
         ingress_collisions,
-        /// Received packets not reported: the syscall failed, or it returned
+        /// Taken packets not reported: the syscall failed, or it returned
         /// more than [`crate::entry::MAX_PENDING`] of them.
         ingress_unreported,
+        /// Taken packets lost with their task's entry, which expired or was
+        /// pushed out before the receiving syscall returned.
+        ingress_task_lost,
+        /// Taken packets whose window ended after capture was switched off
+        /// (not recorded).
+        ingress_off,
+        /// Taken packets waiting for their receiving syscall to return (a
+        /// gauge).
+        ingress_pending,
+        /// Ingress latencies that end at the receiving syscall's return (the
+        /// reader takes no kernel timestamp).
+        ingress_end_syscall,
+        /// Ingress latencies that end at the kernel's receive timestamp,
+        /// which the reader gets (SO_TIMESTAMP and the like).
+        ingress_end_stamp,
+        /// Ingress latencies of packets only a packet socket read (libpcap),
+        /// that end where the tap saw the packet (`tap_end` `stamp`).
+        ingress_end_tap,
+        /// Ingress latencies of packets only a packet socket read, that end
+        /// when a syscall of a task waiting for or reading a packet socket of
+        /// the namespace returned with something to read (`tap_end` `read`).
+        ingress_end_tap_read,
+        /// 32-bit compat syscalls of this namespace's tasks, skipped (their
+        /// numbers are another table's).
+        compat_syscalls,
     }
 }
 
 counters! {
     /// Counters that belong to no namespace, in the initial namespace's
-    /// `stats` with the prefix `host_`.
+    /// `stats` with the prefix `host_`: received packets before a reader
+    /// tells whose they are.
+    ///
+    /// `ingress_received = ingress_taken + ingress_expired +
+    /// ingress_collisions + ingress_evicted + ingress_in_table`.
     pub struct HostCounters {
-        /// Packets received on outer devices and stored for matching.
-        ingress_stored,
-        /// Stored received packets no receiving syscall took in time.
+        /// Packets received on outer devices and stored for matching (or
+        /// refused as colliding).
+        ingress_received,
+        /// Received packets a reader of a capturing namespace took.
+        ingress_taken,
+        /// Received packets no reader took in time: found too late, or
+        /// pushed out of the table once that old.
         ingress_expired,
-        /// Stored received packets pushed out of a full bucket.
-        ingress_evicted,
-        /// Received packets whose key was already stored for another packet.
+        /// Received packets whose key another received packet had (both
+        /// counted).
         ingress_collisions,
-        /// Sent packets' entries pushed out of a full bucket.
+        /// Received packets pushed out of a full bucket.
+        ingress_evicted,
+        /// Received packets in the ingress table now (a gauge).
+        ingress_in_table,
+        /// First fragments received on outer devices, not stored: their
+        /// readers get the datagram reassembled.
+        ingress_fragments,
+        /// Sent packets pushed out of a full bucket (any namespace's).
         egress_evicted,
         /// Task entries pushed out of a full bucket.
         tasks_evicted,
+        /// Packets a tap saw that found the tap queue full (they expire in
+        /// the ingress table instead, counted there).
+        taps_overflow,
     }
 }

@@ -14,7 +14,6 @@
 //! | egress   | packet key          | [`Egress`]   | send syscall -> outer device |
 //! | ingress  | packet key          | [`Ingress`]  | outer device -> receive      |
 //! | tasks    | task                | [`Task`]     | a task's send or receive     |
-//! | deferred | socket              | [`Deferred`] | sends whose packet waits     |
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
@@ -118,6 +117,9 @@ pub struct Pending {
     pub t_rx: u64,
     /// The packet's id.
     pub pktid: u32,
+    /// Where its ingress window ends: the receive timestamp its reader gets
+    /// (monotonic ns), or 0 for the syscall's return.
+    pub end: u64,
 }
 
 /// What mace knows about a task of a capturing namespace.
@@ -130,6 +132,13 @@ pub struct Task {
     pub tid: u32,
     /// The send syscall it is in, if any.
     pub send: Option<SendCall>,
+    /// The handle of the namespace its pending packets belong to, or whose
+    /// packet socket it reads (0 while there are none).
+    pub ns: u64,
+    /// Whether its syscall waits for or reads a packet socket of namespace
+    /// `ns` (libpcap): when it returns, the packets a tap saw there are
+    /// where the tool gets them.
+    pub tap_reader: bool,
     /// Packets its receiving syscall took, oldest first.
     pending: [Pending; MAX_PENDING],
     /// How many of `pending` are used.
@@ -137,9 +146,9 @@ pub struct Task {
 }
 
 /// Words of a [`Task`] entry: tid, send start (0: none), socket, TCP
-/// sequence (`1 << 32 | seq`, or 0), sent, pending count, then
-/// (t_rx, pktid) pairs.
-pub const TASK_WORDS: usize = 6 + 2 * MAX_PENDING;
+/// sequence (`1 << 32 | seq`, or 0), sent, namespace, pending count (with
+/// `tap_reader` as bit 32), then (t_rx, pktid, end) triples.
+pub const TASK_WORDS: usize = 7 + 3 * MAX_PENDING;
 
 impl Task {
     /// A task with nothing going on.
@@ -147,7 +156,13 @@ impl Task {
         Self {
             tid,
             send: None,
-            pending: [Pending { t_rx: 0, pktid: 0 }; MAX_PENDING],
+            ns: 0,
+            tap_reader: false,
+            pending: [Pending {
+                t_rx: 0,
+                pktid: 0,
+                end: 0,
+            }; MAX_PENDING],
             pending_len: 0,
         }
     }
@@ -188,12 +203,14 @@ impl Words<TASK_WORDS> for Task {
             w[3] = s.tcp_write_seq.map_or(0, |q| 1 << 32 | u64::from(q));
             w[4] = s.sent;
         }
-        w[5] = self.pending_len as u64;
+        w[5] = self.ns;
+        w[6] = self.pending_len as u64 | u64::from(self.tap_reader) << 32;
         for (i, p) in self.pending.iter().enumerate() {
-            let at = 6 + 2 * i;
-            if let Some([t, id]) = w.get_mut(at..at + 2) {
+            let at = 7 + 3 * i;
+            if let Some([t, id, end]) = w.get_mut(at..at + 3) {
                 *t = p.t_rx;
                 *id = u64::from(p.pktid);
+                *end = p.end;
             }
         }
         w
@@ -209,88 +226,20 @@ impl Words<TASK_WORDS> for Task {
                 sent: w[4],
             });
         }
-        t.pending_len = usize::try_from(w[5]).map_or(MAX_PENDING, |n| n.min(MAX_PENDING));
+        t.ns = w[5];
+        t.pending_len =
+            usize::try_from(w[6] & 0xffff_ffff).map_or(MAX_PENDING, |n| n.min(MAX_PENDING));
+        t.tap_reader = w[6] >> 32 & 1 == 1;
         for (i, p) in t.pending.iter_mut().enumerate() {
-            let at = 6 + 2 * i;
-            if let Some(&[t_rx, pktid]) = w.get(at..at + 2) {
+            let at = 7 + 3 * i;
+            if let Some(&[t_rx, pktid, end]) = w.get(at..at + 3) {
                 *p = Pending {
                     t_rx,
                     pktid: pktid as u32,
+                    end,
                 };
             }
         }
         t
-    }
-}
-
-/// Send syscalls remembered per socket whose packets had not left when they
-/// returned.
-pub const MAX_DEFERRED: usize = 4;
-
-/// The start times of a socket's sends whose packets had not left when the
-/// syscall returned (they wait for neighbour resolution or in a queue),
-/// oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Deferred {
-    starts: [u64; MAX_DEFERRED],
-    len: usize,
-}
-
-/// Words of a [`Deferred`] entry: the count, then the start times.
-pub const DEFERRED_WORDS: usize = 1 + MAX_DEFERRED;
-
-impl Deferred {
-    /// Remembers a send that started at `start`; false (and nothing
-    /// changes) when [`MAX_DEFERRED`] are remembered already.
-    pub fn push(&mut self, start: u64) -> bool {
-        match self.starts.get_mut(self.len) {
-            Some(slot) => {
-                *slot = start;
-                self.len = self.len.wrapping_add(1);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Takes the oldest start.
-    pub fn pop(&mut self) -> Option<u64> {
-        let first = *self.starts.get(..self.len)?.first()?;
-        // Shifted by hand: `rotate_left` has a panic path.
-        for i in 1..=MAX_DEFERRED {
-            // The last slot becomes free: 0, so that equal lists are equal.
-            let next = self.starts.get(i).copied().unwrap_or(0);
-            if let Some(prev) = self.starts.get_mut(i.wrapping_sub(1)) {
-                *prev = next;
-            }
-        }
-        self.len = self.len.wrapping_sub(1);
-        Some(first)
-    }
-}
-
-impl Words<DEFERRED_WORDS> for Deferred {
-    fn to_words(&self) -> [u64; DEFERRED_WORDS] {
-        let mut w = [0u64; DEFERRED_WORDS];
-        w[0] = self.len as u64;
-        for (i, s) in self.starts.iter().enumerate() {
-            if let Some(o) = w.get_mut(1 + i) {
-                *o = *s;
-            }
-        }
-        w
-    }
-
-    fn from_words(w: &[u64; DEFERRED_WORDS]) -> Self {
-        let mut d = Self {
-            starts: [0; MAX_DEFERRED],
-            len: usize::try_from(w[0]).map_or(MAX_DEFERRED, |n| n.min(MAX_DEFERRED)),
-        };
-        for (i, s) in d.starts.iter_mut().enumerate() {
-            if let Some(v) = w.get(1 + i) {
-                *s = *v;
-            }
-        }
-        d
     }
 }

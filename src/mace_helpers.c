@@ -8,6 +8,7 @@
  */
 
 #include <linux/capability.h>
+#include <linux/compat.h>
 #include <linux/cred.h>
 #include <linux/device/class.h>
 #include <linux/file.h>
@@ -15,6 +16,7 @@
 #include <linux/ftrace.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/net_tstamp.h>
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
 #include <linux/net.h>
@@ -30,6 +32,8 @@
 #include <linux/uaccess.h>
 #include <linux/user_namespace.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
+#include <net/neighbour.h>
 #include <net/net_namespace.h>
 #include <net/tcp.h>
 #include <net/udp.h>
@@ -39,23 +43,54 @@
 /* Only for check_trace_callback_type_<name>(): no tracepoint is defined here. */
 #include <trace/events/net.h>
 #include <trace/events/skb.h>
+#include <trace/events/sock.h>
 #include <trace/events/syscalls.h>
 
 #include "mace_helpers.h"
 
 /*
  * Hooks. Tracepoints are looked up by name, since most are not exported to
- * modules; skb_consume_udp() is hooked through the function tracer.
+ * modules; skb_consume_udp(), __neigh_event_send(), packet_poll(),
+ * packet_recvmsg(), __consume_stateless_skb() and __sock_recv_cmsgs() are
+ * hooked through the function tracer, one ftrace_ops each.
  */
 
 static const char *const mace_hook_names[MACE_HOOKS] = {
 	[MACE_HOOK_SYS_ENTER] = "sys_enter",
 	[MACE_HOOK_SYS_EXIT] = "sys_exit",
+	[MACE_HOOK_NET_DEV_QUEUE] = "net_dev_queue",
 	[MACE_HOOK_NET_DEV_START_XMIT] = "net_dev_start_xmit",
 	[MACE_HOOK_NETIF_RECEIVE_SKB] = "netif_receive_skb",
 	[MACE_HOOK_SKB_COPY_DATAGRAM_IOVEC] = "skb_copy_datagram_iovec",
 	[MACE_HOOK_SKB_CONSUME_UDP] = "skb_consume_udp",
+	[MACE_HOOK_NEIGH_EVENT_SEND] = "__neigh_event_send",
+	[MACE_HOOK_PACKET_POLL] = "packet_poll",
+	[MACE_HOOK_PACKET_RECVMSG] = "packet_recvmsg",
+	[MACE_HOOK_SK_DATA_READY] = "sk_data_ready",
+	[MACE_HOOK_CONSUME_STATELESS_SKB] = "__consume_stateless_skb",
+	[MACE_HOOK_SOCK_RECV_CMSGS] = "__sock_recv_cmsgs",
 };
+
+/*
+ * sk_data_ready fires whenever any socket of the machine gets something to
+ * read: mace's probe is called for packet sockets only, from this filter,
+ * registered as the tracepoint's probe with mace_ready_hook as data.
+ */
+struct mace_ready_hook {
+	mace_packet_read_probe probe;
+	void *data;
+	bool registered;
+};
+
+static struct mace_ready_hook mace_ready_hook;
+
+static void mace_sk_data_ready_filter(void *data, const struct sock *sk)
+{
+	struct mace_ready_hook *h = data;
+
+	if (sk->sk_family == AF_PACKET)
+		h->probe(h->data, (struct sock *)sk);
+}
 
 /*
  * Each probe type of mace_helpers.h must be what its tracepoint calls: the
@@ -66,17 +101,26 @@ static void __maybe_unused mace_check_probe_types(void)
 {
 	check_trace_callback_type_sys_enter((mace_sys_enter_probe)NULL);
 	check_trace_callback_type_sys_exit((mace_sys_exit_probe)NULL);
+	check_trace_callback_type_net_dev_queue((mace_net_dev_queue_probe)NULL);
 	check_trace_callback_type_net_dev_start_xmit(
 		(mace_net_dev_start_xmit_probe)NULL);
 	check_trace_callback_type_netif_receive_skb(
 		(mace_netif_receive_skb_probe)NULL);
 	check_trace_callback_type_skb_copy_datagram_iovec(
 		(mace_skb_copy_datagram_iovec_probe)NULL);
+	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_filter);
 }
 
-/* The function hook reads skb_consume_udp()'s arguments: check them. */
+/* The function hooks read their functions' arguments: check them. */
 static_assert(__same_type(&skb_consume_udp,
 			  void (*)(struct sock *, struct sk_buff *, int)));
+static_assert(__same_type(&__neigh_event_send,
+			  int (*)(struct neighbour *, struct sk_buff *, bool)));
+static_assert(__same_type(&__consume_stateless_skb,
+			  void (*)(struct sk_buff *)));
+static_assert(__same_type(&__sock_recv_cmsgs,
+			  void (*)(struct msghdr *, struct sock *,
+				   struct sk_buff *)));
 
 const char *mace_hook_name(enum mace_hook hook)
 {
@@ -108,32 +152,140 @@ static struct tracepoint *mace_tp_find(enum mace_hook hook)
 	return lookup.tp;
 }
 
-/* skb_consume_udp(sk, skb, len), through an ftrace_ops of its own. */
+#if defined(CONFIG_DYNAMIC_FTRACE) && \
+	defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
+/* A kernel function hooked through an ftrace_ops of its own. */
 struct mace_fhook {
 	struct ftrace_ops ops;
-	mace_skb_consume_udp_probe probe;
+	ftrace_func_t func;
+	void *probe;
 	void *data;
 	bool registered;
 };
 
-static struct mace_fhook mace_udp_hook;
-
-#if defined(CONFIG_DYNAMIC_FTRACE) && \
-	defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
+/* skb_consume_udp(sk, skb, len) */
 static void notrace mace_udp_hook_func(unsigned long ip,
 				       unsigned long parent_ip,
 				       struct ftrace_ops *op,
 				       struct ftrace_regs *fregs)
 {
 	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+	mace_skb_consume_udp_probe probe = h->probe;
 
-	h->probe(h->data, (struct sock *)ftrace_regs_get_argument(fregs, 0),
-		 (struct sk_buff *)ftrace_regs_get_argument(fregs, 1));
+	probe(h->data, (struct sock *)ftrace_regs_get_argument(fregs, 0),
+	      (struct sk_buff *)ftrace_regs_get_argument(fregs, 1));
+}
+
+/* __neigh_event_send(neigh, skb, immediate_ok) */
+static void notrace mace_neigh_hook_func(unsigned long ip,
+					 unsigned long parent_ip,
+					 struct ftrace_ops *op,
+					 struct ftrace_regs *fregs)
+{
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+	mace_neigh_event_send_probe probe = h->probe;
+
+	probe(h->data, (struct sk_buff *)ftrace_regs_get_argument(fregs, 1));
+}
+
+/*
+ * packet_poll(file, sock, wait) and packet_recvmsg(sock, msg, len, flags):
+ * static functions of net/packet/af_packet.c, called through the packet
+ * socket's proto_ops, so their types cannot be checked here; both have had
+ * these arguments since 2.6.
+ */
+static void mace_packet_read(struct mace_fhook *h, struct socket *sock)
+{
+	mace_packet_read_probe probe = h->probe;
+
+	if (sock && sock->sk)
+		probe(h->data, sock->sk);
+}
+
+static void notrace mace_packet_poll_hook_func(unsigned long ip,
+					       unsigned long parent_ip,
+					       struct ftrace_ops *op,
+					       struct ftrace_regs *fregs)
+{
+	mace_packet_read(container_of(op, struct mace_fhook, ops),
+			 (struct socket *)ftrace_regs_get_argument(fregs, 1));
+}
+
+static void notrace mace_packet_recvmsg_hook_func(unsigned long ip,
+						  unsigned long parent_ip,
+						  struct ftrace_ops *op,
+						  struct ftrace_regs *fregs)
+{
+	mace_packet_read(container_of(op, struct mace_fhook, ops),
+			 (struct socket *)ftrace_regs_get_argument(fregs, 0));
+}
+
+/* __consume_stateless_skb(skb) */
+static void notrace mace_stateless_hook_func(unsigned long ip,
+					     unsigned long parent_ip,
+					     struct ftrace_ops *op,
+					     struct ftrace_regs *fregs)
+{
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+	mace_consume_stateless_skb_probe probe = h->probe;
+
+	probe(h->data, (struct sk_buff *)ftrace_regs_get_argument(fregs, 0));
+}
+
+/*
+ * __sock_recv_cmsgs(msg, sk, skb), for UDP sockets only: raw and ping
+ * sockets' packets are seen copied, and a packet socket's reader must not
+ * take what an IP socket's reader will get.
+ */
+static void notrace mace_cmsgs_hook_func(unsigned long ip,
+					 unsigned long parent_ip,
+					 struct ftrace_ops *op,
+					 struct ftrace_regs *fregs)
+{
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+	mace_sock_recv_cmsgs_probe probe = h->probe;
+	struct sock *sk = (struct sock *)ftrace_regs_get_argument(fregs, 1);
+
+	if (!sk || sk->sk_type != SOCK_DGRAM ||
+	    (sk->sk_protocol != IPPROTO_UDP &&
+	     sk->sk_protocol != IPPROTO_UDPLITE))
+		return;
+	probe(h->data, sk, (struct sk_buff *)ftrace_regs_get_argument(fregs, 2));
+}
+
+static struct mace_fhook mace_fhooks[] = {
+	{ .func = mace_udp_hook_func },
+	{ .func = mace_neigh_hook_func },
+	{ .func = mace_packet_poll_hook_func },
+	{ .func = mace_packet_recvmsg_hook_func },
+	{ .func = mace_stateless_hook_func },
+	{ .func = mace_cmsgs_hook_func },
+};
+
+static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
+{
+	switch (hook) {
+	case MACE_HOOK_SKB_CONSUME_UDP:
+		return &mace_fhooks[0];
+	case MACE_HOOK_NEIGH_EVENT_SEND:
+		return &mace_fhooks[1];
+	case MACE_HOOK_PACKET_POLL:
+		return &mace_fhooks[2];
+	case MACE_HOOK_PACKET_RECVMSG:
+		return &mace_fhooks[3];
+	case MACE_HOOK_CONSUME_STATELESS_SKB:
+		return &mace_fhooks[4];
+	case MACE_HOOK_SOCK_RECV_CMSGS:
+		return &mace_fhooks[5];
+	default:
+		return NULL;
+	}
 }
 
 static int mace_fhook_register(struct mace_fhook *h, const char *func,
 			       void *probe, void *data)
 {
+	ftrace_func_t hook_func = h->func;
 	int err;
 
 	if (h->registered)
@@ -141,7 +293,7 @@ static int mace_fhook_register(struct mace_fhook *h, const char *func,
 	memset(&h->ops, 0, sizeof(h->ops));
 	h->probe = probe;
 	h->data = data;
-	h->ops.func = mace_udp_hook_func;
+	h->ops.func = hook_func;
 	/* ftrace's recursion protection, which also disables preemption. */
 	h->ops.flags = FTRACE_OPS_FL_RECURSION;
 	err = ftrace_set_filter(&h->ops, (unsigned char *)func, strlen(func), 1);
@@ -170,6 +322,25 @@ static int mace_fhook_unregister(struct mace_fhook *h)
 }
 #else
 /* Without the dynamic function tracer, or callbacks that see arguments. */
+struct mace_fhook {
+	int unused;
+};
+
+static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
+{
+	switch (hook) {
+	case MACE_HOOK_SKB_CONSUME_UDP:
+	case MACE_HOOK_NEIGH_EVENT_SEND:
+	case MACE_HOOK_PACKET_POLL:
+	case MACE_HOOK_PACKET_RECVMSG:
+	case MACE_HOOK_CONSUME_STATELESS_SKB:
+	case MACE_HOOK_SOCK_RECV_CMSGS:
+		return ERR_PTR(-EOPNOTSUPP);
+	default:
+		return NULL;
+	}
+}
+
 static int mace_fhook_register(struct mace_fhook *h, const char *func,
 			       void *probe, void *data)
 {
@@ -184,26 +355,51 @@ static int mace_fhook_unregister(struct mace_fhook *h)
 
 int mace_hook_register(enum mace_hook hook, void *probe, void *data)
 {
+	struct mace_fhook *h = mace_fhook_of(hook);
 	struct tracepoint *tp;
 
-	if (hook == MACE_HOOK_SKB_CONSUME_UDP)
-		return mace_fhook_register(&mace_udp_hook,
-					   mace_hook_name(hook), probe, data);
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	if (h)
+		return mace_fhook_register(h, mace_hook_name(hook), probe, data);
 	tp = mace_tp_find(hook);
 	if (!tp)
 		return -ENOENT;
+	if (hook == MACE_HOOK_SK_DATA_READY) {
+		int err;
+
+		if (mace_ready_hook.registered)
+			return -EBUSY;
+		mace_ready_hook.probe = probe;
+		mace_ready_hook.data = data;
+		err = tracepoint_probe_register(tp, mace_sk_data_ready_filter,
+						&mace_ready_hook);
+		mace_ready_hook.registered = !err;
+		return err;
+	}
 	return tracepoint_probe_register(tp, probe, data);
 }
 
 int mace_hook_unregister(enum mace_hook hook, void *probe, void *data)
 {
+	struct mace_fhook *h = mace_fhook_of(hook);
 	struct tracepoint *tp;
 
-	if (hook == MACE_HOOK_SKB_CONSUME_UDP)
-		return mace_fhook_unregister(&mace_udp_hook);
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	if (h)
+		return mace_fhook_unregister(h);
 	tp = mace_tp_find(hook);
 	if (!tp)
 		return -ENOENT;
+	if (hook == MACE_HOOK_SK_DATA_READY) {
+		if (!mace_ready_hook.registered)
+			return -ENOENT;
+		/* The caller waits for running probes (mace_tp_sync()). */
+		mace_ready_hook.registered = false;
+		return tracepoint_probe_unregister(
+			tp, mace_sk_data_ready_filter, &mace_ready_hook);
+	}
 	return tracepoint_probe_unregister(tp, probe, data);
 }
 
@@ -224,9 +420,14 @@ void mace_rcu_read_unlock(void)
 	rcu_read_unlock();
 }
 
-void mace_synchronize_rcu(void)
+unsigned long mace_rcu_cookie(void)
 {
-	synchronize_rcu();
+	return get_state_synchronize_rcu();
+}
+
+void mace_rcu_cond_sync(unsigned long cookie)
+{
+	cond_synchronize_rcu(cookie);
 }
 
 /* Module parameters; Rust validates them in the module's init. */
@@ -337,6 +538,7 @@ static void mace_net_exit_batch(struct list_head *net_exit_list)
 	struct net *net;
 
 	synchronize_rcu();
+	mace_pernet->exit_batch(mace_pernet_data);
 	list_for_each_entry(net, net_exit_list, exit_list) {
 		struct mace_net_slot *slot = mace_slot(net);
 
@@ -512,11 +714,13 @@ static ssize_t mace_attr_store(enum mace_attr attr, const char *buf,
 MACE_CLASS_ATTR(on, MACE_ATTR_ON, 0644);
 MACE_CLASS_ATTR(outer_devs, MACE_ATTR_OUTER_DEVS, 0644);
 MACE_CLASS_ATTR(stats, MACE_ATTR_STATS, 0444);
+MACE_CLASS_ATTR(tap_end, MACE_ATTR_TAP_END, 0644);
 
 static struct attribute *mace_class_attrs[] = {
 	&class_attr_on.attr,
 	&class_attr_outer_devs.attr,
 	&class_attr_stats.attr,
+	&class_attr_tap_end.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(mace_class);
@@ -610,6 +814,47 @@ int mace_init_net_ifindex(const char *name, unsigned long len)
 	return ifindex;
 }
 
+/* The sweep: deferred work on the system workqueue. */
+
+static struct delayed_work mace_sweep_work;
+static const struct mace_sweep_ops *mace_sweep;
+static void *mace_sweep_data;
+static bool mace_sweep_live;
+
+static void mace_sweep_fn(struct work_struct *work)
+{
+	unsigned int next;
+
+	rcu_read_lock();
+	next = mace_sweep->sweep(mace_sweep_data);
+	rcu_read_unlock();
+	if (next)
+		mace_sweep_schedule(next);
+}
+
+int mace_sweep_register(const struct mace_sweep_ops *ops, void *data)
+{
+	mace_sweep = ops;
+	mace_sweep_data = data;
+	INIT_DELAYED_WORK(&mace_sweep_work, mace_sweep_fn);
+	WRITE_ONCE(mace_sweep_live, true);
+	return 0;
+}
+
+void mace_sweep_unregister(void)
+{
+	WRITE_ONCE(mace_sweep_live, false);
+	/* Also waits for a run that would schedule itself again. */
+	cancel_delayed_work_sync(&mace_sweep_work);
+}
+
+void mace_sweep_schedule(unsigned int ms)
+{
+	if (READ_ONCE(mace_sweep_live))
+		queue_delayed_work(system_wq, &mace_sweep_work,
+				   msecs_to_jiffies(ms));
+}
+
 /* Syscalls and tasks */
 
 static void mace_syscall_set(unsigned long long *set, long nr)
@@ -627,6 +872,21 @@ void mace_syscall_sets(struct mace_syscall_sets *out)
 	static const long recv[] = {
 		__NR_recvfrom, __NR_recvmsg, __NR_recvmmsg, __NR_read, __NR_readv,
 	};
+	static const long wait[] = {
+#ifdef __NR_poll
+		__NR_poll,
+#endif
+#ifdef __NR_select
+		__NR_select,
+#endif
+#ifdef __NR_epoll_wait
+		__NR_epoll_wait,
+#endif
+		__NR_ppoll,	 __NR_pselect6, __NR_epoll_pwait,
+#ifdef __NR_epoll_pwait2
+		__NR_epoll_pwait2,
+#endif
+	};
 	int i;
 
 	memset(out, 0, sizeof(*out));
@@ -634,6 +894,8 @@ void mace_syscall_sets(struct mace_syscall_sets *out)
 		mace_syscall_set(out->send, send[i]);
 	for (i = 0; i < ARRAY_SIZE(recv); i++)
 		mace_syscall_set(out->recv, recv[i]);
+	for (i = 0; i < ARRAY_SIZE(wait); i++)
+		mace_syscall_set(out->wait, wait[i]);
 }
 
 long mace_syscall_nr(struct pt_regs *regs)
@@ -663,6 +925,9 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
 		sock = sock_from_file(fd_file(f));
 		if (sock)
 			sk = READ_ONCE(sock->sk);
+		/* Only IP sockets send packets mace can follow. */
+		if (sk && sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
+			sk = NULL;
 		/* The file reference keeps sk alive until fdput(). */
 		if (sk && sk_is_tcp(sk))
 			*tcp_seq = 1ULL << 32 | READ_ONCE(tcp_sk(sk)->write_seq);
@@ -679,6 +944,11 @@ unsigned long mace_current_task(void)
 int mace_current_tid(void)
 {
 	return task_pid_nr(current);
+}
+
+_Bool mace_in_compat_syscall(void)
+{
+	return in_compat_syscall();
 }
 
 _Bool mace_in_task(void)
@@ -729,6 +999,42 @@ unsigned long mace_skb_sock(const struct sk_buff *skb)
 	return (unsigned long)skb->sk;
 }
 
+unsigned short mace_skb_gso_size(const struct sk_buff *skb)
+{
+	return skb_is_gso(skb) ? skb_shinfo(skb)->gso_size : 0;
+}
+
+const struct sock *mace_skb_owner(const struct sk_buff *skb)
+{
+	return skb->sk;
+}
+
+struct net *mace_sock_net(const struct sock *sk)
+{
+	return sock_net(sk);
+}
+
+enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
+				      const struct sk_buff *skb,
+				      unsigned long long *mono_ns)
+{
+	/* As __sock_recv_timestamp() decides what the reader gets. */
+	u32 tsflags = READ_ONCE(sk->sk_tsflags);
+	bool soft = sock_flag(sk, SOCK_RCVTSTAMP) ||
+		    ((tsflags & SOF_TIMESTAMPING_SOFTWARE) &&
+		     ((tsflags & SOF_TIMESTAMPING_RX_SOFTWARE) ||
+		      !(tsflags & SOF_TIMESTAMPING_OPT_RX_FILTER)));
+	ktime_t stamp = skb->tstamp;
+
+	if (!soft)
+		return MACE_RX_STAMP_NONE;
+	if (!stamp || skb->tstamp_type != SKB_CLOCK_REALTIME)
+		return MACE_RX_STAMP_AT_READ;
+	/* A CLOCK_REALTIME stamp, on mace's CLOCK_MONOTONIC scale. */
+	*mono_ns = ktime_to_ns(ktime_sub(stamp, ktime_mono_to_real(0)));
+	return MACE_RX_STAMP_TAKEN;
+}
+
 const struct net_device *mace_skb_dev(const struct sk_buff *skb)
 {
 	return skb->dev;
@@ -737,6 +1043,12 @@ const struct net_device *mace_skb_dev(const struct sk_buff *skb)
 int mace_dev_ifindex(const struct net_device *dev)
 {
 	return dev->ifindex;
+}
+
+_Bool mace_dev_has_taps(const struct net_device *dev)
+{
+	/* 6.12's takes a non-const device; it changes nothing. */
+	return dev_nit_active((struct net_device *)dev);
 }
 
 struct net *mace_dev_net(const struct net_device *dev)
@@ -751,9 +1063,9 @@ unsigned long long mace_mono_ns(void)
 	return ktime_get_ns();
 }
 
-unsigned long long mace_real_ns(void)
+unsigned long long mace_mono_to_real_ns(unsigned long long mono_ns)
 {
-	return ktime_get_real_ns();
+	return ktime_to_ns(ktime_mono_to_real(ns_to_ktime(mono_ns)));
 }
 
 /* Logging */

@@ -37,32 +37,49 @@ struct spinlock;
 struct sock;
 
 /**
- * The hooks mace attaches probes to: five tracepoints, and the kernel
- * function skb_consume_udp() through the function tracer (ftrace). No
+ * The hooks mace attaches probes to: six tracepoints, and four kernel
+ * functions through the function tracer (ftrace). skb_consume_udp(): no
  * tracepoint sees a UDP datagram handed to its reader on every kernel mace
- * supports: 6.12 frees it with the consume_skb tracepoint, newer kernels
- * without (skb_attempt_defer_free()).
+ * supports (6.12 frees it with the consume_skb tracepoint, newer kernels
+ * without, in skb_attempt_defer_free()). __neigh_event_send(): a packet
+ * that waits for its neighbour to be resolved is queued there in its
+ * sender's context, and reaches net_dev_queue only later, from a softirq.
+ * packet_poll() and packet_recvmsg(): a task waits for or reads a packet
+ * socket (libpcap), which no tracepoint shows. __consume_stateless_skb() and
+ * __sock_recv_cmsgs(): a UDP datagram reaches its reader where the compiler
+ * inlined skb_consume_udp() into udp_recvmsg() (6.12 built with -O2): the
+ * first sees it freed, the second sees it with its socket when the reader
+ * asks for timestamps. The tracepoint sk_data_ready
+ * fires for every socket: its probe sees packet sockets only (filtered in C).
  */
 enum mace_hook {
 	MACE_HOOK_SYS_ENTER = 0,
 	MACE_HOOK_SYS_EXIT = 1,
-	MACE_HOOK_NET_DEV_START_XMIT = 2,
-	MACE_HOOK_NETIF_RECEIVE_SKB = 3,
-	MACE_HOOK_SKB_COPY_DATAGRAM_IOVEC = 4,
-	MACE_HOOK_SKB_CONSUME_UDP = 5,
+	MACE_HOOK_NET_DEV_QUEUE = 2,
+	MACE_HOOK_NET_DEV_START_XMIT = 3,
+	MACE_HOOK_NETIF_RECEIVE_SKB = 4,
+	MACE_HOOK_SKB_COPY_DATAGRAM_IOVEC = 5,
+	MACE_HOOK_SKB_CONSUME_UDP = 6,
+	MACE_HOOK_NEIGH_EVENT_SEND = 7,
+	MACE_HOOK_PACKET_POLL = 8,
+	MACE_HOOK_PACKET_RECVMSG = 9,
+	MACE_HOOK_SK_DATA_READY = 10,
+	MACE_HOOK_CONSUME_STATELESS_SKB = 11,
+	MACE_HOOK_SOCK_RECV_CMSGS = 12,
 	/** Number of hooks. */
-	MACE_HOOKS = 6,
+	MACE_HOOKS = 13,
 };
 
 /*
  * The probe of each hook: the tracepoint's TP_PROTO with the probe's data
- * pointer first (include/trace/events/{syscalls,net,skb}.h), and for
- * skb_consume_udp() its first two arguments.
+ * pointer first (include/trace/events/{syscalls,net,skb}.h), and for the
+ * functions the arguments mace reads.
  */
 typedef void (*mace_sys_enter_probe)(void *data, struct pt_regs *regs,
 				     long id);
 typedef void (*mace_sys_exit_probe)(void *data, struct pt_regs *regs,
 				    long ret);
+typedef void (*mace_net_dev_queue_probe)(void *data, struct sk_buff *skb);
 typedef void (*mace_net_dev_start_xmit_probe)(void *data,
 					      const struct sk_buff *skb,
 					      const struct net_device *dev);
@@ -72,13 +89,24 @@ typedef void (*mace_skb_copy_datagram_iovec_probe)(void *data,
 						   int len);
 typedef void (*mace_skb_consume_udp_probe)(void *data, struct sock *sk,
 					   struct sk_buff *skb);
+typedef void (*mace_neigh_event_send_probe)(void *data, struct sk_buff *skb);
+typedef void (*mace_consume_stateless_skb_probe)(void *data,
+						 struct sk_buff *skb);
+typedef void (*mace_sock_recv_cmsgs_probe)(void *data, struct sock *sk,
+					   struct sk_buff *skb);
+/*
+ * packet_poll() and packet_recvmsg(), and sk_data_ready for packet sockets:
+ * the packet socket's struct sock.
+ */
+typedef void (*mace_packet_read_probe)(void *data, struct sock *sk);
 
 /** The name of @hook's tracepoint or function, or NULL for a bad @hook. */
 const char *mace_hook_name(enum mace_hook hook);
 /**
  * Registers @probe (of @hook's probe type) with @data on @hook. Returns 0,
  * -ENOENT if this kernel has no such tracepoint, -EBUSY if the function hook
- * is registered already, or another errno.
+ * is registered already, -EOPNOTSUPP for a function hook on a kernel
+ * without the dynamic function tracer, or another errno.
  */
 int mace_hook_register(enum mace_hook hook, void *probe, void *data);
 /** Unregisters what mace_hook_register() registered. */
@@ -95,8 +123,13 @@ void mace_tp_sync(void);
 void mace_rcu_read_lock(void);
 /** rcu_read_unlock(). */
 void mace_rcu_read_unlock(void);
-/** synchronize_rcu(): waits for a grace period (process context). */
-void mace_synchronize_rcu(void);
+/** get_state_synchronize_rcu(): a cookie for the grace period to come. */
+unsigned long mace_rcu_cookie(void);
+/**
+ * cond_synchronize_rcu(): waits until a full grace period has elapsed
+ * since @cookie was taken, at once if one has (process context).
+ */
+void mace_rcu_cond_sync(unsigned long cookie);
 
 /* Module parameters (declared in C, validated by Rust at init). */
 
@@ -136,6 +169,11 @@ struct mace_pernet_ops {
 	 * when no RCU reader can still find it through mace_net_state().
 	 */
 	void (*release)(void *state);
+	/**
+	 * @exit_batch: a batch of namespaces has exited, and a grace period
+	 * has elapsed since their pre_exit (called before their release).
+	 */
+	void (*exit_batch)(void *data);
 };
 
 /**
@@ -196,6 +234,8 @@ enum mace_attr {
 	MACE_ATTR_OUTER_DEVS = 1,
 	/** `stats`: counters of the caller's network namespace. */
 	MACE_ATTR_STATS = 2,
+	/** `tap_end`: where packet-socket readers' windows end, per namespace. */
+	MACE_ATTR_TAP_END = 3,
 };
 
 /**
@@ -253,15 +293,41 @@ void mace_netdev_notifier_unregister(void);
  */
 int mace_init_net_ifindex(const char *name, unsigned long len);
 
+/* Deferred work: one sweep, run in process context. */
+
+/** struct mace_sweep_ops - the Rust side of the sweep. */
+struct mace_sweep_ops {
+	/**
+	 * @sweep: runs in process context, in an RCU read-side critical
+	 * section (it must not sleep). Returns in how many ms to run again, or
+	 * 0 to stop until mace_sweep_schedule().
+	 */
+	unsigned int (*sweep)(void *data);
+};
+
+/** Sets the sweep up; it runs only once scheduled. */
+int mace_sweep_register(const struct mace_sweep_ops *ops, void *data);
+/** Stops the sweep and waits until it does not run any more. */
+void mace_sweep_unregister(void);
+/**
+ * Runs the sweep in @ms milliseconds unless it is scheduled already.
+ * Callable in any context; does nothing while the sweep is not registered.
+ */
+void mace_sweep_schedule(unsigned int ms);
+
 /* Syscalls and tasks. */
 
 /** Words of a syscall bit set: one bit per syscall number. */
 enum { MACE_SYSCALL_WORDS = 8 };
 
-/** The syscalls that send and that receive on sockets, as bit sets. */
+/**
+ * The syscalls that send and that receive on sockets, and those that wait
+ * for a file to become readable (poll, select, epoll), as bit sets.
+ */
 struct mace_syscall_sets {
 	unsigned long long send[MACE_SYSCALL_WORDS];
 	unsigned long long recv[MACE_SYSCALL_WORDS];
+	unsigned long long wait[MACE_SYSCALL_WORDS];
 };
 
 /**
@@ -278,7 +344,7 @@ long mace_syscall_nr(struct pt_regs *regs);
 unsigned long mace_syscall_arg0(struct pt_regs *regs);
 /**
  * The socket (its struct sock, as a number) behind file descriptor @fd of
- * the current task, or 0 if @fd is not a socket. If it is a TCP socket,
+ * the current task, or 0 if @fd is not an IPv4 or IPv6 socket. If it is a TCP socket,
  * *@tcp_seq is set to 1 << 32 | its write_seq (the sequence number of the
  * next byte written to it), else to 0.
  */
@@ -287,6 +353,8 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq);
 unsigned long mace_current_task(void);
 /** The current task's thread id in the initial pid namespace. */
 int mace_current_tid(void);
+/** Whether the current task is in a 32-bit compat syscall. */
+_Bool mace_in_compat_syscall(void);
 /** Whether the CPU runs a task (not an interrupt or softirq): in_task(). */
 _Bool mace_in_task(void);
 /**
@@ -309,10 +377,42 @@ const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       unsigned int *out_len);
 /** The socket that owns @skb (skb->sk, as a number), or 0. */
 unsigned long mace_skb_sock(const struct sk_buff *skb);
+/** The segment size of a GSO packet, 0 for any other packet. */
+unsigned short mace_skb_gso_size(const struct sk_buff *skb);
+/** The socket that owns @skb (skb->sk), or NULL. */
+const struct sock *mace_skb_owner(const struct sk_buff *skb);
+/** The network namespace of @sk. */
+struct net *mace_sock_net(const struct sock *sk);
+
+/** What mace_sock_rx_stamp() found. */
+enum mace_rx_stamp {
+	/** @sk reads no software receive timestamp. */
+	MACE_RX_STAMP_NONE = 0,
+	/** It will: @skb has none yet, so the read stamps it (now). */
+	MACE_RX_STAMP_AT_READ = 1,
+	/** It will read @skb's stamp, taken at *@mono_ns (CLOCK_MONOTONIC). */
+	MACE_RX_STAMP_TAKEN = 2,
+};
+
+/**
+ * Whether a read of @skb from @sk returns a software receive timestamp to
+ * the reader (SO_TIMESTAMP, SO_TIMESTAMPNS, or SO_TIMESTAMPING with software
+ * receive stamps, old or new variants), and which: the stamp @skb carries
+ * (taken when the packet entered the reader's namespace), or one the read
+ * will take.
+ */
+enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
+				      const struct sk_buff *skb,
+				      unsigned long long *mono_ns);
 /** The device @skb is on (skb->dev), or NULL. */
 const struct net_device *mace_skb_dev(const struct sk_buff *skb);
 /** The ifindex of @dev. */
 int mace_dev_ifindex(const struct net_device *dev);
+/**
+ * Whether packet taps (packet sockets: tcpdump, libpcap) see @dev's
+ * packets: dev_nit_active(). Called with RCU held.
+ */
+_Bool mace_dev_has_taps(const struct net_device *dev);
 /** The network namespace of @dev. */
 struct net *mace_dev_net(const struct net_device *dev);
 
@@ -341,8 +441,8 @@ _Bool mace_net_capable(const struct net *net);
 
 /** Monotonic clock (CLOCK_MONOTONIC) in nanoseconds. */
 unsigned long long mace_mono_ns(void);
-/** Wall clock (CLOCK_REALTIME) in nanoseconds. */
-unsigned long long mace_real_ns(void);
+/** The CLOCK_REALTIME time of the CLOCK_MONOTONIC time @mono_ns, now. */
+unsigned long long mace_mono_to_real_ns(unsigned long long mono_ns);
 
 /* Logging. */
 

@@ -31,8 +31,9 @@
 //! ffi/                      the kernel layer: all unsafe, all version
 //!                           differences, safe types over C objects
 //! packet, entry, table,     core-only logic, also compiled and tested
-//! ring, record, counters,   on the host (tests/host)
-//! parse, params, text
+//! fifo, ring, record,       on the host (tests/host)
+//! counters, parse, params,
+//! text
 //! ```
 
 #![deny(unsafe_code)]
@@ -57,6 +58,8 @@ mod ffi;
 mod counters;
 #[allow(unreachable_pub)]
 mod entry;
+#[allow(unreachable_pub)]
+mod fifo;
 #[allow(unreachable_pub)]
 mod packet;
 #[allow(unreachable_pub)]

@@ -16,11 +16,13 @@
 
 #![deny(unsafe_code)]
 
-use crate::counters::NetCounters;
+use crate::counters::{bump, NetCounters};
+use crate::ffi::mono_to_real_ns;
 use crate::ffi::net::PernetKey;
 use crate::ffi::sync::{OnceBox, RcuSlot, Retired};
 use crate::ffi::tracepoint::ProbeCx;
-use crate::record::Record;
+use crate::parse::TapEnd;
+use crate::record::{Direction, Record};
 use crate::ring::{Ring, RingStats, Slot};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -52,6 +54,9 @@ pub(crate) struct NetState {
     inum: u32,
     /// Whether capture is on.
     enabled: AtomicBool,
+    /// Whether packets only a packet socket reads end at the tap's stamp
+    /// ([`TapEnd::Stamp`]) rather than at their reader's syscall return.
+    tap_stamp: AtomicBool,
     /// The handle in the namespace registry; 0 before the first switch-on.
     handle: AtomicU64,
     /// The records, once capture was switched on.
@@ -67,6 +72,7 @@ impl NetState {
             Self {
                 inum,
                 enabled: AtomicBool::new(false),
+                tap_stamp: AtomicBool::new(false),
                 handle: AtomicU64::new(0),
                 ring: OnceBox::new(),
                 counters: NetCounters::default(),
@@ -93,6 +99,21 @@ impl NetState {
         self.enabled.swap(on, Ordering::AcqRel)
     }
 
+    /// Where the windows of packets only a packet socket reads end.
+    pub(crate) fn tap_end(&self) -> TapEnd {
+        if self.tap_stamp.load(Ordering::Relaxed) {
+            TapEnd::Stamp
+        } else {
+            TapEnd::Read
+        }
+    }
+
+    /// Sets where the windows of packets only a packet socket reads end.
+    pub(crate) fn set_tap_end(&self, end: TapEnd) {
+        self.tap_stamp
+            .store(end == TapEnd::Stamp, Ordering::Relaxed);
+    }
+
     /// The handle in the namespace registry, 0 if none.
     pub(crate) fn handle(&self) -> u64 {
         self.handle.load(Ordering::Acquire)
@@ -112,21 +133,35 @@ impl NetState {
         Ok(())
     }
 
-    /// Queues a record if capture is on, and counts it as recorded; a full
-    /// ring counts the drop in the ring's stats.
-    pub(crate) fn report(&self, rec: &Record) {
+    /// Records the latency of a window from `start` to `end` (both
+    /// CLOCK_MONOTONIC), if capture is on: counts it as recorded and queues
+    /// it with the wall-clock time of its end (a full ring counts the drop
+    /// in the ring's stats). Returns whether it was recorded; if capture is
+    /// off it is counted as such.
+    pub(crate) fn report(&self, dir: Direction, start: u64, end: u64, pktid: u32) -> bool {
+        let c = &self.counters;
         if !self.enabled() {
-            return;
+            bump(match dir {
+                Direction::Egress => &c.egress_off,
+                Direction::Ingress => &c.ingress_off,
+            });
+            return false;
         }
-        let counter = match rec.dir {
-            crate::record::Direction::Egress => &self.counters.egress,
-            crate::record::Direction::Ingress => &self.counters.ingress,
+        bump(match dir {
+            Direction::Egress => &c.egress,
+            Direction::Ingress => &c.ingress,
+        });
+        let rec = Record {
+            time_ns: mono_to_real_ns(end),
+            latency_ns: end.saturating_sub(start),
+            pktid,
+            dir,
         };
-        crate::counters::bump(counter);
         if let Some(ring) = self.ring() {
             // A failed push is counted by the ring itself.
-            let _ = ring.push(rec);
+            let _ = ring.push(&rec);
         }
+        true
     }
 
     /// Counters of the ring (all zero before the first switch-on).

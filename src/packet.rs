@@ -19,7 +19,11 @@
 //! - up to [`PAYLOAD_KEY_BYTES`] bytes of the transport payload.
 //!
 //! Packets that cannot be identified (other protocols, ICMP other than echo,
-//! non-first fragments, truncated headers) give `None` and are ignored. So do
+//! non-first fragments, truncated headers) give `None` and are ignored. A
+//! first fragment is identified and says so (a receiver gets the datagram
+//! reassembled, under another identity). A GSO packet gets the identity of
+//! its first segment, so that it is found whether a device segments it or
+//! sends it whole. So do
 //! TCP segments without payload (a bare ACK, SYN, FIN or RST): no send
 //! syscall sent their bytes and no receive syscall returns them, and a bare
 //! ACK that TCP sends while its task is in a send syscall (for data that
@@ -30,9 +34,9 @@
 //! payload read as a big-endian number for UDP (zero-padded when shorter), so
 //! that a UDP tool that numbers its datagrams there sees its own numbers.
 //!
-//! The rules that tell which syscall a packet belongs to also live here
-//! ([`Identity::carries_send_of`], [`Proto::leaves_after_its_send`]), so
-//! that adding a protocol touches this file only.
+//! The rule that tells which syscall a packet belongs to also lives here
+//! ([`Identity::carries_send_of`]), so that adding a protocol touches this
+//! file only.
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
@@ -73,19 +77,6 @@ pub enum Proto {
     Tcp,
 }
 
-impl Proto {
-    /// Whether a packet of this protocol that leaves after its send syscall
-    /// returned (it waited for its neighbour, or in a queue) is still that
-    /// send's packet.
-    ///
-    /// True for datagrams: each send makes its own packets. False for TCP: a
-    /// segment TCP sends later by itself (a retransmission, data held back
-    /// by the window) belongs to no particular send.
-    pub fn leaves_after_its_send(self) -> bool {
-        !matches!(self, Proto::Tcp)
-    }
-}
-
 /// What identifies a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
@@ -95,6 +86,9 @@ pub struct Identity {
     pub pktid: u32,
     /// The transport protocol.
     pub proto: Proto,
+    /// Whether it is the first fragment of a fragmented IP packet (the only
+    /// fragment with a transport header, and the only one identified).
+    pub first_fragment: bool,
 }
 
 impl Identity {
@@ -200,6 +194,8 @@ struct Network<'a> {
     l4_len: usize,
     /// Offset of the transport header in the captured bytes.
     l4_off: usize,
+    /// Whether this is the first fragment of a fragmented packet.
+    first_fragment: bool,
 }
 
 fn parse_ipv4(b: &[u8]) -> Option<Network<'_>> {
@@ -213,6 +209,8 @@ fn parse_ipv4(b: &[u8]) -> Option<Network<'_>> {
         // Not the first fragment: no transport header.
         return None;
     }
+    // More fragments follow.
+    let first_fragment = frag & 0x2000 != 0;
     Some(Network {
         version: 4,
         proto: *b.get(9)?,
@@ -221,6 +219,7 @@ fn parse_ipv4(b: &[u8]) -> Option<Network<'_>> {
         ip_id: be16(b, 4)?,
         l4_len: total.checked_sub(ihl)?,
         l4_off: ihl,
+        first_fragment,
     })
 }
 
@@ -228,15 +227,19 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
     let payload = usize::from(be16(b, 4)?);
     let mut next = *b.get(6)?;
     let mut off = 40usize;
+    let mut first_fragment = false;
     for _ in 0..MAX_EXT_HEADERS {
         let len = match next {
             // Hop-by-hop, routing, destination options.
             0 | 43 | 60 => (usize::from(*b.get(off.wrapping_add(1))?) + 1) * 8,
             // Fragment: only the first fragment has the transport header.
             44 => {
-                if be16(b, off.wrapping_add(2))? & 0xfff8 != 0 {
+                let frag = be16(b, off.wrapping_add(2))?;
+                if frag & 0xfff8 != 0 {
                     return None;
                 }
+                // The M flag: more fragments follow.
+                first_fragment = frag & 1 != 0;
                 8
             }
             // Authentication header.
@@ -250,6 +253,7 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
                     ip_id: 0,
                     l4_len: payload.wrapping_add(40).checked_sub(off)?,
                     l4_off: off,
+                    first_fragment,
                 });
             }
         };
@@ -259,9 +263,17 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
     None
 }
 
+/// TCP flags that only the last segment of a GSO packet keeps.
+const TCP_FIN_PSH: u8 = 0x01 | 0x08;
+
 /// Identifies the packet whose first bytes, from the IP header on, are
 /// `bytes` (at most [`CAPTURE_BYTES`] are looked at).
-pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
+///
+/// `gso_size` is the segment size of a GSO packet (0 for any other): such a
+/// packet (TCP or UDP) gets the identity of its first segment, which is what
+/// a device that cannot send it whole transmits first, and it keeps that
+/// identity whether it is segmented on its way or not.
+pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
     let net = match *b.first()? >> 4 {
         4 => parse_ipv4(b)?,
@@ -273,13 +285,15 @@ pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
         Side::Egress => (net.dst, 2),
         Side::Ingress => (net.src, 0),
     };
+    let gso = usize::from(gso_size);
 
     let mut h = Hasher::new();
     h.word(u64::from(net.version) << 8 | u64::from(net.proto));
     h.bytes(remote_addr);
-    h.word((net.l4_len as u64) << 16 | u64::from(net.ip_id));
 
-    let (proto, pktid, hdr_len) = match net.proto {
+    // The length of the packet (of its first segment, for GSO) from the
+    // transport header on, and what the protocol adds to the key.
+    let (proto, pktid, hdr_len, l4_len) = match net.proto {
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             let (ty, code) = (*l4.first()?, *l4.get(1)?);
             let echo = match net.proto {
@@ -296,36 +310,46 @@ pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
             } else {
                 Proto::Icmp6
             };
-            (proto, u32::from(seq), 8)
+            (proto, u32::from(seq), 8, net.l4_len)
         }
         IPPROTO_UDP => {
             let port = be16(l4, port_at)?;
-            let len = be16(l4, 4)?;
+            let mut l4_len = net.l4_len;
+            if gso > 0 && l4_len > 8 + gso {
+                l4_len = 8 + gso;
+            }
+            let len = u16::try_from(l4_len).ok()?;
             h.word(u64::from(port) << 16 | u64::from(len));
             let payload = l4.get(8..).unwrap_or(&[]);
             let pktid = (0..4).fold(0u32, |id, i| {
                 id << 8 | u32::from(payload.get(i).copied().unwrap_or(0))
             });
-            (Proto::Udp, pktid, 8)
+            (Proto::Udp, pktid, 8, l4_len)
         }
         IPPROTO_TCP => {
             let port = be16(l4, port_at)?;
             let seq = be32(l4, 4)?;
             let ack = be32(l4, 8)?;
             let doff = usize::from(*l4.get(12)? >> 4) * 4;
-            let flags = *l4.get(13)?;
-            if doff < 20 || net.l4_len <= doff {
+            let mut flags = *l4.get(13)?;
+            let mut l4_len = net.l4_len;
+            if doff < 20 || l4_len <= doff {
                 return None;
+            }
+            if gso > 0 && l4_len > doff + gso {
+                l4_len = doff + gso;
+                flags &= !TCP_FIN_PSH;
             }
             h.word(u64::from(port) << 8 | u64::from(flags));
             h.word(u64::from(seq) << 32 | u64::from(ack));
-            (Proto::Tcp, seq, doff)
+            (Proto::Tcp, seq, doff, l4_len)
         }
         _ => return None,
     };
+    h.word((l4_len as u64) << 16 | u64::from(net.ip_id));
 
     // The payload as far as it was captured and belongs to this packet.
-    let payload_len = net.l4_len.saturating_sub(hdr_len).min(PAYLOAD_KEY_BYTES);
+    let payload_len = l4_len.saturating_sub(hdr_len).min(PAYLOAD_KEY_BYTES);
     let payload = l4.get(hdr_len..).unwrap_or(&[]);
     let payload = payload.get(..payload_len.min(payload.len())).unwrap_or(&[]);
     h.bytes(payload);
@@ -334,5 +358,6 @@ pub fn identify(bytes: &[u8], side: Side) -> Option<Identity> {
         key: h.finish(),
         pktid,
         proto,
+        first_fragment: net.first_fragment,
     })
 }

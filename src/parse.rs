@@ -41,6 +41,8 @@ pub enum ParseError {
     NotNumber,
     /// A number was out of its range or not a power of two.
     OutOfRange,
+    /// A tap end was not `read` or `stamp`.
+    NotTapEnd,
 }
 
 impl fmt::Display for ParseError {
@@ -61,6 +63,9 @@ impl fmt::Display for ParseError {
             ParseError::Duplicate => "device listed twice",
             ParseError::NotNumber => "not a decimal number",
             ParseError::OutOfRange => "out of range or not a power of two",
+            ParseError::NotTapEnd => {
+                "not a tap end (accepted: \"read\" or \"stamp\", optionally followed by a newline)"
+            }
         };
         f.write_str(what)
     }
@@ -77,6 +82,39 @@ pub fn parse_switch(input: &[u8]) -> Result<bool, ParseError> {
         b"1" => Ok(true),
         b"0" => Ok(false),
         _ => Err(ParseError::NotSwitch),
+    }
+}
+
+/// Where the ingress window of a packet that only a packet socket reads
+/// (libpcap: hping3, nping, scapy) ends, per namespace (`tap_end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapEnd {
+    /// When a syscall of a task reading or waiting for a packet socket of
+    /// the namespace returns with something to read: where a tool that
+    /// stamps replies in user space (hping3) stops its clock. The default.
+    Read,
+    /// Where the tap saw the packet, the time the packet socket stamps it
+    /// with: for tools that take their receive time from that stamp (the
+    /// pcap header's).
+    Stamp,
+}
+
+impl TapEnd {
+    /// The name written to and read from `tap_end`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TapEnd::Read => "read",
+            TapEnd::Stamp => "stamp",
+        }
+    }
+}
+
+/// Parses a tap end: `read` or `stamp`, with an optional newline.
+pub fn parse_tap_end(input: &[u8]) -> Result<TapEnd, ParseError> {
+    match strip_newline(input) {
+        b"read" => Ok(TapEnd::Read),
+        b"stamp" => Ok(TapEnd::Stamp),
+        _ => Err(ParseError::NotTapEnd),
     }
 }
 

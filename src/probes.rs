@@ -13,19 +13,28 @@
 //! | hook                      | path    | handler                      |
 //! |---------------------------|---------|------------------------------|
 //! | `sys_enter`               | egress  | [`Capture::send_entered`]    |
+//! | `net_dev_queue`           | egress  | [`Capture::queued`]          |
+//! | `__neigh_event_send()`    | egress  | [`Capture::queued`]          |
 //! | `net_dev_start_xmit`      | egress  | [`Capture::xmit`]            |
 //! | `netif_receive_skb`       | ingress | [`Capture::receive`]         |
 //! | `skb_copy_datagram_iovec` | ingress | [`Capture::copied`]          |
 //! | `skb_consume_udp()`       | ingress | [`Capture::consumed_udp`]    |
+//! | `__sock_recv_cmsgs()`     | ingress | [`Capture::consumed_udp`]    |
+//! | `__consume_stateless_skb()` | ingress | [`Capture::copied`]        |
+//! | `packet_poll()`           | ingress | [`Capture::packet_read`]     |
+//! | `packet_recvmsg()`        | ingress | [`Capture::packet_read`]     |
+//! | `sk_data_ready`           | ingress | [`Capture::packet_ready`]    |
+//! | (the sweep, deferred)     | ingress | [`Capture::sweep_taps`]      |
 //! | `sys_exit`                | both    | [`Capture::syscall_exit`]    |
 
 #![deny(unsafe_code)]
 
 use crate::capture::Capture;
 use crate::ffi::mono_ns;
-use crate::ffi::skb::{Dev, Skb};
+use crate::ffi::skb::{Dev, Skb, Sock};
 use crate::ffi::task::Regs;
 use crate::ffi::tracepoint::{Hook, Hooks, ProbeCx};
+use crate::ffi::work::Sweep;
 use core::sync::atomic::Ordering::Relaxed;
 
 impl Capture {
@@ -57,19 +66,53 @@ impl Hooks for Capture {
         self.hook(Hook::SysExit, || self.syscall_exit(cx, regs, ret));
     }
 
+    fn net_dev_queue(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        self.hook(Hook::NetDevQueue, || self.queued(cx, skb));
+    }
+
     fn net_dev_start_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
         self.hook(Hook::NetDevStartXmit, || self.xmit(cx, skb, dev));
     }
 
-    fn netif_receive_skb(&self, _cx: &ProbeCx<'_>, skb: &Skb) {
-        self.hook(Hook::NetifReceiveSkb, || self.receive(skb));
+    fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        self.hook(Hook::NetifReceiveSkb, || self.receive(cx, skb));
     }
 
     fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, _len: i32) {
         self.hook(Hook::SkbCopyDatagramIovec, || self.copied(cx, skb));
     }
 
-    fn skb_consume_udp(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.hook(Hook::SkbConsumeUdp, || self.consumed_udp(cx, skb));
+    fn skb_consume_udp(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb) {
+        self.hook(Hook::SkbConsumeUdp, || self.consumed_udp(cx, sk, skb));
+    }
+
+    fn neigh_event_send(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        self.hook(Hook::NeighEventSend, || self.queued(cx, skb));
+    }
+
+    fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        self.hook(Hook::ConsumeStatelessSkb, || self.copied(cx, skb));
+    }
+
+    fn sock_recv_cmsgs(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb) {
+        self.hook(Hook::SockRecvCmsgs, || self.consumed_udp(cx, sk, skb));
+    }
+
+    fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock) {
+        match hook {
+            Hook::SkDataReady => self.hook(hook, || self.packet_ready(cx, sk)),
+            Hook::PacketPoll => self.hook(hook, || self.packet_read(cx, sk, true)),
+            _ => self.hook(hook, || self.packet_read(cx, sk, false)),
+        }
+    }
+}
+
+/// The sweep of the packets taps saw, deferred from the probes.
+impl Sweep for Capture {
+    fn sweep(&self, cx: &ProbeCx<'_>) -> u32 {
+        if cfg!(mace_null_probes) {
+            return 0;
+        }
+        self.sweep_taps(cx)
     }
 }

@@ -47,9 +47,9 @@ impl Direction {
 /// One latency measurement of one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
-    /// Time of the measurement's end, in ns: CLOCK_MONOTONIC while queued,
-    /// converted to wall-clock time (CLOCK_REALTIME) by the reader before
-    /// formatting, so that probes read only one clock.
+    /// Wall-clock time (CLOCK_REALTIME) of the measurement's end, in ns,
+    /// taken when the record is written: a clock step before it is read
+    /// does not move it.
     pub time_ns: u64,
     /// The latency, in ns.
     pub latency_ns: u64,
@@ -58,17 +58,6 @@ pub struct Record {
     pub pktid: u32,
     /// The window measured.
     pub dir: Direction,
-}
-
-impl Record {
-    /// The record with its monotonic time turned into wall-clock time, given
-    /// `offset` = CLOCK_REALTIME - CLOCK_MONOTONIC, in ns.
-    pub fn to_wall(self, offset: u64) -> Self {
-        Record {
-            time_ns: self.time_ns.wrapping_add(offset),
-            ..self
-        }
-    }
 }
 
 impl Packed for Record {

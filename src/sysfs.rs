@@ -9,6 +9,10 @@
 //! - `outer_devs` (0644): the outer devices, comma-separated names or
 //!   ifindexes; writable only from the initial network namespace with
 //!   CAP_NET_ADMIN.
+//! - `tap_end` (0644): `read` or `stamp`, where the ingress window of a
+//!   packet that only a packet socket reads (libpcap) ends in the writer's
+//!   network namespace ([`crate::parse::TapEnd`]); reading shows the
+//!   reader's namespace's. Writing needs what writing `on` needs.
 //! - `stats` (0444): counters of the reader's network namespace, one
 //!   `name value` pair per line; the initial namespace also sees the
 //!   host-wide counters (`host_*`) and the probes' self-cost (`pert_*`:
@@ -25,7 +29,7 @@ use crate::ffi::log_ratelimit;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::tracepoint::Hook;
 use crate::netns::{NetState, NET_STATE};
-use crate::parse::{parse_dev_list, parse_switch, ParseError};
+use crate::parse::{parse_dev_list, parse_switch, parse_tap_end, ParseError};
 use crate::text::TextBuf;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
@@ -68,6 +72,11 @@ pub(crate) fn show(control: &Control, attr: ClassAttr, out: &mut [u8]) -> Result
         })
         .ok_or(ENOENT)??,
         ClassAttr::OuterDevs => writeln!(text, "{}", control.outer_devs()),
+        ClassAttr::TapEnd => with_current_net(|net| -> Result<core::fmt::Result> {
+            let state = current_state(net)?;
+            Ok(writeln!(text, "{}", state.tap_end().name()))
+        })
+        .ok_or(ENOENT)??,
         ClassAttr::Stats => with_current_net(|net| -> Result<core::fmt::Result> {
             let state = current_state(net)?;
             Ok(write_stats(&mut text, control, net, &state))
@@ -116,11 +125,9 @@ fn write_stats(
         }
     });
     result?;
-    let [egress, ingress, tasks, deferred] = capture.occupancy();
-    writeln!(
-        out,
-        "host_table_entries {egress} {ingress} {tasks} {deferred}"
-    )?;
+    let [egress, ingress, tasks] = capture.occupancy();
+    writeln!(out, "host_table_entries {egress} {ingress} {tasks}")?;
+    writeln!(out, "host_tap_queued {}", capture.tap_queued())?;
     let (states, rings) = crate::netns::live_counts();
     writeln!(out, "host_netns_states {states}")?;
     writeln!(out, "host_rings {rings}")?;
@@ -136,20 +143,28 @@ fn write_stats(
     Ok(())
 }
 
+/// Runs `f` with the state of the writer's namespace, if the writer has
+/// CAP_NET_ADMIN over the user namespace owning it (`EPERM` otherwise).
+fn with_own_state(attr: ClassAttr, f: impl FnOnce(&Net, &Arc<NetState>) -> Result) -> Result {
+    with_current_net(|net| {
+        if !net.capable() {
+            return Err(denied(
+                attr,
+                "CAP_NET_ADMIN over the namespace's owning user namespace is required",
+            ));
+        }
+        f(net, &current_state(net)?)
+    })
+    .ok_or(ENOENT)?
+}
+
 /// Applies a write of `input` to `attr`.
 pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result {
     match attr {
         ClassAttr::On => {
             let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
-            with_current_net(|net| {
-                if !net.capable() {
-                    return Err(denied(
-                        attr,
-                        "CAP_NET_ADMIN over the namespace's owning user namespace is required",
-                    ));
-                }
-                let state = current_state(net)?;
-                let was = control.set_capture(&state, on)?;
+            with_own_state(attr, |net, state| {
+                let was = control.set_capture(state, on)?;
                 if was != on && log_ratelimit() {
                     pr_info!(
                         "capture {} in network namespace {}\n",
@@ -159,7 +174,6 @@ pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result 
                 }
                 Ok(())
             })
-            .ok_or(ENOENT)?
         }
         ClassAttr::OuterDevs => {
             let devs = parse_dev_list(input).map_err(|e| invalid(attr, e))?;
@@ -174,6 +188,20 @@ pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result 
                 Ok(())
             })
             .ok_or(ENOENT)?
+        }
+        ClassAttr::TapEnd => {
+            let end = parse_tap_end(input).map_err(|e| invalid(attr, e))?;
+            with_own_state(attr, |net, state| {
+                if state.tap_end() != end && log_ratelimit() {
+                    pr_info!(
+                        "tap_end {} in network namespace {}\n",
+                        end.name(),
+                        net.inum()
+                    );
+                }
+                state.set_tap_end(end);
+                Ok(())
+            })
         }
         ClassAttr::Stats => Err(EPERM),
     }

@@ -130,6 +130,9 @@ pub enum Insert<const D: usize> {
     ReplacedExpired(Entry<D>),
     /// Stored over the oldest live entry of a full bucket, which is returned.
     Evicted(Entry<D>),
+    /// Stored over the live entry with the same key ([`Table::put`]), which
+    /// is returned.
+    Replaced(Entry<D>),
     /// A live entry had the same key and the caller said it is the same
     /// packet: nothing changed ([`Table::upsert`]: its data was updated).
     Same,
@@ -242,7 +245,7 @@ where
     }
 
     /// Stores `data` under `key` at time `now`, over the entry with that key
-    /// if there is one (then the outcome is [`Insert::Stored`]).
+    /// if there is one (then the outcome is [`Insert::Replaced`]).
     pub fn put(&self, key: u64, now: u64, data: &[u64; D]) -> Insert<D> {
         self.place(key, now, |_| Placement::Store(*data))
     }
@@ -314,7 +317,7 @@ where
                 return match decide(Some(&old)) {
                     Placement::Store(data) => {
                         slot.store(key, now, &data);
-                        Insert::Stored
+                        Insert::Replaced(old)
                     }
                     Placement::Update(data) => {
                         for (w, v) in slot.data.iter().zip(data.iter()) {

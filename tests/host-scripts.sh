@@ -196,10 +196,12 @@ make_tree() {
 	printf 'rust\0\0\0\x09%s\x01' "$(rustc --version)" >"$d/rust/libkernel.rmeta"
 	local tp
 	{
-		for tp in sys_enter sys_exit net_dev_start_xmit netif_receive_skb skb_copy_datagram_iovec; do
+		for tp in sys_enter sys_exit net_dev_queue net_dev_start_xmit netif_receive_skb skb_copy_datagram_iovec sk_data_ready; do
 			printf 'ffffffff82000000 D __tracepoint_%s\nffffffff81000000 T __traceiter_%s\n' "$tp" "$tp"
 		done
-		printf 'ffffffff81000100 T skb_consume_udp\n'
+		printf 'ffffffff81000100 T skb_consume_udp\nffffffff81000200 T __neigh_event_send\n'
+		printf 'ffffffff81000500 T __consume_stateless_skb\nffffffff81000600 T __sock_recv_cmsgs\n'
+		printf 'ffffffff81000300 t packet_poll\nffffffff81000400 t packet_recvmsg\n'
 	} >"$d/System.map"
 	# The "kernel Makefile": records the variables a module build passes.
 	cat >"$d/Makefile" <<'EOF'
@@ -296,6 +298,22 @@ else
 		'^ok: tracepoint sys_enter'
 	run "$CH" --kdir "$t" --build-only
 	expect "--build-only does not look at tracepoints" 0 '^verdict: ok: mace can be built on'
+
+	t=$tmp/packet
+	make_tree "$t" clang
+	sed -i '/ packet_poll$/d' "$t/System.map"
+	run "$CH" --kdir "$t"
+	expect "fake tree without packet_poll (CONFIG_PACKET=m): a note, still ok" 0 \
+		'^note: function packet_poll: not found .*falls back to "stamp"' '^ok: function packet_recvmsg' \
+		'^verdict: ok: mace can be built and loaded'
+
+	t=$tmp/ready
+	make_tree "$t" clang
+	sed -i '/_sk_data_ready$/d' "$t/System.map"
+	run "$CH" --kdir "$t"
+	expect "fake tree without sk_data_ready (before 6.3): a note, still ok" 0 \
+		'^note: tracepoint sk_data_ready: not found .*falls back to "stamp"' '^ok: function packet_poll' \
+		'^verdict: ok: mace can be built and loaded'
 
 	t=$tmp/symvers
 	make_tree "$t" clang

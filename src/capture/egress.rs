@@ -3,27 +3,32 @@
 //! The egress path: from a send syscall to the outer device.
 //!
 //! ```text
-//! send_entered (sys_enter)      task table: Task.send = now
-//! xmit on the container's device, in the sender's context
-//!   or later from a softirq     egress table: key -> Egress { start, ns }
-//! xmit on the outer device      take the entry: egress latency
-//! send_exited (sys_exit)        no packet left yet: remember the start
-//!                               per socket (deferred table)
+//! send_entered (sys_enter)       task table: Task.send = now
+//! queued: the packet is handed   egress table: key -> Egress { start, ns }
+//!   to its first device
+//!   (net_dev_queue) or to its
+//!   neighbour (__neigh_event_send),
+//!   in the sender's context
+//! ... any qdisc, neighbour resolution, bridge, NAT, outer qdisc ...
+//! xmit on the outer device       take the entry: egress latency
 //! ```
 //!
-//! Which packet belongs to which syscall is decided by the protocol rules of
-//! [`crate::packet`]: a packet that leaves inside a send on its own socket
-//! carries that send's data (for TCP, only if it starts at a byte the send
-//! wrote), and a datagram that leaves after its send returned belongs to
-//! the oldest such send of its socket.
+//! A packet is tied to its send where its sender hands it over, before
+//! anything can hold it back: whatever waits after that (a qdisc in the
+//! container or on the outer device, a neighbour being resolved) lies inside
+//! its window, and when it finally leaves, from whatever context, its entry
+//! has its own start. Which packet belongs to which syscall is decided by
+//! the protocol rules of [`crate::packet`]: a packet handed over inside a
+//! send on its own socket carries that send's data (for TCP, only if it
+//! starts at a byte the send wrote).
 
 #![deny(unsafe_code)]
 
-use super::{identify, record, Capture, LOOPBACK_IFINDEX};
-use crate::counters::bump;
-use crate::entry::{Deferred, Egress, SendCall, Task, Words, EGRESS_WORDS};
+use super::{identify, Capture, LOOPBACK_IFINDEX};
+use crate::counters::{bump, sub};
+use crate::entry::{Egress, SendCall, Task, Words, EGRESS_WORDS};
 use crate::ffi::mono_ns;
-use crate::ffi::net::with_current_net;
+use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, Skb};
 use crate::ffi::task::{self, Regs};
 use crate::ffi::tracepoint::ProbeCx;
@@ -35,6 +40,15 @@ use crate::table::{Entry, Insert, Take};
 impl Capture {
     /// `sys_enter`: a task of a capturing namespace may start sending.
     pub(crate) fn send_entered(&self, cx: &ProbeCx<'_>, regs: &Regs, nr: i64) {
+        if task::in_compat_syscall() {
+            // Another syscall table: counted, never followed.
+            with_current_net(|net| {
+                if let Some(state) = NET_STATE.get(cx, net).filter(|s| s.enabled()) {
+                    bump(&state.counters.compat_syscalls);
+                }
+            });
+            return;
+        }
         if !self.syscalls.sends(nr) {
             return;
         }
@@ -43,7 +57,7 @@ impl Capture {
                 return;
             }
             // Every send syscall's first argument is a file descriptor; only
-            // sockets matter (write(2) to a file does not).
+            // IP sockets matter (write(2) to a file or a pipe does not).
             let fd = task::fd_sock(regs.arg0());
             if fd.sock == 0 {
                 return;
@@ -60,116 +74,41 @@ impl Capture {
                 },
             );
             // A leftover entry of this task (a syscall whose exit was not
-            // seen) is replaced rather than counted as a collision.
-            if let Insert::Evicted(_) = self.tasks.put(key, now, &t.to_words()) {
-                bump(&self.counters.tasks_evicted);
-            }
+            // seen) is replaced: its pending packets, if any, are lost.
+            self.task_placed(cx, self.tasks.put(key, now, &t.to_words()));
         });
     }
 
-    /// The send syscall `t` was in returned `ret`: if it succeeded but its
-    /// packet has not left yet, the packet will, from a softirq (see
-    /// [`Self::xmit_deferred`]).
-    pub(super) fn send_exited(&self, state: &NetState, t: &Task, ret: i64, now: u64) {
-        let Some(send) = t.send else { return };
-        if send.sent == 0 && ret > 0 && state.enabled() {
-            self.defer(send.sock, send.start, now);
-        }
-    }
-
-    /// `net_dev_start_xmit`: a packet starts transmission on `dev`.
-    pub(crate) fn xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
-        let ifindex = dev.ifindex();
-        if self.outer.contains(ifindex) && dev.net().is_init() {
-            self.xmit_outer(cx, skb, dev);
-        } else if ifindex != LOOPBACK_IFINDEX {
-            // A container's packet usually leaves in its sender's context;
-            // one that had to wait (for its neighbour) leaves from a softirq.
-            if task::in_task() {
-                self.xmit_inner(cx, skb, dev);
-            } else {
-                self.xmit_deferred(cx, skb, dev);
-            }
-        }
-    }
-
-    /// A packet leaves through an outer device: end of an egress window.
-    fn xmit_outer(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
-        let Some(id) = identify(skb, false, Side::Egress) else {
-            return;
-        };
-        let now = mono_ns();
-        let owner = |e: &Entry<EGRESS_WORDS>| {
-            let entry = Egress::from_words(&e.data);
-            self.registry.get(cx, entry.ns).map(|state| (state, entry))
-        };
-        match self.egress.take(id.key, now) {
-            Take::Hit(e) => {
-                if let Some((state, entry)) = owner(&e) {
-                    state.report(&record(Direction::Egress, entry.start, now, id.pktid));
-                }
-            }
-            Take::Expired(e) => {
-                if let Some((state, _)) = owner(&e) {
-                    bump(&state.counters.egress_expired);
-                }
-            }
-            Take::Collided(e) => {
-                if let Some((state, _)) = owner(&e) {
-                    bump(&state.counters.egress_collisions);
-                }
-            }
-            // A host process of a capturing initial namespace sends straight
-            // through the outer device: the window has no inner device.
-            Take::Miss if task::in_task() => {
-                with_current_net(|net| {
-                    let Some(state) = NET_STATE.get(cx, net) else {
-                        return;
-                    };
-                    if !state.enabled() || !dev.net().is(net) {
-                        return;
-                    }
-                    if let Some(start) = self.send_start(now, skb.sock(), &id) {
-                        state.report(&record(Direction::Egress, start, now, id.pktid));
-                    }
-                });
-            }
-            Take::Miss => {}
-        }
-    }
-
-    /// A packet leaves a device of the sending task's own namespace: if the
-    /// task is in a send syscall of a capturing namespace that sent it, its
-    /// egress window starts at that syscall.
-    fn xmit_inner(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
-        with_current_net(|net| {
-            let Some(state) = NET_STATE.get(cx, net) else {
-                return;
-            };
-            if !state.enabled() || !dev.net().is(net) {
-                return;
-            }
-            let Some(id) = identify(skb, false, Side::Egress) else {
-                return;
-            };
-            let now = mono_ns();
-            if let Some(start) = self.send_start(now, skb.sock(), &id) {
-                self.store_egress(state, &id, start, now);
-            }
-        });
-    }
-
-    /// A packet leaves a device of a capturing namespace from a softirq: if a
-    /// send on its socket left it behind, its egress window starts at that
-    /// send. The softirq may also run on the stack of the sending task,
-    /// still in its send (e.g. when the neighbour's answer is processed at
-    /// once): then the task's entry has the start.
-    fn xmit_deferred(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
-        let sock = skb.sock();
-        if sock == 0 {
+    /// `net_dev_queue` or `__neigh_event_send()`: a packet is handed to a
+    /// device or to a neighbour. In its sender's context, inside a send of a
+    /// capturing namespace, its egress window starts at that send.
+    pub(crate) fn queued(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        // From a softirq (a qdisc's or a neighbour's queue let it go, a
+        // bridge forwards it) the packet was handed over before.
+        if !task::in_task() {
             return;
         }
-        let Some(state) = NET_STATE.get(cx, dev.net()) else {
+        let Some(dev) = skb.dev() else { return };
+        if dev.ifindex() == LOOPBACK_IFINDEX {
+            return;
+        }
+        match skb.owner() {
+            Some(sk) => self.queued_in(cx, sk.net(), skb, dev),
+            None => {
+                with_current_net(|net| self.queued_in(cx, net, skb, dev));
+            }
+        }
+    }
+
+    /// A packet of the namespace `net` (its socket's, or its sender's) is
+    /// handed to `dev`.
+    fn queued_in(&self, cx: &ProbeCx<'_>, net: &Net, skb: &Skb, dev: &Dev) {
+        // A device of the packet's own namespace: the first one, or (host
+        // processes of a capturing initial namespace) the outer device.
+        if !dev.net().is(net) {
+            return;
+        }
+        let Some(state) = NET_STATE.get(cx, net) else {
             return;
         };
         if !state.enabled() {
@@ -178,15 +117,39 @@ impl Capture {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
-        if !id.proto.leaves_after_its_send() {
+        let now = mono_ns();
+        if let Some(start) = self.send_start(now, skb.sock(), &id) {
+            self.store_egress(cx, state, &id, start, now);
+        }
+    }
+
+    /// `net_dev_start_xmit`: a packet starts transmission on `dev`; on an
+    /// outer device that ends its egress window.
+    pub(crate) fn xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
+        if !self.outer.contains(dev.ifindex()) || !dev.net().is_init() {
             return;
         }
+        let Some(id) = identify(skb, false, Side::Egress) else {
+            return;
+        };
         let now = mono_ns();
-        let start = self
-            .undefer(sock, now)
-            .or_else(|| self.send_start(now, sock, &id));
-        if let Some(start) = start {
-            self.store_egress(state, &id, start, now);
+        let taken = self.egress.take(id.key, now);
+        let (Take::Hit(e) | Take::Expired(e) | Take::Collided(e)) = taken else {
+            return;
+        };
+        let entry = Egress::from_words(&e.data);
+        let Some(state) = self.registry.get(cx, entry.ns) else {
+            return;
+        };
+        let c = &state.counters;
+        sub(&c.egress_in_table, 1);
+        match taken {
+            Take::Hit(_) => {
+                state.report(Direction::Egress, entry.start, now, id.pktid);
+            }
+            Take::Expired(_) => bump(&c.egress_expired),
+            Take::Collided(_) => bump(&c.egress_collisions),
+            Take::Miss => {}
         }
     }
 
@@ -213,37 +176,16 @@ impl Capture {
             .flatten()
     }
 
-    /// Remembers that a send on `sock` that started at `start` left its
-    /// packet behind.
-    fn defer(&self, sock: u64, start: u64, now: u64) {
-        let updated = self.deferred.update(sock, now, |e| {
-            let mut d = Deferred::from_words(&e.data);
-            // A fifth send in flight is not remembered (see mace.rst).
-            let _ = d.push(start);
-            e.data = d.to_words();
-        });
-        if updated.is_none() {
-            let mut d = Deferred::default();
-            let _ = d.push(start);
-            self.deferred.insert(sock, now, &d.to_words(), |_| false);
-        }
-    }
-
-    /// Takes the oldest deferred send start of `sock`.
-    fn undefer(&self, sock: u64, now: u64) -> Option<u64> {
-        self.deferred
-            .update(sock, now, |e| {
-                let mut d = Deferred::from_words(&e.data);
-                let start = d.pop();
-                e.data = d.to_words();
-                start
-            })
-            .flatten()
-    }
-
     /// Stores the packet `id` of the namespace with `state`, sent by a
     /// syscall that started at `start`, to await an outer device.
-    fn store_egress(&self, state: &NetState, id: &Identity, start: u64, now: u64) {
+    fn store_egress(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        id: &Identity,
+        start: u64,
+        now: u64,
+    ) {
         let ns = state.handle();
         if ns == 0 {
             return;
@@ -253,18 +195,48 @@ impl Capture {
             ns,
             pktid: id.pktid,
         };
-        // The same packet again in the same syscall (another device of the
-        // namespace on its way out) is not a collision.
+        // The same packet again in the same syscall (handed to its neighbour,
+        // then to its device) is not a collision.
         let same = |e: &Entry<EGRESS_WORDS>| Egress::from_words(&e.data).same_send(&entry);
         let c = &state.counters;
-        match self.egress.insert(id.key, now, &entry.to_words(), same) {
-            Insert::Stored | Insert::ReplacedExpired(_) => bump(&c.egress_sent),
-            Insert::Same => {}
-            Insert::Evicted(_) => {
-                bump(&c.egress_sent);
-                bump(&self.counters.egress_evicted);
-            }
-            Insert::Collision(_) => bump(&c.egress_collisions),
+        let placed = self.egress.insert(id.key, now, &entry.to_words(), same);
+        if let Insert::Same = placed {
+            return;
         }
+        bump(&c.egress_sent);
+        match placed {
+            Insert::Collision(_) => return bump(&c.egress_collisions),
+            Insert::Stored | Insert::Replaced(_) | Insert::Same => {}
+            // The entry it took the place of leaves the table.
+            Insert::ReplacedExpired(old) => self.egress_left(cx, &old, Left::Expired),
+            Insert::Evicted(old) => {
+                bump(&self.counters.egress_evicted);
+                self.egress_left(cx, &old, Left::Evicted);
+            }
+        }
+        bump(&c.egress_in_table);
     }
+
+    /// The egress entry `e` was pushed out of the table: counts it for its
+    /// namespace.
+    fn egress_left(&self, cx: &ProbeCx<'_>, e: &Entry<EGRESS_WORDS>, why: Left) {
+        let entry = Egress::from_words(&e.data);
+        let Some(state) = self.registry.get(cx, entry.ns) else {
+            return;
+        };
+        let c = &state.counters;
+        sub(&c.egress_in_table, 1);
+        bump(match why {
+            Left::Expired => &c.egress_expired,
+            Left::Evicted => &c.egress_evicted,
+        });
+    }
+}
+
+/// Why an entry was pushed out of its table.
+pub(super) enum Left {
+    /// It was older than the table's maximum age.
+    Expired,
+    /// It was the oldest of a full bucket.
+    Evicted,
 }

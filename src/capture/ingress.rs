@@ -6,35 +6,150 @@
 //! ```text
 //! receive on the outer device   ingress table: key -> Ingress, stamped now
 //! the packet reaches a task in
-//!   a receiving syscall         take the entry; task table: Task.pending
+//!   a receiving syscall         take the entry; task table: Task.pending,
+//!                               with where the window ends
 //! recv_exited (sys_exit)        ingress latency of each pending packet
 //! ```
+//!
+//! The window ends where the reader's clock stops: at the kernel's receive
+//! timestamp if its socket reads one (SO_TIMESTAMP, SO_TIMESTAMPNS,
+//! SO_TIMESTAMPING with software receive stamps: iputils `ping` by
+//! default), else at the syscall's return.
 //!
 //! NAT hides the receiving namespace until the packet reaches a task, so
 //! every packet of an outer device is stored, and the namespace decides at
 //! delivery whether it is reported.
+//!
+//! A tool that reads its replies through a packet socket (libpcap) never
+//! makes a receiving syscall on an IP socket: a packet that a tap saw on a
+//! capturing namespace's device and that no IP socket's reader takes
+//! within a grace period is reported as the packet socket's. Its window
+//! ends where the namespace's `tap_end` says ([`TapEnd`]): by default where
+//! the tool gets it (`read`), or at the tap, the time the packet socket
+//! stamps the packet with (`stamp`).
+//!
+//! The tool gets a packet once its packet socket has made it readable
+//! (`sk_data_ready`: at once for a plain or TPACKET_V1/V2 socket, when its
+//! block is closed for a TPACKET_V3 ring, as libpcap uses), at the first
+//! of: a syscall of the tool waiting for or reading a packet socket of the
+//! namespace returns with something to read; the tool enters such a wait
+//! (`packet_poll()`) again, which a libpcap reader does only once it has
+//! taken every readable packet from its ring (that takes no syscall).
+//!
+//! ```text
+//! receive on a tapped device    ingress entry taken, to the tap queue:
+//!                               (key, namespace, t_tap, 0, t_rx, pktid)
+//! IP socket's reader gets it     taken from the tap queue, as any other
+//! sk_data_ready, packet socket  tap queue: t_read = READABLE, namespace's
+//! packet_poll(), packet_recvmsg()
+//!   in a syscall                task table: Task.tap_reader; entering a
+//!                               poll: t_read = now for READABLE packets
+//! sys_exit, something to read   tap queue: t_read = now for READABLE ones
+//! the sweep, after a grace      if no IP socket's reader took it: window
+//!                               from the outer device to t_read (or t_tap)
+//! ```
 
 #![deny(unsafe_code)]
 
-use super::{identify, record, Capture};
-use crate::counters::bump;
+use super::{identify, Capture, READABLE, TAP_QUEUE, TAP_WORDS};
+use crate::counters::{bump, sub};
 use crate::entry::{Ingress, Pending, Task, Words};
 use crate::ffi::mono_ns;
-use crate::ffi::net::with_current_net;
-use crate::ffi::skb::Skb;
+use crate::ffi::net::{with_current_net, Net};
+use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
 use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
+use crate::ffi::work::schedule_sweep;
 use crate::netns::{NetState, NET_STATE};
 use crate::packet::Side;
+use crate::parse::TapEnd;
 use crate::record::Direction;
 use crate::table::{Insert, Take};
 
 impl Capture {
-    /// `netif_receive_skb`: a packet arrives; on an outer device it starts
-    /// an ingress window.
-    pub(crate) fn receive(&self, skb: &Skb) {
+    /// `netif_receive_skb`: a packet arrives. On an outer device it starts
+    /// an ingress window; on a tapped device of a capturing namespace, the
+    /// tap may be its only reader.
+    pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let Some(dev) = skb.dev() else { return };
         if !self.outer.contains(dev.ifindex()) || !dev.net().is_init() {
+            if dev.has_taps() {
+                self.tapped(cx, skb, dev);
+            }
+            return;
+        }
+        // The network header is not set yet: the packet starts at its data.
+        let Some(id) = identify(skb, true, Side::Ingress) else {
+            return;
+        };
+        let c = &self.counters;
+        if id.first_fragment {
+            // Its reader gets the datagram reassembled, another identity:
+            // it could never be found again.
+            return bump(&c.ingress_fragments);
+        }
+        let now = mono_ns();
+        let entry = Ingress { pktid: id.pktid };
+        bump(&c.ingress_received);
+        match self
+            .ingress
+            .insert(id.key, now, &entry.to_words(), |_| false)
+        {
+            Insert::Stored | Insert::Replaced(_) | Insert::Same => {
+                bump(&c.ingress_in_table);
+            }
+            // The entry it took the place of leaves the table.
+            Insert::ReplacedExpired(_) => bump(&c.ingress_expired),
+            Insert::Evicted(_) => bump(&c.ingress_evicted),
+            Insert::Collision(_) => bump(&c.ingress_collisions),
+        }
+    }
+
+    /// Takes the ingress entry with `key` for a reader of the namespace with
+    /// `state` (an IP socket's, or a tap's through the sweep), counting how
+    /// it left the table; its arrival time and packet id if it is there.
+    fn take_ingress(&self, state: &NetState, key: u64, now: u64) -> Option<(u64, u32)> {
+        let (host, c) = (&self.counters, &state.counters);
+        let taken = self.ingress.take(key, now);
+        if let Take::Miss = taken {
+            return None;
+        }
+        sub(&host.ingress_in_table, 1);
+        match taken {
+            Take::Hit(e) => {
+                bump(&host.ingress_taken);
+                bump(&c.ingress_taken);
+                Some((e.time, Ingress::from_words(&e.data).pktid))
+            }
+            Take::Expired(_) => {
+                bump(&host.ingress_expired);
+                bump(&c.ingress_expired);
+                None
+            }
+            Take::Collided(_) => {
+                bump(&host.ingress_collisions);
+                bump(&c.ingress_collisions);
+                None
+            }
+            Take::Miss => None,
+        }
+    }
+
+    /// A packet arrives on `dev`, which packet taps see (tcpdump, libpcap).
+    ///
+    /// A tool that reads its replies through a packet socket (hping3, nping,
+    /// scapy) makes no receiving syscall on an IP socket. Whether an IP
+    /// socket's reader also takes the packet is known only later, so the
+    /// packet leaves the ingress table (where other traffic could push it
+    /// out meanwhile) for the tap queue, where such a reader finds it
+    /// ([`Self::take_tapped`]); the sweep reports it as the packet socket's
+    /// if nobody took it ([`Capture::sweep_taps`]).
+    fn tapped(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
+        let Some(state) = NET_STATE.get(cx, dev.net()) else {
+            return;
+        };
+        let ns = state.handle();
+        if !state.enabled() || ns == 0 {
             return;
         }
         // The network header is not set yet: the packet starts at its data.
@@ -42,100 +157,276 @@ impl Capture {
             return;
         };
         let now = mono_ns();
-        let c = &self.counters;
-        let entry = Ingress { pktid: id.pktid };
-        match self
-            .ingress
-            .insert(id.key, now, &entry.to_words(), |_| false)
+        // Not from an outer device, or counted as expired or collided.
+        let Some((t_rx, pktid)) = self.take_ingress(state, id.key, now) else {
+            return;
+        };
+        if !self
+            .taps
+            .push(&[id.key, ns, now, 0, t_rx, u64::from(pktid)])
         {
-            Insert::Stored | Insert::Same => bump(&c.ingress_stored),
-            Insert::ReplacedExpired(_) => {
-                bump(&c.ingress_stored);
-                bump(&c.ingress_expired);
+            bump(&self.counters.taps_overflow);
+            return bump(&state.counters.ingress_unreported);
+        }
+        bump(&state.counters.ingress_pending);
+        schedule_sweep(cx, ns_to_ms(self.tap_grace));
+    }
+
+    /// A reader of an IP socket of the namespace with `state` gets the
+    /// packet with `key`, which a tap saw first: takes it from the tap
+    /// queue. Bounded: at most what the queue holds, and nothing when it is
+    /// empty (no tap in any capturing namespace).
+    fn take_tapped(&self, state: &NetState, key: u64) -> Option<(u64, u32)> {
+        if self.taps.len() == 0 {
+            return None;
+        }
+        let ns = state.handle();
+        let mut found = None;
+        self.taps.update_each(|rec| {
+            if found.is_none() && rec[0] == key && rec[1] == ns {
+                found = u32::try_from(rec[5]).ok().map(|pktid| (rec[4], pktid));
+                // Taken: the sweep drops it.
+                rec[1] = 0;
             }
-            Insert::Evicted(_) => {
-                bump(&c.ingress_stored);
-                bump(&c.ingress_evicted);
+        });
+        if found.is_some() {
+            sub(&state.counters.ingress_pending, 1);
+        }
+        found
+    }
+
+    /// `packet_poll()` (`poll`), `packet_recvmsg()`: the current task, in
+    /// a syscall, waits for or reads packet socket `sk`. If the syscall
+    /// returns with something to read, the packets of the socket's
+    /// namespace that were readable have reached the tool
+    /// ([`Self::tap_read`]); if the task enters a wait, those it took from
+    /// its ring since its last syscall have.
+    pub(crate) fn packet_read(&self, cx: &ProbeCx<'_>, sk: &Sock, poll: bool) {
+        if !task::in_task() {
+            return;
+        }
+        let Some(state) = NET_STATE.get(cx, sk.net()) else {
+            return;
+        };
+        let ns = state.handle();
+        if !state.enabled() || ns == 0 || self.tap_end(state) != TapEnd::Read {
+            return;
+        }
+        let now = mono_ns();
+        let entering = self.update_task(cx, ns, now, |t| {
+            // Packets it took from an IP socket of another namespace keep
+            // their namespace (a syscall that does both is not known).
+            if t.pending().is_empty() || t.ns == ns {
+                t.ns = ns;
+                let first = !t.tap_reader;
+                t.tap_reader = true;
+                first
+            } else {
+                false
             }
-            Insert::Collision(_) => bump(&c.ingress_collisions),
+        });
+        // packet_poll() runs at a poll's start and after each wakeup: only
+        // the start is the tool's next wait.
+        if poll && entering == Some(true) {
+            self.tap_read(cx, ns, now);
+        }
+    }
+
+    /// `sk_data_ready` for packet socket `sk`: the packets a tap saw in the
+    /// socket's namespace until now are readable.
+    pub(crate) fn packet_ready(&self, cx: &ProbeCx<'_>, sk: &Sock) {
+        let Some(state) = NET_STATE.get(cx, sk.net()) else {
+            return;
+        };
+        let ns = state.handle();
+        if !state.enabled() || ns == 0 || self.tap_end(state) != TapEnd::Read {
+            return;
+        }
+        let now = mono_ns();
+        self.taps.update_each(|rec| {
+            if rec[1] == ns && rec[3] == 0 && now.wrapping_sub(rec[2]) as i64 >= 0 {
+                rec[3] = READABLE;
+            }
+        });
+    }
+
+    /// A task waiting for or reading a packet socket of the namespace with
+    /// handle `ns` returned with something to read, or entered its next
+    /// wait: the readable packets a tap saw there have reached the tool.
+    pub(super) fn tap_read(&self, cx: &ProbeCx<'_>, ns: u64, now: u64) {
+        let mut marked = false;
+        self.taps.update_each(|rec| {
+            if rec[1] == ns && rec[3] == READABLE {
+                rec[3] = now;
+                marked = true;
+            }
+        });
+        if marked {
+            schedule_sweep(cx, ns_to_ms(self.tap_grace));
+        }
+    }
+
+    /// The sweep: reports the packets a tap saw that no IP socket's reader
+    /// took within the grace period, as their packet socket's; returns in
+    /// how many milliseconds to sweep again (0: the tap queue is empty).
+    ///
+    /// A packet waits until its namespace's tap end is known: the tap with
+    /// `tap_end` `stamp`, else its reader's return, for at most
+    /// `max_age_ms`; one that no reader got by then is counted as
+    /// unreported.
+    pub(crate) fn sweep_taps(&self, cx: &ProbeCx<'_>) -> u32 {
+        let now = mono_ns();
+        let (grace, max_age) = (self.tap_grace, self.max_age);
+        let age = |rec: &[u64; TAP_WORDS]| now.wrapping_sub(rec[2]) as i64;
+        let stamp = |ns: u64| {
+            self.registry
+                .get(cx, ns)
+                .map_or(TapEnd::Stamp, |s| self.tap_end(s))
+                == TapEnd::Stamp
+        };
+        let read = |rec: &[u64; TAP_WORDS]| rec[3] > READABLE;
+        let due = |rec: &[u64; TAP_WORDS]| {
+            age(rec) > max_age as i64 || age(rec) >= grace as i64 && (read(rec) || stamp(rec[1]))
+        };
+        // Bounded: at most what the queue holds.
+        for _ in 0..TAP_QUEUE {
+            let Some([_, ns, t_tap, t_read, t_rx, pktid]) = self.taps.pop_if(due) else {
+                break;
+            };
+            // Taken by an IP socket's reader (0), or the namespace is gone.
+            let Some(state) = self.registry.get(cx, ns).filter(|_| ns != 0) else {
+                continue;
+            };
+            let c = &state.counters;
+            sub(&c.ingress_pending, 1);
+            let (end, counter) = match (self.tap_end(state), t_read) {
+                (TapEnd::Stamp, _) => (t_tap, &c.ingress_end_tap),
+                // No reader got it within `max_age_ms`.
+                (TapEnd::Read, 0..=READABLE) => {
+                    bump(&c.ingress_unreported);
+                    continue;
+                }
+                (TapEnd::Read, t_read) => (t_read, &c.ingress_end_tap_read),
+            };
+            let pktid = u32::try_from(pktid).unwrap_or(0);
+            if state.report(Direction::Ingress, t_rx, end, pktid) {
+                bump(counter);
+            }
+        }
+        match self.taps.front() {
+            Some(rec) => {
+                let wait = if read(&rec) || stamp(rec[1]) {
+                    grace
+                } else {
+                    max_age.saturating_add(1)
+                };
+                let left = wait.saturating_sub(age(&rec).max(0) as u64);
+                ns_to_ms(left.min(grace)).max(1)
+            }
+            None => 0,
         }
     }
 
     /// `skb_copy_datagram_iovec`: a receiving syscall hands a packet to the
-    /// task (TCP, raw and ping sockets, large UDP datagrams).
+    /// task (TCP, raw and ping sockets, large UDP datagrams), from the
+    /// socket that owns it; `__consume_stateless_skb()`: a UDP datagram
+    /// whose reader is done with it is freed (where `skb_consume_udp()` is
+    /// inlined: the task's namespace, and the syscall's return, unless
+    /// `__sock_recv_cmsgs()` saw it first).
     pub(crate) fn copied(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.deliver(cx, skb);
+        self.deliver(cx, skb, skb.owner());
     }
 
     /// `skb_consume_udp()`: a UDP socket's reader is done with a datagram
-    /// (UDP copies small datagrams without `skb_copy_datagram_iovec`).
-    pub(crate) fn consumed_udp(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.deliver(cx, skb);
+    /// (UDP copies small datagrams without `skb_copy_datagram_iovec`);
+    /// `__sock_recv_cmsgs()`: a UDP socket's reader gets the timestamps it
+    /// asked for.
+    pub(crate) fn consumed_udp(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb) {
+        self.deliver(cx, skb, Some(sk));
     }
 
     /// A packet reaches a task: if it came in through an outer device and
-    /// the task is in a receiving syscall of a capturing namespace, remember
-    /// when it arrived, to report at the syscall's exit.
-    fn deliver(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+    /// the task is in a receiving syscall, remember when it arrived and
+    /// where its window ends, to report at the syscall's exit. The packet
+    /// belongs to its socket's namespace (the task's, if the socket is not
+    /// known).
+    fn deliver(&self, cx: &ProbeCx<'_>, skb: &Skb, sk: Option<&Sock>) {
         if !task::in_task() || !self.syscalls.receives(task::current_syscall_nr()) {
             return;
         }
-        with_current_net(|net| {
-            let Some(state) = NET_STATE.get(cx, net) else {
-                return;
-            };
-            if !state.enabled() {
-                return;
+        match sk {
+            Some(sk) => self.deliver_in(cx, sk.net(), skb, Some(sk)),
+            None => {
+                with_current_net(|net| self.deliver_in(cx, net, skb, None));
             }
-            let Some(id) = identify(skb, false, Side::Ingress) else {
-                return;
-            };
-            let now = mono_ns();
-            let e = match self.ingress.take(id.key, now) {
-                Take::Hit(e) => e,
-                Take::Expired(_) => return bump(&state.counters.ingress_expired),
-                Take::Collided(_) => return bump(&state.counters.ingress_collisions),
-                Take::Miss => return,
-            };
-            let pending = Pending {
-                t_rx: e.time,
-                pktid: Ingress::from_words(&e.data).pktid,
-            };
-            self.add_pending(state, now, pending);
-        });
+        }
     }
 
-    /// Adds a received packet to the current task's pending list.
-    fn add_pending(&self, state: &NetState, now: u64, p: Pending) {
-        let (key, tid) = task::current_task();
-        let fresh = Task::new(tid);
-        let (added, placed) = self.tasks.upsert(key, now, &fresh.to_words(), |data| {
-            let mut t = Task::from_words(data);
-            if t.tid != tid {
-                // A dead task's leftover: start over.
-                t = fresh;
-            }
-            let added = t.push_pending(p);
-            *data = t.to_words();
-            added
-        });
-        if added == Some(false) {
-            bump(&state.counters.ingress_unreported);
+    fn deliver_in(&self, cx: &ProbeCx<'_>, net: &Net, skb: &Skb, sk: Option<&Sock>) {
+        let Some(state) = NET_STATE.get(cx, net) else {
+            return;
+        };
+        if !state.enabled() {
+            return;
         }
-        if let Insert::Evicted(_) = placed {
-            bump(&self.counters.tasks_evicted);
+        let Some(id) = identify(skb, false, Side::Ingress) else {
+            return;
+        };
+        let now = mono_ns();
+        let taken = self
+            .take_ingress(state, id.key, now)
+            .or_else(|| self.take_tapped(state, id.key));
+        let Some((t_rx, pktid)) = taken else {
+            return;
+        };
+        // The reader's clock stops where it takes its receive time: the
+        // kernel's stamp if it reads one, else the syscall's return.
+        let end = match sk.map(|sk| sk.rx_stamp(skb)) {
+            Some(RxStamp::Taken(t)) => t,
+            Some(RxStamp::AtRead) => now,
+            Some(RxStamp::None) | None => 0,
+        };
+        self.add_pending(cx, state, now, Pending { t_rx, pktid, end });
+    }
+
+    /// Adds a received packet of the namespace with `state` to the current
+    /// task's pending list.
+    fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, now: u64, p: Pending) {
+        let ns = state.handle();
+        let added = self.update_task(cx, ns, now, |t| {
+            t.ns = ns;
+            t.push_pending(p)
+        });
+        if added == Some(true) {
+            bump(&state.counters.ingress_pending);
+        } else {
+            bump(&state.counters.ingress_unreported);
         }
     }
 
     /// The receiving syscall `t` was in returned `ret`: each packet it took
     /// gets its ingress latency, or is counted as unreported if it failed.
     pub(super) fn recv_exited(&self, state: &NetState, t: &Task, ret: i64, now: u64) {
+        let c = &state.counters;
         for p in t.pending() {
-            if ret > 0 {
-                state.report(&record(Direction::Ingress, p.t_rx, now, p.pktid));
-            } else {
-                bump(&state.counters.ingress_unreported);
+            sub(&c.ingress_pending, 1);
+            if ret <= 0 {
+                bump(&c.ingress_unreported);
+                continue;
+            }
+            // The window ends at the reader's kernel timestamp, or now.
+            let (end, counter) = match p.end {
+                0 => (now, &c.ingress_end_syscall),
+                end => (end, &c.ingress_end_stamp),
+            };
+            if state.report(Direction::Ingress, p.t_rx, end, p.pktid) {
+                bump(counter);
             }
         }
     }
+}
+
+/// `ns` in milliseconds, rounded up, at most `u32::MAX`.
+fn ns_to_ms(ns: u64) -> u32 {
+    u32::try_from(ns.div_ceil(1_000_000)).unwrap_or(u32::MAX)
 }

@@ -2,12 +2,13 @@
 
 //! The probes' logic: from tracepoint hits to latency records.
 //!
-//! Five kernel tracepoints and one kernel function feed mace (`probes.rs`
+//! Six kernel tracepoints and two kernel functions feed mace (`probes.rs`
 //! dispatches them here):
 //!
 //! ```text
-//!  egress   sys_enter (send family) ──> net_dev_start_xmit, container's device
-//!           [task table: Task.send]      [egress table: key -> Egress]
+//!  egress   sys_enter (send family) ──> net_dev_queue (or the neighbour),
+//!           [task table: Task.send]       the sender's first device
+//!                                         [egress table: key -> Egress]
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
@@ -35,20 +36,21 @@
 mod egress;
 mod ingress;
 
-use crate::counters::HostCounters;
-use crate::entry::{Task, Words, DEFERRED_WORDS, EGRESS_WORDS, INGRESS_WORDS, TASK_WORDS};
+use crate::counters::{add, bump, sub, HostCounters};
+use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, TASK_WORDS};
 use crate::ffi::skb::Skb;
 use crate::ffi::sync::{BucketGuard, BucketSpinLock};
 use crate::ffi::task::{self, Regs, Syscalls};
 use crate::ffi::tracepoint::{ProbeCx, HOOKS};
 use crate::ffi::{mono_ns, netdev};
+use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NsRegistry, NET_STATE};
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
-use crate::record::{Direction, Record};
-use crate::table::{Bucket, BucketLock, Table, Take};
+
+use crate::table::{Bucket, BucketLock, Insert, Table, Take};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 
 impl BucketLock for BucketSpinLock {
@@ -135,17 +137,49 @@ impl OuterSet {
 /// The `ifindex` of every namespace's loopback device.
 const LOOPBACK_IFINDEX: i32 = 1;
 
+/// Packets a tap saw, taken from the ingress table, waiting to be looked at
+/// by the sweep: (packet key, namespace handle (0: an IP socket's reader
+/// took it since), when the tap saw it, when a reader of a packet socket of
+/// the namespace got it (or 0, or [`READABLE`] before), when it arrived on
+/// the outer device, its packet id).
+type TapQueue = Fifo<KVVec<FifoSlot<TAP_WORDS>>, BucketSpinLock, TAP_WORDS>;
+
+/// Words of a record of the tap queue.
+const TAP_WORDS: usize = 6;
+
+/// How many packets a tap saw can wait for the sweep at once.
+const TAP_QUEUE: usize = 1024;
+
+/// How long a reply a tap saw waits for an IP socket's reader before it is
+/// reported as a packet socket's (ns).
+const TAP_GRACE_NS: u64 = 250_000_000;
+
+/// The `t_read` of a packet in the tap queue that its packet socket made
+/// readable and no reader has got yet (0: not readable yet; later: when a
+/// reader got it). No monotonic time is this small.
+const READABLE: u64 = 1;
+
 /// Everything the probes share.
 pub(crate) struct Capture {
     egress: KTable<EGRESS_WORDS>,
     ingress: KTable<INGRESS_WORDS>,
     tasks: KTable<TASK_WORDS>,
-    deferred: KTable<DEFERRED_WORDS>,
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
     pub(crate) registry: NsRegistry,
     /// The outer devices.
     pub(crate) outer: OuterSet,
+    /// Packets a tap saw on their way to a reader, for the sweep.
+    taps: TapQueue,
+    /// How long after a tap saw a packet it is reported as a packet socket's,
+    /// unless an IP socket's reader took it first (ns).
+    tap_grace: u64,
+    /// How long an entry of a table lives (ns).
+    max_age: u64,
+    /// Whether the probes see packet sockets' readers (`packet_poll()` and
+    /// `packet_recvmsg()` are hooked): else `tap_end` `read` works as
+    /// `stamp`.
+    sees_packet_readers: AtomicBool,
     /// Whether probe hits are timed.
     pub(crate) self_cost: bool,
     /// Self-cost per hook.
@@ -156,40 +190,72 @@ pub(crate) struct Capture {
 
 impl Capture {
     /// Allocates the tables: `table_size` buckets for packets (a quarter for
-    /// tasks and deferred sends), entries expiring after `max_age_ms`.
+    /// tasks), entries expiring after `max_age_ms`.
     pub(crate) fn new(table_size: u32, max_age_ms: u32, self_cost: bool) -> Result<Self> {
         let buckets = usize::try_from(table_size)?;
         let max_age = u64::from(max_age_ms).saturating_mul(1_000_000);
+        let mut tap_slots = KVVec::with_capacity(TAP_QUEUE, GFP_KERNEL)?;
+        for _ in 0..TAP_QUEUE {
+            tap_slots.push(fifo_slot(), GFP_KERNEL)?;
+        }
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             ingress: new_table(buckets, max_age)?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
-            deferred: new_table((buckets / 4).max(64), max_age)?,
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
             outer: OuterSet::new(),
+            taps: Fifo::new(tap_slots, BucketSpinLock::new()),
+            // Well before the entry expires.
+            tap_grace: (max_age / 2).min(TAP_GRACE_NS),
+            max_age,
+            sees_packet_readers: AtomicBool::new(false),
             self_cost,
             hooks: Default::default(),
             counters: HostCounters::default(),
         })
     }
 
-    /// Table occupancy (egress, ingress, tasks, deferred), for `stats`.
-    pub(crate) fn occupancy(&self) -> [usize; 4] {
+    /// Sets whether the probes see packet sockets' readers.
+    pub(crate) fn set_sees_packet_readers(&self, yes: bool) {
+        self.sees_packet_readers.store(yes, Relaxed);
+    }
+
+    /// Where the windows of packets only a packet socket of the namespace
+    /// with `state` read end: its `tap_end`, if the probes can see it.
+    pub(crate) fn tap_end(&self, state: &crate::netns::NetState) -> crate::parse::TapEnd {
+        match state.tap_end() {
+            crate::parse::TapEnd::Read if self.sees_packet_readers.load(Relaxed) => {
+                crate::parse::TapEnd::Read
+            }
+            _ => crate::parse::TapEnd::Stamp,
+        }
+    }
+
+    /// Packets waiting in the tap queue, for `stats`.
+    pub(crate) fn tap_queued(&self) -> usize {
+        self.taps.len()
+    }
+
+    /// Table occupancy (egress, ingress, tasks), for `stats`.
+    pub(crate) fn occupancy(&self) -> [usize; 3] {
         [
             self.egress.occupancy(),
             self.ingress.occupancy(),
             self.tasks.occupancy(),
-            self.deferred.occupancy(),
         ]
     }
 
-    /// `sys_exit`: a send ends ([`Self::send_exited`]) or a receive returns
-    /// its packets ([`Self::recv_exited`]), in a namespace that captures or
-    /// did.
+    /// `sys_exit`: a send ends, a receive returns its packets
+    /// ([`Self::recv_exited`]), or a reader of a packet socket returns
+    /// ([`Self::tap_read`]), in a namespace that captures or did.
     pub(crate) fn syscall_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
+        if task::in_compat_syscall() {
+            return;
+        }
         let nr = regs.syscall_nr();
-        if !self.syscalls.sends(nr) && !self.syscalls.receives(nr) {
+        let s = &self.syscalls;
+        if !s.sends(nr) && !s.receives(nr) && !s.waits(nr) {
             return;
         }
         crate::ffi::net::with_current_net(|net| {
@@ -202,16 +268,94 @@ impl Capture {
             }
             let now = mono_ns();
             let (key, tid) = task::current_task();
-            let Take::Hit(e) = self.tasks.take(key, now) else {
-                return;
+            let e = match self.tasks.take(key, now) {
+                Take::Hit(e) => e,
+                Take::Expired(e) | Take::Collided(e) => {
+                    return self.task_lost(cx, &Task::from_words(&e.data));
+                }
+                Take::Miss => return,
             };
             let t = Task::from_words(&e.data);
             if t.tid != tid {
-                return;
+                // A dead task's leftover under a reused key.
+                return self.task_lost(cx, &t);
             }
-            self.send_exited(state, &t, ret, now);
-            self.recv_exited(state, &t, ret, now);
+            // The namespace of the sockets it read, which the task may have
+            // left since (setns()).
+            let owner = match t.ns {
+                0 => Some(state),
+                ns => self.registry.get(cx, ns),
+            };
+            let Some(owner) = owner else {
+                return;
+            };
+            self.recv_exited(owner, &t, ret, now);
+            if t.tap_reader && ret > 0 {
+                self.tap_read(cx, t.ns, now);
+            }
         });
+    }
+
+    /// Updates the current task's entry with `f`: a new entry for namespace
+    /// handle `ns` if it has none, or if its entry is a dead task's leftover
+    /// (whose pending packets are lost); accounts for an entry the update
+    /// pushes out. Returns what `f` returned, `None` if the entry could not
+    /// be placed.
+    fn update_task<R>(
+        &self,
+        cx: &ProbeCx<'_>,
+        ns: u64,
+        now: u64,
+        f: impl FnOnce(&mut Task) -> R,
+    ) -> Option<R> {
+        let (key, tid) = task::current_task();
+        let mut fresh = Task::new(tid);
+        fresh.ns = ns;
+        let mut leftover = None;
+        let (r, placed) = self.tasks.upsert(key, now, &fresh.to_words(), |data| {
+            let mut t = Task::from_words(data);
+            if t.tid != tid {
+                leftover = Some(t);
+                t = fresh;
+            }
+            let r = f(&mut t);
+            *data = t.to_words();
+            r
+        });
+        if let Some(old) = leftover {
+            self.task_lost(cx, &old);
+        }
+        self.task_placed(cx, placed);
+        r
+    }
+
+    /// A task entry was placed: one it took the place of (another task's
+    /// pushed out of a full bucket, or this task's leftover) loses its
+    /// pending packets.
+    fn task_placed(&self, cx: &ProbeCx<'_>, placed: Insert<TASK_WORDS>) {
+        match placed {
+            Insert::Evicted(old) => {
+                bump(&self.counters.tasks_evicted);
+                self.task_lost(cx, &Task::from_words(&old.data));
+            }
+            Insert::Replaced(old) | Insert::ReplacedExpired(old) => {
+                self.task_lost(cx, &Task::from_words(&old.data));
+            }
+            Insert::Stored | Insert::Same | Insert::Collision(_) => {}
+        }
+    }
+
+    /// Task `t`'s entry is gone before its receiving syscall returned: its
+    /// pending packets are lost, counted for their namespace.
+    fn task_lost(&self, cx: &ProbeCx<'_>, t: &Task) {
+        let n = t.pending().len() as u64;
+        if n == 0 {
+            return;
+        }
+        if let Some(state) = self.registry.get(cx, t.ns) {
+            sub(&state.counters.ingress_pending, n);
+            add(&state.counters.ingress_task_lost, n);
+        }
     }
 }
 
@@ -221,15 +365,5 @@ impl Capture {
 fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
     // Not zeroed: usually the bytes are read in place, not copied here.
     let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-    packet::identify(skb.net_bytes(&mut buf, from_data), side)
-}
-
-/// The latency record of a window from `start` to `now`.
-fn record(dir: Direction, start: u64, now: u64, pktid: u32) -> Record {
-    Record {
-        time_ns: now,
-        latency_ns: now.saturating_sub(start),
-        pktid,
-        dir,
-    }
+    packet::identify(skb.net_bytes(&mut buf, from_data), side, skb.gso_size())
 }

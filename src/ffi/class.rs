@@ -23,6 +23,8 @@ pub(crate) enum ClassAttr {
     OuterDevs,
     /// `stats` (mode 0444).
     Stats,
+    /// `tap_end` (mode 0644).
+    TapEnd,
 }
 
 impl ClassAttr {
@@ -31,6 +33,7 @@ impl ClassAttr {
             sys::MACE_ATTR_ON => Some(ClassAttr::On),
             sys::MACE_ATTR_OUTER_DEVS => Some(ClassAttr::OuterDevs),
             sys::MACE_ATTR_STATS => Some(ClassAttr::Stats),
+            sys::MACE_ATTR_TAP_END => Some(ClassAttr::TapEnd),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl ClassAttr {
             ClassAttr::On => "on",
             ClassAttr::OuterDevs => "outer_devs",
             ClassAttr::Stats => "stats",
+            ClassAttr::TapEnd => "tap_end",
         }
     }
 }

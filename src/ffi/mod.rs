@@ -20,7 +20,8 @@
 //!   registration;
 //! - [`file`], [`class`], [`netdev`]: `/dev/mace`, `/sys/class/mace` and
 //!   device events, as traits the module implements and registrations;
-//! - [`sync`]: the table's bucket lock, set-once boxes, RCU-protected slots.
+//! - [`sync`]: the table's bucket lock, set-once boxes, RCU-protected slots;
+//! - [`work`]: the sweep, which probes defer to process context.
 //!
 //! Every registration is a value whose `Drop` undoes it, takes what its
 //! callbacks use (an [`Arc`]) and can exist only once at a time: making a
@@ -49,6 +50,7 @@ pub(crate) mod skb;
 pub(crate) mod sync;
 pub(crate) mod task;
 pub(crate) mod tracepoint;
+pub(crate) mod work;
 
 use core::ffi::{c_int, c_long, CStr};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -111,10 +113,12 @@ pub(crate) fn mono_ns() -> u64 {
     unsafe { sys::mace_mono_ns() }
 }
 
-/// CLOCK_REALTIME in nanoseconds; callable in any context.
-pub(crate) fn real_ns() -> u64 {
+/// The CLOCK_REALTIME time of the CLOCK_MONOTONIC time `mono` (with the
+/// clocks' offset of now, read at once: no second clock read between them);
+/// callable in any context.
+pub(crate) fn mono_to_real_ns(mono: u64) -> u64 {
     // SAFETY: No preconditions; callable in any context.
-    unsafe { sys::mace_real_ns() }
+    unsafe { sys::mace_mono_to_real_ns(mono) }
 }
 
 /// Whether a message about bad user input may be logged now.

@@ -154,6 +154,10 @@ pub(crate) trait PernetOps: Send + Sync + 'static {
     /// `net` is going away (or the operations unregister). Its state stays
     /// readable through the key until the namespace's exit.
     fn pre_exit(&self, net: &Net, state: &Self::State);
+
+    /// A batch of namespaces exited; an RCU grace period has elapsed since
+    /// their `pre_exit` (process context).
+    fn exit_batch(&self) {}
 }
 
 /// The way to a state of type `S` that a [`PernetRegistration`] keeps in
@@ -234,6 +238,7 @@ impl<T: PernetOps> PernetRegistration<T> {
         init: Some(net_init::<T>),
         pre_exit: Some(net_pre_exit::<T>),
         release: Some(net_release::<T::State>),
+        exit_batch: Some(net_exit_batch::<T>),
     };
 
     /// Registers `ops`; its states are found through `key`.
@@ -304,6 +309,16 @@ unsafe extern "C" fn net_pre_exit<T: PernetOps>(
     if let Some(state) = unsafe { state.cast_const().cast::<T::State>().as_ref() } {
         ops.pre_exit(net, state);
     }
+}
+
+/// # Safety
+///
+/// Called by the pernet core with the data `register` gave, after a batch of
+/// namespaces exited.
+unsafe extern "C" fn net_exit_batch<T: PernetOps>(data: *mut c_void) {
+    // SAFETY: `data` is the `T` the registration keeps alive.
+    let ops = unsafe { &*data.cast_const().cast::<T>() };
+    ops.exit_batch();
 }
 
 /// # Safety

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Packets and network devices, as a probe sees them.
+//! Packets, their sockets and network devices, as a probe sees them.
 //!
-//! A probe gets `&'a Skb` and `&'a Dev` for the duration of its call only
-//! (the tracepoint's arguments are alive that long, no longer); everything
-//! read from them is either copied out or borrowed for no longer than `'a`.
+//! A probe gets `&'a Skb`, `&'a Sock` and `&'a Dev` for the duration of its
+//! call only (the hook's arguments are alive that long, no longer);
+//! everything read from them is either copied out or borrowed for no longer
+//! than `'a`.
 
 use super::net::Net;
 use super::sys;
@@ -77,6 +78,23 @@ impl Skb {
         unsafe { sys::mace_skb_sock(self.as_ptr()) }
     }
 
+    /// The segment size of a GSO packet (one the stack hands over whole, to
+    /// be cut into segments of this size), 0 for any other packet.
+    pub(crate) fn gso_size(&self) -> u16 {
+        // SAFETY: The skb is alive (type invariants).
+        unsafe { sys::mace_skb_gso_size(self.as_ptr()) }
+    }
+
+    /// The socket that owns the packet: the receiving socket of a packet
+    /// queued to one, the sending socket of one on its way out.
+    pub(crate) fn owner(&self) -> Option<&Sock> {
+        // SAFETY: The skb is alive (type invariants).
+        let sk = unsafe { sys::mace_skb_owner(self.as_ptr()) };
+        // SAFETY: A packet holds a reference to its owner (or the owner
+        // outlives it), so the socket lives at least as long as `&self`.
+        unsafe { Sock::from_raw(sk) }
+    }
+
     /// The device the packet is on.
     pub(crate) fn dev(&self) -> Option<&Dev> {
         // SAFETY: The skb is alive (type invariants).
@@ -86,6 +104,65 @@ impl Skb {
         // takes an RCU grace period, and every probe runs inside an RCU
         // read-side critical section, as long as its `&self`.
         unsafe { Dev::from_raw(dev) }
+    }
+}
+
+/// A socket (`struct sock`).
+///
+/// # Invariants
+///
+/// A `&'a Sock` is only made for a socket that stays alive for `'a` (a
+/// hook's argument, or a packet's owner, for the probe call).
+#[repr(transparent)]
+pub(crate) struct Sock(Opaque<sys::sock>);
+
+/// Where the reader of a packet gets its receive time from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RxStamp {
+    /// It takes none from the kernel: its clock is its own, after the
+    /// receiving syscall returns.
+    None,
+    /// The kernel stamps the packet as the reader reads it.
+    AtRead,
+    /// The kernel stamped the packet at this CLOCK_MONOTONIC time (when it
+    /// entered the reader's namespace), and the reader gets that stamp.
+    Taken(u64),
+}
+
+impl Sock {
+    /// Borrows the socket at `ptr`, if not null.
+    ///
+    /// # Safety
+    ///
+    /// A non-null `ptr` points to a `struct sock` that stays alive for `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *const sys::sock) -> Option<&'a Sock> {
+        // SAFETY: `Sock` is a transparent wrapper of `struct sock`; liveness
+        // is the caller's promise.
+        unsafe { ptr.cast::<Sock>().as_ref() }
+    }
+
+    fn as_ptr(&self) -> *const sys::sock {
+        self.0.get().cast_const()
+    }
+
+    /// Its network namespace.
+    pub(crate) fn net(&self) -> &Net {
+        // SAFETY: The socket is alive (type invariants).
+        let net = unsafe { sys::mace_sock_net(self.as_ptr()) };
+        // SAFETY: A socket holds a reference to its namespace.
+        unsafe { Net::from_raw(net) }
+    }
+
+    /// What the socket's reader gets as `skb`'s receive time.
+    pub(crate) fn rx_stamp(&self, skb: &Skb) -> RxStamp {
+        let mut ns: u64 = 0;
+        // SAFETY: Both are alive (type invariants); `ns` is writable.
+        let r = unsafe { sys::mace_sock_rx_stamp(self.as_ptr(), skb.as_ptr(), &mut ns) };
+        match r {
+            sys::MACE_RX_STAMP_AT_READ => RxStamp::AtRead,
+            sys::MACE_RX_STAMP_TAKEN => RxStamp::Taken(ns),
+            _ => RxStamp::None,
+        }
     }
 }
 
@@ -119,6 +196,14 @@ impl Dev {
     pub(crate) fn ifindex(&self) -> i32 {
         // SAFETY: The device is alive (type invariants).
         unsafe { sys::mace_dev_ifindex(self.as_ptr()) }
+    }
+
+    /// Whether packet taps (packet sockets: tcpdump, libpcap) see its
+    /// packets.
+    pub(crate) fn has_taps(&self) -> bool {
+        // SAFETY: The device is alive (type invariants), and the probe holds
+        // the RCU read lock the check needs.
+        unsafe { sys::mace_dev_has_taps(self.as_ptr()) }
     }
 
     /// Its network namespace.

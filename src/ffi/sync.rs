@@ -2,7 +2,7 @@
 
 //! Synchronization primitives mace needs beyond the `kernel` crate's.
 //!
-//! - [`RcuReadLock`], [`ProbeCx`] and [`synchronize_rcu`];
+//! - [`RcuReadLock`] and [`ProbeCx`];
 //! - [`BucketSpinLock`]: the lock of a table bucket, a kernel spinlock taken
 //!   with interrupts disabled, so that process, softirq and hardirq contexts
 //!   can meet on one CPU (the `kernel` crate's `SpinLock` has no irqsave
@@ -58,13 +58,6 @@ impl ProbeCx<'_> {
     pub(super) unsafe fn new() -> Self {
         Self(PhantomData)
     }
-}
-
-/// Waits for an RCU grace period (process context: it sleeps).
-pub(crate) fn synchronize_rcu() {
-    // SAFETY: No preconditions besides process context, which `might_sleep`
-    // checks in debug kernels.
-    unsafe { sys::mace_synchronize_rcu() };
 }
 
 /// A kernel spinlock taken with interrupts disabled (`spin_lock_irqsave`).
@@ -247,9 +240,13 @@ impl<T: Send + Sync> RcuSlot<T> {
         self.ptr
             .compare_exchange(want, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
             .ok()
-            // SAFETY: The slot held the reference that `want` carries (type
-            // invariants), which now passes to the `Retired`.
-            .map(|raw| Retired(Some(unsafe { Arc::from_raw(raw) })))
+            .map(|raw| Retired {
+                // SAFETY: The slot held the reference that `want` carries
+                // (type invariants), which now passes to the `Retired`.
+                value: Some(unsafe { Arc::from_raw(raw) }),
+                // SAFETY: No preconditions.
+                cookie: unsafe { sys::mace_rcu_cookie() },
+            })
     }
 }
 
@@ -265,16 +262,24 @@ impl<T: Send + Sync> Drop for RcuSlot<T> {
     }
 }
 
-/// A value taken out of an [`RcuSlot`], which probes may still be reading:
-/// dropping it waits for an RCU grace period first (process context only).
-pub(crate) struct Retired<T: Send + Sync>(Option<Arc<T>>);
+/// A value taken out of an [`RcuSlot`], which probes may still be reading.
+///
+/// It remembers the grace period that started when it left the slot;
+/// dropping it waits until that grace period is over (at once if it is:
+/// keep it until some grace period has passed anyway, and dropping it costs
+/// nothing). Process context only, since it may sleep.
+pub(crate) struct Retired<T: Send + Sync> {
+    value: Option<Arc<T>>,
+    cookie: core::ffi::c_ulong,
+}
 
 impl<T: Send + Sync> Drop for Retired<T> {
     fn drop(&mut self) {
-        if let Some(value) = self.0.take() {
+        if let Some(value) = self.value.take() {
             // A reader that saw the value entered its critical section
-            // before the slot was cleared: wait for it.
-            synchronize_rcu();
+            // before the slot was cleared: wait for it, if still needed.
+            // SAFETY: Process context (the type's contract).
+            unsafe { sys::mace_rcu_cond_sync(self.cookie) };
             drop(value);
         }
     }

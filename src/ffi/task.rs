@@ -54,11 +54,12 @@ impl Regs {
 pub(crate) struct Syscalls(sys::mace_syscall_sets);
 
 impl Syscalls {
-    /// This kernel's syscalls that send and receive.
+    /// This kernel's syscalls that send, receive and wait.
     pub(crate) fn new() -> Self {
         let mut sets = sys::mace_syscall_sets {
             send: [0; sys::MACE_SYSCALL_WORDS as usize],
             recv: [0; sys::MACE_SYSCALL_WORDS as usize],
+            wait: [0; sys::MACE_SYSCALL_WORDS as usize],
         };
         // SAFETY: `sets` is a valid, writable `struct mace_syscall_sets`.
         unsafe { sys::mace_syscall_sets(&mut sets) };
@@ -82,6 +83,12 @@ impl Syscalls {
     pub(crate) fn receives(&self, nr: i64) -> bool {
         Self::has(&self.0.recv, nr)
     }
+
+    /// Whether syscall `nr` waits for files to become readable (poll,
+    /// select, epoll).
+    pub(crate) fn waits(&self, nr: i64) -> bool {
+        Self::has(&self.0.wait, nr)
+    }
 }
 
 /// The current task's identity (a number unique among live tasks) and its
@@ -92,6 +99,13 @@ pub(crate) fn current_task() -> (u64, u32) {
     // SAFETY: No preconditions.
     let tid = unsafe { sys::mace_current_tid() };
     (task, u32::try_from(tid).unwrap_or(0))
+}
+
+/// Whether the current task is in a 32-bit compat syscall (whose numbers
+/// are another table's).
+pub(crate) fn in_compat_syscall() -> bool {
+    // SAFETY: No preconditions.
+    unsafe { sys::mace_in_compat_syscall() }
 }
 
 /// Whether the CPU runs a task, not an interrupt or a softirq.

@@ -12,10 +12,12 @@
 //! its declaration), so both sides are checked by a compiler. All probes
 //! share one prologue, [`enter`].
 //!
-//! Five hooks are tracepoints. The sixth is the function
-//! `skb_consume_udp()`, hooked through ftrace: no tracepoint sees a UDP
-//! datagram handed to its reader on every kernel mace supports (6.12 frees
-//! it with the `consume_skb` tracepoint, later kernels without).
+//! Six hooks are tracepoints, two are kernel functions hooked through
+//! ftrace: `skb_consume_udp()`, because no tracepoint sees a UDP datagram
+//! handed to its reader on every kernel mace supports (6.12 frees it with
+//! the `consume_skb` tracepoint, later kernels without), and
+//! `__neigh_event_send()`, because a packet that waits for its neighbour
+//! reaches `net_dev_queue` only later, outside its sender's context.
 //!
 //! Context: up to 6.12, tracepoints and ftrace callbacks run with
 //! preemption disabled, which is an RCU read-side critical section. Later
@@ -26,7 +28,7 @@
 //! runs in one, and must not sleep.
 
 use super::arc_data;
-use super::skb::{Dev, Skb};
+use super::skb::{Dev, Skb, Sock};
 pub(crate) use super::sync::ProbeCx;
 #[cfg(mace_tp_preemptible)]
 use super::sync::RcuReadLock;
@@ -36,7 +38,7 @@ use core::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// The tracepoints mace hooks.
+/// The tracepoints and functions mace hooks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum Hook {
@@ -44,6 +46,8 @@ pub(crate) enum Hook {
     SysEnter = sys::MACE_HOOK_SYS_ENTER,
     /// `sys_exit`: a task leaves a syscall.
     SysExit = sys::MACE_HOOK_SYS_EXIT,
+    /// `net_dev_queue`: a packet is handed to a device, before its qdisc.
+    NetDevQueue = sys::MACE_HOOK_NET_DEV_QUEUE,
     /// `net_dev_start_xmit`: a device starts transmitting a packet.
     NetDevStartXmit = sys::MACE_HOOK_NET_DEV_START_XMIT,
     /// `netif_receive_skb`: a device's packet enters the stack.
@@ -53,6 +57,22 @@ pub(crate) enum Hook {
     /// `skb_consume_udp()`: a UDP socket's reader is done with a datagram
     /// (a function, hooked through ftrace).
     SkbConsumeUdp = sys::MACE_HOOK_SKB_CONSUME_UDP,
+    /// `__neigh_event_send()`: a packet waits for its neighbour to be
+    /// resolved (a function, hooked through ftrace).
+    NeighEventSend = sys::MACE_HOOK_NEIGH_EVENT_SEND,
+    /// The function `packet_poll()`.
+    PacketPoll = sys::MACE_HOOK_PACKET_POLL,
+    /// The function `packet_recvmsg()`.
+    PacketRecvmsg = sys::MACE_HOOK_PACKET_RECVMSG,
+    /// `sk_data_ready`: a socket has something to read (the probe sees
+    /// packet sockets only).
+    SkDataReady = sys::MACE_HOOK_SK_DATA_READY,
+    /// `__consume_stateless_skb()`: a UDP datagram is freed (a function,
+    /// hooked through ftrace).
+    ConsumeStatelessSkb = sys::MACE_HOOK_CONSUME_STATELESS_SKB,
+    /// `__sock_recv_cmsgs()`: a reader that asked for them gets a packet's
+    /// control messages (a function, hooked through ftrace).
+    SockRecvCmsgs = sys::MACE_HOOK_SOCK_RECV_CMSGS,
 }
 
 /// Number of [`Hook`]s.
@@ -63,13 +83,31 @@ impl Hook {
     pub(crate) const ALL: [Hook; HOOKS] = [
         Hook::SysEnter,
         Hook::SysExit,
+        Hook::NetDevQueue,
         Hook::NetDevStartXmit,
         Hook::NetifReceiveSkb,
         Hook::SkbCopyDatagramIovec,
         Hook::SkbConsumeUdp,
+        Hook::NeighEventSend,
+        Hook::PacketPoll,
+        Hook::PacketRecvmsg,
+        Hook::SkDataReady,
+        Hook::ConsumeStatelessSkb,
+        Hook::SockRecvCmsgs,
     ];
 
     /// The hook's position in [`Hook::ALL`].
+    /// Whether mace works without this hook: without `packet_poll()`,
+    /// `packet_recvmsg()` (a kernel with `CONFIG_PACKET=m`) or
+    /// `sk_data_ready` (before 6.3) it does not see packet sockets' readers,
+    /// and `tap_end` `read` works as `stamp`.
+    pub(crate) fn optional(self) -> bool {
+        matches!(
+            self,
+            Hook::PacketPoll | Hook::PacketRecvmsg | Hook::SkDataReady
+        )
+    }
+
     pub(crate) fn index(self) -> usize {
         self as usize
     }
@@ -97,15 +135,30 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn sys_enter(&self, cx: &ProbeCx<'_>, regs: &Regs, nr: i64);
     /// `sys_exit`: the current task leaves a syscall, which returns `ret`.
     fn sys_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64);
+    /// `net_dev_queue`: `skb` is handed to its device (`skb.dev()`), before
+    /// the device's qdisc.
+    fn net_dev_queue(&self, cx: &ProbeCx<'_>, skb: &Skb);
     /// `net_dev_start_xmit`: `dev` starts transmitting `skb`.
     fn net_dev_start_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev);
     /// `netif_receive_skb`: `skb` enters the stack from its device.
     fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
     /// `skb_copy_datagram_iovec`: `len` bytes of `skb` are copied to a task.
     fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, len: i32);
-    /// `skb_consume_udp()`: the reader of a UDP socket is done with `skb`,
-    /// which it received (or peeked at).
-    fn skb_consume_udp(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `skb_consume_udp()`: the reader of UDP socket `sk` is done with
+    /// `skb`, which it received (or peeked at).
+    fn skb_consume_udp(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb);
+    /// `__neigh_event_send()`: `skb`, on its way out through `skb.dev()`,
+    /// waits for its neighbour to be resolved.
+    fn neigh_event_send(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `packet_poll()` or `packet_recvmsg()` (`hook`): the current task, in
+    /// a syscall, waits for or reads packet socket `sk`; `sk_data_ready`:
+    /// packet socket `sk` has something to read.
+    fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock);
+    /// `__consume_stateless_skb()`: `skb`, a UDP datagram, is freed.
+    fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `__sock_recv_cmsgs()`: the reader of socket `sk` gets the control
+    /// messages it asked for (timestamps) of `skb`, which it receives.
+    fn sock_recv_cmsgs(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb);
 }
 
 /// The one prologue of every probe: the handler from the probe's data, and
@@ -154,6 +207,21 @@ unsafe extern "C" fn sys_exit<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_re
         enter::<T>(data, |h, cx| {
             if let Some(regs) = Regs::from_raw(regs) {
                 h.sys_exit(cx, regs, ret);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `net_dev_queue` tracepoint, with data from
+/// [`ProbeRegistration::register`].
+unsafe extern "C" fn net_dev_queue<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+    // SAFETY: See above; the packet is alive during the call.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.net_dev_queue(cx, skb);
             }
         })
     }
@@ -219,15 +287,113 @@ unsafe extern "C" fn skb_copy_datagram_iovec<T: Hooks>(
 /// [`ProbeRegistration::register`] and the function's first two arguments.
 unsafe extern "C" fn skb_consume_udp<T: Hooks>(
     data: *mut c_void,
-    _sk: *mut sys::sock,
+    sk: *mut sys::sock,
     skb: *mut sys::sk_buff,
 ) {
     // SAFETY: See above; the datagram is alive during the call (the
-    // function frees it after the hook).
+    // function frees it after the hook), and so is the socket its reader
+    // reads it from.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let (Some(sk), Some(skb)) = (Sock::from_raw(sk), Skb::from_raw(skb)) {
+                h.skb_consume_udp(cx, sk, skb);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the function hook of `__neigh_event_send()`, with data from
+/// [`ProbeRegistration::register`] and the function's packet.
+unsafe extern "C" fn neigh_event_send<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+    // SAFETY: See above; the packet is alive during the call (the function
+    // queues or frees it after the hook).
     unsafe {
         enter::<T>(data, |h, cx| {
             if let Some(skb) = Skb::from_raw(skb) {
-                h.skb_consume_udp(cx, skb);
+                h.neigh_event_send(cx, skb);
+            }
+        })
+    }
+}
+
+/// The body of the probes of `packet_poll()`, `packet_recvmsg()` and
+/// `sk_data_ready`.
+///
+/// # Safety
+///
+/// `data` is from [`ProbeRegistration::register`]; `sk` is null or the
+/// packet socket the hooked function or tracepoint was called for.
+unsafe fn packet_read<T: Hooks>(data: *mut c_void, hook: Hook, sk: *mut sys::sock) {
+    // SAFETY: the caller's contract; `sk` is valid during the hooked call.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(sk) = Sock::from_raw(sk) {
+                h.packet_read(cx, hook, sk);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the function hook of `packet_poll()`, with data from
+/// [`ProbeRegistration::register`] and the packet socket.
+unsafe extern "C" fn packet_poll<T: Hooks>(data: *mut c_void, sk: *mut sys::sock) {
+    // SAFETY: the caller's contract.
+    unsafe { packet_read::<T>(data, Hook::PacketPoll, sk) }
+}
+
+/// # Safety
+///
+/// Called by the function hook of `packet_recvmsg()`, with data from
+/// [`ProbeRegistration::register`] and the packet socket.
+unsafe extern "C" fn packet_recvmsg<T: Hooks>(data: *mut c_void, sk: *mut sys::sock) {
+    // SAFETY: the caller's contract.
+    unsafe { packet_read::<T>(data, Hook::PacketRecvmsg, sk) }
+}
+
+/// # Safety
+///
+/// Called by the C filter of the `sk_data_ready` tracepoint, with data from
+/// [`ProbeRegistration::register`] and a packet socket.
+unsafe extern "C" fn sk_data_ready<T: Hooks>(data: *mut c_void, sk: *mut sys::sock) {
+    // SAFETY: the caller's contract.
+    unsafe { packet_read::<T>(data, Hook::SkDataReady, sk) }
+}
+
+/// # Safety
+///
+/// Called by the function hook of `__consume_stateless_skb()`, with data
+/// from [`ProbeRegistration::register`] and the function's packet.
+unsafe extern "C" fn consume_stateless_skb<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+    // SAFETY: See above; the packet is alive during the call (the function
+    // frees it after the hook).
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.consume_stateless_skb(cx, skb);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the function hook of `__sock_recv_cmsgs()`, with data from
+/// [`ProbeRegistration::register`] and the function's socket and packet.
+unsafe extern "C" fn sock_recv_cmsgs<T: Hooks>(
+    data: *mut c_void,
+    sk: *mut sys::sock,
+    skb: *mut sys::sk_buff,
+) {
+    // SAFETY: See above; the reader holds the socket and the packet during
+    // the call.
+    unsafe {
+        enter::<T>(data, |h, cx| {
+            if let (Some(sk), Some(skb)) = (Sock::from_raw(sk), Skb::from_raw(skb)) {
+                h.sock_recv_cmsgs(cx, sk, skb);
             }
         })
     }
@@ -238,10 +404,17 @@ unsafe extern "C" fn skb_consume_udp<T: Hooks>(
 fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
     let sys_enter: sys::mace_sys_enter_probe = Some(sys_enter::<T>);
     let sys_exit: sys::mace_sys_exit_probe = Some(sys_exit::<T>);
+    let queue: sys::mace_net_dev_queue_probe = Some(net_dev_queue::<T>);
     let xmit: sys::mace_net_dev_start_xmit_probe = Some(net_dev_start_xmit::<T>);
     let receive: sys::mace_netif_receive_skb_probe = Some(netif_receive_skb::<T>);
     let copy: sys::mace_skb_copy_datagram_iovec_probe = Some(skb_copy_datagram_iovec::<T>);
     let udp: sys::mace_skb_consume_udp_probe = Some(skb_consume_udp::<T>);
+    let neigh: sys::mace_neigh_event_send_probe = Some(neigh_event_send::<T>);
+    let poll: sys::mace_packet_read_probe = Some(packet_poll::<T>);
+    let recvmsg: sys::mace_packet_read_probe = Some(packet_recvmsg::<T>);
+    let ready: sys::mace_packet_read_probe = Some(sk_data_ready::<T>);
+    let stateless: sys::mace_consume_stateless_skb_probe = Some(consume_stateless_skb::<T>);
+    let cmsgs: sys::mace_sock_recv_cmsgs_probe = Some(sock_recv_cmsgs::<T>);
     let null = core::ptr::null_mut;
     [
         (
@@ -249,6 +422,10 @@ fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
             sys_enter.map_or(null(), |f| f as *mut c_void),
         ),
         (Hook::SysExit, sys_exit.map_or(null(), |f| f as *mut c_void)),
+        (
+            Hook::NetDevQueue,
+            queue.map_or(null(), |f| f as *mut c_void),
+        ),
         (
             Hook::NetDevStartXmit,
             xmit.map_or(null(), |f| f as *mut c_void),
@@ -265,59 +442,107 @@ fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
             Hook::SkbConsumeUdp,
             udp.map_or(null(), |f| f as *mut c_void),
         ),
+        (
+            Hook::NeighEventSend,
+            neigh.map_or(null(), |f| f as *mut c_void),
+        ),
+        (Hook::PacketPoll, poll.map_or(null(), |f| f as *mut c_void)),
+        (
+            Hook::PacketRecvmsg,
+            recvmsg.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::SkDataReady,
+            ready.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::ConsumeStatelessSkb,
+            stateless.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::SockRecvCmsgs,
+            cmsgs.map_or(null(), |f| f as *mut c_void),
+        ),
     ]
 }
 
-/// A handler's probes, attached to every hook; dropping detaches them and
-/// waits until none runs any more, then drops the registration's reference
-/// to the handler.
+/// A handler's probes, attached to every hook (the optional ones where
+/// the kernel has them); dropping detaches them and waits until none runs
+/// any more, then drops the registration's reference to the handler.
 ///
 /// # Invariants
 ///
-/// Every probe of [`probes::<T>`] is registered with `handler` as data.
+/// Each probe of [`probes::<T>`] whose hook `attached` marks is registered
+/// with `handler` as data; every hook that is not [`Hook::optional`] is.
 pub(crate) struct ProbeRegistration<T: Hooks> {
     handler: Arc<T>,
+    attached: [bool; HOOKS],
 }
 
 impl<T: Hooks> ProbeRegistration<T> {
-    /// Attaches `handler` to every hook, or to none.
+    /// Attaches `handler` to every hook, or to none; an optional hook the
+    /// kernel lacks is left out and logged.
     ///
     /// A second registration while one exists fails and attaches nothing:
     /// with the same handler, the tracepoint code refuses the same probe and
-    /// data twice (`EEXIST`); with another, the function hook, which exists
-    /// once, is busy (`EBUSY`).
+    /// data twice (`EEXIST`); with another, the function hooks, which exist
+    /// once, are busy (`EBUSY`). The required hooks come first, so the
+    /// optional ones are never reached then.
     pub(crate) fn register(handler: Arc<T>) -> Result<Self> {
         let data = arc_data(&handler);
         let probes = probes::<T>();
+        let mut attached = [false; HOOKS];
         for (i, &(hook, probe)) in probes.iter().enumerate() {
             // SAFETY: `probe` has the type the tracepoint of `hook` calls
             // (checked on both sides), and `data` stays valid until `drop`
             // has unregistered it and synchronized.
             let err = unsafe { sys::mace_hook_register(hook as sys::mace_hook, probe, data) };
-            if err != 0 {
-                pr_err!(
-                    "cannot attach to tracepoint {}: error {}\n",
+            if err == 0 {
+                if let Some(a) = attached.get_mut(i) {
+                    *a = true;
+                }
+                continue;
+            }
+            if hook.optional() {
+                pr_notice!(
+                    "cannot hook {} (error {}): packet sockets' readers are not seen, tap_end read works as stamp\n",
                     hook.name(),
                     err
                 );
-                for &(done, probe) in probes.iter().take(i) {
-                    // SAFETY: Registered just above.
-                    unsafe { sys::mace_hook_unregister(done as sys::mace_hook, probe, data) };
-                }
-                // SAFETY: Process context.
-                unsafe { sys::mace_tp_sync() };
-                return Err(Error::from_errno(err));
+                continue;
             }
+            pr_err!(
+                "cannot attach to tracepoint {}: error {}\n",
+                hook.name(),
+                err
+            );
+            for (&(done, probe), _) in probes.iter().zip(attached).filter(|(_, a)| *a) {
+                // SAFETY: Registered just above.
+                unsafe { sys::mace_hook_unregister(done as sys::mace_hook, probe, data) };
+            }
+            // SAFETY: Process context.
+            unsafe { sys::mace_tp_sync() };
+            return Err(Error::from_errno(err));
         }
-        // INVARIANT: Every probe is registered with `handler` as data.
-        Ok(Self { handler })
+        // INVARIANT: `attached` marks the hooks registered with `handler`;
+        // a required hook that failed returned above.
+        Ok(Self { handler, attached })
+    }
+
+    /// Whether a probe is attached to `hook`.
+    pub(crate) fn attached(&self, hook: Hook) -> bool {
+        self.attached.get(hook.index()).copied().unwrap_or(false)
     }
 }
 
 impl<T: Hooks> Drop for ProbeRegistration<T> {
     fn drop(&mut self) {
         let data = arc_data(&self.handler);
-        for (hook, probe) in probes::<T>() {
+        for ((hook, probe), _) in probes::<T>()
+            .into_iter()
+            .zip(self.attached)
+            .filter(|(_, a)| *a)
+        {
             // SAFETY: Registered by `register` (type invariants).
             unsafe { sys::mace_hook_unregister(hook as sys::mace_hook, probe, data) };
         }

@@ -21,7 +21,7 @@ loaded() {
 # val FILE: prints FILE's first line (builtin read, no exec).
 val() { local v; read -r v <"$1" && printf '%s' "$v"; }
 # put VALUE FILE: one write(2) of exactly VALUE (printf %b interprets \n etc.)
-put() { printf '%b' "$1" >"$2"; }
+put() { printf '%b' "$1" | write_once "$2"; }
 as_user() { setpriv --reuid $USER_ID --regid $USER_ID --clear-groups "$@"; }
 
 # ---------------------------------------------------------------- parameters
@@ -67,6 +67,7 @@ check "/dev/mace is a char device, mode 0444" test "$(stat -c %F:%a /dev/mace)" 
 check "on is mode 0644" test "$(stat -c %a $ON)" = 644
 check "outer_devs is mode 0644" test "$(stat -c %a $SYS/outer_devs)" = 644
 check "stats is mode 0444" test "$(stat -c %a $SYS/stats)" = 444
+check "tap_end is mode 0644" test "$(stat -c %a $SYS/tap_end)" = 644
 
 # ------------------------------------------------- on/off and isolation
 ip netns add a
@@ -85,17 +86,32 @@ check "stats of a say enabled 0" bash -c "ip netns exec a cat $SYS/stats | grep 
 check "stats of b say enabled 1" bash -c "ip netns exec b cat $SYS/stats | grep -qx 'enabled 1'"
 check "stats name different namespaces" test "$(netns_run a grep netns $SYS/stats)" != "$(netns_run b grep netns $SYS/stats)"
 check "stats show the ring size once on" bash -c "ip netns exec b cat $SYS/stats | grep -qx 'ring_size 4096'"
+check "tap_end is read in a new namespace" test "$(netns_run a cat $SYS/tap_end)" = read
+check "set tap_end stamp in a" netns_run a bash -c "echo stamp > $SYS/tap_end"
+check "a reads stamp" test "$(netns_run a cat $SYS/tap_end)" = stamp
+check "b still reads read" test "$(netns_run b cat $SYS/tap_end)" = read
+check "set tap_end read in a (no newline)" netns_run a bash -c "printf read > $SYS/tap_end"
+check "a reads read again" test "$(netns_run a cat $SYS/tap_end)" = read
+check "tap_end changes are logged" bash -c "dmesg | grep -q 'mace: tap_end stamp in network namespace'"
 
 # ---------------------------------------------------------- malformed input
 in_netns b <<'END'
 	# One write(2) of exactly the bytes of $1 (printf %b: \n, \x00...).
-	put_on() { printf '%b' "$1" >/sys/class/mace/on; }
+	put_on() { printf '%b' "$1" | write_once /sys/class/mace/on; }
 	long=$(printf '1%.0s' {1..5000})
 	for v in 2 10 01 on off yes -1 ' 1' '1 ' '\n' '1\n\n' '1\r\n' '\x00' '1\x00' "$long"; do
 		expect_fail_errno "on: '${v:0:12}' is EINVAL" "Invalid argument" put_on "$v"
 	done
 	read -r v </sys/class/mace/on
 	check "on is unchanged after bad writes" test "$v" = 1
+	echo stamp >/sys/class/mace/tap_end
+	put_tap_end() { printf '%b' "$1" | write_once /sys/class/mace/tap_end; }
+	for v in read2 Read STAMP ' read' 'read ' '\n' 'read\n\n' 'stamp\r\n' 1 tap 'read\x00' "$long"; do
+		expect_fail_errno "tap_end: '${v:0:12}' is EINVAL" "Invalid argument" put_tap_end "$v"
+	done
+	read -r v </sys/class/mace/tap_end
+	check "tap_end is unchanged after bad writes" test "$v" = stamp
+	echo read >/sys/class/mace/tap_end
 END
 check "bad writes are logged" bash -c "dmesg | grep -q 'mace: write to /sys/class/mace/on rejected: not 0 or 1'"
 expect_fail_errno "stats is read-only" "Permission denied" as_user bash -c "echo 1 > $SYS/stats"
@@ -108,6 +124,11 @@ check "root of a new user+net namespace switches its own" \
 	unshare -r -n bash -c "echo 1 > $ON && test \$(cat $ON) = 1 && echo 0 > $ON"
 expect_fail_errno "an unprivileged user cannot write on (file mode)" "Permission denied" \
 	as_user bash -c "echo 1 > $ON"
+chmod 666 $SYS/tap_end
+expect_fail_errno "unprivileged user: tap_end is EPERM even with a world-writable file" \
+	"Operation not permitted" as_user bash -c "echo stamp > $SYS/tap_end"
+chmod 644 $SYS/tap_end
+check "tap_end of the initial namespace is still read" test "$(val $SYS/tap_end)" = read
 chmod 666 $ON
 expect_fail_errno "unprivileged user: EPERM even with a world-writable file" \
 	"Operation not permitted" as_user bash -c "echo 1 > $ON"
@@ -180,6 +201,7 @@ for i in $(seq 1 30); do
 done
 check "30 namespaces created, enabled and deleted" test "$i" = 30
 sleep 1
+check_accounting "interface" a b
 check "rmmod with namespaces a and b on" rmmod mace
 check "insmod after all that" insmod "$KO"
 check "a fresh load starts with a off" test "$(netns_run a cat $ON)" = 0

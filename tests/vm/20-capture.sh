@@ -82,16 +82,26 @@ ping_rtts() {
 		awk '{ d = index($2, ".") ? length($2) - index($2, ".") : 0; h = 0.5; for (k = 0; k < d; k++) h /= 10; printf "%s %.0f\n", $1, ($2 + h) * 1e6 }'
 }
 
+# run_ping NAME NS PING_ARGS...: N pings from NS, checked line by line
+# against ping's own RTTs. With CLOCK=user (the default) ping runs with -U:
+# its RTT ends in user space, after the receiving syscall, as an
+# application's does. With CLOCK=kernel it runs in its default mode, where
+# the reply's arrival is the kernel's receive timestamp (SO_TIMESTAMP): the
+# ingress window must end there too, or egress + ingress would exceed the
+# RTT ping reports.
 run_ping() {
 	local name=$1 ns=$2
 	shift 2
 	drain "$ns"
-	local eg0 in0
+	local eg0 in0 end0 end_counter=ingress_end_syscall flags=(-U)
+	if [[ ${CLOCK:-user} == kernel ]]; then
+		end_counter=ingress_end_stamp
+		flags=()
+	fi
 	eg0=$(stat "$ns" egress)
 	in0=$(stat "$ns" ingress)
-	# -U: RTT from user space to user space, what an application sees (by
-	# default ping takes the reply's arrival from a kernel timestamp).
-	ip netns exec "$ns" ping -U -c "$N" -i 0.05 -W 2 "$@" >/tmp/ping.out 2>&1
+	end0=$(stat "$ns" "$end_counter")
+	ip netns exec "$ns" ping "${flags[@]}" -c "$N" -i 0.05 -W 2 "$@" >/tmp/ping.out 2>&1
 	ip netns exec "$ns" cat /dev/mace >/tmp/lines
 	ping_rtts /tmp/ping.out >/tmp/rtts
 	if (($(wc -l </tmp/rtts) == N)); then pass "$name: $N replies"; else fail "$name: replies" "$(tail -3 /tmp/ping.out)"; fi
@@ -101,6 +111,11 @@ run_ping() {
 	else
 		fail "$name: stats" "egress +$(($(stat "$ns" egress) - eg0)), ingress +$(($(stat "$ns" ingress) - in0))"
 	fi
+	if (($(stat "$ns" "$end_counter") - end0 == N)); then
+		pass "$name: all $N ingress windows end at the reader's clock ($end_counter)"
+	else
+		fail "$name: window ends" "$end_counter +$(($(stat "$ns" "$end_counter") - end0)), want +$N"
+	fi
 }
 
 # ----------------------------------------------------------------- ICMP
@@ -108,11 +123,108 @@ ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
 check "ping in c1 uses a raw socket" test "$(socktype c1 "$REMOTE4")" = SOCK_RAW
 run_ping "ICMPv4 raw socket" c1 "$REMOTE4"
 run_ping "ICMPv6 raw socket" c1 "$REMOTE6"
+CLOCK=kernel run_ping "ICMPv4 raw socket, kernel timestamps" c1 "$REMOTE4"
+CLOCK=kernel run_ping "ICMPv6 raw socket, kernel timestamps" c1 "$REMOTE6"
 ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 check "ping in c1 now uses a ping socket" test "$(socktype c1 "$REMOTE4")" = SOCK_DGRAM
 run_ping "ICMPv4 ping socket" c1 "$REMOTE4"
 run_ping "ICMPv6 ping socket" c1 "$REMOTE6"
+CLOCK=kernel run_ping "ICMPv4 ping socket, kernel timestamps" c1 "$REMOTE4"
 ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
+
+# ------------------------------------------------- readers behind a tap
+# hping3 sends through a raw socket and reads its replies with libpcap, from
+# a packet socket: no receiving syscall on an IP socket. libpcap hands the
+# replies over in blocks (TPACKET_V3), when a block's timer closes it, and
+# hping3 stamps a reply in user space once its poll() returns. With tap_end
+# "read" (the default) a reply's window ends at that return; with "stamp",
+# where the tap saw it (the packet socket's stamp). Either way it is
+# reported after the grace period in which an IP socket's reader could
+# still have taken it. hping3 writes its sequence number in host byte
+# order: its seq k is pktid 256 * k.
+# run_hping NAME COUNTER: 10 hping3 -1 packets from c1; their lines and the
+# count of COUNTER, the window end the namespace's tap_end selects.
+run_hping() {
+	local name=$1 counter=$2 dir ids hping_ids end0
+	drain c1
+	end0=$(stat c1 "$counter")
+	ip netns exec c1 hping3 -1 -c 10 -i u50000 "$REMOTE4" >/tmp/hping.out 2>&1
+	sleep 1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	hping_ids=$(seq 0 9 | awk '{ print $1 * 256 }' | sort -n | tr '\n' ' ')
+	for dir in egress ingress; do
+		ids=$(sed -n "s/.*(\([0-9]*\)) $dir: .*/\1/p" /tmp/lines | sort -n | tr '\n' ' ')
+		if [[ $ids == "$hping_ids" ]]; then
+			pass "$name: one $dir line per packet, pktid 256 * its seq"
+		else
+			fail "$name: $dir lines" "ids $ids, want $hping_ids; $(tail -3 /tmp/hping.out | tr '\n' ' ')"
+		fi
+	done
+	if (($(stat c1 "$counter") - end0 == 10)); then
+		pass "$name: its 10 ingress windows end as tap_end says ($counter)"
+	else
+		fail "$name: window ends" "$counter +$(($(stat c1 "$counter") - end0)), want +10"
+	fi
+	# Per packet: id, hping3's RTT (ns, printed to 0.1 ms), egress + ingress.
+	sed -n 's/.*icmp_seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out |
+		awk '{ printf "%d %.0f\n", $1 * 256, $2 * 1e6 }' >/tmp/rtts
+	awk 'FNR == NR { rtt[$1] = $2; next } { id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
+		END { for (id in rtt) print id, rtt[id], (id in sum) ? sum[id] : -1 }' /tmp/rtts /tmp/lines >/tmp/hping.sums
+	# The mean ingress latency (ms).
+	hping_ingress=$(awk '/ ingress: / { s += $NF; n++ } END { printf "%.3f", n ? s / n / 1e6 : -1 }' /tmp/lines)
+}
+check "tap_end is read by default" test "$(ip netns exec c1 cat /sys/class/mace/tap_end)" = read
+run_hping "hping3 -1, tap_end read" ingress_end_tap_read
+# The window runs to where hping3 gets the reply, past the block's wait
+# (1-8 ms here): what is left of hping3's RTT is the wire and hping3's own
+# work around its syscalls, a small part of it; never less than nothing
+# (beyond hping3's rounding to 0.1 ms), but for one reply: hping3 takes its
+# first reply from its ring without a syscall (the block's timer was armed
+# when the ring was set up), and the window ends at its next poll, after
+# its own work on the reply (under 2 ms in a plain TCG VM).
+left=$(awk '$3 >= 0 { d = ($2 - $3) / 1e6; s += d; n++; if (d < -0.05) over++; if (d < m || n == 1) m = d }
+	END { if (n == 10) printf "%.3f %.3f %d", s / n, m, over; else print "missing" }' /tmp/hping.sums)
+rtt=$(awk '{ s += $2 } END { printf "%.3f", s / NR / 1e6 }' /tmp/hping.sums)
+read -r left_mean left_min left_over <<<"$left"
+if [[ $left != missing ]] && awk -v m="$left_mean" -v lo="$left_min" -v o="$left_over" -v r="$rtt" 'BEGIN { exit !(lo >= -2 && o <= 1 && m < r / 3) }'; then
+	pass "hping3 -1, tap_end read: RTT - egress - ingress is $left_mean ms on average (min $left_min, $left_over below -0.05) of a $rtt ms RTT"
+else
+	fail "hping3 -1, tap_end read: corrected RTT" "left $left ms (mean, min, count below -0.05) of a mean RTT of $rtt ms; $(head -c 300 /tmp/hping.sums)"
+fi
+read_ingress=$hping_ingress
+ip netns exec c1 bash -c "echo stamp > /sys/class/mace/tap_end"
+run_hping "hping3 -1, tap_end stamp" ingress_end_tap
+# At the tap, the windows stop before libpcap's block wait.
+if awk -v r="$read_ingress" -v s="$hping_ingress" 'BEGIN { exit !(s >= 0 && r >= s + 0.5) }'; then
+	pass "hping3 -1: ingress at the tap ($hping_ingress ms) is short of ingress to the read ($read_ingress ms) by the block wait"
+else
+	fail "hping3 -1: tap vs read" "mean ingress at the tap $hping_ingress ms, to the read $read_ingress ms"
+fi
+# hping3's RTT ends in user space after the tap: each sum must be below it.
+over=$(awk '$3 < 0 || $3 >= $2 + 50000 { n++ } END { print n + 0 }' /tmp/hping.sums)
+if [[ -s /tmp/hping.sums && $over == 0 ]]; then
+	pass "hping3 -1, tap_end stamp: egress + ingress < RTT for every packet"
+else
+	fail "hping3 -1, tap_end stamp: egress + ingress < RTT" "$over packets over; $(head -c 300 /tmp/hping.sums)"
+fi
+ip netns exec c1 bash -c "echo read > /sys/class/mace/tap_end"
+
+# With a tap in the namespace (tcpdump), packets that an IP socket's reader
+# takes still end there, once: the tap does not report them again.
+ip netns exec c1 tcpdump -i eth0 -w /dev/null icmp >/dev/null 2>&1 &
+tcpdump_pid=$!
+sleep 1
+tap0=$(($(stat c1 ingress_end_tap) + $(stat c1 ingress_end_tap_read)))
+run_ping "ICMPv4 raw socket, tcpdump running" c1 "$REMOTE4"
+sleep 1
+tap1=$(($(stat c1 ingress_end_tap) + $(stat c1 ingress_end_tap_read)))
+if ((tap1 == tap0)); then
+	pass "tcpdump running: no ping reply is reported as the packet socket's too"
+else
+	fail "tcpdump running: tap ends" "ingress_end_tap + ingress_end_tap_read: +$((tap1 - tap0))"
+fi
+kill "$tcpdump_pid" 2>/dev/null
+wait "$tcpdump_pid" 2>/dev/null
 
 # ------------------------------------------------------------- UDP, TCP
 ip netns exec remote mace-echo udp-server 0.0.0.0:7777 &
@@ -234,6 +346,7 @@ sleep 0.5
 check "renamed back, it is outer again" \
 	bash -c "cat /sys/class/mace/stats | grep -q '^host_outer_ifindexes \[$eth0_index, '"
 run_ping "ICMPv4 after the outer device came back" c1 "$REMOTE4"
+check_accounting "capture" c1 c2
 
 # ------------------------------------------------- unload under traffic
 for c in c1 c2; do ip netns exec $c ping -i 0.01 -q "$REMOTE4" >/dev/null & done

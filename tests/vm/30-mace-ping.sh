@@ -85,6 +85,7 @@ check "... saying why" grep -q 'Network is unreachable' /tmp/out
 ip netns exec c1 bash -c "echo 1 > $ON"
 expect_exit "no reply: exit 1" 1 ip netns exec c1 mace-ping -c 1 -W 0.5 198.18.0.99
 expect_exit "bad option: exit 2" 2 mace-ping --bogus 198.18.0.2
+check_accounting "mace-ping" c1 lonely
 
 rmmod mace
 expect_exit "--plain pings without mace" 0 ip netns exec c1 mace-ping --plain -c 2 -i 0.05 "$REMOTE4"

@@ -175,6 +175,7 @@ for i in $(seq 1 "$NC"); do
 	}' /tmp/stats.c$i || { bad=$((bad + 1)); echo "counters of c$i: $(tr '\n' ' ' </tmp/stats.c$i)"; }
 done
 check "scale: in all $NC namespaces, recorded = queued + popped + ring overflows" test "$bad" = 0
+check_accounting "scale: $NC namespaces" $(seq -f 'c%g' 1 "$NC")
 flood_full=$(cat /tmp/stats.c$NC 2>/dev/null | awk '$1 == "ring_full" { print $2 }')
 flood_eg=$(awk '$1 == "egress" { print $2 }' /tmp/stats.c$NC)
 echo "stress: flooder c$NC recorded $flood_eg egress latencies, ring_full=$flood_full"
@@ -194,6 +195,7 @@ ip netns exec c1 ping -c 3 -i 0.05 "$REMOTE4" >/dev/null
 ip netns exec c1 cat /dev/mace >/tmp/mace.txt
 check "overflow: reading resumes: 3 egress and 3 ingress lines for 3 more pings" \
 	test "$(grep -c egress /tmp/mace.txt) $(grep -c ingress /tmp/mace.txt)" = "3 3"
+check_accounting "overflow" c1
 rmmod mace
 
 # --- 5. Bad input: sysfs fuzzing, /dev/mace read torture, bad parameters. ------

@@ -87,3 +87,49 @@ in_netns() {
 		fail "in_netns $ns" "the block ran no checks"
 	fi
 }
+
+# write_once FILE: writes what stdin holds to FILE with one write(2) (a
+# shell's printf may split its output at newlines into several writes, so
+# that a sysfs file would see "1\n" and "\n" instead of "1\n\n").
+write_once() { dd of="$1" bs=65536 count=1 iflag=fullblock status=none; }
+
+# check_accounting NAME NS...: the accounting identities of mace's counters
+# (Documentation/mace.rst, "Guarantees") hold in each capturing namespace
+# NS ("-" is the initial one) and, host-wide, in the initial namespace:
+# every packet ends in one line or one named counter, or waits in a gauge.
+check_accounting() {
+	local name=$1 ns out bad=0 detail=
+	shift
+	for ns in "$@" -; do
+		if [[ $ns == - ]]; then
+			out=$(awk '{ print $1, $2 }' /sys/class/mace/stats)
+		else
+			out=$(ip netns exec "$ns" awk '{ print $1, $2 }' /sys/class/mace/stats)
+		fi
+		if ! awk -v ns="$ns" '
+			{ v[$1] = $2 }
+			END {
+				e = v["egress"] + v["egress_off"] + v["egress_expired"] + v["egress_collisions"] + v["egress_evicted"] + v["egress_in_table"]
+				if (v["egress_sent"] != e) { printf "%s: egress_sent %d != %d; ", ns, v["egress_sent"], e; bad = 1 }
+				i = v["ingress"] + v["ingress_off"] + v["ingress_unreported"] + v["ingress_task_lost"] + v["ingress_pending"]
+				if (v["ingress_taken"] != i) { printf "%s: ingress_taken %d != %d; ", ns, v["ingress_taken"], i; bad = 1 }
+				t = v["ingress_end_syscall"] + v["ingress_end_stamp"] + v["ingress_end_tap"] + v["ingress_end_tap_read"]
+				if (v["ingress"] != t) { printf "%s: ingress %d != ends %d; ", ns, v["ingress"], t; bad = 1 }
+				if (v["egress"] + v["ingress"] != v["ring_pushed"] + v["ring_full"] + v["ring_busy"]) { printf "%s: records != ring; ", ns; bad = 1 }
+				if (v["ring_popped"] + v["ring_queued"] != v["ring_pushed"]) { printf "%s: ring popped + queued != pushed; ", ns; bad = 1 }
+				if ("host_ingress_received" in v) {
+					h = v["host_ingress_taken"] + v["host_ingress_expired"] + v["host_ingress_collisions"] + v["host_ingress_evicted"] + v["host_ingress_in_table"]
+					if (v["host_ingress_received"] != h) { printf "host: ingress_received %d != %d; ", v["host_ingress_received"], h; bad = 1 }
+				}
+				exit bad
+			}' <<<"$out" >/tmp/accounting.out; then
+			bad=1
+			detail+=$(cat /tmp/accounting.out)
+		fi
+	done
+	if ((bad == 0)); then
+		pass "$name: every packet is in one line or one counter (accounting identities)"
+	else
+		fail "$name: accounting identities" "$detail"
+	fi
+}

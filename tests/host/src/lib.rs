@@ -12,6 +12,8 @@
 pub mod counters;
 #[path = "../../../src/entry.rs"]
 pub mod entry;
+#[path = "../../../src/fifo.rs"]
+pub mod fifo;
 #[path = "../../../src/packet.rs"]
 pub mod packet;
 #[path = "../../../src/params.rs"]

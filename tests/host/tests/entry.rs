@@ -1,9 +1,9 @@
 //! Tests of the typed table entries: round trips through words, and the
-//! bounded lists inside task and deferred entries.
+//! bounded list inside task entries.
 
 use mace_core::entry::{
-    Deferred, Egress, Ingress, Pending, SendCall, Task, Words, DEFERRED_WORDS, EGRESS_WORDS,
-    INGRESS_WORDS, MAX_DEFERRED, MAX_PENDING, TASK_WORDS,
+    Egress, Ingress, Pending, SendCall, Task, Words, EGRESS_WORDS, INGRESS_WORDS, MAX_PENDING,
+    TASK_WORDS,
 };
 
 fn round_trip<const D: usize, T: Words<D> + PartialEq + std::fmt::Debug>(v: T) {
@@ -68,10 +68,20 @@ fn task_round_trip() {
         assert!(t.push_pending(Pending {
             t_rx: 100 + i as u64,
             pktid: i as u32,
+            end: if i % 2 == 0 { 0 } else { 200 + i as u64 },
         }));
         round_trip(t);
     }
-    assert_eq!(TASK_WORDS, 6 + 2 * MAX_PENDING);
+    let mut with_ns = t;
+    with_ns.ns = 1 << 32 | 7;
+    round_trip(with_ns);
+    let mut reader = with_ns;
+    reader.tap_reader = true;
+    round_trip(reader);
+    let mut idle_reader = Task::new(4);
+    idle_reader.tap_reader = true;
+    round_trip(idle_reader);
+    assert_eq!(TASK_WORDS, 7 + 3 * MAX_PENDING);
 }
 
 #[test]
@@ -88,10 +98,15 @@ fn pending_list_is_bounded_and_ordered() {
         assert!(t.push_pending(Pending {
             t_rx: i as u64,
             pktid: i as u32 * 10,
+            end: 0,
         }));
     }
     let full = t;
-    assert!(!t.push_pending(Pending { t_rx: 99, pktid: 99 }));
+    assert!(!t.push_pending(Pending {
+        t_rx: 99,
+        pktid: 99,
+        end: 0,
+    }));
     assert_eq!(t, full, "a push into a full list changes nothing");
     let ids: Vec<u32> = t.pending().iter().map(|p| p.pktid).collect();
     assert_eq!(ids, (0..MAX_PENDING as u32).map(|i| i * 10).collect::<Vec<_>>());
@@ -100,39 +115,12 @@ fn pending_list_is_bounded_and_ordered() {
 #[test]
 fn corrupt_counts_are_clamped_never_panic() {
     let mut w = Task::new(1).to_words();
-    w[5] = u64::MAX;
+    w[6] = u64::MAX;
     assert_eq!(Task::from_words(&w).pending().len(), MAX_PENDING);
-    let mut d = [0u64; DEFERRED_WORDS];
-    d[0] = 1000;
-    let mut d = Deferred::from_words(&d);
-    assert_eq!(d.to_words()[0], MAX_DEFERRED as u64);
-    let mut n = 0;
-    while d.pop().is_some() {
-        n += 1;
-    }
-    assert_eq!(n, MAX_DEFERRED);
-}
-
-#[test]
-fn deferred_is_a_bounded_fifo() {
-    let mut d = Deferred::default();
-    assert_eq!(d.pop(), None);
-    for t in 1..=MAX_DEFERRED as u64 {
-        assert!(d.push(t));
-        round_trip(d);
-    }
-    let full = d;
-    assert!(!d.push(99), "full");
-    assert_eq!(d, full, "a push into a full list changes nothing");
-    assert_eq!(d.pop(), Some(1));
-    assert!(d.push(5));
-    let mut out = Vec::new();
-    while let Some(t) = d.pop() {
-        out.push(t);
-        round_trip(d);
-    }
-    assert_eq!(out, vec![2, 3, 4, 5]);
-    assert_eq!(d, Deferred::default());
+    w[6] = 0xffff_ffff;
+    let t = Task::from_words(&w);
+    assert_eq!(t.pending().len(), MAX_PENDING);
+    assert!(!t.tap_reader, "the count's bits are not the flag");
 }
 
 #[test]
@@ -151,9 +139,5 @@ fn random_words_never_panic() {
         let t = Task::from_words(&w);
         assert!(t.pending().len() <= MAX_PENDING);
         let _ = t.to_words();
-        let mut d = [0u64; DEFERRED_WORDS];
-        d.iter_mut().for_each(|v| *v = next() % 8);
-        let mut d = Deferred::from_words(&d);
-        while d.pop().is_some() {}
     }
 }

@@ -79,7 +79,7 @@ fn tcp(
 }
 
 fn id(p: &[u8], side: Side) -> Identity {
-    identify(p, side).expect("identified")
+    identify(p, side, 0).expect("identified")
 }
 
 const PING_PAYLOAD: &[u8] =
@@ -226,7 +226,7 @@ fn ipv6_extension_headers_are_skipped() {
         &[58, 0, 0x05, 0x01, 0, 0, 0, 42],
         &l4,
     );
-    assert_eq!(identify(&later, Side::Egress), None);
+    assert_eq!(identify(&later, Side::Egress, 0), None);
 }
 
 #[test]
@@ -234,9 +234,12 @@ fn ipv4_fragments() {
     let mut first = ipv4(CONTAINER4, REMOTE4, 1, 5, &icmp(8, 1, 3, 0, PING_PAYLOAD));
     first[6] = 0x20; // MF, offset 0
     assert_eq!(id(&first, Side::Egress).pktid, 3);
+    assert!(id(&first, Side::Egress).first_fragment);
+    let whole = ipv4(CONTAINER4, REMOTE4, 1, 5, &icmp(8, 1, 3, 0, PING_PAYLOAD));
+    assert!(!id(&whole, Side::Egress).first_fragment);
     let mut later = first.clone();
     later[7] = 0xb9; // offset 185 * 8
-    assert_eq!(identify(&later, Side::Egress), None);
+    assert_eq!(identify(&later, Side::Egress, 0), None);
 }
 
 #[test]
@@ -334,7 +337,7 @@ fn tcp_survives_masquerade_and_ids_by_sequence_number() {
             99,
             &tcp(40000, 80, 1_000_000, 555, flags, 1, b""),
         );
-        assert_eq!(identify(&bare, Side::Egress), None, "flags {flags:#x}");
+        assert_eq!(identify(&bare, Side::Egress, 0), None, "flags {flags:#x}");
         let bare6 = ipv6(
             REMOTE6,
             CONTAINER6,
@@ -342,7 +345,7 @@ fn tcp_survives_masquerade_and_ids_by_sequence_number() {
             &[],
             &tcp(80, 40000, 7, 8, flags, 1, b""),
         );
-        assert_eq!(identify(&bare6, Side::Ingress), None, "flags {flags:#x}");
+        assert_eq!(identify(&bare6, Side::Ingress, 0), None, "flags {flags:#x}");
     }
     // One byte of payload is enough, and its key differs from the segment
     // with the same numbers but other data.
@@ -385,7 +388,7 @@ fn unidentified_packets() {
         vec![],
     ];
     for (i, p) in cases.iter().enumerate() {
-        assert_eq!(identify(p, Side::Egress), None, "case {i}");
+        assert_eq!(identify(p, Side::Egress, 0), None, "case {i}");
     }
     // TCP with a data offset below 5 words.
     let mut bad = ipv4(
@@ -396,7 +399,7 @@ fn unidentified_packets() {
         &tcp(1, 2, 3, 4, 0x18, 0, b"data"),
     );
     bad[20 + 12] = 4 << 4;
-    assert_eq!(identify(&bad, Side::Egress), None);
+    assert_eq!(identify(&bad, Side::Egress, 0), None);
 }
 
 #[test]
@@ -410,7 +413,7 @@ fn truncated_packets_never_panic_and_never_match_the_whole() {
     );
     let full = id(&whole, Side::Egress);
     for n in 0..whole.len() {
-        if let Some(i) = identify(&whole[..n], Side::Egress) {
+        if let Some(i) = identify(&whole[..n], Side::Egress, 0) {
             // Only cuts after the fixed TCP header are identified, and then
             // the key lacks payload bytes: it never equals the whole's.
             assert!(n >= 20 + 14, "identified with only {n} bytes");
@@ -451,8 +454,8 @@ fn random_bytes_never_panic() {
             buf[6] = [0, 43, 44, 58][(round / 8 % 4) as usize];
         }
         let len = (s % 257) as usize;
-        let _ = identify(&buf[..len.min(256)], Side::Egress);
-        let _ = identify(&buf[..len.min(256)], Side::Ingress);
+        let _ = identify(&buf[..len.min(256)], Side::Egress, 0);
+        let _ = identify(&buf[..len.min(256)], Side::Ingress, 0);
     }
 }
 
@@ -499,10 +502,82 @@ fn a_datagram_leaving_inside_its_send_is_that_send() {
     }
 }
 
+/// The first `n` bytes of payload `i`, a TCP segment carrying bytes
+/// `seq..seq + n` of a stream whose byte `k` is `k % 251`.
+fn stream(seq: u32, n: usize) -> Vec<u8> {
+    (0..n).map(|k| ((seq as usize + k) % 251) as u8).collect()
+}
+
+/// An IPv4 packet with `l4` as its transport header and payload, but an IP
+/// total length that says `total_l4` bytes follow the IP header: what a
+/// probe sees of a GSO packet, whose payload it reads only the start of.
+fn ipv4_claiming(l4: &[u8], proto: u8, id: u16, total_l4: usize) -> Vec<u8> {
+    let mut p = ipv4(CONTAINER4, REMOTE4, proto, id, l4);
+    let total = (20 + total_l4) as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p
+}
+
 #[test]
-fn only_datagrams_are_timed_when_they_leave_after_their_send() {
-    assert!(Proto::Icmp.leaves_after_its_send());
-    assert!(Proto::Icmp6.leaves_after_its_send());
-    assert!(Proto::Udp.leaves_after_its_send());
-    assert!(!Proto::Tcp.leaves_after_its_send());
+fn a_tcp_gso_packet_is_its_first_segment() {
+    let mss = 1448usize;
+    // A GSO packet of three segments, with PSH set (only its last segment
+    // will keep it), seen with its first 100 bytes of payload.
+    let gso = ipv4_claiming(
+        &tcp(40000, 80, 5000, 9, 0x18, 0, &stream(5000, 100)),
+        6,
+        77,
+        32 + 3 * mss,
+    );
+    // Its first segment on the wire: one MSS, ACK only.
+    let first = ipv4_claiming(
+        &tcp(40000, 80, 5000, 9, 0x10, 0, &stream(5000, 100)),
+        6,
+        77,
+        32 + mss,
+    );
+    let g = identify(&gso, Side::Egress, mss as u16).unwrap();
+    let f = identify(&first, Side::Egress, 0).unwrap();
+    assert_eq!(g.key, f.key, "the GSO packet and its first segment");
+    assert_eq!(g.pktid, 5000);
+    // Unsegmented identity differs (other length and flags).
+    assert_ne!(identify(&gso, Side::Egress, 0).unwrap().key, f.key);
+    // A packet that fits one segment is itself, GSO or not.
+    let small = ipv4_claiming(
+        &tcp(40000, 80, 5000, 9, 0x18, 0, &stream(5000, 100)),
+        6,
+        77,
+        32 + 100,
+    );
+    assert_eq!(
+        identify(&small, Side::Egress, mss as u16).unwrap().key,
+        identify(&small, Side::Egress, 0).unwrap().key
+    );
+    // The second segment is another packet.
+    let second = ipv4_claiming(
+        &tcp(40000, 80, 5000 + mss as u32, 9, 0x10, 0, &stream(5000 + mss as u32, 100)),
+        6,
+        78,
+        32 + mss,
+    );
+    assert_ne!(identify(&second, Side::Egress, 0).unwrap().key, f.key);
+}
+
+#[test]
+fn a_udp_gso_packet_is_its_first_datagram() {
+    let size = 1200usize;
+    let payload = b"\x00\x00\x00\x07first datagram of a UDP_SEGMENT send";
+    // udp(): the UDP length field says what the slice holds; the segments'
+    // headers say their own length.
+    let mut gso_l4 = udp(5000, 53, 0, payload);
+    gso_l4[4..6].copy_from_slice(&((8 + 4 * size) as u16).to_be_bytes());
+    let gso = ipv4_claiming(&gso_l4, 17, 5, 8 + 4 * size);
+    let mut first_l4 = udp(5000, 53, 0, payload);
+    first_l4[4..6].copy_from_slice(&((8 + size) as u16).to_be_bytes());
+    let first = ipv4_claiming(&first_l4, 17, 5, 8 + size);
+    let g = identify(&gso, Side::Egress, size as u16).unwrap();
+    let f = identify(&first, Side::Egress, 0).unwrap();
+    assert_eq!(g.key, f.key);
+    assert_eq!(g.pktid, 7);
+    assert_ne!(identify(&gso, Side::Egress, 0).unwrap().key, f.key);
 }

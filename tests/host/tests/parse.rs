@@ -1,9 +1,39 @@
 //! Tests of the input parsers (sysfs writes and module parameters).
 
 use mace_core::parse::{
-    check_pow2, check_range, parse_dev_list, parse_switch, parse_u32, DevSpec, ParseError,
-    MAX_OUTER_DEVS,
+    check_pow2, check_range, parse_dev_list, parse_switch, parse_tap_end, parse_u32, DevSpec,
+    ParseError, TapEnd, MAX_OUTER_DEVS,
 };
+
+#[test]
+fn tap_end_accepts_exactly_read_and_stamp() {
+    assert_eq!(parse_tap_end(b"read"), Ok(TapEnd::Read));
+    assert_eq!(parse_tap_end(b"read\n"), Ok(TapEnd::Read));
+    assert_eq!(parse_tap_end(b"stamp"), Ok(TapEnd::Stamp));
+    assert_eq!(parse_tap_end(b"stamp\n"), Ok(TapEnd::Stamp));
+    for end in [TapEnd::Read, TapEnd::Stamp] {
+        assert_eq!(parse_tap_end(end.name().as_bytes()), Ok(end), "a shown value reads back");
+    }
+    for bad in [
+        &b""[..],
+        b"\n",
+        b"Read",
+        b"STAMP",
+        b" read",
+        b"read ",
+        b"read\n\n",
+        b"stamp\r\n",
+        b"1",
+        b"tap",
+        b"reads",
+        b"stam",
+        b"read\0",
+    ] {
+        assert_eq!(parse_tap_end(bad), Err(ParseError::NotTapEnd), "{bad:?}");
+    }
+    let msg = ParseError::NotTapEnd.to_string();
+    assert!(msg.contains("\"read\"") && msg.contains("\"stamp\""), "{msg}");
+}
 
 #[test]
 fn switch_accepts_exactly_0_and_1() {

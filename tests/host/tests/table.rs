@@ -194,7 +194,15 @@ fn an_expired_entry_never_hides_a_newer_one_with_its_key() {
 fn put_overwrites_the_entry_with_its_key() {
     let t = table::<2>(16, 100);
     assert_eq!(t.put(5, 10, &[1, 2]), Insert::Stored);
-    assert_eq!(t.put(5, 20, &[3, 4]), Insert::Stored);
+    assert_eq!(
+        t.put(5, 20, &[3, 4]),
+        Insert::Replaced(Entry {
+            key: 5,
+            time: 10,
+            data: [1, 2]
+        }),
+        "what it overwrote comes back"
+    );
     assert_eq!(
         t.take(5, 30),
         Take::Hit(Entry {
@@ -207,7 +215,7 @@ fn put_overwrites_the_entry_with_its_key() {
     // A collided entry is overwritten too: put says "this is the entry now".
     t.insert(6, 0, &[1, 1], |_| false);
     t.insert(6, 0, &[2, 2], |_| false);
-    assert_eq!(t.put(6, 1, &[3, 3]), Insert::Stored);
+    assert!(matches!(t.put(6, 1, &[3, 3]), Insert::Replaced(_)));
     assert_eq!(
         t.take(6, 2),
         Take::Hit(Entry {
