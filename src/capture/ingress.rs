@@ -30,11 +30,12 @@
 //!
 //! The tool gets a packet once its packet socket has made it readable
 //! (`sk_data_ready`: at once for a plain or TPACKET_V1/V2 socket, when its
-//! block is closed for a TPACKET_V3 ring, as libpcap uses), at the first
-//! of: a syscall of the tool waiting for or reading a packet socket of the
-//! namespace returns with something to read; the tool enters such a wait
-//! (`packet_poll()`) again, which a libpcap reader does only once it has
-//! taken every readable packet from its ring (that takes no syscall).
+//! block is closed for a TPACKET_V3 ring, as libpcap uses): when a read of
+//! a packet socket of the namespace by the tool returns it, or, for a
+//! libpcap reader, which takes packets from its ring without a syscall,
+//! when it next enters a wait (`packet_poll()`), which it does only once it
+//! has taken every readable packet. If it never does, where its last wait
+//! returned with something to read.
 //!
 //! ```text
 //! receive on a tapped device    ingress entry taken, to the tap queue:
@@ -44,14 +45,16 @@
 //! packet_poll(), packet_recvmsg()
 //!   in a syscall                task table: Task.tap_reader; entering a
 //!                               poll: t_read = now for READABLE packets
-//! sys_exit, something to read   tap queue: t_read = now for READABLE ones
+//!                               (and provisional ones)
+//! sys_exit, something to read   tap queue, READABLE packets: t_read = now
+//!                               (a wait: provisional, until the next poll)
 //! the sweep, after a grace      if no IP socket's reader took it: window
 //!                               from the outer device to t_read (or t_tap)
 //! ```
 
 #![deny(unsafe_code)]
 
-use super::{identify, Capture, READABLE, TAP_QUEUE, TAP_WORDS};
+use super::{identify, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
 use crate::entry::{Ingress, Pending, Task, Words};
 use crate::ffi::mono_ns;
@@ -228,7 +231,7 @@ impl Capture {
         // packet_poll() runs at a poll's start and after each wakeup: only
         // the start is the tool's next wait.
         if poll && entering == Some(true) {
-            self.tap_read(cx, ns, now);
+            self.tap_read(cx, ns, now, true);
         }
     }
 
@@ -252,12 +255,15 @@ impl Capture {
 
     /// A task waiting for or reading a packet socket of the namespace with
     /// handle `ns` returned with something to read, or entered its next
-    /// wait: the readable packets a tap saw there have reached the tool.
-    pub(super) fn tap_read(&self, cx: &ProbeCx<'_>, ns: u64, now: u64) {
+    /// wait: the readable packets a tap saw there have reached the tool
+    /// (`got`), or will once it takes them from its ring (a wait returned:
+    /// the time is provisional, and the reader's next wait replaces it,
+    /// since the tool may run a signal handler, a send, before it does).
+    pub(super) fn tap_read(&self, cx: &ProbeCx<'_>, ns: u64, now: u64, got: bool) {
         let mut marked = false;
         self.taps.update_each(|rec| {
-            if rec[1] == ns && rec[3] == READABLE {
-                rec[3] = now;
+            if rec[1] == ns && (rec[3] == READABLE || got && rec[3] & PROVISIONAL != 0) {
+                rec[3] = if got { now } else { now | PROVISIONAL };
                 marked = true;
             }
         });
@@ -306,7 +312,7 @@ impl Capture {
                     bump(&c.ingress_unreported);
                     continue;
                 }
-                (TapEnd::Read, t_read) => (t_read, &c.ingress_end_tap_read),
+                (TapEnd::Read, t_read) => (t_read & !PROVISIONAL, &c.ingress_end_tap_read),
             };
             let pktid = u32::try_from(pktid).unwrap_or(0);
             if state.report(Direction::Ingress, t_rx, end, pktid) {

@@ -159,6 +159,11 @@ const TAP_GRACE_NS: u64 = 250_000_000;
 /// reader got it). No monotonic time is this small.
 const READABLE: u64 = 1;
 
+/// Marks a `t_read` taken where a reader's wait returned, which the
+/// reader's next wait replaces ([`Capture::tap_read`]). No monotonic time
+/// has this bit.
+const PROVISIONAL: u64 = 1 << 63;
+
 /// Everything the probes share.
 pub(crate) struct Capture {
     egress: KTable<EGRESS_WORDS>,
@@ -291,7 +296,9 @@ impl Capture {
             };
             self.recv_exited(owner, &t, ret, now);
             if t.tap_reader && ret > 0 {
-                self.tap_read(cx, t.ns, now);
+                // A read is where the reader got them; a wait returned
+                // before the reader took them from its ring.
+                self.tap_read(cx, t.ns, now, s.receives(nr));
             }
         });
     }
