@@ -101,7 +101,7 @@ order=$(sed -n 's/^\[\([0-9]*\)\.\([0-9]*\)\] (\([0-9]*\)) egress: \([0-9]*\)$/\
 if [[ -z $order ]]; then
 	pass "tbf: each packet's window starts at its own send, in the order they were sent"
 else
-	fail "tbf: send times out of order" "$order"
+	fail "tbf: send times out of order" "$order; $(sort -t"(" -k2 -n /tmp/q.lines | head -c 700)"
 fi
 # And they wait for those before them: the last packet's latency spans
 # most of the burst's transmission (19 x 8.3 ms, less sending it: > 60 ms).
