@@ -26,15 +26,50 @@ LOADS=${MACE_TEST_LOADS:-"0 1 5 10"}
 TCP_ROUNDS=${MACE_TEST_TCP_ROUNDS:-9}
 SCALE=${MACE_TEST_SCALE:-100}
 # What mace hooks, for ftrace to record: the tracepoints as events, and the
-# kernel function with the function tracer.
-EVENTS="raw_syscalls/sys_enter raw_syscalls/sys_exit net/net_dev_start_xmit
-	net/netif_receive_skb skb/skb_copy_datagram_iovec"
-FUNCTIONS="skb_consume_udp"
+# kernel functions with the function tracer. Not recorded: the hooks of
+# packet sockets' readers and the UDP fallbacks (sk_data_ready,
+# packet_poll(), packet_recvmsg(), __consume_stateless_skb(),
+# __sock_recv_cmsgs()), of which the perturbation's ping hits only
+# sk_data_ready, once per reply (mace's filter returns at once there).
+EVENTS="raw_syscalls/sys_enter raw_syscalls/sys_exit net/net_dev_queue
+	net/net_dev_start_xmit net/netif_receive_skb skb/skb_copy_datagram_iovec"
+FUNCTIONS="skb_consume_udp __neigh_event_send"
 
 section() {
 	echo "BENCH-BEGIN $1"
 	cat "$2"
 	echo "BENCH-END"
+}
+
+# The tools of the accuracy table, each with its own ICMP payload size.
+ACC_TOOLS="ping4 pingU4 ping6 hping3 mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
+NETEM_MS=${MACE_TEST_NETEM_MS:-20}
+
+# acc_tool TOOL NAME: runs TOOL in c1 for PINGS packets, 10 ms apart, and
+# prints its output and c1's /dev/mace lines as sections NAME.out and
+# NAME.mace (mace-ping prints its own joined lines).
+acc_tool() {
+	local tool=$1 name=$2 n=$PINGS
+	ip netns exec c1 cat /dev/mace >/dev/null
+	case $tool in
+	ping4) ip netns exec c1 ping -c "$n" -i 0.01 -s 136 "$REMOTE4" ;;
+	pingU4) ip netns exec c1 ping -U -c "$n" -i 0.01 -s 152 "$REMOTE4" ;;
+	ping6) ip netns exec c1 ping -6 -c "$n" -i 0.01 -s 168 "$REMOTE6" ;;
+	hping3) ip netns exec c1 hping3 -1 -c "$n" -i u10000 -d 184 "$REMOTE4" 2>&1 ;;
+	mp-raw4) ip netns exec c1 mace-ping --raw --json -c "$n" -i 0.01 -s 120 "$REMOTE4" ;;
+	mp-dgram4) ip netns exec c1 mace-ping --dgram --json -c "$n" -i 0.01 -s 104 "$REMOTE4" ;;
+	mp-raw6) ip netns exec c1 mace-ping -6 --raw --json -c "$n" -i 0.01 -s 200 "$REMOTE6" ;;
+	mp-dgram6) ip netns exec c1 mace-ping -6 --dgram --json -c "$n" -i 0.01 -s 216 "$REMOTE6" ;;
+	udp4) ip netns exec c1 mace-echo udp-client "$REMOTE4:7777" "$n" 10 ;;
+	udp6) ip netns exec c1 mace-echo udp-client "[$REMOTE6]:7778" "$n" 10 ;;
+	tcp4) ip netns exec c1 mace-echo tcp-client "$REMOTE4:7779" "$n" 10 ;;
+	tcp6) ip netns exec c1 mace-echo tcp-client "[$REMOTE6]:7780" "$n" 10 ;;
+	esac >/tmp/tool.out
+	# Lines of packets only a packet socket read come after a grace period.
+	[[ $tool == hping3 ]] && sleep 0.6
+	ip netns exec c1 cat /dev/mace >/tmp/tool.mace
+	section "$name.out" /tmp/tool.out
+	section "$name.mace" /tmp/tool.mace
 }
 
 unload() { grep -q '^mace ' /proc/modules && rmmod mace; return 0; }
@@ -72,7 +107,7 @@ condition() {
 }
 
 icount() {
-	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,}"
+	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,} netem_ms=$NETEM_MS"
 	local max=$(($(echo $LOADS | tr ' ' '\n' | sort -n | tail -1) + 1)) r cond load i
 	topo_up "$max" || exit 1
 	for i in $(seq 1 "$max"); do
@@ -108,47 +143,86 @@ icount() {
 	done
 	condition unloaded
 
-	# 2. Accuracy and coverage with LOAD co-located flood-pinging
-	#    containers; the wire RTT comes from a capture on the outer device.
-	#    Each tool uses its own payload size, so that the capture tells
-	#    their packets apart from each other and from the flooders'.
+	# 2. Accuracy and coverage, per tool, with LOAD co-located
+	#    flood-pinging containers, without and with a netem delay on c1's
+	#    eth0 (then an iperf3 UDP stream from c1 keeps many packets in
+	#    that qdisc at once, so that every tool's packets wait among
+	#    others). The wire RTT comes from a capture on the outer device
+	#    (and, for TCP's replies, on the remote's).
+	#    Each ICMP tool uses its own payload size, so that the capture
+	#    tells their packets apart (and from the flooders', not captured).
+	ip netns exec remote mace-echo udp-server 0.0.0.0:7777 &
+	ip netns exec remote mace-echo udp-server '[::]:7778' &
+	ip netns exec remote mace-echo tcp-server 0.0.0.0:7779 &
+	ip netns exec remote mace-echo tcp-server '[::]:7780' &
+	ip netns exec remote iperf3 -s -D -p 5202
+	sleep 0.5
+	load
+	ip netns exec c1 bash -c "echo 1 > $ON; cat /dev/mace >/dev/null"
+	local netem tool pids tpid rpid
 	for load in $LOADS; do
-		load
-		local pids=()
+		pids=()
 		for i in $(seq 2 $((load + 1))); do
 			ip netns exec "c$i" ping -f -q "$REMOTE4" >/dev/null 2>&1 &
 			pids+=($!)
 		done
-		tcpdump -i eth0 -n -U --time-stamp-precision=nano -w /tmp/wire.pcap \
-			'icmp and (ip[2:2] == 148 or ip[2:2] == 164 or ip[2:2] == 180)' 2>/tmp/tcpdump.err &
-		local tpid=$!
-		for i in $(seq 1 100); do grep -q listening /tmp/tcpdump.err && break; sleep 0.05; done
-		ip netns exec c1 mace-ping --raw --json -c "$PINGS" -i 0.01 -s 120 "$REMOTE4" >/tmp/mp.json
-		ip netns exec c1 bash -c "echo 1 > $ON; cat /dev/mace >/dev/null"
-		ip netns exec c1 ping -c "$PINGS" -i 0.01 -s 136 "$REMOTE4" >/tmp/ping.txt
-		ip netns exec c1 cat /dev/mace >/tmp/ping.mace
-		ip netns exec c1 ping -U -c "$PINGS" -i 0.01 -s 152 "$REMOTE4" >/tmp/pingU.txt
-		ip netns exec c1 cat /dev/mace >/tmp/pingU.mace
-		ip netns exec c1 cat /sys/class/mace/stats >/tmp/stats
-		kill "${pids[@]}" 2>/dev/null
-		# Let tcpdump drain its capture ring before it is stopped: stopped
-		# at once, it lost the last packets of the third tool.
-		for i in $(seq 1 100); do
-			(($(tcpdump -r /tmp/wire.pcap -n 2>/dev/null | grep -c 'reply.*length 160') >= PINGS)) && break
-			sleep 0.1
+		for netem in 0 1; do
+			if ((netem)); then
+				ip netns exec c1 tc qdisc add dev eth0 root netem delay "$NETEM_MS"ms limit 10000
+				ip netns exec c1 iperf3 -c "$REMOTE4" -p 5202 -u -b 400k -l 100 -t 100000 >/dev/null 2>&1 &
+				local bg=$!
+				sleep 0.5
+			fi
+			# The wire: the outer device's capture (eth0). A request is
+			# stamped as the device hands it to its taps, right before it
+			# transmits it; a reply when the link queues it for the device's
+			# receive (netif_rx), just before mace's ingress window starts.
+			# TCP's replies are stamped later, at the tap, after mace's probe
+			# (they carry their sender's departure time, which the stack
+			# keeps, so none is taken at netif_rx): for them the report takes
+			# the remote's capture of its replies, as they leave its eth0,
+			# plus the link's crossing, measured on the other replies.
+			local filter='(icmp and not ip[2:2] == 84) or icmp6 or (udp and portrange 7777-7778) or (tcp and portrange 7779-7780)'
+			tcpdump -i eth0 -n -U --time-stamp-precision=nano -w /tmp/wire.pcap "$filter" 2>/tmp/tcpdump.err &
+			tpid=$!
+			ip netns exec remote tcpdump -i eth0 -Q out -n -U --time-stamp-precision=nano -w /tmp/wire-remote.pcap \
+				"$filter" 2>/tmp/tcpdump-remote.err &
+			rpid=$!
+			for i in $(seq 1 100); do
+				grep -q listening /tmp/tcpdump.err && grep -q listening /tmp/tcpdump-remote.err && break
+				sleep 0.05
+			done
+			for tool in $ACC_TOOLS; do
+				((netem)) && [[ $tool == tcp* ]] && continue
+				acc_tool "$tool" "acc load=$load netem=$netem tool=$tool"
+			done
+			ip netns exec c1 cat /sys/class/mace/stats >/tmp/stats
+			cat /sys/class/mace/stats >/tmp/host.stats
+			if ((netem)); then
+				kill "$bg" 2>/dev/null
+				wait "$bg" 2>/dev/null
+				ip netns exec c1 tc qdisc del dev eth0 root
+			fi
+			# Let tcpdump drain its capture ring before it is stopped.
+			sleep 1
+			kill -INT $tpid $rpid
+			wait $tpid $rpid 2>/dev/null
+			tcpdump -r /tmp/wire.pcap -n -tt -S --time-stamp-precision=nano 2>/dev/null >/tmp/wire.txt
+			tcpdump -r /tmp/wire-remote.pcap -n -tt -S --time-stamp-precision=nano 2>/dev/null >/tmp/wire-remote.txt
+			section "acc load=$load netem=$netem wire" /tmp/wire.txt
+			section "acc load=$load netem=$netem wire.remote" /tmp/wire-remote.txt
+			section "acc load=$load netem=$netem stats" /tmp/stats
+			section "acc load=$load netem=$netem host.stats" /tmp/host.stats
 		done
-		kill -INT $tpid
-		wait $tpid 2>/dev/null
-		wait 2>/dev/null
-		tcpdump -r /tmp/wire.pcap -n -tt --time-stamp-precision=nano 2>/dev/null >/tmp/wire.txt
-		section "acc load=$load mace-ping" /tmp/mp.json
-		section "acc load=$load ping" /tmp/ping.txt
-		section "acc load=$load ping.mace" /tmp/ping.mace
-		section "acc load=$load pingU" /tmp/pingU.txt
-		section "acc load=$load pingU.mace" /tmp/pingU.mace
-		section "acc load=$load wire" /tmp/wire.txt
-		section "acc load=$load stats" /tmp/stats
+		# (With no flooders, a bare "wait" would wait for the servers.)
+		if ((${#pids[@]})); then
+			kill "${pids[@]}" 2>/dev/null
+			wait "${pids[@]}" 2>/dev/null
+		fi
 	done
+	kill $(jobs -p) 2>/dev/null
+	wait 2>/dev/null
+	pkill iperf3
 
 	# 3. Self-cost per probe hit, with matching traffic (c1 captures and
 	#    pings) and without (c1 captures, c2 pings).
