@@ -166,8 +166,11 @@ run_hping() {
 		fail "$name: window ends" "$counter +$(($(stat c1 "$counter") - end0)), want +10"
 	fi
 	# Per packet: id, hping3's RTT (ns, printed to 0.1 ms), egress + ingress.
+	# hping3 reads a time's seconds and microseconds with two calls, and
+	# prints an RTT one second too long when a second begins between them:
+	# an RTT of a second or more (none is, 50 ms apart) is a second shorter.
 	sed -n 's/.*icmp_seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out |
-		awk '{ printf "%d %.0f\n", $1 * 256, $2 * 1e6 }' >/tmp/rtts
+		awk '{ r = $2 * 1e6; if (r >= 1e9) r -= 1e9; printf "%d %.0f\n", $1 * 256, r }' >/tmp/rtts
 	awk 'FNR == NR { rtt[$1] = $2; next } { id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
 		END { for (id in rtt) print id, rtt[id], (id in sum) ? sum[id] : -1 }' /tmp/rtts /tmp/lines >/tmp/hping.sums
 	# The mean ingress latency (ms).
