@@ -94,14 +94,16 @@ burst "tbf 1 Mbit/s on the outer device, 20 pings at once" 20 1 -l 20 -s 1000 -i
 # Each packet's window must start at its own send: the sends' times (a
 # line's end time less its latency) follow the sequence numbers, since ping
 # sends them in order. A packet timed from another send (a later one, as a
-# per-socket queue of send starts would do) breaks the order.
+# per-socket queue of send starts would do) breaks the order. (The
+# microseconds lose their leading zeros first: busybox awk reads "012345"
+# as an octal number.)
 order=$(sed -n 's/^\[\([0-9]*\)\.\([0-9]*\)\] (\([0-9]*\)) egress: \([0-9]*\)$/\3 \1 \2 \4/p' /tmp/q.lines | sort -n |
-	awk '{ start = ($2 - 1700000000) * 1e9 + $3 * 1000 - $4 }
+	awk '{ us = $3; sub(/^0+/, "", us); start = ($2 - 1700000000) * 1e9 + us * 1000 - $4 }
 		NR > 1 && start <= prev { printf "%s starts %.0f ns after %s ", $1, start - prev, p } { prev = start; p = $1 }')
 if [[ -z $order ]]; then
 	pass "tbf: each packet's window starts at its own send, in the order they were sent"
 else
-	fail "tbf: send times out of order" "$order; $(sort -t"(" -k2 -n /tmp/q.lines | head -c 700)"
+	fail "tbf: send times out of order" "$order; $(grep egress /tmp/q.lines | sort -t"(" -k2 -n | tr "\n" " ")"
 fi
 # And they wait for those before them: the last packet's latency spans
 # most of the burst's transmission (19 x 8.3 ms, less sending it: > 60 ms).
