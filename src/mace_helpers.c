@@ -51,8 +51,8 @@
 /*
  * Hooks. Tracepoints are looked up by name, since most are not exported to
  * modules; skb_consume_udp(), __neigh_event_send(), packet_poll(),
- * packet_recvmsg(), __consume_stateless_skb() and __sock_recv_cmsgs() are
- * hooked through the function tracer, one ftrace_ops each.
+ * packet_recvmsg() and __consume_stateless_skb() are hooked through the
+ * function tracer, one ftrace_ops each.
  */
 
 static const char *const mace_hook_names[MACE_HOOKS] = {
@@ -68,7 +68,6 @@ static const char *const mace_hook_names[MACE_HOOKS] = {
 	[MACE_HOOK_PACKET_RECVMSG] = "packet_recvmsg",
 	[MACE_HOOK_SK_DATA_READY] = "sk_data_ready",
 	[MACE_HOOK_CONSUME_STATELESS_SKB] = "__consume_stateless_skb",
-	[MACE_HOOK_SOCK_RECV_CMSGS] = "__sock_recv_cmsgs",
 };
 
 /*
@@ -118,9 +117,6 @@ static_assert(__same_type(&__neigh_event_send,
 			  int (*)(struct neighbour *, struct sk_buff *, bool)));
 static_assert(__same_type(&__consume_stateless_skb,
 			  void (*)(struct sk_buff *)));
-static_assert(__same_type(&__sock_recv_cmsgs,
-			  void (*)(struct msghdr *, struct sock *,
-				   struct sk_buff *)));
 
 const char *mace_hook_name(enum mace_hook hook)
 {
@@ -232,34 +228,12 @@ static void notrace mace_stateless_hook_func(unsigned long ip,
 	probe(h->data, (struct sk_buff *)ftrace_regs_get_argument(fregs, 0));
 }
 
-/*
- * __sock_recv_cmsgs(msg, sk, skb), for UDP sockets only: raw and ping
- * sockets' packets are seen copied, and a packet socket's reader must not
- * take what an IP socket's reader will get.
- */
-static void notrace mace_cmsgs_hook_func(unsigned long ip,
-					 unsigned long parent_ip,
-					 struct ftrace_ops *op,
-					 struct ftrace_regs *fregs)
-{
-	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
-	mace_sock_recv_cmsgs_probe probe = h->probe;
-	struct sock *sk = (struct sock *)ftrace_regs_get_argument(fregs, 1);
-
-	if (!sk || sk->sk_type != SOCK_DGRAM ||
-	    (sk->sk_protocol != IPPROTO_UDP &&
-	     sk->sk_protocol != IPPROTO_UDPLITE))
-		return;
-	probe(h->data, sk, (struct sk_buff *)ftrace_regs_get_argument(fregs, 2));
-}
-
 static struct mace_fhook mace_fhooks[] = {
 	{ .func = mace_udp_hook_func },
 	{ .func = mace_neigh_hook_func },
 	{ .func = mace_packet_poll_hook_func },
 	{ .func = mace_packet_recvmsg_hook_func },
 	{ .func = mace_stateless_hook_func },
-	{ .func = mace_cmsgs_hook_func },
 };
 
 static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
@@ -275,8 +249,6 @@ static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
 		return &mace_fhooks[3];
 	case MACE_HOOK_CONSUME_STATELESS_SKB:
 		return &mace_fhooks[4];
-	case MACE_HOOK_SOCK_RECV_CMSGS:
-		return &mace_fhooks[5];
 	default:
 		return NULL;
 	}
@@ -334,7 +306,6 @@ static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
 	case MACE_HOOK_PACKET_POLL:
 	case MACE_HOOK_PACKET_RECVMSG:
 	case MACE_HOOK_CONSUME_STATELESS_SKB:
-	case MACE_HOOK_SOCK_RECV_CMSGS:
 		return ERR_PTR(-EOPNOTSUPP);
 	default:
 		return NULL;

@@ -37,7 +37,7 @@ struct spinlock;
 struct sock;
 
 /**
- * The hooks mace attaches probes to: six tracepoints, and four kernel
+ * The hooks mace attaches probes to: seven tracepoints, and five kernel
  * functions through the function tracer (ftrace). skb_consume_udp(): no
  * tracepoint sees a UDP datagram handed to its reader on every kernel mace
  * supports (6.12 frees it with the consume_skb tracepoint, newer kernels
@@ -45,11 +45,10 @@ struct sock;
  * that waits for its neighbour to be resolved is queued there in its
  * sender's context, and reaches net_dev_queue only later, from a softirq.
  * packet_poll() and packet_recvmsg(): a task waits for or reads a packet
- * socket (libpcap), which no tracepoint shows. __consume_stateless_skb() and
- * __sock_recv_cmsgs(): a UDP datagram reaches its reader where the compiler
- * inlined skb_consume_udp() into udp_recvmsg() (6.12 built with -O2): the
- * first sees it freed, the second sees it with its socket when the reader
- * asks for timestamps. The tracepoint sk_data_ready
+ * socket (libpcap), which no tracepoint shows. __consume_stateless_skb(): a
+ * UDP datagram reaches its reader where the compiler inlined
+ * skb_consume_udp() into udp_recvmsg() (6.12 built with -O2), and is freed
+ * there. The tracepoint sk_data_ready
  * fires for every socket: its probe sees packet sockets only (filtered in C).
  */
 enum mace_hook {
@@ -65,9 +64,8 @@ enum mace_hook {
 	MACE_HOOK_PACKET_RECVMSG = 9,
 	MACE_HOOK_SK_DATA_READY = 10,
 	MACE_HOOK_CONSUME_STATELESS_SKB = 11,
-	MACE_HOOK_SOCK_RECV_CMSGS = 12,
 	/** Number of hooks. */
-	MACE_HOOKS = 13,
+	MACE_HOOKS = 12,
 };
 
 /*
@@ -92,8 +90,6 @@ typedef void (*mace_skb_consume_udp_probe)(void *data, struct sock *sk,
 typedef void (*mace_neigh_event_send_probe)(void *data, struct sk_buff *skb);
 typedef void (*mace_consume_stateless_skb_probe)(void *data,
 						 struct sk_buff *skb);
-typedef void (*mace_sock_recv_cmsgs_probe)(void *data, struct sock *sk,
-					   struct sk_buff *skb);
 /*
  * packet_poll() and packet_recvmsg(), and sk_data_ready for packet sockets:
  * the packet socket's struct sock.

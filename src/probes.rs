@@ -19,7 +19,6 @@
 //! | `netif_receive_skb`       | ingress | [`Capture::receive`]         |
 //! | `skb_copy_datagram_iovec` | ingress | [`Capture::copied`]          |
 //! | `skb_consume_udp()`       | ingress | [`Capture::consumed_udp`]    |
-//! | `__sock_recv_cmsgs()`     | ingress | [`Capture::consumed_udp`]    |
 //! | `__consume_stateless_skb()` | ingress | [`Capture::copied`]        |
 //! | `packet_poll()`           | ingress | [`Capture::packet_read`]     |
 //! | `packet_recvmsg()`        | ingress | [`Capture::packet_read`]     |
@@ -92,10 +91,6 @@ impl Hooks for Capture {
 
     fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         self.hook(Hook::ConsumeStatelessSkb, || self.copied(cx, skb));
-    }
-
-    fn sock_recv_cmsgs(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb) {
-        self.hook(Hook::SockRecvCmsgs, || self.consumed_udp(cx, sk, skb));
     }
 
     fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock) {

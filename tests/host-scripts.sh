@@ -200,7 +200,7 @@ make_tree() {
 			printf 'ffffffff82000000 D __tracepoint_%s\nffffffff81000000 T __traceiter_%s\n' "$tp" "$tp"
 		done
 		printf 'ffffffff81000100 T skb_consume_udp\nffffffff81000200 T __neigh_event_send\n'
-		printf 'ffffffff81000500 T __consume_stateless_skb\nffffffff81000600 T __sock_recv_cmsgs\n'
+		printf 'ffffffff81000500 T __consume_stateless_skb\n'
 		printf 'ffffffff81000300 t packet_poll\nffffffff81000400 t packet_recvmsg\n'
 	} >"$d/System.map"
 	# The "kernel Makefile": records the variables a module build passes.

@@ -337,16 +337,13 @@ impl Capture {
     /// task (TCP, raw and ping sockets, large UDP datagrams), from the
     /// socket that owns it; `__consume_stateless_skb()`: a UDP datagram
     /// whose reader is done with it is freed (where `skb_consume_udp()` is
-    /// inlined: the task's namespace, and the syscall's return, unless
-    /// `__sock_recv_cmsgs()` saw it first).
+    /// inlined: the task's namespace, and the syscall's return).
     pub(crate) fn copied(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         self.deliver(cx, skb, skb.owner());
     }
 
     /// `skb_consume_udp()`: a UDP socket's reader is done with a datagram
-    /// (UDP copies small datagrams without `skb_copy_datagram_iovec`);
-    /// `__sock_recv_cmsgs()`: a UDP socket's reader gets the timestamps it
-    /// asked for.
+    /// (UDP copies small datagrams without `skb_copy_datagram_iovec`).
     pub(crate) fn consumed_udp(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb) {
         self.deliver(cx, skb, Some(sk));
     }

@@ -70,9 +70,6 @@ pub(crate) enum Hook {
     /// `__consume_stateless_skb()`: a UDP datagram is freed (a function,
     /// hooked through ftrace).
     ConsumeStatelessSkb = sys::MACE_HOOK_CONSUME_STATELESS_SKB,
-    /// `__sock_recv_cmsgs()`: a reader that asked for them gets a packet's
-    /// control messages (a function, hooked through ftrace).
-    SockRecvCmsgs = sys::MACE_HOOK_SOCK_RECV_CMSGS,
 }
 
 /// Number of [`Hook`]s.
@@ -93,7 +90,6 @@ impl Hook {
         Hook::PacketRecvmsg,
         Hook::SkDataReady,
         Hook::ConsumeStatelessSkb,
-        Hook::SockRecvCmsgs,
     ];
 
     /// The hook's position in [`Hook::ALL`].
@@ -156,9 +152,6 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock);
     /// `__consume_stateless_skb()`: `skb`, a UDP datagram, is freed.
     fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
-    /// `__sock_recv_cmsgs()`: the reader of socket `sk` gets the control
-    /// messages it asked for (timestamps) of `skb`, which it receives.
-    fn sock_recv_cmsgs(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb);
 }
 
 /// The one prologue of every probe: the handler from the probe's data, and
@@ -379,26 +372,6 @@ unsafe extern "C" fn consume_stateless_skb<T: Hooks>(data: *mut c_void, skb: *mu
     }
 }
 
-/// # Safety
-///
-/// Called by the function hook of `__sock_recv_cmsgs()`, with data from
-/// [`ProbeRegistration::register`] and the function's socket and packet.
-unsafe extern "C" fn sock_recv_cmsgs<T: Hooks>(
-    data: *mut c_void,
-    sk: *mut sys::sock,
-    skb: *mut sys::sk_buff,
-) {
-    // SAFETY: See above; the reader holds the socket and the packet during
-    // the call.
-    unsafe {
-        enter::<T>(data, |h, cx| {
-            if let (Some(sk), Some(skb)) = (Sock::from_raw(sk), Skb::from_raw(skb)) {
-                h.sock_recv_cmsgs(cx, sk, skb);
-            }
-        })
-    }
-}
-
 /// `T`'s probe for each hook, typed by `mace_helpers.h` (so the compiler
 /// checks each against its tracepoint), then untyped for registration.
 fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
@@ -414,7 +387,6 @@ fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
     let recvmsg: sys::mace_packet_read_probe = Some(packet_recvmsg::<T>);
     let ready: sys::mace_packet_read_probe = Some(sk_data_ready::<T>);
     let stateless: sys::mace_consume_stateless_skb_probe = Some(consume_stateless_skb::<T>);
-    let cmsgs: sys::mace_sock_recv_cmsgs_probe = Some(sock_recv_cmsgs::<T>);
     let null = core::ptr::null_mut;
     [
         (
@@ -458,10 +430,6 @@ fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
         (
             Hook::ConsumeStatelessSkb,
             stateless.map_or(null(), |f| f as *mut c_void),
-        ),
-        (
-            Hook::SockRecvCmsgs,
-            cmsgs.map_or(null(), |f| f as *mut c_void),
         ),
     ]
 }
