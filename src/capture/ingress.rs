@@ -208,13 +208,9 @@ impl Capture {
         if !task::in_task() {
             return;
         }
-        let Some(state) = NET_STATE.get(cx, sk.net()) else {
+        let Some(ns) = self.reading_ns(cx, sk) else {
             return;
         };
-        let ns = state.handle();
-        if !state.enabled() || ns == 0 || self.tap_end(state) != TapEnd::Read {
-            return;
-        }
         let now = mono_ns();
         let entering = self.update_task(cx, ns, now, |t| {
             // Packets it took from an IP socket of another namespace keep
@@ -235,16 +231,20 @@ impl Capture {
         }
     }
 
+    /// The handle of packet socket `sk`'s namespace, if it captures and its
+    /// windows end where the reader gets a packet (`tap_end` `read`).
+    fn reading_ns(&self, cx: &ProbeCx<'_>, sk: &Sock) -> Option<u64> {
+        let state = NET_STATE.get(cx, sk.net())?;
+        let ns = state.handle();
+        (state.enabled() && ns != 0 && self.tap_end(state) == TapEnd::Read).then_some(ns)
+    }
+
     /// `sk_data_ready` for packet socket `sk`: the packets a tap saw in the
     /// socket's namespace until now are readable.
     pub(crate) fn packet_ready(&self, cx: &ProbeCx<'_>, sk: &Sock) {
-        let Some(state) = NET_STATE.get(cx, sk.net()) else {
+        let Some(ns) = self.reading_ns(cx, sk) else {
             return;
         };
-        let ns = state.handle();
-        if !state.enabled() || ns == 0 || self.tap_end(state) != TapEnd::Read {
-            return;
-        }
         let now = mono_ns();
         self.taps.update_each(|rec| {
             if rec[1] == ns && rec[3] == 0 && now.wrapping_sub(rec[2]) as i64 >= 0 {
