@@ -83,6 +83,8 @@ ksrc_make() { make LLVM="$MACE_LLVM" "$@"; }
 kconfig_fragments() {
 	local k=$MACE_TOP/scripts/kconfig
 	echo "$k/base.config"
+	# The rt flavor is the debug flavor on a PREEMPT_RT kernel.
+	[[ $MACE_FLAVOR != rt ]] || echo "$k/debug.config"
 	echo "$k/$MACE_FLAVOR.config"
 	[[ ! -f $k/kernel-$MACE_KERNEL.config ]] || echo "$k/kernel-$MACE_KERNEL.config"
 }
