@@ -11,7 +11,7 @@
 
 use crate::chardev::Reader;
 use crate::control::Control;
-use crate::ffi::class::{ClassAttr, ClassOps};
+use crate::ffi::class::{ClassAttr, ClassOps, Opener};
 use crate::ffi::file::{FileOps, UserWriter};
 use crate::ffi::net::{Net, PernetOps};
 use crate::ffi::netdev::{NetdevEvent, NetdevOps};
@@ -41,8 +41,8 @@ impl ClassOps for Control {
         sysfs::show(self, attr, out)
     }
 
-    fn store(&self, attr: ClassAttr, input: &[u8]) -> Result {
-        sysfs::store(self, attr, input)
+    fn store(&self, attr: ClassAttr, opener: &Opener<'_>, input: &[u8]) -> Result {
+        sysfs::store(self, attr, opener, input)
     }
 }
 

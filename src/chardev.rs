@@ -77,7 +77,9 @@ impl Reader {
     /// Reads lines into `out`; returns the bytes copied, 0 at end of file.
     pub(crate) fn read(&self, out: &mut UserWriter) -> Result<usize> {
         let mut cursor = self.cursor.lock();
-        let ring = self.state.ring();
-        cursor.read(out, || ring.and_then(|r| r.pop::<Record>()))
+        // Counted for the read, so that switching capture off meanwhile
+        // cannot free it under the reader.
+        let ring = self.state.ring_arc();
+        cursor.read(out, || ring.as_ref().and_then(|r| r.pop::<Record>()))
     }
 }

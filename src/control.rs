@@ -12,10 +12,12 @@
 #![deny(unsafe_code)]
 
 use crate::capture::Capture;
+use crate::ffi::log_ratelimit;
+use crate::ffi::net::Net;
 use crate::ffi::sync::Retired;
 use crate::ffi::tracepoint::{Hook, ProbeRegistration};
 use crate::ffi::work::SweepRegistration;
-use crate::netns::{NetState, REGISTRY_SLOTS};
+use crate::netns::{NetState, RecordRing, REGISTRY_SLOTS};
 use crate::params::Params;
 use crate::parse::{DevList, MAX_OUTER_DEVS};
 use kernel::new_mutex;
@@ -53,6 +55,77 @@ struct Switch {
     capturing: usize,
     /// The probes, registered while `capturing > 0`.
     probes: Option<Probes>,
+    /// For each unprivileged user with namespaces that capture: the user
+    /// (uid in the initial user namespace) and how many. An entry whose
+    /// count fell to 0 is reused for the next user, so there are never more
+    /// entries than users capturing at once (at most [`REGISTRY_SLOTS`]).
+    users: KVVec<(u32, u32)>,
+}
+
+impl Switch {
+    /// How many namespaces capture that count against `uid`.
+    fn user_count(&self, uid: u32) -> u32 {
+        self.users
+            .iter()
+            .find(|(u, n)| *u == uid && *n > 0)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Users with namespaces that capture.
+    fn users(&self) -> usize {
+        self.users.iter().filter(|(_, n)| *n > 0).count()
+    }
+
+    /// Counts one more namespace against `uid`.
+    fn charge_user(&mut self, uid: u32) -> Result {
+        let entry = match self.users.iter().position(|(u, n)| *u == uid && *n > 0) {
+            Some(i) => self.users.get_mut(i),
+            None => self.users.iter_mut().find(|(_, n)| *n == 0),
+        };
+        if let Some((u, n)) = entry {
+            *u = uid;
+            *n = n.saturating_add(1);
+            return Ok(());
+        }
+        self.users.push((uid, 1), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Counts one namespace less against `uid`.
+    fn uncharge_user(&mut self, uid: u32) {
+        if let Some((_, n)) = self.users.iter_mut().find(|(u, n)| *u == uid && *n > 0) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// One namespace less captures: the probes go when none does.
+    fn stopped(&mut self, state: &NetState) {
+        if let Some(uid) = state.charged_uid() {
+            self.uncharge_user(uid);
+            state.set_charged_uid(None);
+        }
+        self.capturing = self.capturing.saturating_sub(1);
+        if self.capturing == 0 {
+            // Unregisters and waits for running probes.
+            self.probes = None;
+        }
+    }
+}
+
+/// What a namespace let go of when its capture stopped: its registry slot
+/// and its ring, freed when dropped, after a grace period (process context,
+/// without the control's locks held).
+#[must_use]
+struct Released {
+    _slot: Option<Retired<NetState>>,
+    _ring: Option<Retired<RecordRing>>,
+}
+
+impl Released {
+    /// Whether there is nothing to free.
+    fn is_empty(&self) -> bool {
+        self._slot.is_none() && self._ring.is_none()
+    }
 }
 
 /// State shared by all namespaces, alive from load to unload.
@@ -68,7 +141,7 @@ pub(crate) struct Control {
     /// go after the grace period of their batch (so that a dying namespace
     /// does not wait for one of its own).
     #[pin]
-    retired: Mutex<KVVec<Retired<NetState>>>,
+    retired: Mutex<KVVec<Released>>,
     /// The probes' tables and counters.
     pub(crate) capture: Arc<Capture>,
     /// The validated module parameters.
@@ -84,7 +157,14 @@ impl Control {
         )?;
         let control = Arc::pin_init(
             pin_init!(Self {
-                switch <- new_mutex!(Switch { capturing: 0, probes: None }, "mace_switch"),
+                switch <- new_mutex!(
+                    Switch {
+                        capturing: 0,
+                        probes: None,
+                        users: KVVec::new(),
+                    },
+                    "mace_switch"
+                ),
                 outer_devs <- new_mutex!(params.outer_devs, "mace_outer_devs"),
                 retired <- new_mutex!(KVVec::new(), "mace_retired"),
                 capture,
@@ -96,54 +176,116 @@ impl Control {
         Ok(control)
     }
 
-    /// Switches capture of the namespace with `state` on or off; returns
-    /// whether it was on.
-    pub(crate) fn set_capture(&self, state: &Arc<NetState>, on: bool) -> Result<bool> {
-        let mut switch = self.switch.lock();
-        if on == state.enabled() {
-            return Ok(on);
+    /// Switches capture of the namespace `net` with `state` on or off;
+    /// returns whether it was on.
+    ///
+    /// Switching on counts the namespace against the user who created its
+    /// user namespaces (`EDQUOT` past `max_netns_per_user`), takes a
+    /// registry slot (`ENOSPC` when all are taken), then allocates the ring,
+    /// charged to the caller's memory cgroup; a failure at any step undoes
+    /// the steps before it. Switching off lets go of slot and ring.
+    pub(crate) fn set_capture(&self, net: &Net, state: &Arc<NetState>, on: bool) -> Result<bool> {
+        let released;
+        {
+            let mut switch = self.switch.lock();
+            if on == state.enabled() {
+                return Ok(on);
+            }
+            if on {
+                self.start(&mut switch, net, state)?;
+                return Ok(false);
+            }
+            state.set_enabled(false);
+            switch.stopped(state);
+            released = self.release(state);
         }
-        if on {
-            state.ensure_ring(self.params.ring_size)?;
-            self.capture.registry.attach(state).inspect_err(|_| {
+        // Waits for a grace period, with no lock held.
+        drop(released);
+        Ok(true)
+    }
+
+    /// Switches capture on in `net` with `state` (see [`Self::set_capture`]).
+    fn start(&self, switch: &mut Switch, net: &Net, state: &Arc<NetState>) -> Result {
+        let uid = net.owner_uid();
+        if let Some(uid) = uid {
+            let max = self.params.max_netns_per_user;
+            if switch.user_count(uid) >= max {
+                if log_ratelimit() {
+                    pr_warn!(
+                        "cannot capture in network namespace {}: user {} already captures in {} network namespaces (max_netns_per_user={})\n",
+                        state.inum(),
+                        uid,
+                        switch.user_count(uid),
+                        max
+                    );
+                }
+                return Err(crate::ffi::edquot());
+            }
+        }
+        self.capture.registry.attach(state).inspect_err(|_| {
+            if log_ratelimit() {
                 pr_err!(
                     "cannot capture in network namespace {}: {} namespaces already capture\n",
                     state.inum(),
                     REGISTRY_SLOTS
                 );
-            })?;
-            if switch.probes.is_none() {
-                switch.probes = Some(Probes::register(&self.capture)?);
             }
-            switch.capturing = switch.capturing.saturating_add(1);
-        } else {
-            switch.capturing = switch.capturing.saturating_sub(1);
+        })?;
+        let started = state
+            .install_ring(self.params.ring_size)
+            .and_then(|()| {
+                if switch.probes.is_none() {
+                    switch.probes = Some(Probes::register(&self.capture)?);
+                }
+                Ok(())
+            })
+            .and_then(|()| uid.map_or(Ok(()), |uid| switch.charge_user(uid)));
+        if let Err(e) = started {
+            if log_ratelimit() {
+                pr_err!(
+                    "cannot capture in network namespace {}: error {}\n",
+                    state.inum(),
+                    e.to_errno()
+                );
+            }
+            // Nothing is kept (dropping waits for a grace period).
+            drop(self.release(state));
             if switch.capturing == 0 {
-                // Unregisters and waits for running probes.
                 switch.probes = None;
             }
+            return Err(e);
         }
-        Ok(state.set_enabled(on))
+        state.set_charged_uid(uid);
+        switch.capturing = switch.capturing.saturating_add(1);
+        state.set_enabled(true);
+        Ok(())
+    }
+
+    /// Takes the slot and the ring of `state`, whose capture is off.
+    fn release(&self, state: &NetState) -> Released {
+        Released {
+            _slot: self.capture.registry.detach(state),
+            _ring: state.take_ring(),
+        }
     }
 
     /// The namespace with `state` is going away: stop its capture and take
     /// it out of the registry (waiting for the probes that may still use
     /// it).
     pub(crate) fn net_pre_exit(&self, state: &NetState) {
-        {
+        let released = {
             let mut switch = self.switch.lock();
             if state.set_enabled(false) {
-                switch.capturing = switch.capturing.saturating_sub(1);
-                if switch.capturing == 0 {
-                    switch.probes = None;
-                }
+                switch.stopped(state);
             }
+            self.release(state)
+        };
+        if released.is_empty() {
+            return;
         }
-        if let Some(retired) = self.capture.registry.detach(state) {
-            // Let go after the batch's grace period. If the list cannot grow,
-            // `push` drops it at once, which waits for a grace period.
-            let _ = self.retired.lock().push(retired, GFP_KERNEL);
-        }
+        // Let go after the batch's grace period, not one for each namespace.
+        // If the list cannot grow, `push` drops them at once, which waits.
+        let _ = self.retired.lock().push(released, GFP_KERNEL);
     }
 
     /// A grace period elapsed since the last namespaces' `pre_exit`: let go
@@ -153,6 +295,13 @@ impl Control {
         let mut retired = KVVec::new();
         core::mem::swap(&mut retired, &mut *self.retired.lock());
         drop(retired);
+    }
+
+    /// Namespaces that capture, and unprivileged users with namespaces
+    /// that capture.
+    pub(crate) fn capturing(&self) -> (usize, usize) {
+        let switch = self.switch.lock();
+        (switch.capturing, switch.users())
     }
 
     /// The configured outer devices.
@@ -170,8 +319,23 @@ impl Control {
 
     /// A device of the initial namespace appeared, was renamed, or (when
     /// `gone` is its ifindex) is going away: resolve the names again.
+    ///
+    /// An outer device given by ifindex that goes away leaves the list:
+    /// another device could take its ifindex later and must not become an
+    /// outer device unasked. One given by name stays, and is whichever
+    /// device has that name.
     pub(crate) fn outer_devs_changed(&self, gone: i32) {
-        let devs = self.outer_devs.lock();
+        let mut devs = self.outer_devs.lock();
+        if let Ok(index) = u32::try_from(gone) {
+            let (kept, removed) = devs.without_index(index);
+            if removed {
+                pr_info!(
+                    "outer device {}: unregistered, removed from outer_devs\n",
+                    index
+                );
+                *devs = kept;
+            }
+        }
         let before = self.capture.outer.snapshot();
         let after = self.capture.outer.resolve(&devs, gone);
         if before != after {

@@ -428,6 +428,11 @@ module_param(self_cost, bool, 0444);
 MODULE_PARM_DESC(self_cost,
 		 "Count and time every probe hit for the pert_* counters in stats (default off)");
 
+static unsigned int max_netns_per_user = 32;
+module_param(max_netns_per_user, uint, 0444);
+MODULE_PARM_DESC(max_netns_per_user,
+		 "Network namespaces that may capture at once under the user namespaces of one unprivileged user, [0, 4096] (default 32)");
+
 const char *mace_param_outer_dev(void)
 {
 	return outer_dev ? outer_dev : "";
@@ -451,6 +456,11 @@ unsigned int mace_param_max_age_ms(void)
 _Bool mace_param_self_cost(void)
 {
 	return self_cost;
+}
+
+unsigned int mace_param_max_netns_per_user(void)
+{
+	return max_netns_per_user;
 }
 
 /*
@@ -586,6 +596,25 @@ _Bool mace_net_capable(const struct net *net)
 	return ns_capable(net->user_ns, CAP_NET_ADMIN);
 }
 
+_Bool mace_net_opener_capable(const struct net *net, const struct file *file)
+{
+	return file_ns_capable(file, net->user_ns, CAP_NET_ADMIN);
+}
+
+long long mace_net_owner_uid(const struct net *net)
+{
+	const struct user_namespace *ns = net->user_ns;
+	int depth;
+
+	if (ns == &init_user_ns)
+		return -1;
+	/* User namespaces nest at most 32 deep; the bound is for the reader. */
+	for (depth = 0; depth < 64 && ns->parent && ns->parent != &init_user_ns;
+	     depth++)
+		ns = ns->parent;
+	return from_kuid(&init_user_ns, ns->owner);
+}
+
 /* /dev/mace */
 
 static const struct mace_file_ops *mace_file;
@@ -660,41 +689,105 @@ static ssize_t mace_attr_show(enum mace_attr attr, char *buf)
 	return mace_class_ops->show(mace_class_data, attr, buf, PAGE_SIZE);
 }
 
-static ssize_t mace_attr_store(enum mace_attr attr, const char *buf,
-			       size_t len)
+/*
+ * The files a write changes something through are binary attributes, the
+ * only sysfs files whose callbacks get the open file: the capability is
+ * checked against the credentials of whoever opened it (as file_ns_capable()
+ * does), so that a privileged process made to write to a descriptor an
+ * unprivileged one opened does not lend it its rights.
+ */
+
+/* Longest text a writable file shows; what a read returns is cut from it. */
+#define MACE_BIN_SHOW_MAX 256
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+#define MACE_BIN_ATTR_CONST const
+#else
+#define MACE_BIN_ATTR_CONST
+#endif
+
+static ssize_t mace_bin_read(enum mace_attr attr, char *buf, loff_t off,
+			     size_t count)
 {
-	return mace_class_ops->store(mace_class_data, attr, buf, len);
+	char text[MACE_BIN_SHOW_MAX];
+	long len;
+
+	len = mace_class_ops->show(mace_class_data, attr, text, sizeof(text));
+	if (len < 0)
+		return len;
+	if (off < 0 || off >= len)
+		return 0;
+	count = min_t(size_t, count, len - off);
+	memcpy(buf, text + off, count);
+	return count;
 }
 
-#define MACE_CLASS_ATTR(_name, _id, _mode)                                    \
-	static ssize_t _name##_show(const struct class *class,                \
-				    const struct class_attribute *attr,       \
-				    char *buf)                                \
-	{                                                                     \
-		return mace_attr_show(_id, buf);                              \
-	}                                                                     \
-	static ssize_t _name##_store(const struct class *class,               \
-				     const struct class_attribute *attr,      \
-				     const char *buf, size_t len)             \
-	{                                                                     \
-		return mace_attr_store(_id, buf, len);                        \
-	}                                                                     \
-	static struct class_attribute class_attr_##_name =                    \
-		__ATTR(_name, _mode, _name##_show, _name##_store)
+/*
+ * Every write is a command of its own, whatever the offset (as with the
+ * other sysfs files). kernfs hands over at most a page at once; a longer
+ * write arrives cut, and the Rust side refuses anything that long (E2BIG).
+ */
+static ssize_t mace_bin_write(struct file *file, enum mace_attr attr,
+			      const char *buf, size_t count)
+{
+	return mace_class_ops->store(mace_class_data, attr, file, buf, count);
+}
 
-MACE_CLASS_ATTR(on, MACE_ATTR_ON, 0644);
-MACE_CLASS_ATTR(outer_devs, MACE_ATTR_OUTER_DEVS, 0644);
-MACE_CLASS_ATTR(stats, MACE_ATTR_STATS, 0444);
-MACE_CLASS_ATTR(tap_end, MACE_ATTR_TAP_END, 0644);
+#define MACE_BIN_ATTR(_name, _id, _mode)                                      \
+	static ssize_t _name##_read(struct file *file, struct kobject *kobj,  \
+				    MACE_BIN_ATTR_CONST struct bin_attribute *a, \
+				    char *buf, loff_t off, size_t count)      \
+	{                                                                     \
+		return mace_bin_read(_id, buf, off, count);                   \
+	}                                                                     \
+	static ssize_t _name##_write(struct file *file, struct kobject *kobj, \
+				     MACE_BIN_ATTR_CONST struct bin_attribute *a, \
+				     char *buf, loff_t off, size_t count)     \
+	{                                                                     \
+		return mace_bin_write(file, _id, buf, count);                 \
+	}                                                                     \
+	static struct bin_attribute bin_attr_##_name = {                      \
+		.attr = { .name = __stringify(_name), .mode = _mode },        \
+		.read = _name##_read,                                         \
+		.write = _name##_write,                                       \
+	}
+
+MACE_BIN_ATTR(on, MACE_ATTR_ON, 0644);
+MACE_BIN_ATTR(outer_devs, MACE_ATTR_OUTER_DEVS, 0644);
+MACE_BIN_ATTR(tap_end, MACE_ATTR_TAP_END, 0644);
+
+static ssize_t stats_show(const struct class *class,
+			  const struct class_attribute *attr, char *buf)
+{
+	return mace_attr_show(MACE_ATTR_STATS, buf);
+}
+static struct class_attribute class_attr_stats = __ATTR_RO(stats);
 
 static struct attribute *mace_class_attrs[] = {
-	&class_attr_on.attr,
-	&class_attr_outer_devs.attr,
 	&class_attr_stats.attr,
-	&class_attr_tap_end.attr,
 	NULL,
 };
-ATTRIBUTE_GROUPS(mace_class);
+
+static MACE_BIN_ATTR_CONST struct bin_attribute *const mace_class_bin_attrs[] = {
+	&bin_attr_on,
+	&bin_attr_outer_devs,
+	&bin_attr_tap_end,
+	NULL,
+};
+
+static const struct attribute_group mace_class_group = {
+	.attrs = mace_class_attrs,
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	.bin_attrs = mace_class_bin_attrs,
+#else
+	.bin_attrs = (struct bin_attribute **)mace_class_bin_attrs,
+#endif
+};
+
+static const struct attribute_group *mace_class_groups[] = {
+	&mace_class_group,
+	NULL,
+};
 
 static const struct class mace_class = {
 	.name = "mace",
@@ -1050,26 +1143,32 @@ _Bool mace_log_ratelimit(void)
 
 /* Locks */
 
-unsigned long mace_spinlock_size(void)
+unsigned long mace_raw_spinlock_size(void)
 {
-	return sizeof(spinlock_t);
+	return sizeof(raw_spinlock_t);
 }
 
-void mace_spin_init(struct spinlock *lock)
+void mace_raw_spin_init(struct raw_spinlock *lock)
 {
-	spin_lock_init(lock);
+	raw_spin_lock_init(lock);
 }
 
-unsigned long mace_spin_lock_irqsave(struct spinlock *lock)
+unsigned long mace_raw_spin_lock_irqsave(struct raw_spinlock *lock)
 {
 	unsigned long flags;
 
-	spin_lock_irqsave(lock, flags);
+	raw_spin_lock_irqsave(lock, flags);
 	return flags;
 }
 
-void mace_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags)
+void mace_raw_spin_unlock_irqrestore(struct raw_spinlock *lock,
+				     unsigned long flags)
 {
-	spin_unlock_irqrestore(lock, flags);
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+void mace_cond_resched(void)
+{
+	cond_resched();
 }
 

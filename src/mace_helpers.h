@@ -30,7 +30,8 @@ struct net;
 struct net_device;
 struct pt_regs;
 struct sk_buff;
-struct spinlock;
+struct raw_spinlock;
+struct file;
 
 /* Hooks: tracepoints, and one kernel function. */
 
@@ -139,6 +140,8 @@ unsigned int mace_param_ring_size(void);
 unsigned int mace_param_max_age_ms(void);
 /** Value of the `self_cost` parameter. */
 _Bool mace_param_self_cost(void);
+/** Value of the `max_netns_per_user` parameter. */
+unsigned int mace_param_max_netns_per_user(void);
 
 /* Network namespaces: pernet operations. */
 
@@ -247,10 +250,12 @@ struct mace_class_ops {
 	long (*show)(void *data, enum mace_attr attr, char *buf,
 		     unsigned long size);
 	/**
-	 * @store: write of @len bytes at @buf to @attr. Returns @len or a
+	 * @store: write of @len bytes at @buf to @attr through @opener, the
+	 * open file (for its opener's credentials). Returns @len or a
 	 * negative errno.
 	 */
-	long (*store)(void *data, enum mace_attr attr, const char *buf,
+	long (*store)(void *data, enum mace_attr attr,
+		      const struct file *opener, const char *buf,
 		      unsigned long len);
 };
 
@@ -432,6 +437,17 @@ _Bool mace_net_is_init(const struct net *net);
  * @net.
  */
 _Bool mace_net_capable(const struct net *net);
+/**
+ * Whether whoever opened @file had CAP_NET_ADMIN over the user namespace
+ * owning @net (file_ns_capable()).
+ */
+_Bool mace_net_opener_capable(const struct net *net, const struct file *file);
+/**
+ * The user (uid in the initial user namespace) who created the outermost
+ * user namespace above the one owning @net; -1 if the initial user namespace
+ * owns @net.
+ */
+long long mace_net_owner_uid(const struct net *net);
 
 /* Time. */
 
@@ -450,13 +466,16 @@ _Bool mace_log_ratelimit(void);
 
 /* Locks. */
 
-/** Size in bytes of a spinlock_t in this kernel configuration. */
-unsigned long mace_spinlock_size(void);
-/** Initializes the spinlock at @lock (all share one lockdep class). */
-void mace_spin_init(struct spinlock *lock);
-/** spin_lock_irqsave(); returns the saved interrupt flags. */
-unsigned long mace_spin_lock_irqsave(struct spinlock *lock);
-/** spin_unlock_irqrestore() with the flags from the matching lock. */
-void mace_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags);
+/** Size in bytes of a raw_spinlock_t in this kernel configuration. */
+unsigned long mace_raw_spinlock_size(void);
+/** Initializes the raw spinlock at @lock (all share one lockdep class). */
+void mace_raw_spin_init(struct raw_spinlock *lock);
+/** raw_spin_lock_irqsave(); returns the saved interrupt flags. */
+unsigned long mace_raw_spin_lock_irqsave(struct raw_spinlock *lock);
+/** raw_spin_unlock_irqrestore() with the flags from the matching lock. */
+void mace_raw_spin_unlock_irqrestore(struct raw_spinlock *lock,
+				     unsigned long flags);
+/** cond_resched(): lets other tasks run (process context). */
+void mace_cond_resched(void);
 
 #endif /* MACE_HELPERS_H */

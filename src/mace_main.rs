@@ -116,6 +116,7 @@ impl kernel::Module for Mace {
             raw.ring_size,
             raw.max_age_ms,
             raw.self_cost,
+            raw.max_netns_per_user,
         )
         .map_err(|e| {
             // `format_args!`: what `pr_*!` formats must be the `kernel`
@@ -130,12 +131,13 @@ impl kernel::Module for Mace {
         let misc = MiscRegistration::register(Arc::new((), GFP_KERNEL)?)?;
         let class = ClassRegistration::register(control.clone())?;
         pr_info!(
-            "loaded: outer_dev={} table_size={} ring_size={} max_age_ms={} self_cost={}\n",
+            "loaded: outer_dev={} table_size={} ring_size={} max_age_ms={} self_cost={} max_netns_per_user={}\n",
             format_args!("{}", params.outer_devs),
             params.table_size,
             params.ring_size,
             params.max_age_ms,
-            u8::from(params.self_cost)
+            u8::from(params.self_cost),
+            params.max_netns_per_user
         );
         if cfg!(mace_null_probes) {
             pr_warn!("built with MACE_NULL_PROBES=1: the probes do nothing (benchmark floor)\n");

@@ -5,10 +5,13 @@
 //!
 //! The pernet operations (see `callbacks.rs`) give every namespace a
 //! [`NetState`], those that exist when the module loads and those created
-//! later; [`NET_STATE`] finds it again. A namespace's ring is allocated the
-//! first time capture is switched on in it and kept, with whatever it holds,
-//! until the namespace goes away, so that switching capture off does not
-//! throw away unread lines.
+//! later; [`NET_STATE`] finds it again. A namespace's ring is allocated when
+//! capture is switched on in it, after its registry slot is taken, and both
+//! are let go when capture is switched off (lines not read by then are
+//! dropped) or the namespace goes away, after an RCU grace period. Every
+//! allocation is charged to the memory cgroup of the task that causes it
+//! (`GFP_KERNEL_ACCOUNT`): the namespace's creator for its state, whoever
+//! switches capture on for the ring.
 //!
 //! A packet on its way out carries no pointer to its namespace: the egress
 //! table names the sender's namespace by a handle in the [`NsRegistry`], so
@@ -16,10 +19,10 @@
 
 #![deny(unsafe_code)]
 
-use crate::counters::{bump, NetCounters};
+use crate::counters::{add, bump, NetCounters};
 use crate::ffi::mono_to_real_ns;
 use crate::ffi::net::PernetKey;
-use crate::ffi::sync::{OnceBox, RcuSlot, Retired};
+use crate::ffi::sync::{RcuSlot, Retired};
 use crate::ffi::tracepoint::ProbeCx;
 use crate::parse::TapEnd;
 use crate::record::{Direction, Record};
@@ -31,8 +34,64 @@ use kernel::sync::Arc;
 /// Where each namespace's [`NetState`] is found.
 pub(crate) static NET_STATE: PernetKey<NetState> = PernetKey::new();
 
-/// The ring of latency records of one namespace.
-pub(crate) type RecordRing = Ring<KVVec<Slot>>;
+/// The ring of latency records of one namespace, and where its counters go
+/// when it is freed.
+pub(crate) struct RecordRing {
+    ring: Ring<KVVec<Slot>>,
+    totals: Arc<RingTotals>,
+}
+
+impl core::ops::Deref for RecordRing {
+    type Target = Ring<KVVec<Slot>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.ring
+    }
+}
+
+impl Drop for RecordRing {
+    fn drop(&mut self) {
+        // The last reference: no probe or reader uses the ring any more, so
+        // its counters are final.
+        self.totals.add(&self.ring.stats(), self.ring.len());
+        LIVE_RINGS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The counters of the rings a namespace had and let go of, so that its
+/// `ring_*` counters add up over every switch on and off.
+#[derive(Default)]
+pub(crate) struct RingTotals {
+    pushed: AtomicU64,
+    popped: AtomicU64,
+    full: AtomicU64,
+    busy: AtomicU64,
+    /// Records still queued when their ring was freed.
+    discarded: AtomicU64,
+}
+
+impl RingTotals {
+    fn add(&self, s: &RingStats, queued: usize) {
+        add(&self.pushed, s.pushed);
+        add(&self.popped, s.popped);
+        add(&self.full, s.full);
+        add(&self.busy, s.busy);
+        add(&self.discarded, queued as u64);
+    }
+}
+
+/// The ring counters of a namespace: those of its rings so far.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct RingCounters {
+    /// Records pushed, popped, dropped (full, busy).
+    pub(crate) stats: RingStats,
+    /// Records still queued when their ring was freed (capture off).
+    pub(crate) discarded: u64,
+    /// Capacity of the ring now (0: none).
+    pub(crate) size: usize,
+    /// Records queued now.
+    pub(crate) queued: usize,
+}
 
 /// Per-namespace states alive, shown as `host_netns_states`.
 static LIVE_STATES: AtomicUsize = AtomicUsize::new(0);
@@ -57,10 +116,17 @@ pub(crate) struct NetState {
     /// Whether packets only a packet socket reads end at the tap's stamp
     /// ([`TapEnd::Stamp`]) rather than at their reader's syscall return.
     tap_stamp: AtomicBool,
-    /// The handle in the namespace registry; 0 before the first switch-on.
+    /// Whether capture was ever on, so that the probes clean up after it.
+    was_on: AtomicBool,
+    /// The handle in the namespace registry while capture is on; 0 if none.
     handle: AtomicU64,
-    /// The records, once capture was switched on.
-    ring: OnceBox<RecordRing>,
+    /// The user this namespace's capture counts against
+    /// (`max_netns_per_user`) while it is on; `NO_USER` if none.
+    charged_uid: AtomicU64,
+    /// The records, while capture is on.
+    ring: RcuSlot<RecordRing>,
+    /// The counters of the rings let go of.
+    ring_totals: Arc<RingTotals>,
     /// The counters.
     pub(crate) counters: NetCounters,
 }
@@ -73,11 +139,15 @@ impl NetState {
                 inum,
                 enabled: AtomicBool::new(false),
                 tap_stamp: AtomicBool::new(false),
+                was_on: AtomicBool::new(false),
                 handle: AtomicU64::new(0),
-                ring: OnceBox::new(),
+                charged_uid: AtomicU64::new(NO_USER),
+                ring: RcuSlot::new(),
+                ring_totals: Arc::new(RingTotals::default(), GFP_KERNEL_ACCOUNT)?,
                 counters: NetCounters::default(),
             },
-            GFP_KERNEL,
+            // Charged to the namespace's creator.
+            GFP_KERNEL_ACCOUNT,
         )?;
         LIVE_STATES.fetch_add(1, Ordering::Relaxed);
         Ok(state)
@@ -94,9 +164,28 @@ impl NetState {
     }
 
     /// Sets the capture flag; returns the previous value. The ring must
-    /// exist before capture is switched on ([`Self::ensure_ring`]).
+    /// exist before capture is switched on ([`Self::install_ring`]).
     pub(crate) fn set_enabled(&self, on: bool) -> bool {
+        if on {
+            self.was_on.store(true, Ordering::Relaxed);
+        }
         self.enabled.swap(on, Ordering::AcqRel)
+    }
+
+    /// Whether capture was ever on in this namespace.
+    pub(crate) fn was_on(&self) -> bool {
+        self.was_on.load(Ordering::Relaxed)
+    }
+
+    /// The user this namespace's capture counts against while it is on.
+    pub(crate) fn charged_uid(&self) -> Option<u32> {
+        u32::try_from(self.charged_uid.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Sets the user this namespace's capture counts against.
+    pub(crate) fn set_charged_uid(&self, uid: Option<u32>) {
+        self.charged_uid
+            .store(uid.map_or(NO_USER, u64::from), Ordering::Relaxed);
     }
 
     /// Where the windows of packets only a packet socket reads end.
@@ -119,18 +208,34 @@ impl NetState {
         self.handle.load(Ordering::Acquire)
     }
 
-    /// The ring, if capture was ever on.
-    pub(crate) fn ring(&self) -> Option<&RecordRing> {
-        self.ring.get()
+    /// The ring, for a probe, while capture is on.
+    pub(crate) fn ring<'a>(&'a self, cx: &'a ProbeCx<'_>) -> Option<&'a RecordRing> {
+        self.ring.get(cx)
     }
 
-    /// Allocates the ring of `ring_size` records if there is none yet.
+    /// The ring, counted, for a reader, while capture is on.
+    pub(crate) fn ring_arc(&self) -> Option<Arc<RecordRing>> {
+        self.ring.get_arc()
+    }
+
+    /// Allocates a ring of `ring_size` records, charged to the current
+    /// task's memory cgroup, if there is none.
     ///
     /// Called under the control mutex (`control.rs`), so at most one ring
-    /// is ever allocated (and counted) per namespace.
-    pub(crate) fn ensure_ring(&self, ring_size: u32) -> Result {
-        self.ring.get_or_try_init(|| new_ring(ring_size))?;
-        Ok(())
+    /// is allocated (and counted) per namespace at a time.
+    pub(crate) fn install_ring(&self, ring_size: u32) -> Result {
+        if self.ring.get_arc().is_some() {
+            return Ok(());
+        }
+        // Lost only to a racing install, which the mutex excludes.
+        let ring = new_ring(ring_size, self.ring_totals.clone())?;
+        self.ring.try_set(ring).map_err(|_| EBUSY)
+    }
+
+    /// Takes the ring out; it is freed when the result is dropped, after a
+    /// grace period (process context).
+    pub(crate) fn take_ring(&self) -> Option<Retired<RecordRing>> {
+        self.ring.take()
     }
 
     /// Records the latency of a window from `start` to `end` (both
@@ -138,7 +243,14 @@ impl NetState {
     /// it with the wall-clock time of its end (a full ring counts the drop
     /// in the ring's stats). Returns whether it was recorded; if capture is
     /// off it is counted as such.
-    pub(crate) fn report(&self, dir: Direction, start: u64, end: u64, pktid: u32) -> bool {
+    pub(crate) fn report(
+        &self,
+        cx: &ProbeCx<'_>,
+        dir: Direction,
+        start: u64,
+        end: u64,
+        pktid: u32,
+    ) -> bool {
         let c = &self.counters;
         if !self.enabled() {
             bump(match dir {
@@ -157,51 +269,75 @@ impl NetState {
             pktid,
             dir,
         };
-        if let Some(ring) = self.ring() {
+        if let Some(ring) = self.ring(cx) {
             // A failed push is counted by the ring itself.
             let _ = ring.push(&rec);
         }
         true
     }
 
-    /// Counters of the ring (all zero before the first switch-on).
-    pub(crate) fn ring_stats(&self) -> RingStats {
-        self.ring().map(Ring::stats).unwrap_or_default()
+    /// The counters of the namespace's rings, the current one's included.
+    pub(crate) fn ring_counters(&self) -> RingCounters {
+        let t = &*self.ring_totals;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut c = RingCounters {
+            stats: RingStats {
+                pushed: load(&t.pushed),
+                popped: load(&t.popped),
+                full: load(&t.full),
+                busy: load(&t.busy),
+            },
+            discarded: load(&t.discarded),
+            size: 0,
+            queued: 0,
+        };
+        if let Some(ring) = self.ring_arc() {
+            let s = ring.stats();
+            c.stats.pushed = c.stats.pushed.wrapping_add(s.pushed);
+            c.stats.popped = c.stats.popped.wrapping_add(s.popped);
+            c.stats.full = c.stats.full.wrapping_add(s.full);
+            c.stats.busy = c.stats.busy.wrapping_add(s.busy);
+            c.size = ring.capacity();
+            c.queued = ring.len();
+        }
+        c
     }
 }
 
-/// Allocates a ring of `size` records (a power of two).
-fn new_ring(size: u32) -> Result<KBox<RecordRing>> {
+/// `charged_uid` of a namespace that counts against no user.
+const NO_USER: u64 = u64::MAX;
+
+/// Allocates a ring of `size` records (a power of two), charged to the
+/// current task's memory cgroup.
+fn new_ring(size: u32, totals: Arc<RingTotals>) -> Result<Arc<RecordRing>> {
     let size = usize::try_from(size)?;
-    let mut slots = KVVec::with_capacity(size, GFP_KERNEL)?;
+    let mut slots = KVVec::with_capacity(size, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..size {
-        slots.push(Slot::new(), GFP_KERNEL)?;
+        slots.push(Slot::new(), GFP_KERNEL_ACCOUNT)?;
     }
     let ring = Ring::new(slots).map_err(|_| EINVAL)?;
-    let ring = KBox::new(ring, GFP_KERNEL)?;
     LIVE_RINGS.fetch_add(1, Ordering::Relaxed);
-    Ok(ring)
+    // Counted from here: dropping the `RecordRing` uncounts it.
+    Ok(Arc::new(RecordRing { ring, totals }, GFP_KERNEL_ACCOUNT)?)
 }
 
 impl Drop for NetState {
     fn drop(&mut self) {
         LIVE_STATES.fetch_sub(1, Ordering::Relaxed);
-        if self.ring().is_some() {
-            LIVE_RINGS.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 }
 
-/// Most namespaces that can capture at once (since their last destruction).
+/// Most namespaces that can capture at once.
 pub(crate) const REGISTRY_SLOTS: usize = 4096;
 
-/// The namespaces that ever captured, by handle.
+/// The namespaces that capture, by handle.
 ///
 /// A handle is a slot number plus a generation, never 0: a handle of a
 /// namespace that is gone resolves to nothing, even once its slot is reused.
-/// A namespace leaves the registry when it goes away (`pre_exit`); its
-/// state is freed no earlier than an RCU grace period later, so probes that
-/// resolved its handle before are done with it ([`RcuSlot`]).
+/// A namespace leaves the registry when its capture is switched off or it
+/// goes away (`pre_exit`); its state is freed no earlier than an RCU grace
+/// period later, so probes that resolved its handle before are done with it
+/// ([`RcuSlot`]).
 pub(crate) struct NsRegistry {
     slots: KVVec<RcuSlot<NetState>>,
     generation: AtomicU32,
@@ -247,10 +383,12 @@ impl NsRegistry {
         self.slots.get(index)
     }
 
-    /// Takes `state` out of the registry. Dropping the result waits for an
-    /// RCU grace period (process context).
+    /// Takes `state` out of the registry: its handle is 0 again, and what
+    /// carries the old one resolves to nothing. Dropping the result waits
+    /// for an RCU grace period (process context).
     pub(crate) fn detach(&self, state: &NetState) -> Option<Retired<NetState>> {
-        self.slot(state.handle())?.clear_if(state)
+        let handle = state.handle.swap(0, Ordering::AcqRel);
+        self.slot(handle)?.clear_if(state)
     }
 
     /// The state of the namespace with `handle`, if it is still there.

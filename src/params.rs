@@ -21,6 +21,10 @@ pub const TABLE_SIZE: (u32, u32) = (64, 1 << 20);
 pub const RING_SIZE: (u32, u32) = (16, 1 << 16);
 /// Bounds of `max_age_ms` (age of an unmatched packet entry).
 pub const MAX_AGE_MS: (u32, u32) = (1, 60_000);
+/// Bounds of `max_netns_per_user` (namespaces that capture at once, per user
+/// who owns user namespaces); the upper bound is the namespace registry's
+/// size.
+pub const MAX_NETNS_PER_USER: (u32, u32) = (0, 4096);
 
 /// Validated module parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,9 @@ pub struct Params {
     pub max_age_ms: u32,
     /// Whether probe hits are timed for the self-cost counters.
     pub self_cost: bool,
+    /// Most network namespaces that capture at once whose user namespaces
+    /// descend from the ones one unprivileged user created (0: none).
+    pub max_netns_per_user: u32,
 }
 
 /// A rejected module parameter.
@@ -66,6 +73,7 @@ impl Params {
         ring_size: u32,
         max_age_ms: u32,
         self_cost: bool,
+        max_netns_per_user: u32,
     ) -> Result<Params, ParamError> {
         let err = |name, accepted| {
             move |error| ParamError {
@@ -86,6 +94,12 @@ impl Params {
             max_age_ms: check_range(max_age_ms, MAX_AGE_MS.0, MAX_AGE_MS.1)
                 .map_err(err("max_age_ms", "1 to 60000"))?,
             self_cost,
+            max_netns_per_user: check_range(
+                max_netns_per_user,
+                MAX_NETNS_PER_USER.0,
+                MAX_NETNS_PER_USER.1,
+            )
+            .map_err(err("max_netns_per_user", "0 to 4096"))?,
         })
     }
 }

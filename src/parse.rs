@@ -231,6 +231,22 @@ impl DevList {
         self.len == 0
     }
 
+    /// The list without the device given by ifindex `ifindex`, and whether
+    /// it was there. Devices given by name are kept.
+    pub fn without_index(&self, ifindex: u32) -> (DevList, bool) {
+        let mut out = DevList::new();
+        let mut found = false;
+        for dev in self.as_slice() {
+            if *dev == DevSpec::Index(ifindex) {
+                found = true;
+            } else {
+                // Cannot fail: fewer and still distinct.
+                let _ = out.push(*dev);
+            }
+        }
+        (out, found)
+    }
+
     fn push(&mut self, dev: DevSpec) -> Result<(), ParseError> {
         if self.as_slice().contains(&dev) {
             return Err(ParseError::Duplicate);

@@ -5,7 +5,7 @@
 //! - `on` (0644): `1` or `0` switches capture of the writer's network
 //!   namespace on or off; reading shows the reader's namespace's state.
 //!   Writing needs CAP_NET_ADMIN over the user namespace owning the network
-//!   namespace.
+//!   namespace, held by whoever opened the file.
 //! - `outer_devs` (0644): the outer devices, comma-separated names or
 //!   ifindexes; writable only from the initial network namespace with
 //!   CAP_NET_ADMIN.
@@ -18,13 +18,14 @@
 //!   host-wide counters (`host_*`) and the probes' self-cost (`pert_*`:
 //!   hits and total ns per hook, counted with `self_cost=1`).
 //!
-//! Malformed input is rejected with `EINVAL` and changes nothing; a missing
-//! right is `EPERM`. Both are logged (rate limited).
+//! Malformed input is rejected with `EINVAL`, a write longer than
+//! [`MAX_WRITE`] bytes with `E2BIG`; either changes nothing. A missing right
+//! is `EPERM`. All are logged (rate limited).
 
 #![deny(unsafe_code)]
 
 use crate::control::Control;
-use crate::ffi::class::ClassAttr;
+use crate::ffi::class::{ClassAttr, Opener};
 use crate::ffi::log_ratelimit;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::tracepoint::Hook;
@@ -46,6 +47,23 @@ fn invalid(attr: ClassAttr, e: ParseError) -> Error {
         );
     }
     EINVAL
+}
+
+/// Longest write a file takes; anything longer is `E2BIG`. The longest
+/// valid input is a list of 8 interface names of 15 bytes.
+pub(crate) const MAX_WRITE: usize = 256;
+
+/// Logs and returns the error for an input that is too long.
+fn too_long(attr: ClassAttr, len: usize) -> Error {
+    if log_ratelimit() {
+        pr_err!(
+            "write to /sys/class/mace/{} rejected: {} bytes or more, at most {} accepted; nothing changed\n",
+            attr.name(),
+            len,
+            MAX_WRITE
+        );
+    }
+    E2BIG
 }
 
 /// Logs and returns the error for a missing right.
@@ -104,13 +122,14 @@ fn write_stats(
     line("netns", u64::from(state.inum()));
     line("enabled", u64::from(state.enabled()));
     state.counters.for_each(&mut line);
-    let ring = state.ring_stats();
-    line("ring_size", state.ring().map_or(0, |r| r.capacity()) as u64);
-    line("ring_queued", state.ring().map_or(0, |r| r.len()) as u64);
-    line("ring_pushed", ring.pushed);
-    line("ring_popped", ring.popped);
-    line("ring_full", ring.full);
-    line("ring_busy", ring.busy);
+    let ring = state.ring_counters();
+    line("ring_size", ring.size as u64);
+    line("ring_queued", ring.queued as u64);
+    line("ring_pushed", ring.stats.pushed);
+    line("ring_popped", ring.stats.popped);
+    line("ring_full", ring.stats.full);
+    line("ring_busy", ring.stats.busy);
+    line("ring_discarded", ring.discarded);
     result?;
     if !net.is_init() {
         return Ok(());
@@ -131,6 +150,9 @@ fn write_stats(
     let (states, rings) = crate::netns::live_counts();
     writeln!(out, "host_netns_states {states}")?;
     writeln!(out, "host_rings {rings}")?;
+    let (capturing, users) = control.capturing();
+    writeln!(out, "host_capturing {capturing}")?;
+    writeln!(out, "host_capturing_users {users}")?;
     for (hook, cost) in Hook::ALL.iter().zip(capture.hooks.iter()) {
         writeln!(
             out,
@@ -143,11 +165,15 @@ fn write_stats(
     Ok(())
 }
 
-/// Runs `f` with the state of the writer's namespace, if the writer has
-/// CAP_NET_ADMIN over the user namespace owning it (`EPERM` otherwise).
-fn with_own_state(attr: ClassAttr, f: impl FnOnce(&Net, &Arc<NetState>) -> Result) -> Result {
+/// Runs `f` with the state of the writer's namespace, if the file's opener
+/// had CAP_NET_ADMIN over the user namespace owning it (`EPERM` otherwise).
+fn with_own_state(
+    attr: ClassAttr,
+    opener: &Opener<'_>,
+    f: impl FnOnce(&Net, &Arc<NetState>) -> Result,
+) -> Result {
     with_current_net(|net| {
-        if !net.capable() {
+        if !net.opener_capable(opener) {
             return Err(denied(
                 attr,
                 "CAP_NET_ADMIN over the namespace's owning user namespace is required",
@@ -158,13 +184,21 @@ fn with_own_state(attr: ClassAttr, f: impl FnOnce(&Net, &Arc<NetState>) -> Resul
     .ok_or(ENOENT)?
 }
 
-/// Applies a write of `input` to `attr`.
-pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result {
+/// Applies a write of `input` to `attr` through the file `opener`.
+pub(crate) fn store(
+    control: &Control,
+    attr: ClassAttr,
+    opener: &Opener<'_>,
+    input: &[u8],
+) -> Result {
+    if input.len() > MAX_WRITE {
+        return Err(too_long(attr, input.len()));
+    }
     match attr {
         ClassAttr::On => {
             let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
-            with_own_state(attr, |net, state| {
-                let was = control.set_capture(state, on)?;
+            with_own_state(attr, opener, |net, state| {
+                let was = control.set_capture(net, state, on)?;
                 if was != on && log_ratelimit() {
                     pr_info!(
                         "capture {} in network namespace {}\n",
@@ -178,7 +212,7 @@ pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result 
         ClassAttr::OuterDevs => {
             let devs = parse_dev_list(input).map_err(|e| invalid(attr, e))?;
             with_current_net(|net| {
-                if !net.is_init() || !net.capable() {
+                if !net.is_init() || !net.opener_capable(opener) {
                     return Err(denied(
                         attr,
                         "only CAP_NET_ADMIN in the initial network namespace may set it",
@@ -191,7 +225,7 @@ pub(crate) fn store(control: &Control, attr: ClassAttr, input: &[u8]) -> Result 
         }
         ClassAttr::TapEnd => {
             let end = parse_tap_end(input).map_err(|e| invalid(attr, e))?;
-            with_own_state(attr, |net, state| {
+            with_own_state(attr, opener, |net, state| {
                 if state.tap_end() != end && log_ratelimit() {
                     pr_info!(
                         "tap_end {} in network namespace {}\n",

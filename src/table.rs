@@ -425,19 +425,25 @@ where
         None
     }
 
-    /// Number of entries stored now, live or expired (takes every lock).
-    pub fn occupancy(&self) -> usize {
-        let mut n = 0usize;
-        for bucket in self.buckets.iter() {
-            let _guard = bucket.lock.lock();
-            n = n.wrapping_add(
-                bucket
-                    .slots
-                    .iter()
-                    .filter(|s| s.key.load(Relaxed) != 0)
-                    .count(),
-            );
-        }
-        n
+    /// Number of buckets.
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Number of entries stored in the buckets `first..first + count` (those
+    /// that exist), live or expired.
+    ///
+    /// It takes no lock, so it never holds up the table's users: an entry
+    /// stored or removed meanwhile may or may not be counted. A caller that
+    /// counts a large table does it in chunks, letting others run between
+    /// them.
+    pub fn occupancy_of(&self, first: usize, count: usize) -> usize {
+        let end = first.saturating_add(count).min(self.buckets.len());
+        self.buckets
+            .get(first.min(end)..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.slots.iter().filter(|s| s.key.load(Relaxed) != 0).count())
+            .fold(0usize, usize::wrapping_add)
     }
 }

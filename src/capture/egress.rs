@@ -145,7 +145,7 @@ impl Capture {
         sub(&c.egress_in_table, 1);
         match taken {
             Take::Hit(_) => {
-                state.report(Direction::Egress, entry.start, now, id.pktid);
+                state.report(cx, Direction::Egress, entry.start, now, id.pktid);
             }
             Take::Expired(_) => bump(&c.egress_expired),
             Take::Collided(_) => bump(&c.egress_collisions),

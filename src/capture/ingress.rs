@@ -184,6 +184,9 @@ impl Capture {
             return None;
         }
         let ns = state.handle();
+        if ns == 0 {
+            return None;
+        }
         let mut found = None;
         self.taps.update_each(|rec| {
             if found.is_none() && rec[0] == key && rec[1] == ns {
@@ -315,7 +318,7 @@ impl Capture {
                 (TapEnd::Read, t_read) => (t_read & !PROVISIONAL, &c.ingress_end_tap_read),
             };
             let pktid = u32::try_from(pktid).unwrap_or(0);
-            if state.report(Direction::Ingress, t_rx, end, pktid) {
+            if state.report(cx, Direction::Ingress, t_rx, end, pktid) {
                 bump(counter);
             }
         }
@@ -409,7 +412,14 @@ impl Capture {
 
     /// The receiving syscall `t` was in returned `ret`: each packet it took
     /// gets its ingress latency, or is counted as unreported if it failed.
-    pub(super) fn recv_exited(&self, state: &NetState, t: &Task, ret: i64, now: u64) {
+    pub(super) fn recv_exited(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        t: &Task,
+        ret: i64,
+        now: u64,
+    ) {
         let c = &state.counters;
         for p in t.pending() {
             sub(&c.ingress_pending, 1);
@@ -422,7 +432,7 @@ impl Capture {
                 0 => (now, &c.ingress_end_syscall),
                 end => (end, &c.ingress_end_stamp),
             };
-            if state.report(Direction::Ingress, p.t_rx, end, p.pktid) {
+            if state.report(cx, Direction::Ingress, p.t_rx, end, p.pktid) {
                 bump(counter);
             }
         }

@@ -134,6 +134,9 @@ impl OuterSet {
     }
 }
 
+/// Buckets counted at once by [`Capture::occupancy`].
+const OCCUPANCY_CHUNK: usize = 4096;
+
 /// The `ifindex` of every namespace's loopback device.
 const LOOPBACK_IFINDEX: i32 = 1;
 
@@ -242,12 +245,27 @@ impl Capture {
         self.taps.len()
     }
 
-    /// Table occupancy (egress, ingress, tasks), for `stats`.
+    /// Table occupancy (egress, ingress, tasks), for `stats` (process
+    /// context).
+    ///
+    /// Counted without locks, [`OCCUPANCY_CHUNK`] buckets at a time with a
+    /// chance to reschedule between chunks: however large the tables, a
+    /// reader neither holds up the probes nor keeps its CPU.
     pub(crate) fn occupancy(&self) -> [usize; 3] {
+        fn count<const D: usize>(table: &KTable<D>) -> usize {
+            let mut n = 0usize;
+            let mut first = 0usize;
+            while first < table.buckets() {
+                n = n.wrapping_add(table.occupancy_of(first, OCCUPANCY_CHUNK));
+                first = first.saturating_add(OCCUPANCY_CHUNK);
+                crate::ffi::cond_resched();
+            }
+            n
+        }
         [
-            self.egress.occupancy(),
-            self.ingress.occupancy(),
-            self.tasks.occupancy(),
+            count(&self.egress),
+            count(&self.ingress),
+            count(&self.tasks),
         ]
     }
 
@@ -268,7 +286,7 @@ impl Capture {
                 return;
             };
             // Once capture was on, clean up even if it is off now.
-            if state.ring().is_none() {
+            if !state.was_on() {
                 return;
             }
             let now = mono_ns();
@@ -294,7 +312,7 @@ impl Capture {
             let Some(owner) = owner else {
                 return;
             };
-            self.recv_exited(owner, &t, ret, now);
+            self.recv_exited(cx, owner, &t, ret, now);
             if t.tap_reader && ret > 0 {
                 // A read is where the reader got them; a wait returned
                 // before the reader took them from its ring.

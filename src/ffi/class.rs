@@ -5,10 +5,14 @@
 //!
 //! The C side owns the class and its attributes (names and modes, in
 //! `mace_helpers.c`); reading or writing one calls the matching method
-//! through the table built here, with the file as a [`ClassAttr`].
+//! through the table built here, with the file as a [`ClassAttr`]. The files
+//! a write changes something through are binary attributes on the C side, so
+//! that a write also gets the open file ([`Opener`]), whose opener's
+//! credentials count.
 
 use super::{arc_data, bytes_long, sys, Claim};
 use core::ffi::{c_char, c_long, c_ulong, c_void};
+use core::marker::PhantomData;
 use core::sync::atomic::AtomicBool;
 use kernel::error::to_result;
 use kernel::prelude::*;
@@ -49,13 +53,29 @@ impl ClassAttr {
     }
 }
 
+/// The open file a write to the class's files came through.
+///
+/// # Invariants
+///
+/// `file` points to a `struct file` that stays open for `'a`.
+pub(crate) struct Opener<'a> {
+    file: *const sys::file,
+    _file: PhantomData<&'a sys::file>,
+}
+
+impl Opener<'_> {
+    pub(super) fn as_ptr(&self) -> *const sys::file {
+        self.file
+    }
+}
+
 /// What reading and writing the class's files do (process context).
 pub(crate) trait ClassOps: Send + Sync + 'static {
     /// Fills `out` (a page) with the contents of `attr`; the length.
     fn show(&self, attr: ClassAttr, out: &mut [u8]) -> Result<usize>;
 
-    /// Applies a write of `input` to `attr`.
-    fn store(&self, attr: ClassAttr, input: &[u8]) -> Result;
+    /// Applies a write of `input` to `attr` through the file `opener`.
+    fn store(&self, attr: ClassAttr, opener: &Opener<'_>, input: &[u8]) -> Result;
 }
 
 /// Whether a [`ClassRegistration`] exists (the C side has one class).
@@ -124,11 +144,12 @@ unsafe extern "C" fn show<T: ClassOps>(
 
 /// # Safety
 ///
-/// Called by sysfs with the registration's data and the `len` bytes the user
-/// wrote.
+/// Called by sysfs with the registration's data, the open file written to,
+/// and the `len` bytes the user wrote.
 unsafe extern "C" fn store<T: ClassOps>(
     data: *mut c_void,
     raw: sys::mace_attr,
+    file: *const sys::file,
     buf: *const c_char,
     len: c_ulong,
 ) -> c_long {
@@ -139,5 +160,10 @@ unsafe extern "C" fn store<T: ClassOps>(
     };
     // SAFETY: sysfs passes a kernel copy of the written bytes, `len` long.
     let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), n) };
-    bytes_long(ops.store(attr, input).map(|()| n))
+    // INVARIANT: The file stays open during the write that passes it.
+    let opener = Opener {
+        file,
+        _file: PhantomData,
+    };
+    bytes_long(ops.store(attr, &opener, input).map(|()| n))
 }

@@ -86,6 +86,8 @@ pub(crate) struct RawParams {
     pub(crate) max_age_ms: u32,
     /// `self_cost`.
     pub(crate) self_cost: bool,
+    /// `max_netns_per_user`.
+    pub(crate) max_netns_per_user: u32,
 }
 
 /// Reads the module parameters (declared in `mace_helpers.c`).
@@ -104,6 +106,8 @@ pub(crate) fn raw_params() -> RawParams {
         max_age_ms: unsafe { sys::mace_param_max_age_ms() },
         // SAFETY: As above.
         self_cost: unsafe { sys::mace_param_self_cost() },
+        // SAFETY: As above.
+        max_netns_per_user: unsafe { sys::mace_param_max_netns_per_user() },
     }
 }
 
@@ -128,6 +132,20 @@ pub(crate) fn mono_to_real_ns(mono: u64) -> u64 {
 pub(crate) fn log_ratelimit() -> bool {
     // SAFETY: No preconditions; the ratelimit state is internally locked.
     unsafe { sys::mace_log_ratelimit() }
+}
+
+/// `EDQUOT` ("quota exceeded"), which the 6.12 `kernel` crate does not name.
+pub(crate) fn edquot() -> Error {
+    // A small constant: the cast is exact.
+    Error::from_errno(-(kernel::bindings::EDQUOT as core::ffi::c_int))
+}
+
+/// Lets other tasks run if this one should give way (process context, no
+/// lock held that a sleeper may not keep).
+pub(crate) fn cond_resched() {
+    // SAFETY: Called in process context (the function's contract), where
+    // `cond_resched()` may schedule.
+    unsafe { sys::mace_cond_resched() }
 }
 
 /// The string at `p`, a C string that lives for `'a`.

@@ -15,6 +15,7 @@
 //! that follows, so no probe can still be looking at it (`mace_helpers.c`
 //! does this once per batch of dying namespaces).
 
+use super::class::Opener;
 use super::sync::{ProbeCx, RcuReadLock};
 use super::sys;
 use super::{arc_data, status_int, Claim};
@@ -77,6 +78,24 @@ impl Net {
         // SAFETY: `self` is a live namespace; `ns_capable` may log an audit
         // record, which is fine in the process context of every caller.
         unsafe { sys::mace_net_capable(self.as_ptr()) }
+    }
+
+    /// Whether whoever opened the file `opener` had CAP_NET_ADMIN over the
+    /// user namespace that owns this network namespace (process context).
+    pub(crate) fn opener_capable(&self, opener: &Opener<'_>) -> bool {
+        // SAFETY: `self` is a live namespace and `opener` an open file (type
+        // invariants of both); `file_ns_capable` may log an audit record.
+        unsafe { sys::mace_net_opener_capable(self.as_ptr(), opener.as_ptr()) }
+    }
+
+    /// The user (uid in the initial user namespace) who created the
+    /// outermost user namespace above the one owning this namespace; `None`
+    /// when the initial user namespace owns it (the host's root made it).
+    pub(crate) fn owner_uid(&self) -> Option<u32> {
+        // SAFETY: By the type invariants, `self` is a live namespace, which
+        // holds a reference to its user namespace and so to its ancestors.
+        let uid = unsafe { sys::mace_net_owner_uid(self.as_ptr()) };
+        u32::try_from(uid).ok()
     }
 }
 

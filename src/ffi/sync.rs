@@ -3,11 +3,11 @@
 //! Synchronization primitives mace needs beyond the `kernel` crate's.
 //!
 //! - [`RcuReadLock`] and [`ProbeCx`];
-//! - [`BucketSpinLock`]: the lock of a table bucket, a kernel spinlock taken
-//!   with interrupts disabled, so that process, softirq and hardirq contexts
-//!   can meet on one CPU (the `kernel` crate's `SpinLock` has no irqsave
-//!   variant in 6.12);
-//! - [`OnceBox`]: a box set at most once, read with one load;
+//! - [`BucketSpinLock`]: the lock of a table bucket, a raw kernel spinlock
+//!   taken with interrupts disabled, so that process, softirq and hardirq
+//!   contexts can meet on one CPU, and so that it never sleeps, even on a
+//!   PREEMPT_RT kernel, where a `spinlock_t` does (the `kernel` crate has no
+//!   raw or irqsave spinlock in 6.12);
 //! - [`RcuSlot`]: a slot holding an [`Arc`] that probes read without a
 //!   reference count, whose old value is dropped only after a grace period.
 
@@ -60,16 +60,23 @@ impl ProbeCx<'_> {
     }
 }
 
-/// A kernel spinlock taken with interrupts disabled (`spin_lock_irqsave`).
+/// A raw kernel spinlock taken with interrupts disabled
+/// (`raw_spin_lock_irqsave`).
 ///
-/// All bucket locks share one lockdep class; no code holds two at once.
+/// It spins on every preemption model, PREEMPT_RT included, so its holders
+/// must be short and bounded: every section under it is a fixed number of
+/// steps (a table bucket's [`WAYS`] slots, or at most the tap queue's
+/// capacity). All bucket locks share one lockdep class; no code holds two at
+/// once.
+///
+/// [`WAYS`]: crate::table::WAYS
 ///
 /// # Invariants
 ///
-/// The lock is initialized (by [`BucketSpinLock::new`]). A `spinlock_t`
+/// The lock is initialized (by [`BucketSpinLock::new`]). A `raw_spinlock_t`
 /// holds no pointer to itself, so an unlocked one may move; a held one
 /// cannot, since its [`BucketGuard`] borrows it.
-pub(crate) struct BucketSpinLock(Opaque<kernel::bindings::spinlock_t>);
+pub(crate) struct BucketSpinLock(Opaque<kernel::bindings::raw_spinlock_t>);
 
 // SAFETY: A spinlock is meant to be shared between CPUs.
 unsafe impl Send for BucketSpinLock {}
@@ -81,12 +88,12 @@ impl BucketSpinLock {
     pub(crate) fn new() -> Self {
         let lock = Self(Opaque::uninit());
         // SAFETY: Initializes the lock before anything else can use it.
-        unsafe { sys::mace_spin_init(lock.raw()) };
+        unsafe { sys::mace_raw_spin_init(lock.raw()) };
         // INVARIANT: Initialized just above.
         lock
     }
 
-    fn raw(&self) -> *mut sys::spinlock {
+    fn raw(&self) -> *mut sys::raw_spinlock {
         self.0.get().cast()
     }
 
@@ -94,15 +101,16 @@ impl BucketSpinLock {
     /// is dropped.
     pub(crate) fn lock(&self) -> BucketGuard<'_> {
         // SAFETY: The lock is initialized (type invariants).
-        let flags = unsafe { sys::mace_spin_lock_irqsave(self.raw()) };
+        let flags = unsafe { sys::mace_raw_spin_lock_irqsave(self.raw()) };
         BucketGuard { lock: self, flags }
     }
 
-    /// Whether C and Rust agree on the size of a `spinlock_t`.
+    /// Whether C and Rust agree on the size of a `raw_spinlock_t`.
     pub(crate) fn layout_matches() -> bool {
         // SAFETY: Returns a constant.
-        let c_size = unsafe { sys::mace_spinlock_size() };
-        usize::try_from(c_size).ok() == Some(core::mem::size_of::<kernel::bindings::spinlock_t>())
+        let c_size = unsafe { sys::mace_raw_spinlock_size() };
+        usize::try_from(c_size).ok()
+            == Some(core::mem::size_of::<kernel::bindings::raw_spinlock_t>())
     }
 }
 
@@ -116,74 +124,7 @@ impl Drop for BucketGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: The guard exists only while this CPU holds the lock, with
         // the flags that `lock` saved.
-        unsafe { sys::mace_spin_unlock_irqrestore(self.lock.raw(), self.flags) };
-    }
-}
-
-/// A box that is set at most once and then shared until dropped.
-///
-/// Readers in atomic context get the value with one acquire load.
-///
-/// # Invariants
-///
-/// `ptr` is null or comes from `KBox::into_raw` and is owned by `self`.
-pub(crate) struct OnceBox<T: Send + Sync> {
-    ptr: AtomicPtr<T>,
-    _owns: PhantomData<KBox<T>>,
-}
-
-impl<T: Send + Sync> OnceBox<T> {
-    /// An empty box.
-    pub(crate) const fn new() -> Self {
-        Self {
-            ptr: AtomicPtr::new(ptr::null_mut()),
-            _owns: PhantomData,
-        }
-    }
-
-    /// The value, if set.
-    pub(crate) fn get(&self) -> Option<&T> {
-        let raw = self.ptr.load(Ordering::Acquire);
-        // SAFETY: A non-null pointer is owned by `self` and freed only by
-        // `drop`, which needs `&mut self` (type invariants), so it is valid
-        // for the lifetime of `&self`.
-        unsafe { raw.as_ref() }
-    }
-
-    /// The value, set by `init` first if there is none yet.
-    ///
-    /// When two callers race, both may run `init`; one value wins and the
-    /// other is freed.
-    pub(crate) fn get_or_try_init(&self, init: impl FnOnce() -> Result<KBox<T>>) -> Result<&T> {
-        if let Some(v) = self.get() {
-            return Ok(v);
-        }
-        let raw = KBox::into_raw(init()?);
-        match self
-            .ptr
-            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
-        {
-            // INVARIANT: `raw` is now owned by `self`.
-            // SAFETY: It stays valid until `drop` (see `get`).
-            Ok(_) => Ok(unsafe { &*raw }),
-            Err(winner) => {
-                // SAFETY: `raw` came from `KBox::into_raw` and was not stored.
-                drop(unsafe { KBox::from_raw(raw) });
-                // SAFETY: `winner` is non-null and owned by `self` (see `get`).
-                Ok(unsafe { &*winner })
-            }
-        }
-    }
-}
-
-impl<T: Send + Sync> Drop for OnceBox<T> {
-    fn drop(&mut self) {
-        let raw = *self.ptr.get_mut();
-        if !raw.is_null() {
-            // SAFETY: `raw` came from `KBox::into_raw` and nobody borrows it
-            // any more (we have `&mut self`).
-            drop(unsafe { KBox::from_raw(raw) });
-        }
+        unsafe { sys::mace_raw_spin_unlock_irqrestore(self.lock.raw(), self.flags) };
     }
 }
 
@@ -219,6 +160,21 @@ impl<T: Send + Sync> RcuSlot<T> {
         unsafe { raw.as_ref() }
     }
 
+    /// A counted reference to the value, in process or any other context.
+    pub(crate) fn get_arc(&self) -> Option<Arc<T>> {
+        let _rcu = RcuReadLock::new();
+        let raw = self.ptr.load(Ordering::Acquire);
+        if raw.is_null() {
+            return None;
+        }
+        // SAFETY: The slot's reference to `raw` is dropped at the earliest a
+        // grace period after it left the slot, and this runs inside a
+        // read-side critical section, so the count is at least one while it
+        // is raised here; a value in the slot is shared, never a `UniqueArc`.
+        let borrowed = unsafe { kernel::sync::ArcBorrow::from_raw(raw) };
+        Some(borrowed.into())
+    }
+
     /// Puts `value` in the slot if it is empty; gives it back otherwise.
     pub(crate) fn try_set(&self, value: Arc<T>) -> Result<(), Arc<T>> {
         let raw = Arc::into_raw(value).cast_mut();
@@ -232,6 +188,21 @@ impl<T: Send + Sync> RcuSlot<T> {
             // stored.
             Err(_) => Err(unsafe { Arc::from_raw(raw) }),
         }
+    }
+
+    /// Empties the slot; returns what it held.
+    pub(crate) fn take(&self) -> Option<Retired<T>> {
+        let raw = self.ptr.swap(ptr::null_mut(), Ordering::AcqRel);
+        if raw.is_null() {
+            return None;
+        }
+        Some(Retired {
+            // SAFETY: The slot held the reference that `raw` carries (type
+            // invariants), which now passes to the `Retired`.
+            value: Some(unsafe { Arc::from_raw(raw) }),
+            // SAFETY: No preconditions.
+            cookie: unsafe { sys::mace_rcu_cookie() },
+        })
     }
 
     /// Empties the slot if it holds `value`; returns what it held.

@@ -73,13 +73,19 @@ check "tap_end is mode 0644" test "$(stat -c %a $SYS/tap_end)" = 644
 ip netns add a
 ip netns add b
 check "capture is off in a new namespace" test "$(netns_run a cat $ON)" = 0
+check "no ring before any capture" test "$(counter - host_rings)" = 0
 check "enable in a" netns_run a bash -c "echo 1 > $ON"
 check "a reads 1" test "$(netns_run a cat $ON)" = 1
+check "a ring and a capturing namespace once a captures" \
+	test "$(counter - host_rings) $(counter - host_capturing)" = "1 1"
 check "b still reads 0" test "$(netns_run b cat $ON)" = 0
 check "the initial namespace still reads 0" test "$(val $ON)" = 0
 check "enable in b" netns_run b bash -c "echo 1 > $ON"
 check "disable in a" netns_run a bash -c "printf 0 > $ON"
 check "a reads 0 after disable" test "$(netns_run a cat $ON)" = 0
+check "switching a off frees its ring (b's is left)" \
+	test "$(counter - host_rings) $(counter - host_capturing)" = "1 1"
+check "stats of a show no ring while off" bash -c "ip netns exec a cat $SYS/stats | grep -qx 'ring_size 0'"
 check "b still reads 1" test "$(netns_run b cat $ON)" = 1
 check "enable twice is fine" netns_run b bash -c "echo 1 > $ON && echo 1 > $ON"
 check "stats of a say enabled 0" bash -c "ip netns exec a cat $SYS/stats | grep -qx 'enabled 0'"
@@ -99,21 +105,26 @@ in_netns b <<'END'
 	# One write(2) of exactly the bytes of $1 (printf %b: \n, \x00...).
 	put_on() { printf '%b' "$1" | write_once /sys/class/mace/on; }
 	long=$(printf '1%.0s' {1..5000})
-	for v in 2 10 01 on off yes -1 ' 1' '1 ' '\n' '1\n\n' '1\r\n' '\x00' '1\x00' "$long"; do
-		expect_fail_errno "on: '${v:0:12}' is EINVAL" "Invalid argument" put_on "$v"
+	for v in 2 10 01 on off yes -1 ' 1' '1 ' '\n' '1\n\n' '1\r\n' '\x00' '1\x00' "${long:0:256}"; do
+		expect_fail_errno "on: '${v:0:12}' (${#v} bytes) is EINVAL" "Invalid argument" put_on "$v"
+	done
+	for v in "${long:0:257}" "$long"; do
+		expect_fail_errno "on: ${#v} bytes is E2BIG" "Argument list too long" put_on "$v"
 	done
 	read -r v </sys/class/mace/on
 	check "on is unchanged after bad writes" test "$v" = 1
 	echo stamp >/sys/class/mace/tap_end
 	put_tap_end() { printf '%b' "$1" | write_once /sys/class/mace/tap_end; }
-	for v in read2 Read STAMP ' read' 'read ' '\n' 'read\n\n' 'stamp\r\n' 1 tap 'read\x00' "$long"; do
+	for v in read2 Read STAMP ' read' 'read ' '\n' 'read\n\n' 'stamp\r\n' 1 tap 'read\x00'; do
 		expect_fail_errno "tap_end: '${v:0:12}' is EINVAL" "Invalid argument" put_tap_end "$v"
 	done
+	expect_fail_errno "tap_end: 5000 bytes is E2BIG" "Argument list too long" put_tap_end "$long"
 	read -r v </sys/class/mace/tap_end
 	check "tap_end is unchanged after bad writes" test "$v" = stamp
 	echo read >/sys/class/mace/tap_end
 END
 check "bad writes are logged" bash -c "dmesg | grep -q 'mace: write to /sys/class/mace/on rejected: not 0 or 1'"
+check "long writes are logged" bash -c "dmesg | grep -q 'mace: write to /sys/class/mace/on rejected: 257 bytes or more, at most 256 accepted'"
 expect_fail_errno "stats is read-only" "Permission denied" as_user bash -c "echo 1 > $SYS/stats"
 
 # ------------------------------------------------------------- permissions
@@ -134,6 +145,19 @@ expect_fail_errno "unprivileged user: EPERM even with a world-writable file" \
 	"Operation not permitted" as_user bash -c "echo 1 > $ON"
 check "unprivileged user switches its own user+net namespace" \
 	as_user unshare -r -n bash -c "echo 1 > $ON && test \$(cat $ON) = 1"
+# The rights of whoever opened the file count, not the writer's: a setuid
+# program made to write to a descriptor an unprivileged user opened lends
+# it nothing, and a descriptor root opened and handed down keeps root's.
+cp /bin/bash /suid-bash && chmod 4755 /suid-bash
+check "(a setuid-root shell runs as root for an unprivileged user)" \
+	test "$(as_user /suid-bash -p -c 'echo $EUID')" = 0
+expect_fail_errno "a setuid-root writer through a file an unprivileged user opened is EPERM" \
+	"Operation not permitted" as_user bash -c "exec 3>$ON; /suid-bash -p -c 'echo 1 >&3'"
+check "the initial namespace is still off" test "$(val $ON)" = 0
+check "an unprivileged writer through a file root opened switches capture" \
+	bash -c "exec 3>$ON; setpriv --reuid $USER_ID --regid $USER_ID --clear-groups bash -c 'echo 1 >&3'"
+check "the initial namespace is on, then off again" bash -c "test \$(cat $ON) = 1 && echo 0 > $ON"
+rm -f /suid-bash
 chmod 644 $ON
 check "the initial namespace is still off after all that" test "$(val $ON)" = 0
 # The bad writes above used up mace's log budget (10 messages per 5 s): let
@@ -150,12 +174,27 @@ check "outer_devs reads back" test "$(val $SYS/outer_devs)" = "lo,7"
 for v in a/b 'lo,,x' 0 'lo,lo' 1,2,3,4,5,6,7,8,9 abcdefghijklmnop; do
 	expect_fail_errno "outer_devs: '$v' is EINVAL" "Invalid argument" bash -c "echo '$v' > $SYS/outer_devs"
 done
+expect_fail_errno "outer_devs: 300 bytes is E2BIG" "Argument list too long" \
+	bash -c "printf 'a%.0s' {1..300} > $SYS/outer_devs"
 expect_fail_errno "outer_devs: not from another network namespace" "Operation not permitted" \
 	netns_run a bash -c "echo lo > $SYS/outer_devs"
 expect_fail_errno "outer_devs: not from a user namespace" "Operation not permitted" \
 	unshare -r bash -c "echo lo > $SYS/outer_devs"
 check "outer_devs unchanged after refused writes" test "$(val $SYS/outer_devs)" = "lo,7"
 check "outer_devs can be emptied" bash -c "echo > $SYS/outer_devs && test -z \"\$(cat $SYS/outer_devs)\""
+# A device given by ifindex that goes away leaves the list: a later device
+# with the same ifindex is not an outer device.
+ip link add name gone0 index 77 type veth peer name gone1
+check "outer_devs takes an ifindex" bash -c "echo lo,77 > $SYS/outer_devs"
+check "it is resolved" bash -c "grep -q '^host_outer_ifindexes \[1, 77,' $SYS/stats"
+ip link del gone0
+check "an outer device given by ifindex leaves outer_devs when it goes" test "$(val $SYS/outer_devs)" = lo
+ip link add name back0 index 77 type veth peer name back1
+check "a new device with its ifindex is not an outer device" \
+	bash -c "test \"\$(cat $SYS/outer_devs)\" = lo && grep -q '^host_outer_ifindexes \[1, 0,' $SYS/stats"
+ip link del back0
+check "the removal is logged" bash -c "dmesg | grep -q 'mace: outer device 77: unregistered, removed from outer_devs'"
+echo >$SYS/outer_devs
 
 # --------------------------------------------------------------- /dev/mace
 check "cat /dev/mace ends at once when nothing is queued" ip netns exec b timeout 5 cat /dev/mace

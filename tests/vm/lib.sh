@@ -88,6 +88,16 @@ in_netns() {
 	fi
 }
 
+# counter NS NAME: one counter of NS's /sys/class/mace/stats ("-" for the
+# initial namespace).
+counter() {
+	if [[ $1 == - ]]; then
+		awk -v k="$2" '$1 == k { print $2 }' /sys/class/mace/stats
+	else
+		ip netns exec "$1" awk -v k="$2" '$1 == k { print $2 }' /sys/class/mace/stats
+	fi
+}
+
 # write_once FILE: writes what stdin holds to FILE with one write(2) (a
 # shell's printf may split its output at newlines into several writes, so
 # that a sysfs file would see "1\n" and "\n" instead of "1\n\n").
@@ -116,7 +126,7 @@ check_accounting() {
 				t = v["ingress_end_syscall"] + v["ingress_end_stamp"] + v["ingress_end_tap"] + v["ingress_end_tap_read"]
 				if (v["ingress"] != t) { printf "%s: ingress %d != ends %d; ", ns, v["ingress"], t; bad = 1 }
 				if (v["egress"] + v["ingress"] != v["ring_pushed"] + v["ring_full"] + v["ring_busy"]) { printf "%s: records != ring; ", ns; bad = 1 }
-				if (v["ring_popped"] + v["ring_queued"] != v["ring_pushed"]) { printf "%s: ring popped + queued != pushed; ", ns; bad = 1 }
+				if (v["ring_popped"] + v["ring_queued"] + v["ring_discarded"] != v["ring_pushed"]) { printf "%s: ring popped + queued + discarded != pushed; ", ns; bad = 1 }
 				if ("host_ingress_received" in v) {
 					h = v["host_ingress_taken"] + v["host_ingress_expired"] + v["host_ingress_collisions"] + v["host_ingress_evicted"] + v["host_ingress_in_table"]
 					if (v["host_ingress_received"] != h) { printf "host: ingress_received %d != %d; ", v["host_ingress_received"], h; bad = 1 }

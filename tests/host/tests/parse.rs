@@ -12,7 +12,11 @@ fn tap_end_accepts_exactly_read_and_stamp() {
     assert_eq!(parse_tap_end(b"stamp"), Ok(TapEnd::Stamp));
     assert_eq!(parse_tap_end(b"stamp\n"), Ok(TapEnd::Stamp));
     for end in [TapEnd::Read, TapEnd::Stamp] {
-        assert_eq!(parse_tap_end(end.name().as_bytes()), Ok(end), "a shown value reads back");
+        assert_eq!(
+            parse_tap_end(end.name().as_bytes()),
+            Ok(end),
+            "a shown value reads back"
+        );
     }
     for bad in [
         &b""[..],
@@ -32,7 +36,10 @@ fn tap_end_accepts_exactly_read_and_stamp() {
         assert_eq!(parse_tap_end(bad), Err(ParseError::NotTapEnd), "{bad:?}");
     }
     let msg = ParseError::NotTapEnd.to_string();
-    assert!(msg.contains("\"read\"") && msg.contains("\"stamp\""), "{msg}");
+    assert!(
+        msg.contains("\"read\"") && msg.contains("\"stamp\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -169,4 +176,21 @@ fn arbitrary_input_never_panics_and_round_trips() {
             assert_eq!(again, list);
         }
     }
+}
+
+#[test]
+fn a_device_given_by_ifindex_can_be_dropped_from_a_list() {
+    let list = parse_dev_list(b"eth0,3,7").unwrap();
+    let (kept, found) = list.without_index(3);
+    assert!(found);
+    assert_eq!(kept.to_string(), "eth0,7");
+    // Names are kept; an absent index changes nothing.
+    let (same, found) = kept.without_index(9);
+    assert!(!found);
+    assert_eq!(same, kept);
+    let (only_name, found) = parse_dev_list(b"eth0").unwrap().without_index(0);
+    assert!(!found);
+    assert_eq!(only_name.to_string(), "eth0");
+    let (empty, found) = parse_dev_list(b"7").unwrap().without_index(7);
+    assert!(found && empty.is_empty());
 }

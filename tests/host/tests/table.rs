@@ -61,7 +61,7 @@ fn store_then_take() {
         })
     );
     assert_eq!(t.take(0x1234, 20), Take::Miss, "taken twice");
-    assert_eq!(t.occupancy(), 0);
+    assert_eq!(t.occupancy_of(0, t.buckets()), 0);
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn concurrent_inserts_and_takes_stay_consistent() {
     taken.sort_unstable();
     taken.dedup();
     assert_eq!(taken.len() as u64, n_taken, "an entry was taken twice");
-    let left = t.occupancy() as u64;
+    let left = t.occupancy_of(0, t.buckets()) as u64;
     let n = stored.load(Ordering::Relaxed);
     assert_eq!(n, THREADS * PER_THREAD);
     assert_eq!(
@@ -401,4 +401,55 @@ fn concurrent_upserts_lose_no_update() {
         })
         .sum();
     assert_eq!(total, 4 * 2000);
+}
+
+#[test]
+fn occupancy_counts_any_range_of_buckets() {
+    let t = table::<1>(64, 1_000_000);
+    for key in 1..=100u64 {
+        t.put(key, 1, &[key]);
+    }
+    let all = t.occupancy_of(0, t.buckets());
+    assert!(all > 0 && all <= 100);
+    // Chunks of any size add up to the whole, and ranges past the end are
+    // cut, never a panic.
+    for chunk in [1, 3, 7, 64, 1000] {
+        let mut sum = 0;
+        let mut first = 0;
+        while first < t.buckets() {
+            sum += t.occupancy_of(first, chunk);
+            first += chunk;
+        }
+        assert_eq!(sum, all, "chunk {chunk}");
+    }
+    assert_eq!(t.occupancy_of(64, 10), 0);
+    assert_eq!(t.occupancy_of(usize::MAX, usize::MAX), 0);
+    assert_eq!(t.occupancy_of(60, usize::MAX), t.occupancy_of(60, 4));
+}
+
+#[test]
+fn occupancy_takes_no_lock_while_others_use_the_table() {
+    // Counting takes no lock: while another thread stores and takes keys,
+    // every count is between what is always there and what can be.
+    let t = Arc::new(table::<1>(16, 1_000_000));
+    t.put(1, 1, &[1]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (t, stop) = (t.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut key = 2u64;
+            while !stop.load(Ordering::Relaxed) {
+                t.put(key, 1, &[key]);
+                let _ = t.take(key, 1);
+                key = key.wrapping_add(1).max(2);
+            }
+        })
+    };
+    for _ in 0..10_000 {
+        let n = t.occupancy_of(0, t.buckets());
+        // Key 1 is always there; the writer's one key may or may not be.
+        assert!((1..=2).contains(&n), "{n}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
 }
