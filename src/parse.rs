@@ -20,6 +20,11 @@ pub const IFNAMSIZ_MAX: usize = 15;
 /// Most outer devices mace watches at once.
 pub const MAX_OUTER_DEVS: usize = 8;
 
+/// Longest write a file of `/sys/class/mace` takes; anything longer is
+/// refused (`E2BIG`) before it is parsed. The longest valid input is a list
+/// of 8 interface names of 15 bytes.
+pub const MAX_WRITE: usize = 256;
+
 /// What was wrong with an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseError {

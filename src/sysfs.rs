@@ -30,7 +30,7 @@ use crate::ffi::log_ratelimit;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::tracepoint::Hook;
 use crate::netns::{NetState, NET_STATE};
-use crate::parse::{parse_dev_list, parse_switch, parse_tap_end, ParseError};
+use crate::parse::{parse_dev_list, parse_switch, parse_tap_end, ParseError, MAX_WRITE};
 use crate::text::TextBuf;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
@@ -48,10 +48,6 @@ fn invalid(attr: ClassAttr, e: ParseError) -> Error {
     }
     EINVAL
 }
-
-/// Longest write a file takes; anything longer is `E2BIG`. The longest
-/// valid input is a list of 8 interface names of 15 bytes.
-pub(crate) const MAX_WRITE: usize = 256;
 
 /// Logs and returns the error for an input that is too long.
 fn too_long(attr: ClassAttr, len: usize) -> Error {
