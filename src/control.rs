@@ -208,14 +208,14 @@ impl Control {
     fn start(&self, switch: &mut Switch, net: &Net, state: &Arc<NetState>) -> Result {
         let uid = net.owner_uid();
         if let Some(uid) = uid {
-            let max = self.params.max_netns_per_user;
-            if switch.user_count(uid) >= max {
+            let (max, count) = (self.params.max_netns_per_user, switch.user_count(uid));
+            if count >= max {
                 if log_ratelimit() {
                     pr_warn!(
                         "cannot capture in network namespace {}: user {} already captures in {} network namespaces (max_netns_per_user={})\n",
                         state.inum(),
                         uid,
-                        switch.user_count(uid),
+                        count,
                         max
                     );
                 }

@@ -219,15 +219,13 @@ impl NetState {
     }
 
     /// Allocates a ring of `ring_size` records, charged to the current
-    /// task's memory cgroup, if there is none.
+    /// task's memory cgroup, for a namespace whose capture is off.
     ///
     /// Called under the control mutex (`control.rs`), so at most one ring
     /// is allocated (and counted) per namespace at a time.
     pub(crate) fn install_ring(&self, ring_size: u32) -> Result {
-        if self.ring.get_arc().is_some() {
-            return Ok(());
-        }
-        // Lost only to a racing install, which the mutex excludes.
+        // A ring exists exactly while capture is on, and the mutex excludes
+        // a racing install: the slot is empty.
         let ring = new_ring(ring_size, self.ring_totals.clone())?;
         self.ring.try_set(ring).map_err(|_| EBUSY)
     }
@@ -292,11 +290,7 @@ impl NetState {
             queued: 0,
         };
         if let Some(ring) = self.ring_arc() {
-            let s = ring.stats();
-            c.stats.pushed = c.stats.pushed.wrapping_add(s.pushed);
-            c.stats.popped = c.stats.popped.wrapping_add(s.popped);
-            c.stats.full = c.stats.full.wrapping_add(s.full);
-            c.stats.busy = c.stats.busy.wrapping_add(s.busy);
+            c.stats = c.stats.plus(&ring.stats());
             c.size = ring.capacity();
             c.queued = ring.len();
         }

@@ -83,6 +83,18 @@ pub struct RingStats {
     pub busy: u64,
 }
 
+impl RingStats {
+    /// The counts of `self` and `other` together (of two rings).
+    pub fn plus(&self, other: &RingStats) -> RingStats {
+        RingStats {
+            pushed: self.pushed.wrapping_add(other.pushed),
+            popped: self.popped.wrapping_add(other.popped),
+            full: self.full.wrapping_add(other.full),
+            busy: self.busy.wrapping_add(other.busy),
+        }
+    }
+}
+
 /// A bounded MPMC queue over the slots in `S` (a `Vec`, `KVVec`, array...).
 ///
 /// # Invariants

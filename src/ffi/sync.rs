@@ -196,13 +196,8 @@ impl<T: Send + Sync> RcuSlot<T> {
         if raw.is_null() {
             return None;
         }
-        Some(Retired {
-            // SAFETY: The slot held the reference that `raw` carries (type
-            // invariants), which now passes to the `Retired`.
-            value: Some(unsafe { Arc::from_raw(raw) }),
-            // SAFETY: No preconditions.
-            cookie: unsafe { sys::mace_rcu_cookie() },
-        })
+        // SAFETY: `raw` was in the slot and left it just now.
+        Some(unsafe { Retired::new(raw) })
     }
 
     /// Empties the slot if it holds `value`; returns what it held.
@@ -211,13 +206,8 @@ impl<T: Send + Sync> RcuSlot<T> {
         self.ptr
             .compare_exchange(want, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
             .ok()
-            .map(|raw| Retired {
-                // SAFETY: The slot held the reference that `want` carries
-                // (type invariants), which now passes to the `Retired`.
-                value: Some(unsafe { Arc::from_raw(raw) }),
-                // SAFETY: No preconditions.
-                cookie: unsafe { sys::mace_rcu_cookie() },
-            })
+            // SAFETY: `raw` was in the slot and left it just now.
+            .map(|raw| unsafe { Retired::new(raw) })
     }
 }
 
@@ -242,6 +232,24 @@ impl<T: Send + Sync> Drop for RcuSlot<T> {
 pub(crate) struct Retired<T: Send + Sync> {
     value: Option<Arc<T>>,
     cookie: core::ffi::c_ulong,
+}
+
+impl<T: Send + Sync> Retired<T> {
+    /// The value `raw` that just left an [`RcuSlot`], from now on.
+    ///
+    /// # Safety
+    ///
+    /// `raw` was in a slot, which no longer holds it; the reference it
+    /// carried passes to the result.
+    unsafe fn new(raw: *mut T) -> Self {
+        Self {
+            // SAFETY: The slot's reference came from `Arc::into_raw` (the
+            // slot's invariants) and now passes here (the caller's promise).
+            value: Some(unsafe { Arc::from_raw(raw) }),
+            // SAFETY: No preconditions.
+            cookie: unsafe { sys::mace_rcu_cookie() },
+        }
+    }
 }
 
 impl<T: Send + Sync> Drop for Retired<T> {

@@ -1,7 +1,7 @@
 //! Tests of the lock-free record ring, single- and multi-threaded.
 
 use mace_core::record::{Direction, Record};
-use mace_core::ring::{Packed, PushError, Ring, Slot, WORDS};
+use mace_core::ring::{Packed, PushError, Ring, RingStats, Slot, WORDS};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -238,4 +238,30 @@ fn single_consumer_sees_each_producer_in_order() {
         (s.pushed, s.popped),
         (PRODUCERS * PER_PRODUCER, PRODUCERS * PER_PRODUCER)
     );
+}
+
+#[test]
+fn stats_of_two_rings_add_up() {
+    let a = RingStats {
+        pushed: 5,
+        popped: 3,
+        full: 1,
+        busy: 0,
+    };
+    let b = RingStats {
+        pushed: 7,
+        popped: 7,
+        full: 0,
+        busy: 2,
+    };
+    assert_eq!(
+        a.plus(&b),
+        RingStats {
+            pushed: 12,
+            popped: 10,
+            full: 1,
+            busy: 2
+        }
+    );
+    assert_eq!(a.plus(&RingStats::default()), a);
 }
