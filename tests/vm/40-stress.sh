@@ -147,6 +147,7 @@ for i in $(seq 1 "$SCALE"); do
 		detail+=" c$i(tx=$tx rx=$rx egress=$eg ingress=$in ids_ok=$ids_ok)"
 	elif [[ $eg != "$tx" || $in != "$rx" ]]; then
 		echo "stress: c$i missed $((tx - eg)) egress, $((rx - in)) ingress: $(tr '\n' ' ' </tmp/stats.c$i)"
+		[[ $rx == 0 ]] && netdiag "c$i"
 	fi
 done
 if ((bad_ns == 0)); then
@@ -171,7 +172,8 @@ for i in $(seq 1 "$NC"); do
 	}' /tmp/stats.c$i || { bad=$((bad + 1)); echo "counters of c$i: $(tr '\n' ' ' </tmp/stats.c$i)"; }
 done
 check "scale: in all $NC namespaces, recorded = queued + popped + ring overflows" test "$bad" = 0
-check_accounting "scale: $NC namespaces" $(seq -f 'c%g' 1 "$NC")
+# (BusyBox seq has no -f.)
+check_accounting "scale: $NC namespaces" $(printf 'c%d ' $(seq 1 "$NC"))
 flood_full=$(cat /tmp/stats.c$NC 2>/dev/null | awk '$1 == "ring_full" { print $2 }')
 flood_eg=$(awk '$1 == "egress" { print $2 }' /tmp/stats.c$NC)
 echo "stress: flooder c$NC recorded $flood_eg egress latencies, ring_full=$flood_full"
@@ -179,10 +181,21 @@ rmmod mace
 
 # --- 4. Overflow: a reader that never reads. ----------------------------------
 section "overflow"
+# The ring is what is tested here: first make sure c1 reaches the remote host.
+reach=0
+for i in $(seq 1 20); do
+	ip netns exec c1 ping -c 1 -W 1 "$REMOTE4" >/dev/null 2>&1 && { reach=1; break; }
+done
+if ((reach)); then
+	pass "overflow: c1 reaches $REMOTE4 (after $i tries)"
+else
+	fail "overflow: c1 reaches $REMOTE4" "20 pings unanswered; $(netdiag c1 | tr '\n' ' ')"
+fi
 insmod "$KO" outer_dev=eth0 ring_size=16
 ip netns exec c1 bash -c "echo 1 > $ON"
 ip netns exec c1 ping -c 40 -i 0.02 "$REMOTE4" >/tmp/ping.txt
 rx=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' /tmp/ping.txt)
+echo "stress: overflow: $(grep transmitted /tmp/ping.txt)"
 check "overflow: the ring holds 16 records" test "$(counter c1 ring_queued)" = 16
 check "overflow: ring_full counts the $((40 + rx - 16)) dropped" test "$(counter c1 ring_full)" = $((40 + rx - 16))
 ip netns exec c1 cat /dev/mace >/tmp/mace.txt

@@ -98,6 +98,20 @@ counter() {
 	fi
 }
 
+# netdiag NS: what the network of container NS looks like, for a failure
+# message: its neighbours and device counters, and the host's NAT entries
+# for it.
+netdiag() {
+	echo "--- network of $1"
+	ip -n "$1" neigh show
+	ip -n "$1" -s link show eth0 | awk 'NR > 2'
+	ip neigh show dev br0
+	ip -s link show eth0 | awk 'NR > 2'
+	grep -F "$(ip -n "$1" -4 -o addr show dev eth0 | awk '{ split($4, a, "/"); print "src=" a[1] " " }')" \
+		/proc/net/nf_conntrack 2>/dev/null | head -5
+	echo "---"
+}
+
 # write_once FILE: writes what stdin holds to FILE with one write(2) (a
 # shell's printf may split its output at newlines into several writes, so
 # that a sysfs file would see "1\n" and "\n" instead of "1\n\n").
@@ -115,6 +129,13 @@ check_accounting() {
 			out=$(awk '{ print $1, $2 }' /sys/class/mace/stats)
 		else
 			out=$(ip netns exec "$ns" awk '{ print $1, $2 }' /sys/class/mace/stats)
+		fi
+		# No counters (an unknown namespace, mace not loaded) is a failure,
+		# not a set of zeros that adds up.
+		if ! grep -q '^egress_sent ' <<<"$out"; then
+			bad=1
+			detail+="$ns: no counters; "
+			continue
 		fi
 		if ! awk -v ns="$ns" '
 			{ v[$1] = $2 }
