@@ -13,7 +13,8 @@
 #
 # Sizes: MACE_TEST_ROUNDS (default 9), MACE_TEST_PINGS (default 200),
 # MACE_TEST_LOADS (default "0 1 5 10"), MACE_TEST_TCP_ROUNDS (default 9),
-# MACE_TEST_SCALE (namespaces pinging at once, default 100).
+# MACE_TEST_SCALE (namespaces pinging at once, default 100); MACE_TEST_PARTS=pert
+# (scripts/bench --pert) runs only the perturbation rounds and self-cost.
 set -uo pipefail
 source /mace/scripts/topology.sh
 
@@ -107,7 +108,7 @@ condition() {
 }
 
 icount() {
-	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,} netem_ms=$NETEM_MS"
+	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,} netem_ms=$NETEM_MS parts=${MACE_TEST_PARTS:-all}"
 	local max=$(($(echo $LOADS | tr ' ' '\n' | sort -n | tail -1) + 1)) r cond load i
 	topo_up "$max" || exit 1
 	for i in $(seq 1 "$max"); do
@@ -128,6 +129,14 @@ icount() {
 		done
 	done
 	condition unloaded
+	tcp_icount
+	[[ ${MACE_TEST_PARTS:-all} == pert ]] || accuracy
+	self_cost
+}
+
+# tcp_icount: icount experiment 1b.
+tcp_icount() {
+	local bps r cond
 
 	# 1b. TCP throughput under icount too: plain TCG cannot resolve a few
 	#     per cent, while here a run repeats exactly (guest time counts
@@ -142,6 +151,12 @@ icount() {
 		done
 	done
 	condition unloaded
+	ip netns exec remote pkill iperf3
+}
+
+# accuracy: icount experiment 2 (accuracy and coverage per tool and load).
+accuracy() {
+	local netem tool pids tpid rpid load i
 
 	# 2. Accuracy and coverage, per tool, with LOAD co-located
 	#    flood-pinging containers, without and with a netem delay on c1's
@@ -159,7 +174,6 @@ icount() {
 	sleep 0.5
 	load
 	ip netns exec c1 bash -c "echo 1 > $ON; cat /dev/mace >/dev/null"
-	local netem tool pids tpid rpid
 	for load in $LOADS; do
 		pids=()
 		for i in $(seq 2 $((load + 1))); do
@@ -223,6 +237,11 @@ icount() {
 	kill $(jobs -p) 2>/dev/null
 	wait 2>/dev/null
 	pkill iperf3
+}
+
+# self_cost: icount experiment 3.
+self_cost() {
+	local traffic ns
 
 	# 3. Self-cost per probe hit, with matching traffic (c1 captures and
 	#    pings) and without (c1 captures, c2 pings).
