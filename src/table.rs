@@ -9,7 +9,10 @@
 //! its own lock. Each slot holds a 64-bit key (0 means empty), the time it was
 //! stored, a flags word and `D` words of data. Slots are atomics so that the
 //! table is safe code; they are only ever changed with their bucket's lock
-//! held, so relaxed accesses suffice.
+//! held, so relaxed accesses suffice. A lookup first looks at the bucket's
+//! keys without the lock and takes it only if one of them is its key: the
+//! packets of namespaces that do not capture, and other misses, lock
+//! nothing.
 //!
 //! The policy that makes the tables trustworthy lives here too:
 //!
@@ -217,6 +220,18 @@ where
         (now.wrapping_sub(slot_time) as i64) > self.max_age as i64
     }
 
+    /// Whether a slot of `bucket` may hold `key`, looked at without the
+    /// lock: a lookup that finds no slot with its key misses without
+    /// taking it.
+    ///
+    /// A miss seen this way is a miss the locked lookup could have seen
+    /// too: the entry was not there yet, or already gone. An entry stored
+    /// before the caller learned of its packet (through a queue, a lock, an
+    /// interrupt: anything that orders the two) is seen.
+    fn may_hold(bucket: &Bucket<L, D>, key: u64) -> bool {
+        bucket.slots.iter().any(|s| s.key.load(Relaxed) == key)
+    }
+
     fn entry(slot: &Slot<D>) -> Entry<D> {
         Entry {
             key: slot.key.load(Relaxed),
@@ -376,6 +391,9 @@ where
         let Some(bucket) = self.bucket(key) else {
             return Take::Miss;
         };
+        if !Self::may_hold(bucket, key) {
+            return Take::Miss;
+        }
         let _guard = bucket.lock.lock();
         for slot in &bucket.slots {
             if slot.key.load(Relaxed) != key {
@@ -406,6 +424,9 @@ where
     /// entry (an expired one is removed).
     pub fn update<R>(&self, key: u64, now: u64, f: impl FnOnce(&mut Entry<D>) -> R) -> Option<R> {
         let bucket = self.bucket(key)?;
+        if !Self::may_hold(bucket, key) {
+            return None;
+        }
         let _guard = bucket.lock.lock();
         for slot in &bucket.slots {
             if slot.key.load(Relaxed) != key {
