@@ -140,8 +140,17 @@ counters! {
     /// `ingress_received = ingress_taken + ingress_expired +
     /// ingress_collisions + ingress_evicted + ingress_in_table`.
     pub struct HostCounters {
-        /// Packets received on outer devices and stored for matching (or
-        /// refused as colliding).
+        /// Packets received on outer devices and stamped by socket buffer
+        /// (while the initial namespace does not capture).
+        ingress_stamped,
+        /// Stamps of received packets overwritten by another packet's
+        /// before any capturing namespace's device took them (most are
+        /// packets of namespaces that do not capture).
+        ingress_stamps_overwritten,
+        /// Received packets stored for matching (or refused as colliding):
+        /// on a capturing namespace's device, with the stamp its outer
+        /// device gave it, or on the outer device while the initial
+        /// namespace captures.
         ingress_received,
         /// Received packets a reader of a capturing namespace took.
         ingress_taken,
@@ -155,11 +164,15 @@ counters! {
         ingress_evicted,
         /// Received packets in the ingress table now (a gauge).
         ingress_in_table,
-        /// First fragments received on outer devices, not stored: their
-        /// readers get the datagram reassembled.
+        /// First fragments received, not stored: their readers get the
+        /// datagram reassembled.
         ingress_fragments,
         /// Sent packets pushed out of a full bucket (any namespace's).
         egress_evicted,
+        /// Sent packets of any namespace in the egress table now (a gauge:
+        /// while it is 0, an outer device's transmissions are not looked
+        /// at).
+        egress_in_table,
         /// Task entries pushed out of a full bucket.
         tasks_evicted,
         /// Packets a tap saw that found the tap queue full (they expire in

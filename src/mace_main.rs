@@ -71,6 +71,8 @@ mod record;
 #[allow(unreachable_pub)]
 mod ring;
 #[allow(unreachable_pub)]
+mod stamps;
+#[allow(unreachable_pub)]
 mod table;
 #[allow(unreachable_pub)]
 mod text;

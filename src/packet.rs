@@ -361,3 +361,30 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
         first_fragment: net.first_fragment,
     })
 }
+
+/// Bytes of the network header [`fingerprint`] reads.
+pub const FINGERPRINT_BYTES: usize = 8;
+
+/// A 16-bit digest of a packet's first network-header bytes that stays the
+/// same from an outer device's receive to the container's device, for the
+/// arrival stamps of [`crate::stamps`]; `None` if `l3` is neither IPv4 nor
+/// IPv6 or is shorter than [`FINGERPRINT_BYTES`].
+///
+/// Forwarding changes the TTL or hop limit, NAT the addresses, ports and
+/// checksums, a congested queue the ECN bits: none of these is read. IPv4:
+/// the total length and the identification; IPv6: the flow label, the
+/// payload length and the next header.
+pub fn fingerprint(l3: &[u8]) -> Option<u16> {
+    let b: [u8; FINGERPRINT_BYTES] = l3.get(..FINGERPRINT_BYTES)?.try_into().ok()?;
+    let w = u64::from_be_bytes(b);
+    let kept = match w >> 60 {
+        // Bytes 2-5: total length, identification.
+        4 => w >> 16 & 0xffff_ffff,
+        // Bytes 1-6 without the traffic class: flow label, payload
+        // length, next header.
+        6 => w >> 8 & 0x0fff_ffff_ffff,
+        _ => return None,
+    };
+    let h = kept.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Some((h >> 48) as u16)
+}

@@ -140,8 +140,8 @@ fn write_stats(
         }
     });
     result?;
-    let [egress, ingress, tasks] = capture.occupancy();
-    writeln!(out, "host_table_entries {egress} {ingress} {tasks}")?;
+    let [egress, ingress, tasks, sends] = capture.occupancy();
+    writeln!(out, "host_table_entries {egress} {ingress} {tasks} {sends}")?;
     writeln!(out, "host_tap_queued {}", capture.tap_queued())?;
     let (states, rings) = crate::netns::live_counts();
     writeln!(out, "host_netns_states {states}")?;

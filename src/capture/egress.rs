@@ -3,7 +3,7 @@
 //! The egress path: from a send syscall to the outer device.
 //!
 //! ```text
-//! send_entered (sys_enter)       task table: Task.send = now
+//! send_entered (sys_enter)       sends table: Sender, start = now
 //! queued: the packet is handed   egress table: key -> Egress { start, ns }
 //!   to its first device
 //!   (net_dev_queue) or to its
@@ -26,7 +26,7 @@
 
 use super::{identify, Capture, LOOPBACK_IFINDEX};
 use crate::counters::{bump, sub};
-use crate::entry::{Egress, SendCall, Task, Words, EGRESS_WORDS};
+use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
 use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, Skb};
@@ -36,6 +36,7 @@ use crate::netns::{NetState, NET_STATE};
 use crate::packet::{Identity, Side};
 use crate::record::Direction;
 use crate::table::{Entry, Insert, Take};
+use core::sync::atomic::Ordering::Relaxed;
 
 impl Capture {
     /// `sys_enter`: a task of a capturing namespace may start sending.
@@ -64,18 +65,21 @@ impl Capture {
             }
             let now = mono_ns();
             let (key, tid) = task::current_task();
-            let t = Task::sending(
+            let t = Sender {
                 tid,
-                SendCall {
+                call: SendCall {
                     start: now,
                     sock: fd.sock,
                     tcp_write_seq: fd.tcp_write_seq,
                     sent: 0,
                 },
-            );
-            // A leftover entry of this task (a syscall whose exit was not
-            // seen) is replaced: its pending packets, if any, are lost.
-            self.task_placed(cx, self.tasks.put(key, now, &t.to_words()));
+            };
+            // A leftover entry of this task (a send whose exit was not seen)
+            // is replaced; a full bucket loses its oldest sender, whose
+            // packets then leave unmatched.
+            if let Insert::Evicted(_) = self.sends.put(key, now, &t.to_words()) {
+                bump(&self.counters.tasks_evicted);
+            }
         });
     }
 
@@ -126,6 +130,12 @@ impl Capture {
     /// `net_dev_start_xmit`: a packet starts transmission on `dev`; on an
     /// outer device that ends its egress window.
     pub(crate) fn xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
+        // No sent packet waits (the gauge goes up before an entry is
+        // stored): nothing to look up. This keeps the transmissions of
+        // namespaces that do not capture cheap while no capturing one sends.
+        if self.counters.egress_in_table.load(Relaxed) == 0 {
+            return;
+        }
         if !self.outer.contains(dev.ifindex()) || !dev.net().is_init() {
             return;
         }
@@ -137,6 +147,7 @@ impl Capture {
         let (Take::Hit(e) | Take::Expired(e) | Take::Collided(e)) = taken else {
             return;
         };
+        sub(&self.counters.egress_in_table, 1);
         let entry = Egress::from_words(&e.data);
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
@@ -158,10 +169,13 @@ impl Capture {
     /// sent; counts a packet sent by it.
     fn send_start(&self, now: u64, sock: u64, id: &Identity) -> Option<u64> {
         let (key, tid) = task::current_task();
-        self.tasks
+        self.sends
             .update(key, now, |e| {
-                let mut t = Task::from_words(&e.data);
-                let send = t.send.as_mut().filter(|_| t.tid == tid)?;
+                let mut t = Sender::from_words(&e.data);
+                if t.tid != tid {
+                    return None;
+                }
+                let send = &mut t.call;
                 if sock != 0 && sock != send.sock {
                     return None;
                 }
@@ -199,18 +213,29 @@ impl Capture {
         // then to its device) is not a collision.
         let same = |e: &Entry<EGRESS_WORDS>| Egress::from_words(&e.data).same_send(&entry);
         let c = &state.counters;
+        let host = &self.counters;
+        // Up before the entry can be found ([`Self::xmit`] looks only while
+        // it is above 0), down again if nothing new stays.
+        bump(&host.egress_in_table);
         let placed = self.egress.insert(id.key, now, &entry.to_words(), same);
         if let Insert::Same = placed {
-            return;
+            return sub(&host.egress_in_table, 1);
         }
         bump(&c.egress_sent);
         match placed {
-            Insert::Collision(_) => return bump(&c.egress_collisions),
+            Insert::Collision(_) => {
+                sub(&host.egress_in_table, 1);
+                return bump(&c.egress_collisions);
+            }
             Insert::Stored | Insert::Replaced(_) | Insert::Same => {}
             // The entry it took the place of leaves the table.
-            Insert::ReplacedExpired(old) => self.egress_left(cx, &old, Left::Expired),
+            Insert::ReplacedExpired(old) => {
+                sub(&host.egress_in_table, 1);
+                self.egress_left(cx, &old, Left::Expired);
+            }
             Insert::Evicted(old) => {
-                bump(&self.counters.egress_evicted);
+                sub(&host.egress_in_table, 1);
+                bump(&host.egress_evicted);
                 self.egress_left(cx, &old, Left::Evicted);
             }
         }

@@ -54,49 +54,112 @@
 
 #![deny(unsafe_code)]
 
-use super::{identify, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
+use super::{fingerprint, identify, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
 use crate::entry::{Ingress, Pending, Task, Words};
 use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
-use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
+use crate::ffi::skb::{RxStamp, Skb, Sock};
 use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::work::schedule_sweep;
 use crate::netns::{NetState, NET_STATE};
-use crate::packet::Side;
+use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
 use crate::record::Direction;
+use crate::stamps::Stamped;
 use crate::table::{Insert, Take};
+use core::mem::MaybeUninit;
 
 impl Capture {
     /// `netif_receive_skb`: a packet arrives. On an outer device it starts
-    /// an ingress window; on a tapped device of a capturing namespace, the
-    /// tap may be its only reader.
+    /// an ingress window; on a device of a capturing namespace, the packet
+    /// is identified for its reader (and the tap may be its only reader).
     pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let Some(dev) = skb.dev() else { return };
-        if !self.outer.contains(dev.ifindex()) || !dev.net().is_init() {
-            if dev.has_taps() {
-                self.tapped(cx, skb, dev);
+        let net = dev.net();
+        if self.outer.contains(dev.ifindex()) && net.is_init() {
+            return self.outer_received(cx, skb, net);
+        }
+        let Some(state) = NET_STATE.get(cx, net) else {
+            return;
+        };
+        if !state.enabled() {
+            return;
+        }
+        let taps = dev.has_taps();
+        let Some((id, now)) = self.arrived(skb, taps) else {
+            return;
+        };
+        if taps {
+            self.tapped(cx, state, &id, now);
+        }
+    }
+
+    /// A packet arrives on the outer device of the initial namespace `net`:
+    /// its arrival is stamped by socket buffer, for a capturing namespace's
+    /// device to take ([`Self::arrived`]). While the initial namespace
+    /// captures, whose processes read straight from the outer device, it is
+    /// identified and stored at once.
+    fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, net: &Net) {
+        let c = &self.counters;
+        if NET_STATE.get(cx, net).is_some_and(NetState::enabled) {
+            let now = mono_ns();
+            // The network header is not set yet: the packet starts at its
+            // data.
+            if let Some(id) = identify(skb, true, Side::Ingress) {
+                self.store_received(&id, now);
             }
             return;
         }
-        // The network header is not set yet: the packet starts at its data.
-        let Some(id) = identify(skb, true, Side::Ingress) else {
+        let Some(fp) = fingerprint(skb) else {
             return;
         };
+        let now = mono_ns();
+        bump(&c.ingress_stamped);
+        if let Stamped::Overwrote = self.stamps.stamp(skb.addr(), fp, now, self.max_age) {
+            bump(&c.ingress_stamps_overwritten);
+        }
+    }
+
+    /// A packet arrives on a device of a capturing namespace: if an outer
+    /// device stamped it, it is identified and stored for its reader, as
+    /// arrived then. Returns its identity and the time if it was
+    /// identified: if it was stamped, or if `always` (a tap may read it).
+    fn arrived(&self, skb: &Skb, always: bool) -> Option<(Identity, u64)> {
+        // The network header is not set yet: the packet starts at its data.
+        // Not zeroed: usually the bytes are read in place, not copied here.
+        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+        let bytes = skb.net_bytes(&mut buf, true);
+        // The fingerprint first, the whole packet only for a stamped one:
+        // loopback and container-to-container traffic cost little.
+        let fp = packet::fingerprint(bytes)?;
+        let now = mono_ns();
+        let t_rx = self.stamps.take(skb.addr(), fp, now, self.max_age);
+        if t_rx.is_none() && !always {
+            return None;
+        }
+        let id = packet::identify(bytes, Side::Ingress, skb.gso_size())?;
+        if let Some(t_rx) = t_rx {
+            self.store_received(&id, t_rx);
+        }
+        Some((id, now))
+    }
+
+    /// Stores the received packet `id`, arrived at `t_rx` on an outer
+    /// device, for its reader.
+    fn store_received(&self, id: &Identity, t_rx: u64) {
         let c = &self.counters;
         if id.first_fragment {
             // Its reader gets the datagram reassembled, another identity:
             // it could never be found again.
             return bump(&c.ingress_fragments);
         }
-        let now = mono_ns();
         let entry = Ingress { pktid: id.pktid };
         bump(&c.ingress_received);
         match self
             .ingress
-            .insert(id.key, now, &entry.to_words(), |_| false)
+            .insert(id.key, t_rx, &entry.to_words(), |_| false)
         {
             Insert::Stored | Insert::Replaced(_) | Insert::Same => {
                 bump(&c.ingress_in_table);
@@ -138,7 +201,8 @@ impl Capture {
         }
     }
 
-    /// A packet arrives on `dev`, which packet taps see (tcpdump, libpcap).
+    /// The packet `id` arrives at `now` on a device of the capturing
+    /// namespace with `state` that packet taps see (tcpdump, libpcap).
     ///
     /// A tool that reads its replies through a packet socket (hping3, nping,
     /// scapy) makes no receiving syscall on an IP socket. Whether an IP
@@ -147,19 +211,11 @@ impl Capture {
     /// out meanwhile) for the tap queue, where such a reader finds it
     /// ([`Self::take_tapped`]); the sweep reports it as the packet socket's
     /// if nobody took it ([`Capture::sweep_taps`]).
-    fn tapped(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
-        let Some(state) = NET_STATE.get(cx, dev.net()) else {
-            return;
-        };
+    fn tapped(&self, cx: &ProbeCx<'_>, state: &NetState, id: &Identity, now: u64) {
         let ns = state.handle();
-        if !state.enabled() || ns == 0 {
+        if ns == 0 {
             return;
         }
-        // The network header is not set yet: the packet starts at its data.
-        let Some(id) = identify(skb, true, Side::Ingress) else {
-            return;
-        };
-        let now = mono_ns();
         // Not from an outer device, or counted as expired or collided.
         let Some((t_rx, pktid)) = self.take_ingress(state, id.key, now) else {
             return;

@@ -7,12 +7,15 @@
 //!
 //! ```text
 //!  egress   sys_enter (send family) ──> net_dev_queue (or the neighbour),
-//!           [task table: Task.send]       the sender's first device
+//!           [sends table: Sender]         the sender's first device
 //!                                         [egress table: key -> Egress]
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
-//!           [ingress table: key -> Ingress]
+//!           [arrival stamps: skb -> t_rx]
+//!                                   ──> netif_receive_skb, a device of the
+//!                                        capturing namespace
+//!                                        [ingress table: key -> Ingress]
 //!                                   ──> skb_copy_datagram_iovec, or
 //!                                        skb_consume_udp(), in a receiving task
 //!                                        [task table: Task.pending]
@@ -24,7 +27,9 @@
 //! ([`Capture::syscall_exit`]). The key of a packet ([`crate::packet`]) is
 //! the same on both sides of the NAT; the table entries are the types of
 //! [`crate::entry`]. Only packets of namespaces with capture on are timed;
-//! packets of other namespaces cost at most one table lookup. The probes are
+//! packets of other namespaces take no lock: an arrival stamp on an outer
+//! device, and a lockless look into the egress table while a capturing
+//! namespace's packet waits there. The probes are
 //! registered only while some namespace captures, so an idle mace costs
 //! nothing.
 //!
@@ -37,7 +42,7 @@ mod egress;
 mod ingress;
 
 use crate::counters::{add, bump, sub, HostCounters};
-use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, TASK_WORDS};
+use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, SEND_WORDS, TASK_WORDS};
 use crate::ffi::skb::Skb;
 use crate::ffi::sync::{BucketGuard, BucketSpinLock};
 use crate::ffi::task::{self, Regs, Syscalls};
@@ -47,6 +52,7 @@ use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NsRegistry, NET_STATE};
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
+use crate::stamps::Stamps;
 
 use crate::table::{Bucket, BucketLock, Insert, Table, Take};
 use core::mem::MaybeUninit;
@@ -167,10 +173,21 @@ const READABLE: u64 = 1;
 /// has this bit.
 const PROVISIONAL: u64 = 1 << 63;
 
+/// Arrival stamps per bucket of the ingress table: the stamps of every
+/// packet an outer device receives, where the table holds only those of
+/// capturing namespaces.
+const STAMPS_PER_BUCKET: usize = 4;
+
 /// Everything the probes share.
 pub(crate) struct Capture {
     egress: KTable<EGRESS_WORDS>,
     ingress: KTable<INGRESS_WORDS>,
+    /// Arrival times of the packets outer devices received, by socket
+    /// buffer, until a capturing namespace's device takes them.
+    stamps: Stamps<KVVec<AtomicU64>>,
+    /// Tasks in a send syscall.
+    sends: KTable<SEND_WORDS>,
+    /// Tasks in a receiving syscall (or a packet socket's wait).
     tasks: KTable<TASK_WORDS>,
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
@@ -206,9 +223,16 @@ impl Capture {
         for _ in 0..TAP_QUEUE {
             tap_slots.push(fifo_slot(), GFP_KERNEL)?;
         }
+        let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
+        let mut stamp_slots = KVVec::with_capacity(n_stamps, GFP_KERNEL)?;
+        for _ in 0..n_stamps {
+            stamp_slots.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             ingress: new_table(buckets, max_age)?,
+            stamps: Stamps::new(stamp_slots).map_err(|_| EINVAL)?,
+            sends: new_table((buckets / 4).max(64), max_age)?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
@@ -245,13 +269,13 @@ impl Capture {
         self.taps.len()
     }
 
-    /// Table occupancy (egress, ingress, tasks), for `stats` (process
-    /// context).
+    /// Table occupancy (egress, ingress, tasks in receives, tasks in
+    /// sends), for `stats` (process context).
     ///
     /// Counted without locks, [`OCCUPANCY_CHUNK`] buckets at a time with a
     /// chance to reschedule between chunks: however large the tables, a
     /// reader neither holds up the probes nor keeps its CPU.
-    pub(crate) fn occupancy(&self) -> [usize; 3] {
+    pub(crate) fn occupancy(&self) -> [usize; 4] {
         fn count<const D: usize>(table: &KTable<D>) -> usize {
             let mut n = 0usize;
             let mut first = 0usize;
@@ -266,6 +290,7 @@ impl Capture {
             count(&self.egress),
             count(&self.ingress),
             count(&self.tasks),
+            count(&self.sends),
         ]
     }
 
@@ -273,12 +298,10 @@ impl Capture {
     /// ([`Self::recv_exited`]), or a reader of a packet socket returns
     /// ([`Self::tap_read`]), in a namespace that captures or did.
     pub(crate) fn syscall_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
-        if task::in_compat_syscall() {
-            return;
-        }
         let nr = regs.syscall_nr();
         let s = &self.syscalls;
-        if !s.sends(nr) && !s.receives(nr) && !s.waits(nr) {
+        // The number first: most syscalls are none of these.
+        if !s.sends(nr) && !s.receives(nr) && !s.waits(nr) || task::in_compat_syscall() {
             return;
         }
         crate::ffi::net::with_current_net(|net| {
@@ -291,6 +314,12 @@ impl Capture {
             }
             let now = mono_ns();
             let (key, tid) = task::current_task();
+            if s.sends(nr) {
+                // The send is over: nothing to report (its packets were
+                // matched as they left).
+                let _ = self.sends.take(key, now);
+                return;
+            }
             let e = match self.tasks.take(key, now) {
                 Take::Hit(e) => e,
                 Take::Expired(e) | Take::Collided(e) => {
@@ -391,4 +420,10 @@ fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
     // Not zeroed: usually the bytes are read in place, not copied here.
     let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
     packet::identify(skb.net_bytes(&mut buf, from_data), side, skb.gso_size())
+}
+
+/// The fingerprint of a received packet in `skb`, for its arrival stamp.
+fn fingerprint(skb: &Skb) -> Option<u16> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); packet::FINGERPRINT_BYTES];
+    packet::fingerprint(skb.net_bytes(&mut buf, true))
 }

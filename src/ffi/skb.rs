@@ -38,6 +38,12 @@ impl Skb {
         self.0.get().cast_const()
     }
 
+    /// Its address: the same socket buffer as long as it lives (the
+    /// allocator may give it to another packet once it is freed).
+    pub(crate) fn addr(&self) -> u64 {
+        self.as_ptr() as usize as u64
+    }
+
     /// The packet's first bytes from its network header on (from its data
     /// when `from_data`), up to `buf.len()` of them: borrowed from the skb
     /// when they are in its linear part, else copied into `buf`. Empty if

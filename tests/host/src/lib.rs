@@ -24,6 +24,8 @@ pub mod parse;
 pub mod record;
 #[path = "../../../src/ring.rs"]
 pub mod ring;
+#[path = "../../../src/stamps.rs"]
+pub mod stamps;
 #[path = "../../../src/table.rs"]
 pub mod table;
 #[path = "../../../src/text.rs"]

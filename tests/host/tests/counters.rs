@@ -55,6 +55,8 @@ fn host_counters_names() {
     assert_eq!(
         names,
         [
+            "ingress_stamped",
+            "ingress_stamps_overwritten",
             "ingress_received",
             "ingress_taken",
             "ingress_expired",
@@ -63,6 +65,7 @@ fn host_counters_names() {
             "ingress_in_table",
             "ingress_fragments",
             "egress_evicted",
+            "egress_in_table",
             "tasks_evicted",
             "taps_overflow"
         ]
