@@ -143,10 +143,11 @@ counters! {
         /// Packets received on outer devices and stamped by socket buffer
         /// (while the initial namespace does not capture).
         ingress_stamped,
-        /// Stamps of received packets overwritten by another packet's
-        /// before any capturing namespace's device took them (most are
-        /// packets of namespaces that do not capture).
-        ingress_stamps_overwritten,
+        /// Stamps of received packets lost before any capturing namespace's
+        /// device took them: overwritten by another packet's while fresh
+        /// (most are packets of namespaces that do not capture), or not made
+        /// because other writers held the slot.
+        ingress_stamps_lost,
         /// Received packets stored for matching (or refused as colliding):
         /// on a capturing namespace's device, with the stamp its outer
         /// device gave it, or on the outer device while the initial

@@ -362,29 +362,43 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     })
 }
 
-/// Bytes of the network header [`fingerprint`] reads.
-pub const FINGERPRINT_BYTES: usize = 8;
-
-/// A 16-bit digest of a packet's first network-header bytes that stays the
-/// same from an outer device's receive to the container's device, for the
-/// arrival stamps of [`crate::stamps`]; `None` if `l3` is neither IPv4 nor
-/// IPv6 or is shorter than [`FINGERPRINT_BYTES`].
+/// A digest of a packet's network header that stays the same from an outer
+/// device to the container's device (on `side` [`Side::Ingress`], a
+/// received packet) or from the container's device to the outer device
+/// ([`Side::Egress`]), for the arrival stamps of [`crate::stamps`]; `None`
+/// for a packet that is neither IPv4 nor IPv6, or whose header is cut
+/// short.
 ///
-/// Forwarding changes the TTL or hop limit, NAT the addresses, ports and
-/// checksums, a congested queue the ECN bits: none of these is read. IPv4:
-/// the total length and the identification; IPv6: the flow label, the
-/// payload length and the next header.
-pub fn fingerprint(l3: &[u8]) -> Option<u16> {
-    let b: [u8; FINGERPRINT_BYTES] = l3.get(..FINGERPRINT_BYTES)?.try_into().ok()?;
-    let w = u64::from_be_bytes(b);
-    let kept = match w >> 60 {
-        // Bytes 2-5: total length, identification.
-        4 => w >> 16 & 0xffff_ffff,
-        // Bytes 1-6 without the traffic class: flow label, payload
-        // length, next header.
-        6 => w >> 8 & 0x0fff_ffff_ffff,
+/// Forwarding changes the TTL or hop limit, NAT the container's address,
+/// ports and checksums, a congested queue the ECN bits: none of these is
+/// read. IPv4: total length, identification, fragment field, protocol and
+/// the remote address; IPv6: flow label, payload length, next header and
+/// the remote address. A packet of another host, or of a container on the
+/// same bridge, has another remote address.
+pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
+    let mut h = Hasher::new();
+    match *l3.first()? >> 4 {
+        4 => {
+            let b: &[u8; 20] = l3.get(..20)?.try_into().ok()?;
+            let [_, _, l0, l1, i0, i1, f0, f1, _, proto, ..] = *b;
+            h.word(u64::from_be_bytes([4, proto, l0, l1, i0, i1, f0, f1]));
+            let at = match side {
+                Side::Ingress => 12,
+                Side::Egress => 16,
+            };
+            h.word(u64::from(be32(b, at)?));
+        }
+        6 => {
+            let b: &[u8; 40] = l3.get(..40)?.try_into().ok()?;
+            let [_, f0, f1, f2, l0, l1, next, ..] = *b;
+            h.word(u64::from_be_bytes([6, next, f0 & 0x0f, f1, f2, l0, l1, 0]));
+            let at = match side {
+                Side::Ingress => 8,
+                Side::Egress => 24,
+            };
+            h.bytes(b.get(at..at + 16)?);
+        }
         _ => return None,
-    };
-    let h = kept.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    Some((h >> 48) as u16)
+    }
+    Some(h.finish())
 }

@@ -4,33 +4,34 @@
 //!
 //! Until a received packet reaches a device of some namespace, NAT hides
 //! whose it is, so every packet of an outer device has to be remembered: in
-//! this array it costs one 64-bit store, where identifying the packet by
-//! its bytes and storing it in a bucket-locked table costs ten times that.
-//! From the outer device to the container's device (veth, bridge, routing,
-//! NAT) a packet stays the same socket buffer; there, in a namespace that
-//! captures, mace takes the stamp back and identifies the packet by its
-//! bytes ([`crate::packet`]), which is how its reader finds it.
+//! this array it costs a fingerprint of its header, an exchange and two
+//! stores, where identifying the packet by its bytes and storing it in a
+//! bucket-locked table costs several times that. From the outer device to
+//! the container's device (veth, bridge, routing, NAT) a packet stays the
+//! same socket buffer; there, in a namespace that captures, mace takes the
+//! stamp back and identifies the packet by its bytes ([`crate::packet`]),
+//! which is how its reader finds it.
 //!
 //! The array is direct-mapped and lockless: a socket buffer's address picks
-//! one slot, which holds one word:
+//! one slot of two words, a tag and a value (the arrival time). The tag is
+//! the
+//! packet's fingerprint ([`crate::packet::fingerprint`]: the header fields
+//! that forwarding and NAT leave alone, the remote address among them) mixed
+//! with the address. A stamp is taken only by the same socket buffer holding
+//! a packet with the same fingerprint: not by a packet that a freed socket
+//! buffer was reused for (one that never crossed an outer device comes from
+//! another address), nor by another packet whose address maps to the same
+//! slot. Taking a stamp clears it, so it is never found twice.
 //!
-//! ```text
-//!  63          48 47                                     0
-//! | fingerprint  | arrival time, low 48 bits (ns)          |
-//! ```
-//!
-//! The fingerprint is a digest of the packet's first network-header bytes
-//! that forwarding and NAT leave alone ([`crate::packet::fingerprint`]): it
-//! tells a stamp from one of another packet that took the slot, or of a
-//! packet freed before it was taken whose socket buffer the allocator gave
-//! to a new packet that never crossed an outer device. The full arrival
-//! time is rebuilt from the reader's clock, at most `max_age` (far below
-//! 2^47 ns, 39 hours) away. A stamp is never found twice: taking it clears
-//! the slot.
+//! A writer claims the slot by setting its tag to a mark (one writer at a
+//! time: another gives up after a few tries), then writes the value and the
+//! new tag; a reader reads the tag, then the value, then empties the tag
+//! only if it still holds what it read. So a value is returned only if it
+//! was written with that tag.
 //!
 //! A later packet whose address maps to the same slot overwrites a stamp
-//! not yet taken: the array has several slots per expected packet in
-//! flight, and [`Stamps::stamp`] says when it overwrote a fresh one.
+//! not yet taken: the array has several slots per packet in flight, and
+//! [`Stamps::put`] says what it overwrote.
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
@@ -38,45 +39,76 @@
 #![deny(unsafe_code)]
 
 use core::ops::Deref;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 
-/// Bits of the arrival time kept in a slot.
-const TIME_BITS: u32 = 48;
-
-/// Mask of the time bits.
-const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
-
-/// The oldest stamp [`Stamps::take`] can tell from a newer one, in ns.
-pub const MAX_AGE_LIMIT: u64 = 1 << (TIME_BITS - 1);
-
-/// What [`Stamps::stamp`] wrote over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stamped {
-    /// An empty slot, or a stamp older than `max_age`.
-    Free,
-    /// The fresh stamp of another packet, never taken: it is lost.
-    Overwrote,
+/// One slot: a tag (0: empty) and a value.
+pub struct Slot {
+    tag: AtomicU64,
+    value: AtomicU64,
 }
 
-/// A direct-mapped array of arrival stamps over the words in `S`.
+impl Slot {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self {
+            tag: AtomicU64::new(0),
+            value: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The tag of an empty slot.
+const EMPTY: u64 = 0;
+
+/// The tag of a slot a writer is writing.
+const WRITING: u64 = u64::MAX;
+
+/// How often a writer tries to claim a slot another one is writing.
+const CLAIM_TRIES: usize = 4;
+
+/// What [`Stamps::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Stored in an empty slot.
+    Empty,
+    /// Stored over another stamp, never taken, whose value is this.
+    Replaced(u64),
+    /// Not stored: other writers kept the slot busy.
+    Busy,
+}
+
+/// A direct-mapped array of arrival stamps over the slots in `S`.
 ///
 /// # Invariants
 ///
 /// `slots.len()` is a power of two; `mask == slots.len() - 1`.
 pub struct Stamps<S>
 where
-    S: Deref<Target = [AtomicU64]>,
+    S: Deref<Target = [Slot]>,
 {
     slots: S,
     mask: u64,
 }
 
+/// The hash of a socket buffer's address: slot index and tag both come from
+/// it (slab objects' addresses differ in their middle bits).
+fn mix(addr: u64) -> u64 {
+    let h = addr.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ h >> 32
+}
+
 impl<S> Stamps<S>
 where
-    S: Deref<Target = [AtomicU64]>,
+    S: Deref<Target = [Slot]>,
 {
     /// An array over `slots` (a power of two of them, or they are given
-    /// back), all zero.
+    /// back), all empty.
     pub fn new(slots: S) -> Result<Self, S> {
         let n = slots.len();
         if !n.is_power_of_two() {
@@ -89,65 +121,77 @@ where
         })
     }
 
-    /// The slot of the socket buffer at address `addr`.
-    fn slot(&self, addr: u64) -> Option<&AtomicU64> {
-        // Socket buffers are aligned objects from a slab: their addresses
-        // differ in the middle bits. Multiply, fold the high bits down.
-        let h = addr.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.slots
-            .get(usize::try_from((h ^ h >> 32) & self.mask).ok()?)
+    /// The slot of the socket buffer at `addr`, and the tag of a packet
+    /// with fingerprint `fp` in it (never 0).
+    fn slot(&self, addr: u64, fp: u64) -> Option<(&Slot, u64)> {
+        let h = mix(addr);
+        let slot = self.slots.get(usize::try_from(h & self.mask).ok()?)?;
+        let tag = fp ^ h.rotate_left(29);
+        Some((
+            slot,
+            if tag == EMPTY || tag == WRITING {
+                1
+            } else {
+                tag
+            },
+        ))
     }
 
-    /// Stamps the packet in the socket buffer at `addr`, whose fingerprint
-    /// is `fp`, as arrived at `now`; says whether a fresh stamp (younger than
-    /// `max_age`) of another packet was overwritten.
-    pub fn stamp(&self, addr: u64, fp: u16, now: u64, max_age: u64) -> Stamped {
-        let Some(slot) = self.slot(addr) else {
-            return Stamped::Free;
+    /// Stamps the packet with fingerprint `fp` in the socket buffer at
+    /// `addr` with `value` (its arrival time); says what was in the slot.
+    pub fn put(&self, addr: u64, fp: u64, value: u64) -> Put {
+        let Some((slot, tag)) = self.slot(addr, fp) else {
+            return Put::Busy;
         };
-        let word = u64::from(fp) << TIME_BITS | now & TIME_MASK;
-        // A zero word means empty: a zero fingerprint at a time whose low
-        // bits are zero would look empty. Let it be one ns later.
-        let word = if word == 0 { 1 } else { word };
-        let old = slot.swap(word, Ordering::Relaxed);
-        match age(old, now) {
-            Some(a) if old != 0 && a <= max_age as i64 => Stamped::Overwrote,
-            _ => Stamped::Free,
+        // The slot is the writer's while its tag says WRITING: one writer at
+        // a time, and a reader that read the new value (after the fence)
+        // sees the tag changed when it tries to clear it ([`Self::take`]).
+        // Bounded: another writer holds it for three instructions.
+        let mut claimed = None;
+        for _ in 0..CLAIM_TRIES {
+            let old = slot.tag.load(Ordering::Relaxed);
+            if old != WRITING
+                && slot
+                    .tag
+                    .compare_exchange(old, WRITING, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                claimed = Some(old);
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        let Some(old) = claimed else {
+            return Put::Busy;
+        };
+        fence(Ordering::Release);
+        let old_value = slot.value.load(Ordering::Relaxed);
+        slot.value.store(value, Ordering::Relaxed);
+        slot.tag.store(tag, Ordering::Release);
+        if old == EMPTY {
+            Put::Empty
+        } else {
+            Put::Replaced(old_value)
         }
     }
 
-    /// Takes the stamp of the packet in the socket buffer at `addr` with
-    /// fingerprint `fp`, if there is one no older than `max_age` at `now`:
-    /// its arrival time.
-    pub fn take(&self, addr: u64, fp: u16, now: u64, max_age: u64) -> Option<u64> {
-        let slot = self.slot(addr)?;
-        let old = slot.load(Ordering::Relaxed);
-        if old == 0 || old >> TIME_BITS != u64::from(fp) {
+    /// Takes the stamp of the packet with fingerprint `fp` in the socket
+    /// buffer at `addr`, if there is one: its value.
+    pub fn take(&self, addr: u64, fp: u64) -> Option<u64> {
+        let (slot, tag) = self.slot(addr, fp)?;
+        if slot.tag.load(Ordering::Acquire) != tag {
             return None;
         }
-        let a = age(old, now)?;
-        // Slightly negative: stamped on another CPU after this one read its
-        // clock.
-        if a > max_age as i64 || a < -(max_age as i64) {
-            return None;
-        }
-        // Only the one who clears it takes it (another packet may have
-        // taken the slot meanwhile).
-        slot.compare_exchange(old, 0, Ordering::Relaxed, Ordering::Relaxed)
+        let value = slot.value.load(Ordering::Relaxed);
+        // Pairs with the writer's fence: a value written by a writer that
+        // began after the tag was read makes the exchange below see that
+        // writer's mark (or a later tag) and fail.
+        fence(Ordering::Acquire);
+        // Only if the tag is still the one read: then no writer began since,
+        // and `value` is the one written with it.
+        slot.tag
+            .compare_exchange(tag, EMPTY, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
-        Some(now.wrapping_sub(a as u64))
+        Some(value)
     }
-}
-
-/// The age at `now` of the stamp in `word`, from the low 48 bits of both
-/// times: positive for a stamp in the past, within +-2^47 ns.
-fn age(word: u64, now: u64) -> Option<i64> {
-    let d = (now & TIME_MASK).wrapping_sub(word & TIME_MASK) & TIME_MASK;
-    // Sign-extend the 48-bit difference.
-    let d = i64::try_from(d).ok()?;
-    Some(if d >= MAX_AGE_LIMIT as i64 {
-        d - (1i64 << TIME_BITS)
-    } else {
-        d
-    })
 }

@@ -67,7 +67,7 @@ use crate::netns::{NetState, NET_STATE};
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
 use crate::record::Direction;
-use crate::stamps::Stamped;
+use crate::stamps::Put;
 use crate::table::{Insert, Take};
 use core::mem::MaybeUninit;
 
@@ -117,8 +117,14 @@ impl Capture {
         };
         let now = mono_ns();
         bump(&c.ingress_stamped);
-        if let Stamped::Overwrote = self.stamps.stamp(skb.addr(), fp, now, self.max_age) {
-            bump(&c.ingress_stamps_overwritten);
+        let lost = match self.arrivals.put(skb.addr(), fp, now) {
+            Put::Empty => false,
+            // Another packet's stamp, fresh: it loses its ingress window.
+            Put::Replaced(t) => now.wrapping_sub(t) as i64 <= self.max_age as i64,
+            Put::Busy => true,
+        };
+        if lost {
+            bump(&c.ingress_stamps_lost);
         }
     }
 
@@ -133,9 +139,13 @@ impl Capture {
         let bytes = skb.net_bytes(&mut buf, true);
         // The fingerprint first, the whole packet only for a stamped one:
         // loopback and container-to-container traffic cost little.
-        let fp = packet::fingerprint(bytes)?;
+        let fp = packet::fingerprint(bytes, Side::Ingress)?;
         let now = mono_ns();
-        let t_rx = self.stamps.take(skb.addr(), fp, now, self.max_age);
+        // Signed: stamped on another CPU just after this one read its clock.
+        let t_rx = self.arrivals.take(skb.addr(), fp).filter(|&t| {
+            let age = now.wrapping_sub(t) as i64;
+            age <= self.max_age as i64 && age >= -(self.max_age as i64)
+        });
         if t_rx.is_none() && !always {
             return None;
         }

@@ -52,7 +52,7 @@ use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NsRegistry, NET_STATE};
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
-use crate::stamps::Stamps;
+use crate::stamps::{Slot as StampSlot, Stamps};
 
 use crate::table::{Bucket, BucketLock, Insert, Table, Take};
 use core::mem::MaybeUninit;
@@ -82,6 +82,15 @@ fn new_table<const D: usize>(buckets: usize, max_age: u64) -> Result<KTable<D>> 
         v.push(Bucket::new(BucketSpinLock::new()), GFP_KERNEL)?;
     }
     Table::new(v, max_age).map_err(|_| EINVAL)
+}
+
+/// Allocates an array of `n` stamps (a power of two).
+fn new_stamps(n: usize) -> Result<Stamps<KVVec<StampSlot>>> {
+    let mut v = KVVec::with_capacity(n, GFP_KERNEL)?;
+    for _ in 0..n {
+        v.push(StampSlot::new(), GFP_KERNEL)?;
+    }
+    Stamps::new(v).map_err(|_| EINVAL)
 }
 
 /// Hits and time of one hook, for the `pert_*` lines of `stats`.
@@ -173,9 +182,9 @@ const READABLE: u64 = 1;
 /// has this bit.
 const PROVISIONAL: u64 = 1 << 63;
 
-/// Arrival stamps per bucket of the ingress table: the stamps of every
-/// packet an outer device receives, where the table holds only those of
-/// capturing namespaces.
+/// Arrival stamps per bucket of the ingress table (two words each): the
+/// stamps of every packet an outer device receives, where the table holds
+/// only those of capturing namespaces.
 const STAMPS_PER_BUCKET: usize = 4;
 
 /// Everything the probes share.
@@ -184,7 +193,7 @@ pub(crate) struct Capture {
     ingress: KTable<INGRESS_WORDS>,
     /// Arrival times of the packets outer devices received, by socket
     /// buffer, until a capturing namespace's device takes them.
-    stamps: Stamps<KVVec<AtomicU64>>,
+    arrivals: Stamps<KVVec<StampSlot>>,
     /// Tasks in a send syscall.
     sends: KTable<SEND_WORDS>,
     /// Tasks in a receiving syscall (or a packet socket's wait).
@@ -224,14 +233,10 @@ impl Capture {
             tap_slots.push(fifo_slot(), GFP_KERNEL)?;
         }
         let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
-        let mut stamp_slots = KVVec::with_capacity(n_stamps, GFP_KERNEL)?;
-        for _ in 0..n_stamps {
-            stamp_slots.push(AtomicU64::new(0), GFP_KERNEL)?;
-        }
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             ingress: new_table(buckets, max_age)?,
-            stamps: Stamps::new(stamp_slots).map_err(|_| EINVAL)?,
+            arrivals: new_stamps(n_stamps)?,
             sends: new_table((buckets / 4).max(64), max_age)?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
             syscalls: Syscalls::new(),
@@ -422,8 +427,12 @@ fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
     packet::identify(skb.net_bytes(&mut buf, from_data), side, skb.gso_size())
 }
 
+/// Bytes of a received packet's network header its fingerprint needs (an
+/// IPv6 header).
+const FINGERPRINT_BYTES: usize = 40;
+
 /// The fingerprint of a received packet in `skb`, for its arrival stamp.
-fn fingerprint(skb: &Skb) -> Option<u16> {
-    let mut buf = [MaybeUninit::<u8>::uninit(); packet::FINGERPRINT_BYTES];
-    packet::fingerprint(skb.net_bytes(&mut buf, true))
+fn fingerprint(skb: &Skb) -> Option<u64> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
+    packet::fingerprint(skb.net_bytes(&mut buf, true), Side::Ingress)
 }

@@ -56,7 +56,7 @@ fn host_counters_names() {
         names,
         [
             "ingress_stamped",
-            "ingress_stamps_overwritten",
+            "ingress_stamps_lost",
             "ingress_received",
             "ingress_taken",
             "ingress_expired",
