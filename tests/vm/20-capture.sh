@@ -132,6 +132,19 @@ run_ping "ICMPv6 ping socket" c1 "$REMOTE6"
 CLOCK=kernel run_ping "ICMPv4 ping socket, kernel timestamps" c1 "$REMOTE4"
 ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
 
+# ------------------------------------------ the initial namespace captures
+# A host process's packets go straight through the outer device: while the
+# initial namespace captures, the outer device identifies what it receives
+# at once (there is no container device to do it), and the containers'
+# packets are still found.
+ip netns attach host 1
+check "the initial namespace switches capture on" bash -c "echo 1 > $ON"
+run_ping "ICMPv4, a host process, the initial namespace capturing" host "$REMOTE4"
+run_ping "ICMPv6, a host process, the initial namespace capturing" host "$REMOTE6"
+run_ping "ICMPv4 in c1 while the initial namespace captures" c1 "$REMOTE4"
+check "the initial namespace switches capture off" bash -c "echo 0 > $ON"
+run_ping "ICMPv4 in c1 after the initial namespace stopped" c1 "$REMOTE4"
+
 # ------------------------------------------------- readers behind a tap
 # hping3 sends through a raw socket and reads its replies with libpcap, from
 # a packet socket: no receiving syscall on an IP socket. libpcap hands the
