@@ -90,9 +90,38 @@ ftrace() {
 	echo "$1" >$TR/tracing_on
 }
 
+# The eBPF peer (scripts/bench-peer.bt), when the VM has bpftrace and the
+# kernel's headers (scripts/bench passes them as MACE_TEST_BPFTRACE_*).
+peer_pid=
+peer_ok() { command -v bpftrace >/dev/null && [[ -d ${MACE_TEST_BPFTRACE_SOURCE:-/nonexistent}/include ]]; }
+peer_start() {
+	local inum init i
+	inum=$(ip netns exec c1 stat -L -c %i /proc/self/ns/net)
+	init=$(stat -L -c %i /proc/self/ns/net)
+	BPFTRACE_KERNEL_SOURCE=$MACE_TEST_BPFTRACE_SOURCE BPFTRACE_KERNEL_BUILD=$MACE_TEST_BPFTRACE_BUILD \
+		bpftrace /mace/scripts/bench-peer.bt "$inum" "$init" >/tmp/peer.out 2>&1 &
+	peer_pid=$!
+	# Compiling the script under TCG takes a while.
+	for i in $(seq 1 6000); do
+		grep -q '^Attaching' /tmp/peer.out && { sleep 1; return 0; }
+		kill -0 "$peer_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "bench: bpftrace did not attach: $(tail -5 /tmp/peer.out)" >&2
+	return 1
+}
+peer_stop() {
+	[[ -n $peer_pid ]] || return 0
+	kill -INT "$peer_pid" 2>/dev/null
+	wait "$peer_pid" 2>/dev/null
+	peer_pid=
+	grep -q '@egress_ns' /tmp/peer.out && echo "BENCH PEER $(grep -c '|@' /tmp/peer.out) histogram rows"
+}
+
 # condition COND: sets up one perturbation condition.
 condition() {
 	ftrace 0
+	peer_stop
 	case $1 in
 	unloaded) unload ;;
 	loaded-off) load ;;
@@ -104,6 +133,7 @@ condition() {
 	on) load && ip netns exec c1 bash -c "echo 1 > $ON" ;;
 	other-on) load && ip netns exec c2 bash -c "echo 1 > $ON" ;;
 	ftrace) unload && ftrace 1 ;;
+	bpftrace) unload && peer_start ;;
 	esac
 }
 
@@ -120,8 +150,11 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on other-on ftrace; do
-			condition "$cond"
+		for cond in unloaded loaded-off null on other-on ftrace $(peer_ok && echo bpftrace); do
+			if ! condition "$cond"; then
+				echo "BENCH FAILED condition=$cond round=$r"
+				continue
+			fi
 			# Warm up after the change (deferred work of insmod, caches).
 			ip netns exec c1 mace-ping --plain --dgram -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
 			ip netns exec c1 mace-ping --plain --dgram --json -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/pert.json
