@@ -117,19 +117,17 @@ const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 
+/// The `N` bytes of `b` at `at`, as an array (one bounds check).
+fn array<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
+    array(b, at).map(u16::from_be_bytes)
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([
-        *s.first()?,
-        *s.get(1)?,
-        *s.get(2)?,
-        *s.get(3)?,
-    ]))
+    array(b, at).map(u32::from_be_bytes)
 }
 
 /// A 64-bit hash that mixes words with multiply and rotate (FxHash-style
@@ -199,12 +197,14 @@ struct Network<'a> {
 }
 
 fn parse_ipv4(b: &[u8]) -> Option<Network<'_>> {
-    let ihl = usize::from(*b.first()? & 0x0f) * 4;
+    // The fixed header at once: one bounds check.
+    let h: &[u8; 20] = b.get(..20)?.try_into().ok()?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
     if ihl < 20 {
         return None;
     }
-    let total = usize::from(be16(b, 2)?);
-    let frag = be16(b, 6)?;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let frag = u16::from_be_bytes([h[6], h[7]]);
     if frag & 0x1fff != 0 {
         // Not the first fragment: no transport header.
         return None;
@@ -213,10 +213,10 @@ fn parse_ipv4(b: &[u8]) -> Option<Network<'_>> {
     let first_fragment = frag & 0x2000 != 0;
     Some(Network {
         version: 4,
-        proto: *b.get(9)?,
-        src: b.get(12..16)?,
-        dst: b.get(16..20)?,
-        ip_id: be16(b, 4)?,
+        proto: h[9],
+        src: &h[12..16],
+        dst: &h[16..20],
+        ip_id: u16::from_be_bytes([h[4], h[5]]),
         l4_len: total.checked_sub(ihl)?,
         l4_off: ihl,
         first_fragment,
@@ -295,7 +295,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     // transport header on, and what the protocol adds to the key.
     let (proto, pktid, hdr_len, l4_len) = match net.proto {
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
-            let (ty, code) = (*l4.first()?, *l4.get(1)?);
+            let [ty, code] = array(l4, 0)?;
             let echo = match net.proto {
                 IPPROTO_ICMP => ty == 8 || ty == 0,
                 _ => ty == 128 || ty == 129,
