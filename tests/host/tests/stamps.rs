@@ -161,26 +161,14 @@ fn fingerprints_ignore_what_forwarding_and_nat_change() {
         Some(b),
         "traffic class, hops, NAT"
     );
-    assert_ne!(
-        fingerprint(&ipv6(0, 0x12346, 64, 58, 64, 2, 11), Ingress),
-        Some(b),
-        "flow label"
-    );
-    assert_ne!(
-        fingerprint(&ipv6(0, 0x12345, 65, 58, 64, 2, 11), Ingress),
-        Some(b),
-        "length"
-    );
-    assert_ne!(
-        fingerprint(&ipv6(0, 0x12345, 64, 17, 64, 2, 11), Ingress),
-        Some(b),
-        "next header"
-    );
-    assert_ne!(
-        fingerprint(&ipv6(0, 0x12345, 64, 58, 64, 12, 11), Ingress),
-        Some(b),
-        "source"
-    );
+    for (other, what) in [
+        (ipv6(0, 0x12346, 64, 58, 64, 2, 11), "flow label"),
+        (ipv6(0, 0x12345, 65, 58, 64, 2, 11), "length"),
+        (ipv6(0, 0x12345, 64, 17, 64, 2, 11), "next header"),
+        (ipv6(0, 0x12345, 64, 58, 64, 12, 11), "source"),
+    ] {
+        assert_ne!(fingerprint(&other, Ingress), Some(b), "{what}");
+    }
     assert_eq!(
         fingerprint(&ipv4(0, 84, 1, 64, remote, host)[..19], Ingress),
         None
