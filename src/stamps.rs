@@ -12,16 +12,19 @@
 //! stamp back and identifies the packet by its bytes ([`crate::packet`]),
 //! which is how its reader finds it.
 //!
-//! The array is direct-mapped and lockless: a socket buffer's address picks
-//! one slot of two words, a tag and a value (the arrival time). The tag is
-//! the
+//! The array is set-associative and lockless: a socket buffer's address
+//! picks a set of [`WAYS`] slots of two words, a tag and the arrival time;
+//! a stamp goes to an empty slot of the set or over its oldest stamp, so a
+//! flood of other packets must bring four newer stamps to one set before a
+//! packet's stamp is lost (a direct-mapped array lost one of ten replies
+//! under the queueing suite's flood, 256 slots). The tag is the
 //! packet's fingerprint ([`crate::packet::fingerprint`]: the header fields
 //! that forwarding and NAT leave alone, the remote address among them) mixed
 //! with the address. A stamp is taken only by the same socket buffer holding
 //! a packet with the same fingerprint: not by a packet that a freed socket
 //! buffer was reused for (one that never crossed an outer device comes from
 //! another address), nor by another packet whose address maps to the same
-//! slot. Taking a stamp clears it, so it is never found twice.
+//! set. Taking a stamp clears it, so it is never found twice.
 //!
 //! A writer claims the slot by setting its tag to a mark (one writer at a
 //! time: another gives up after a few tries), then writes the value and the
@@ -29,9 +32,7 @@
 //! only if it still holds what it read. So a value is returned only if it
 //! was written with that tag.
 //!
-//! A later packet whose address maps to the same slot overwrites a stamp
-//! not yet taken: the array has several slots per packet in flight, and
-//! [`Stamps::put`] says what it overwrote.
+//! [`Stamps::put`] says when it overwrote a stamp never taken.
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
@@ -72,6 +73,10 @@ const WRITING: u64 = u64::MAX;
 /// How often a writer tries to claim a slot another one is writing.
 const CLAIM_TRIES: usize = 4;
 
+/// Slots per set: a socket buffer's address picks a set, and its stamp goes
+/// to any slot of it.
+pub const WAYS: usize = 4;
+
 /// What [`Stamps::put`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {
@@ -83,11 +88,12 @@ pub enum Put {
     Busy,
 }
 
-/// A direct-mapped array of arrival stamps over the slots in `S`.
+/// A set-associative array of arrival stamps over the slots in `S`.
 ///
 /// # Invariants
 ///
-/// `slots.len()` is a power of two; `mask == slots.len() - 1`.
+/// `slots.len()` is a power of two, at least [`WAYS`]; `mask ==
+/// slots.len() / WAYS - 1` (the number of sets less one).
 pub struct Stamps<S>
 where
     S: Deref<Target = [Slot]>,
@@ -107,28 +113,29 @@ impl<S> Stamps<S>
 where
     S: Deref<Target = [Slot]>,
 {
-    /// An array over `slots` (a power of two of them, or they are given
-    /// back), all empty.
+    /// An array over `slots` (a power of two of them, at least [`WAYS`],
+    /// or they are given back), all empty.
     pub fn new(slots: S) -> Result<Self, S> {
         let n = slots.len();
-        if !n.is_power_of_two() {
+        if !n.is_power_of_two() || n < WAYS {
             return Err(slots);
         }
         // INVARIANT: checked just above.
         Ok(Self {
-            mask: (n as u64).wrapping_sub(1),
+            mask: (n / WAYS) as u64 - 1,
             slots,
         })
     }
 
-    /// The slot of the socket buffer at `addr`, and the tag of a packet
-    /// with fingerprint `fp` in it (never 0).
-    fn slot(&self, addr: u64, fp: u64) -> Option<(&Slot, u64)> {
+    /// The set of the socket buffer at `addr`, and the tag of a packet with
+    /// fingerprint `fp` in it (neither empty nor the writer's mark).
+    fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot], u64)> {
         let h = mix(addr);
-        let slot = self.slots.get(usize::try_from(h & self.mask).ok()?)?;
+        let first = usize::try_from(h & self.mask).ok()?.checked_mul(WAYS)?;
+        let set = self.slots.get(first..first.checked_add(WAYS)?)?;
         let tag = fp ^ h.rotate_left(29);
         Some((
-            slot,
+            set,
             if tag == EMPTY || tag == WRITING {
                 1
             } else {
@@ -138,60 +145,86 @@ where
     }
 
     /// Stamps the packet with fingerprint `fp` in the socket buffer at
-    /// `addr` with `value` (its arrival time); says what was in the slot.
-    pub fn put(&self, addr: u64, fp: u64, value: u64) -> Put {
-        let Some((slot, tag)) = self.slot(addr, fp) else {
+    /// `addr` as arrived at `time`, in an empty slot of its set or over the
+    /// oldest stamp there; says what was in the slot.
+    pub fn put(&self, addr: u64, fp: u64, time: u64) -> Put {
+        let Some((set, tag)) = self.set(addr, fp) else {
             return Put::Busy;
         };
         // The slot is the writer's while its tag says WRITING: one writer at
-        // a time, and a reader that read the new value (after the fence)
+        // a time, and a reader that read the new time (after the fence)
         // sees the tag changed when it tries to clear it ([`Self::take`]).
         // Bounded: another writer holds it for three instructions.
         let mut claimed = None;
         for _ in 0..CLAIM_TRIES {
-            let old = slot.tag.load(Ordering::Relaxed);
-            if old != WRITING
-                && slot
+            if let Some((slot, old)) = victim(set, tag, time) {
+                if slot
                     .tag
                     .compare_exchange(old, WRITING, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
-            {
-                claimed = Some(old);
-                break;
+                {
+                    claimed = Some((slot, old));
+                    break;
+                }
             }
             core::hint::spin_loop();
         }
-        let Some(old) = claimed else {
+        let Some((slot, old)) = claimed else {
             return Put::Busy;
         };
         fence(Ordering::Release);
-        let old_value = slot.value.load(Ordering::Relaxed);
-        slot.value.store(value, Ordering::Relaxed);
+        let old_time = slot.value.load(Ordering::Relaxed);
+        slot.value.store(time, Ordering::Relaxed);
         slot.tag.store(tag, Ordering::Release);
         if old == EMPTY {
             Put::Empty
         } else {
-            Put::Replaced(old_value)
+            Put::Replaced(old_time)
         }
     }
 
     /// Takes the stamp of the packet with fingerprint `fp` in the socket
-    /// buffer at `addr`, if there is one: its value.
+    /// buffer at `addr`, if there is one: its arrival time.
     pub fn take(&self, addr: u64, fp: u64) -> Option<u64> {
-        let (slot, tag) = self.slot(addr, fp)?;
-        if slot.tag.load(Ordering::Acquire) != tag {
-            return None;
-        }
-        let value = slot.value.load(Ordering::Relaxed);
-        // Pairs with the writer's fence: a value written by a writer that
+        let (set, tag) = self.set(addr, fp)?;
+        let slot = set.iter().find(|s| s.tag.load(Ordering::Acquire) == tag)?;
+        let time = slot.value.load(Ordering::Relaxed);
+        // Pairs with the writer's fence: a time written by a writer that
         // began after the tag was read makes the exchange below see that
         // writer's mark (or a later tag) and fail.
         fence(Ordering::Acquire);
         // Only if the tag is still the one read: then no writer began since,
-        // and `value` is the one written with it.
+        // and `time` is the one written with it.
         slot.tag
             .compare_exchange(tag, EMPTY, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
-        Some(value)
+        Some(time)
     }
+}
+
+/// The slot of `set` a stamp with `tag` at `time` goes to, and its tag now:
+/// one with the same tag (the same packet again), else an empty one, else
+/// the one with the oldest stamp; none while writers hold all of them.
+fn victim(set: &[Slot], tag: u64, time: u64) -> Option<(&Slot, u64)> {
+    let mut oldest: Option<(&Slot, u64, i64)> = None;
+    for slot in set {
+        let t = slot.tag.load(Ordering::Relaxed);
+        if t == tag || t == EMPTY {
+            return Some((slot, t));
+        }
+        if t == WRITING {
+            continue;
+        }
+        let age = time.wrapping_sub(slot.value.load(Ordering::Relaxed)) as i64;
+        // A `match`, not `is_none_or` (Rust 1.82, newer than 6.12's
+        // minimum).
+        let older = match oldest {
+            None => true,
+            Some((_, _, a)) => age > a,
+        };
+        if older {
+            oldest = Some((slot, t, age));
+        }
+    }
+    oldest.map(|(slot, t, _)| (slot, t))
 }

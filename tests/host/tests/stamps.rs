@@ -1,7 +1,7 @@
 //! Tests of the arrival stamps and the packet fingerprint they use.
 
 use mace_core::packet::{fingerprint, Side};
-use mace_core::stamps::{Put, Slot, Stamps};
+use mace_core::stamps::{Put, Slot, Stamps, WAYS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -15,9 +15,12 @@ fn stamps(n: usize) -> S {
 }
 
 #[test]
-fn rejects_sizes_that_are_not_powers_of_two() {
-    let v: Vec<Slot> = (0..3).map(|_| Slot::new()).collect();
-    assert!(Stamps::new(v).is_err());
+fn rejects_sizes_that_are_not_powers_of_two_or_below_a_set() {
+    for n in [0, 2, 3, 12] {
+        let v: Vec<Slot> = (0..n).map(|_| Slot::new()).collect();
+        assert!(Stamps::new(v).is_err(), "{n}");
+    }
+    assert_eq!(WAYS, 4);
 }
 
 #[test]
@@ -32,23 +35,34 @@ fn a_stamp_is_taken_once_with_its_value() {
 }
 
 #[test]
-fn another_address_in_the_same_slot_does_not_take_it() {
-    // One slot: every address maps to it.
-    let s = stamps(1);
+fn another_address_in_the_same_set_does_not_take_it() {
+    // One set: every address maps to it.
+    let s = stamps(WAYS);
     assert_eq!(s.put(0x1000, 9, 10), Put::Empty);
     assert_eq!(s.take(0x2000, 9), None);
     assert_eq!(s.take(0x1000, 9), Some(10));
 }
 
 #[test]
-fn a_stamp_not_taken_is_reported_when_replaced() {
-    let s = stamps(1);
-    assert_eq!(s.put(0x100, 1, 10), Put::Empty);
-    assert_eq!(s.put(0x200, 2, 11), Put::Replaced(10));
+fn a_set_keeps_four_stamps_and_replaces_the_oldest() {
+    let s = stamps(WAYS);
+    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
+        assert_eq!(s.put(*addr, 1, 10 + i as u64), Put::Empty);
+    }
+    // A fifth packet takes the oldest's slot, whatever order they came in.
+    assert_eq!(s.put(0x500, 1, 14), Put::Replaced(10));
     assert_eq!(s.take(0x100, 1), None);
-    assert_eq!(s.take(0x200, 2), Some(11));
-    // Taken: the slot is empty again.
-    assert_eq!(s.put(0x100, 1, 13), Put::Empty);
+    for (addr, t) in [(0x200, 11), (0x300, 12), (0x400, 13), (0x500, 14)] {
+        assert_eq!(s.take(addr, 1), Some(t));
+    }
+    // Taken: the set is empty again.
+    assert_eq!(s.put(0x100, 1, 20), Put::Empty);
+    // The same packet stamped again keeps one slot.
+    assert_eq!(s.put(0x100, 1, 21), Put::Replaced(20));
+    for addr in [0x200, 0x300, 0x400] {
+        assert_eq!(s.put(addr, 1, 22), Put::Empty);
+    }
+    assert_eq!(s.take(0x100, 1), Some(21));
 }
 
 #[test]
