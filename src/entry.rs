@@ -112,7 +112,7 @@ pub struct SendCall {
 /// Keyed by the task; the thread id tells a live task's entry from that of a
 /// dead task that had the same key. Apart from [`Task`], so that the send
 /// path, which every packet of a capturing namespace takes, moves five
-/// words per table operation, not a receive's nineteen.
+/// words per table operation, not the nineteen of an entry that held both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sender {
     /// The task's thread id.

@@ -215,26 +215,23 @@ impl Capture {
         let c = &state.counters;
         let host = &self.counters;
         // Up before the entry can be found ([`Self::xmit`] looks only while
-        // it is above 0), down again if nothing new stays.
+        // it is above 0), down again unless the table holds one more entry
+        // (nothing stored, or stored over one that leaves).
         bump(&host.egress_in_table);
         let placed = self.egress.insert(id.key, now, &entry.to_words(), same);
+        if !matches!(placed, Insert::Stored | Insert::Replaced(_)) {
+            sub(&host.egress_in_table, 1);
+        }
         if let Insert::Same = placed {
-            return sub(&host.egress_in_table, 1);
+            return;
         }
         bump(&c.egress_sent);
         match placed {
-            Insert::Collision(_) => {
-                sub(&host.egress_in_table, 1);
-                return bump(&c.egress_collisions);
-            }
+            Insert::Collision(_) => return bump(&c.egress_collisions),
             Insert::Stored | Insert::Replaced(_) | Insert::Same => {}
             // The entry it took the place of leaves the table.
-            Insert::ReplacedExpired(old) => {
-                sub(&host.egress_in_table, 1);
-                self.egress_left(cx, &old, Left::Expired);
-            }
+            Insert::ReplacedExpired(old) => self.egress_left(cx, &old, Left::Expired),
             Insert::Evicted(old) => {
-                sub(&host.egress_in_table, 1);
                 bump(&host.egress_evicted);
                 self.egress_left(cx, &old, Left::Evicted);
             }

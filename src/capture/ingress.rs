@@ -120,7 +120,7 @@ impl Capture {
         let lost = match self.arrivals.put(skb.addr(), fp, now) {
             Put::Empty => false,
             // Another packet's stamp, fresh: it loses its ingress window.
-            Put::Replaced(t) => now.wrapping_sub(t) as i64 <= self.max_age as i64,
+            Put::Replaced(t) => self.fresh(t, now),
             Put::Busy => true,
         };
         if lost {
@@ -141,11 +141,10 @@ impl Capture {
         // loopback and container-to-container traffic cost little.
         let fp = packet::fingerprint(bytes, Side::Ingress)?;
         let now = mono_ns();
-        // Signed: stamped on another CPU just after this one read its clock.
-        let t_rx = self.arrivals.take(skb.addr(), fp).filter(|&t| {
-            let age = now.wrapping_sub(t) as i64;
-            age <= self.max_age as i64 && age >= -(self.max_age as i64)
-        });
+        let t_rx = self
+            .arrivals
+            .take(skb.addr(), fp)
+            .filter(|&t| self.fresh(t, now));
         if t_rx.is_none() && !always {
             return None;
         }
@@ -154,6 +153,13 @@ impl Capture {
             self.store_received(&id, t_rx);
         }
         Some((id, now))
+    }
+
+    /// Whether an arrival stamped at `t` is no older than `max_age_ms` at
+    /// `now`; signed: one stamped on another CPU just after this one read
+    /// its clock is a little younger than 0.
+    fn fresh(&self, t: u64, now: u64) -> bool {
+        (now.wrapping_sub(t) as i64).unsigned_abs() <= self.max_age
     }
 
     /// Stores the received packet `id`, arrived at `t_rx` on an outer

@@ -77,20 +77,25 @@ fn new_table<const D: usize>(buckets: usize, max_age: u64) -> Result<KTable<D>> 
         pr_err!("spinlock_t size mismatch between C and Rust\n");
         return Err(EINVAL);
     }
-    let mut v = KVVec::with_capacity(buckets, GFP_KERNEL)?;
-    for _ in 0..buckets {
-        v.push(Bucket::new(BucketSpinLock::new()), GFP_KERNEL)?;
-    }
-    Table::new(v, max_age).map_err(|_| EINVAL)
+    Table::new(
+        filled(buckets, || Bucket::new(BucketSpinLock::new()))?,
+        max_age,
+    )
+    .map_err(|_| EINVAL)
 }
 
 /// Allocates an array of `n` stamps (a power of two).
 fn new_stamps(n: usize) -> Result<Stamps<KVVec<StampSlot>>> {
+    Stamps::new(filled(n, StampSlot::new)?).map_err(|_| EINVAL)
+}
+
+/// A vector of `n` values that `make` gives, allocated at load.
+fn filled<T>(n: usize, mut make: impl FnMut() -> T) -> Result<KVVec<T>> {
     let mut v = KVVec::with_capacity(n, GFP_KERNEL)?;
     for _ in 0..n {
-        v.push(StampSlot::new(), GFP_KERNEL)?;
+        v.push(make(), GFP_KERNEL)?;
     }
-    Stamps::new(v).map_err(|_| EINVAL)
+    Ok(v)
 }
 
 /// Hits and time of one hook, for the `pert_*` lines of `stats`.
@@ -228,10 +233,7 @@ impl Capture {
     pub(crate) fn new(table_size: u32, max_age_ms: u32, self_cost: bool) -> Result<Self> {
         let buckets = usize::try_from(table_size)?;
         let max_age = u64::from(max_age_ms).saturating_mul(1_000_000);
-        let mut tap_slots = KVVec::with_capacity(TAP_QUEUE, GFP_KERNEL)?;
-        for _ in 0..TAP_QUEUE {
-            tap_slots.push(fifo_slot(), GFP_KERNEL)?;
-        }
+        let tap_slots = filled(TAP_QUEUE, fifo_slot)?;
         let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
         Ok(Self {
             egress: new_table(buckets, max_age)?,
