@@ -5,6 +5,7 @@
 #   source /mace/scripts/topology.sh
 #   topo_up [N]      remote host + outer device + bridge + NAT + N containers
 #   topo_down        remove all of it
+#   topo_reaches NS N  whether container NS reaches the remote host in N pings
 #
 # Layout (IPv4 from 198.18.0.0/15, IPv6 from 2001:db8::/32):
 #
@@ -107,11 +108,19 @@ topo_up() {
 		}
 	NFT
 	# Wait until the paths work (bridge ports forward at once: no STP).
-	for i in $(seq 1 50); do
-		ip netns exec c1 ping -c 1 -W 1 "$REMOTE4" >/dev/null 2>&1 && return 0
+	topo_reaches c1 50 && return 0
+	echo "topology: c1 cannot reach $REMOTE4" >&2
+	return 1
+}
+
+# topo_reaches NS TRIES: whether container NS gets a reply from the remote
+# host within TRIES pings (a second each at most, 0.2 s apart).
+topo_reaches() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		ip netns exec "$1" ping -c 1 -W 1 "$REMOTE4" >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
-	echo "topology: c1 cannot reach $REMOTE4" >&2
 	return 1
 }
 
