@@ -3,7 +3,8 @@
 //! The egress path: from a send syscall to the outer device.
 //!
 //! ```text
-//! send_entered (sys_enter)       sends table: Sender, start = now
+//! send_entered (sys_enter)       sends table: Sender, start = now (it stays
+//!                                  after the syscall, until the next send)
 //! queued: the packet is handed   egress table: key -> Egress { start, ns }
 //!   to its first device
 //!   (net_dev_queue) or to its
@@ -60,11 +61,15 @@ impl Capture {
             // Every send syscall's first argument is a file descriptor; only
             // IP sockets matter (write(2) to a file or a pipe does not).
             let fd = task::fd_sock(regs.arg0());
-            if fd.sock == 0 {
-                return;
-            }
             let now = mono_ns();
             let (key, tid) = task::current_task();
+            if fd.sock == 0 {
+                // The task's last send's entry (its exit leaves it) must not
+                // give this syscall's packets, if any, a window: removed.
+                // Usually there is none, and a miss takes no lock.
+                let _ = self.sends.take(key, now);
+                return;
+            }
             let t = Sender {
                 tid,
                 call: SendCall {
@@ -168,6 +173,12 @@ impl Capture {
     /// the packet `id`, owned by socket `sock` (0: none), carries what it
     /// sent; counts a packet sent by it.
     fn send_start(&self, now: u64, sock: u64, id: &Identity) -> Option<u64> {
+        // The entry is the task's last send's: it is the one the task is in
+        // only while the task is in a send syscall (each send's entry
+        // replaces the one before, a send on a non-socket removes it).
+        if task::in_compat_syscall() || !self.syscalls.sends(task::current_syscall_nr()) {
+            return None;
+        }
         let (key, tid) = task::current_task();
         self.sends
             .update(key, now, |e| {

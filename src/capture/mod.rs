@@ -307,8 +307,11 @@ impl Capture {
     pub(crate) fn syscall_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
         let nr = regs.syscall_nr();
         let s = &self.syscalls;
-        // The number first: most syscalls are none of these.
-        if !s.sends(nr) && !s.receives(nr) && !s.waits(nr) || task::in_compat_syscall() {
+        // The number first: most syscalls are none of these. A send's exit
+        // has nothing to do: its entry stays until the task's next send
+        // replaces it (or it expires), and only a packet handed over inside
+        // a send syscall looks at it ([`Self::send_start`]).
+        if !s.receives(nr) && !s.waits(nr) || task::in_compat_syscall() {
             return;
         }
         crate::ffi::net::with_current_net(|net| {
@@ -321,12 +324,6 @@ impl Capture {
             }
             let now = mono_ns();
             let (key, tid) = task::current_task();
-            if s.sends(nr) {
-                // The send is over: nothing to report (its packets were
-                // matched as they left).
-                let _ = self.sends.take(key, now);
-                return;
-            }
             let e = match self.tasks.take(key, now) {
                 Take::Hit(e) => e,
                 Take::Expired(e) | Take::Collided(e) => {
