@@ -146,6 +146,26 @@ impl Hasher {
         self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(Self::K);
     }
 
+    /// Absorbs an IPv4 (4 bytes) or IPv6 (16 bytes) address.
+    fn addr(&mut self, a: &[u8]) {
+        if let Ok(a) = <[u8; 4]>::try_from(a) {
+            self.word(u64::from(u32::from_le_bytes(a)));
+        } else if let Ok(a) = <&[u8; 16]>::try_from(a) {
+            self.addr16(a);
+        } else {
+            self.bytes(a);
+        }
+    }
+
+    /// Absorbs the 16 bytes of an IPv6 address as two words.
+    fn addr16(&mut self, a: &[u8; 16]) {
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = *a;
+        self.word(u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]));
+        self.word(u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]));
+    }
+
+    /// Absorbs `b` and its length: whole 8-byte words, then what is left
+    /// as one word.
     fn bytes(&mut self, b: &[u8]) {
         // Plain loads and shifts: no `copy_from_slice`, which the kernel
         // build turns into calls to `memcpy` on the probes' hot path.
@@ -161,6 +181,21 @@ impl Hasher {
             self.word(w);
         }
         self.word(b.len() as u64);
+    }
+
+    /// Absorbs `b` as [`Self::bytes`] does, at once when it has exactly
+    /// [`PAYLOAD_KEY_BYTES`] (the usual case: a payload longer than that).
+    fn payload(&mut self, b: &[u8]) {
+        let Ok(w) = <&[u8; PAYLOAD_KEY_BYTES]>::try_from(b) else {
+            return self.bytes(b);
+        };
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7] =
+            *w;
+        self.word(u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]));
+        self.word(u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]));
+        self.word(u64::from_le_bytes([c0, c1, c2, c3, c4, c5, c6, c7]));
+        self.word(u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]));
+        self.word(PAYLOAD_KEY_BYTES as u64);
     }
 
     fn finish(self) -> u64 {
@@ -289,7 +324,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
 
     let mut h = Hasher::new();
     h.word(u64::from(net.version) << 8 | u64::from(net.proto));
-    h.bytes(remote_addr);
+    h.addr(remote_addr);
 
     // The length of the packet (of its first segment, for GSO) from the
     // transport header on, and what the protocol adds to the key.
@@ -352,7 +387,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     let payload_len = l4_len.saturating_sub(hdr_len).min(PAYLOAD_KEY_BYTES);
     let payload = l4.get(hdr_len..).unwrap_or(&[]);
     let payload = payload.get(..payload_len.min(payload.len())).unwrap_or(&[]);
-    h.bytes(payload);
+    h.payload(payload);
 
     Some(Identity {
         key: h.finish(),
@@ -396,7 +431,7 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
                 Side::Ingress => 8,
                 Side::Egress => 24,
             };
-            h.bytes(b.get(at..at + 16)?);
+            h.addr16(&array(b, at)?);
         }
         _ => return None,
     }

@@ -1,6 +1,6 @@
 //! Tests of packet identification on crafted packets and their NAT twins.
 
-use mace_core::packet::{identify, Identity, Proto, Side, CAPTURE_BYTES};
+use mace_core::packet::{identify, Identity, Proto, Side, CAPTURE_BYTES, PAYLOAD_KEY_BYTES};
 
 const CONTAINER4: [u8; 4] = [198, 19, 0, 11];
 const OUTER4: [u8; 4] = [198, 18, 0, 1];
@@ -162,6 +162,51 @@ fn icmp_keys_tell_packets_apart() {
     ];
     for (i, p) in others.iter().enumerate() {
         assert_ne!(id(p, Side::Egress).key, base.key, "variant {i}");
+    }
+}
+
+#[test]
+fn every_keyed_byte_matters() {
+    // The first PAYLOAD_KEY_BYTES of the payload, in a payload as long and
+    // in a shorter one, and every byte of a remote IPv6 address.
+    let long: Vec<u8> = (0..56u8).collect();
+    for payload in [&long[..], &long[..PAYLOAD_KEY_BYTES], &long[..13]] {
+        let key = |p: &[u8]| {
+            id(
+                &ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(8, 1, 7, 0, p)),
+                Side::Egress,
+            )
+            .key
+        };
+        let base = key(payload);
+        for i in 0..payload.len() {
+            let mut p = payload.to_vec();
+            p[i] ^= 0x40;
+            if i < PAYLOAD_KEY_BYTES {
+                assert_ne!(key(&p), base, "payload of {}, byte {i}", payload.len());
+            } else {
+                assert_eq!(key(&p), base, "payload of {}, byte {i}", payload.len());
+            }
+        }
+    }
+    let key6 = |remote: [u8; 16]| {
+        id(
+            &ipv6(
+                CONTAINER6,
+                remote,
+                58,
+                &[],
+                &icmp(128, 1, 7, 0, PING_PAYLOAD),
+            ),
+            Side::Egress,
+        )
+        .key
+    };
+    let base = key6(REMOTE6);
+    for i in 0..16 {
+        let mut r = REMOTE6;
+        r[i] ^= 0x40;
+        assert_ne!(key6(r), base, "remote address byte {i}");
     }
 }
 
@@ -555,7 +600,15 @@ fn a_tcp_gso_packet_is_its_first_segment() {
     );
     // The second segment is another packet.
     let second = ipv4_claiming(
-        &tcp(40000, 80, 5000 + mss as u32, 9, 0x10, 0, &stream(5000 + mss as u32, 100)),
+        &tcp(
+            40000,
+            80,
+            5000 + mss as u32,
+            9,
+            0x10,
+            0,
+            &stream(5000 + mss as u32, 100),
+        ),
         6,
         78,
         32 + mss,
