@@ -58,34 +58,42 @@ impl Capture {
             if !NET_STATE.get(cx, net).is_some_and(NetState::enabled) {
                 return;
             }
-            // Every send syscall's first argument is a file descriptor; only
-            // IP sockets matter (write(2) to a file or a pipe does not).
-            let fd = task::fd_sock(regs.arg0());
-            let now = mono_ns();
-            let (key, tid) = task::current_task();
-            if fd.sock == 0 {
-                // The task's last send's entry (its exit leaves it) must not
-                // give this syscall's packets, if any, a window: removed.
-                // Usually there is none, and a miss takes no lock.
-                let _ = self.sends.take(key, now);
-                return;
-            }
-            let t = Sender {
-                tid,
-                call: SendCall {
-                    start: now,
-                    sock: fd.sock,
-                    tcp_write_seq: fd.tcp_write_seq,
-                    sent: 0,
-                },
-            };
-            // A leftover entry of this task (a send whose exit was not seen)
-            // is replaced; a full bucket loses its oldest sender, whose
-            // packets then leave unmatched.
-            if let Insert::Evicted(_) = self.sends.put(key, now, &t.to_words()) {
-                bump(&self.counters.tasks_evicted);
-            }
+            self.send_started(regs);
         });
+    }
+
+    /// A send syscall starts in a capturing namespace: its task's sender
+    /// entry, if it sends on a socket. Out of line: the filters above are
+    /// all that most syscalls see.
+    #[inline(never)]
+    fn send_started(&self, regs: &Regs) {
+        // Every send syscall's first argument is a file descriptor; only
+        // IP sockets matter (write(2) to a file or a pipe does not).
+        let fd = task::fd_sock(regs.arg0());
+        let now = mono_ns();
+        let (key, tid) = task::current_task();
+        if fd.sock == 0 {
+            // The task's last send's entry (its exit leaves it) must not
+            // give this syscall's packets, if any, a window: removed.
+            // Usually there is none, and a miss takes no lock.
+            let _ = self.sends.take(key, now);
+            return;
+        }
+        let t = Sender {
+            tid,
+            call: SendCall {
+                start: now,
+                sock: fd.sock,
+                tcp_write_seq: fd.tcp_write_seq,
+                sent: 0,
+            },
+        };
+        // The entry of this task's last send is replaced; a full bucket
+        // loses its oldest sender, whose packets (if it is still in its
+        // send) then leave unmatched.
+        if let Insert::Evicted(_) = self.sends.put(key, now, &t.to_words()) {
+            bump(&self.counters.tasks_evicted);
+        }
     }
 
     /// `net_dev_queue` or `__neigh_event_send()`: a packet is handed to a
@@ -123,6 +131,14 @@ impl Capture {
         if !state.enabled() {
             return;
         }
+        self.queued_by_sender(cx, state, skb);
+    }
+
+    /// A packet of the capturing namespace with `state` is handed to its
+    /// device in its sender's context: if it carries a send's data, its
+    /// window starts at that send.
+    #[inline(never)]
+    fn queued_by_sender(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb) {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
@@ -144,6 +160,13 @@ impl Capture {
         if !self.outer.contains(dev.ifindex()) || !dev.net().is_init() {
             return;
         }
+        self.outer_xmit(cx, skb);
+    }
+
+    /// A packet starts transmission on an outer device: the end of its
+    /// egress window if it is a capturing namespace's.
+    #[inline(never)]
+    fn outer_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };

@@ -59,7 +59,7 @@ use crate::counters::{bump, sub};
 use crate::entry::{Ingress, Pending, Task, Words};
 use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
-use crate::ffi::skb::{RxStamp, Skb, Sock};
+use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
 use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::work::schedule_sweep;
@@ -87,6 +87,13 @@ impl Capture {
         if !state.enabled() {
             return;
         }
+        self.received_in(cx, state, skb, dev);
+    }
+
+    /// A packet arrives on `dev`, a device of the capturing namespace with
+    /// `state`. Out of line: most receptions are other namespaces'.
+    #[inline(never)]
+    fn received_in(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, dev: &Dev) {
         let taps = dev.has_taps();
         let Some((id, now)) = self.arrived(skb, taps) else {
             return;
@@ -101,6 +108,7 @@ impl Capture {
     /// device to take ([`Self::arrived`]). While the initial namespace
     /// captures, whose processes read straight from the outer device, it is
     /// identified and stored at once.
+    #[inline(never)]
     fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, net: &Net) {
         let c = &self.counters;
         if NET_STATE.get(cx, net).is_some_and(NetState::enabled) {

@@ -49,7 +49,7 @@ use crate::ffi::task::{self, Regs, Syscalls};
 use crate::ffi::tracepoint::{ProbeCx, HOOKS};
 use crate::ffi::{mono_ns, netdev};
 use crate::fifo::{fifo_slot, Fifo, FifoSlot};
-use crate::netns::{NsRegistry, NET_STATE};
+use crate::netns::{NetState, NsRegistry, NET_STATE};
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::stamps::{Slot as StampSlot, Stamps};
@@ -262,7 +262,7 @@ impl Capture {
 
     /// Where the windows of packets only a packet socket of the namespace
     /// with `state` read end: its `tap_end`, if the probes can see it.
-    pub(crate) fn tap_end(&self, state: &crate::netns::NetState) -> crate::parse::TapEnd {
+    pub(crate) fn tap_end(&self, state: &NetState) -> crate::parse::TapEnd {
         match state.tap_end() {
             crate::parse::TapEnd::Read if self.sees_packet_readers.load(Relaxed) => {
                 crate::parse::TapEnd::Read
@@ -322,36 +322,44 @@ impl Capture {
             if !state.was_on() {
                 return;
             }
-            let now = mono_ns();
-            let (key, tid) = task::current_task();
-            let e = match self.tasks.take(key, now) {
-                Take::Hit(e) => e,
-                Take::Expired(e) | Take::Collided(e) => {
-                    return self.task_lost(cx, &Task::from_words(&e.data));
-                }
-                Take::Miss => return,
-            };
-            let t = Task::from_words(&e.data);
-            if t.tid != tid {
-                // A dead task's leftover under a reused key.
-                return self.task_lost(cx, &t);
-            }
-            // The namespace of the sockets it read, which the task may have
-            // left since (setns()).
-            let owner = match t.ns {
-                0 => Some(state),
-                ns => self.registry.get(cx, ns),
-            };
-            let Some(owner) = owner else {
-                return;
-            };
-            self.recv_exited(cx, owner, &t, ret, now);
-            if t.tap_reader && ret > 0 {
-                // A read is where the reader got them; a wait returned
-                // before the reader took them from its ring.
-                self.tap_read(cx, t.ns, now, s.receives(nr));
-            }
+            self.exited_in(cx, state, nr, ret);
         });
+    }
+
+    /// A receiving or waiting syscall of a task of the namespace with
+    /// `state` (which captures or did) returns `ret`. Out of line: the
+    /// filters above are all that most syscalls see.
+    #[inline(never)]
+    fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, nr: i64, ret: i64) {
+        let now = mono_ns();
+        let (key, tid) = task::current_task();
+        let e = match self.tasks.take(key, now) {
+            Take::Hit(e) => e,
+            Take::Expired(e) | Take::Collided(e) => {
+                return self.task_lost(cx, &Task::from_words(&e.data));
+            }
+            Take::Miss => return,
+        };
+        let t = Task::from_words(&e.data);
+        if t.tid != tid {
+            // A dead task's leftover under a reused key.
+            return self.task_lost(cx, &t);
+        }
+        // The namespace of the sockets it read, which the task may have
+        // left since (setns()).
+        let owner = match t.ns {
+            0 => Some(state),
+            ns => self.registry.get(cx, ns),
+        };
+        let Some(owner) = owner else {
+            return;
+        };
+        self.recv_exited(cx, owner, &t, ret, now);
+        if t.tap_reader && ret > 0 {
+            // A read is where the reader got them; a wait returned
+            // before the reader took them from its ring.
+            self.tap_read(cx, t.ns, now, self.syscalls.receives(nr));
+        }
     }
 
     /// Updates the current task's entry with `f`: a new entry for namespace
