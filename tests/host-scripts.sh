@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Host-side tests of scripts/check-host, the Makefile's check, its choice of
-# compiler and `make install`, and dkms.conf. No VM, no root needed (the dkms
+# compiler and `make install`, dkms.conf and scripts/bench-profile-report. No VM, no root needed (the dkms
 # build test runs only as root, in a scratch dkms tree); nothing is loaded
 # and nothing is installed outside a temporary directory.
 #
@@ -21,7 +21,8 @@
 #     from the .config, ignores dkms's CC=, passes the install variables;
 #   - make install INSTALL_MOD_PATH=<tmp> against the 6.12 test kernel (a
 #     copy of the work tree's sources);
-#   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree.
+#   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree;
+#   - scripts/bench-profile-report on a small made-up run: its tables.
 #
 # Usage: tests/host-scripts.sh
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -82,6 +83,54 @@ run "$CH" --no-such-option
 expect "usage error exits 2" 2 'unknown argument'
 run "$CH" --kdir
 expect "--kdir without a directory exits 2" 2 'needs a directory'
+
+# --- bench-profile-report ---------------------------------------------------------
+
+# A made-up run: a kernel of three functions whose _text moved by 0x1000000,
+# mace.ko loaded at another address for each condition, a mangled Rust name.
+prof=$tmp/profile
+mkdir -p "$prof/off" "$prof/on"
+cat >"$prof/System.map" <<'EOF'
+ffffffff81000000 T _text
+ffffffff81000100 T ksys_a
+ffffffff81000200 t ksys_b
+ffffffff81000300 D some_data
+ffffffff81000400 T ksys_c
+EOF
+cat >"$prof/off/console.log" <<'EOF'
+PROFILE TEXT ffffffff82000000
+PROFILE-BEGIN kallsyms cond=off
+ffffffffa0000000 t _RNvNtCs1234_9mace_main6packet8identify	[mace]
+ffffffffa0000100 t mace_net_state	[mace]
+PROFILE-END
+PROFILE COND cond=off segment=2 replies=10 rc=0
+EOF
+cat >"$prof/on/console.log" <<'EOF'
+PROFILE TEXT ffffffff82000000
+PROFILE-BEGIN kallsyms cond=on
+ffffffffa0010000 t _RNvNtCs1234_9mace_main6packet8identify	[mace]
+ffffffffa0010100 t mace_net_state	[mace]
+PROFILE-END
+PROFILE COND cond=on segment=2 replies=10 rc=0
+EOF
+printf '%s\n' 'ffffffff82000100 100' 'ffffffff82000104 100' 'ffffffff82000200 50' >"$prof/off/counts.2"
+printf '%s\n' 'ffffffff82000100 100' 'ffffffff82000104 100' 'ffffffff82000108 30' 'ffffffff82000200 50' \
+	'ffffffff82000400 10' 'ffffffffa0010000 20' 'ffffffffa0010004 20' 'ffffffffa0010008 20' \
+	'ffffffffa0010104 40' >"$prof/on/counts.2"
+run "$MACE_TOP/scripts/bench-profile-report" --top 4 "$prof"
+expect "bench-profile-report: totals per ping against off" 0 \
+	'^== on against off, instructions per ping \(10 and 10 replies\)$' \
+	'^kernel total +\+14\.0  \(on 39\.0, off 25\.0\)$' '^in mace\.ko +\+10\.0$' '^elsewhere +\+4\.0$'
+expect "bench-profile-report: symbols by delta, demangled without hash" 0 \
+	'^ +\+6\.0 +6\.0 +0\.0  mace_main::packet::identify \[mace\]$' \
+	'^ +\+4\.0 +4\.0 +0\.0  mace_net_state \[mace\]$' \
+	'^ +\+3\.0 +23\.0 +20\.0  ksys_a$' '^ +\+1\.0 +1\.0 +0\.0  ksys_c$'
+refute "bench-profile-report: --top 4 lists 4 symbols" '  ksys_b$'
+expect "bench-profile-report: mace.ko functions with calls per ping" 0 \
+	'^ +6\.0 +2\.00 +3\.0  mace_main::packet::identify$' '^ +4\.0 +0\.00 +-  mace_net_state$'
+rm -f "$prof/on/counts.2"
+run "$MACE_TOP/scripts/bench-profile-report" "$prof"
+expect "bench-profile-report: a missing segment is an error" 1 'on: no .*on/counts\.2'
 
 # --- The running kernel -------------------------------------------------------
 
