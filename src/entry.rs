@@ -12,7 +12,7 @@
 //! | table    | key                 | entry        | one window end ...           |
 //! |----------|---------------------|--------------|------------------------------|
 //! | egress   | packet key          | [`Egress`]   | send syscall -> outer device |
-//! | ingress  | packet key          | [`Ingress`]  | outer device -> receive      |
+//! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
 //! | sends    | task                | [`Sender`]   | a task's send syscall        |
 //! | tasks    | task                | [`Task`]     | a task's receive             |
 //!
@@ -74,23 +74,33 @@ impl Egress {
 
 /// A packet received on an outer device, waiting for a receiving syscall.
 ///
-/// The time it arrived is the table entry's own time stamp.
+/// Keyed by its data buffer, which the copies its readers get share. The
+/// time it arrived is the table entry's own time stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ingress {
     /// The packet's id.
     pub pktid: u32,
+    /// Its fingerprint ([`crate::packet::fingerprint`]): a reader takes the
+    /// entry only if its packet has the same, so that the leftover of a
+    /// packet that never reached a reader is not taken for a later packet
+    /// given the same buffer.
+    pub fp: u64,
 }
 
 /// Words of an [`Ingress`] entry.
-pub const INGRESS_WORDS: usize = 1;
+pub const INGRESS_WORDS: usize = 2;
 
 impl Words<INGRESS_WORDS> for Ingress {
     fn to_words(&self) -> [u64; INGRESS_WORDS] {
-        [u64::from(self.pktid)]
+        [u64::from(self.pktid), self.fp]
     }
 
     fn from_words(w: &[u64; INGRESS_WORDS]) -> Self {
-        Self { pktid: w[0] as u32 }
+        let [pktid, fp] = *w;
+        Self {
+            pktid: pktid as u32,
+            fp,
+        }
     }
 }
 

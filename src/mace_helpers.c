@@ -1058,6 +1058,11 @@ const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 	return p;
 }
 
+unsigned long mace_skb_head(const struct sk_buff *skb)
+{
+	return (unsigned long)skb->head;
+}
+
 unsigned long mace_skb_sock(const struct sk_buff *skb)
 {
 	return (unsigned long)skb->sk;

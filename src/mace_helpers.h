@@ -376,6 +376,11 @@ long mace_current_syscall_nr(void);
 const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       void *buf, unsigned int len,
 			       unsigned int *out_len);
+/**
+ * The address of @skb's data buffer (skb->head, as a number): clones of
+ * @skb share it, a packet whose data is copied or reallocated gets another.
+ */
+unsigned long mace_skb_head(const struct sk_buff *skb);
 /** The socket that owns @skb (skb->sk, as a number), or 0. */
 unsigned long mace_skb_sock(const struct sk_buff *skb);
 /** The segment size of a GSO packet, 0 for any other packet. */

@@ -397,6 +397,67 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     })
 }
 
+/// What a received packet's reader is told about it, read without
+/// computing its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketId {
+    /// The id users see in `/dev/mace`: [`Identity::pktid`].
+    pub pktid: u32,
+    /// [`Identity::first_fragment`].
+    pub first_fragment: bool,
+}
+
+/// The id of the packet whose first bytes, from the IP header on, are
+/// `bytes`: `Some` exactly when [`identify`] identifies it, with the same
+/// `pktid` and `first_fragment`, without the work of its key. For received
+/// packets, which are found again by their data buffer
+/// (`capture/ingress.rs`), not by their key.
+pub fn packet_id(bytes: &[u8]) -> Option<PacketId> {
+    let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
+    let net = match *b.first()? >> 4 {
+        4 => parse_ipv4(b)?,
+        6 => parse_ipv6(b)?,
+        _ => return None,
+    };
+    let l4 = b.get(net.l4_off..)?;
+    let pktid = match net.proto {
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            let [ty, _code, _, _, _, _, s0, s1] = array(l4, 0)?;
+            let echo = match net.proto {
+                IPPROTO_ICMP => ty == 8 || ty == 0,
+                _ => ty == 128 || ty == 129,
+            };
+            if !echo {
+                return None;
+            }
+            u32::from(u16::from_be_bytes([s0, s1]))
+        }
+        IPPROTO_UDP => {
+            // The bounds `identify` checks: the remote port, a length that
+            // fits in 16 bits.
+            be16(l4, 0)?;
+            u16::try_from(net.l4_len).ok()?;
+            let payload = l4.get(8..).unwrap_or(&[]);
+            (0..4).fold(0u32, |id, i| {
+                id << 8 | u32::from(payload.get(i).copied().unwrap_or(0))
+            })
+        }
+        IPPROTO_TCP => {
+            let [_, _, _, _, q0, q1, q2, q3, _, _, _, _, off, _] = array(l4, 0)?;
+            let doff = usize::from(off >> 4) * 4;
+            if doff < 20 || net.l4_len <= doff {
+                return None;
+            }
+            u32::from_be_bytes([q0, q1, q2, q3])
+        }
+        _ => return None,
+    };
+    Some(PacketId {
+        pktid,
+        first_fragment: net.first_fragment,
+    })
+}
+
 /// A digest of a packet's network header that stays the same from an outer
 /// device to the container's device (on `side` [`Side::Ingress`], a
 /// received packet) or from the container's device to the outer device

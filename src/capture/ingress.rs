@@ -54,7 +54,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{fingerprint, identify, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
+use super::{fingerprint, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
 use crate::entry::{Ingress, Pending, Task, Words};
 use crate::ffi::mono_ns;
@@ -64,7 +64,7 @@ use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::work::schedule_sweep;
 use crate::netns::{NetState, NET_STATE};
-use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
+use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
 use crate::record::Direction;
 use crate::stamps::Put;
@@ -91,15 +91,32 @@ impl Capture {
     }
 
     /// A packet arrives on `dev`, a device of the capturing namespace with
-    /// `state`. Out of line: most receptions are other namespaces'.
+    /// `state`: if an outer device stamped it, it is stored for its reader,
+    /// as arrived then, and a tap there may be that reader. Out of line:
+    /// most receptions are other namespaces'.
     #[inline(never)]
     fn received_in(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, dev: &Dev) {
-        let taps = dev.has_taps();
-        let Some((id, now)) = self.arrived(skb, taps) else {
+        // The network header is not set yet: the packet starts at its data.
+        // Not zeroed: usually the bytes are read in place, not copied here.
+        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+        let bytes = skb.net_bytes(&mut buf, true);
+        // The fingerprint first, the packet's id only for a stamped one:
+        // loopback and container-to-container traffic cost little.
+        let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
             return;
         };
-        if taps {
-            self.tapped(cx, state, &id, now);
+        let now = mono_ns();
+        let t_rx = self
+            .arrivals
+            .take(skb.addr(), fp)
+            .filter(|&t| self.fresh(t, now));
+        if let Some(t_rx) = t_rx {
+            if let Some(id) = packet::packet_id(bytes) {
+                self.store_received(skb.head(), fp, id, t_rx);
+            }
+        }
+        if dev.has_taps() {
+            self.tapped(cx, state, skb.head(), fp, now);
         }
     }
 
@@ -115,12 +132,15 @@ impl Capture {
             let now = mono_ns();
             // The network header is not set yet: the packet starts at its
             // data.
-            if let Some(id) = identify(skb, true, Side::Ingress) {
-                self.store_received(&id, now);
+            let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+            let bytes = skb.net_bytes(&mut buf, true);
+            let fp = packet::fingerprint(bytes, Side::Ingress);
+            if let (Some(fp), Some(id)) = (fp, packet::packet_id(bytes)) {
+                self.store_received(skb.head(), fp, id, now);
             }
             return;
         }
-        let Some(fp) = fingerprint(skb) else {
+        let Some(fp) = fingerprint(skb, true) else {
             return;
         };
         let now = mono_ns();
@@ -136,33 +156,6 @@ impl Capture {
         }
     }
 
-    /// A packet arrives on a device of a capturing namespace: if an outer
-    /// device stamped it, it is identified and stored for its reader, as
-    /// arrived then. Returns its identity and the time if it was
-    /// identified: if it was stamped, or if `always` (a tap may read it).
-    fn arrived(&self, skb: &Skb, always: bool) -> Option<(Identity, u64)> {
-        // The network header is not set yet: the packet starts at its data.
-        // Not zeroed: usually the bytes are read in place, not copied here.
-        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-        let bytes = skb.net_bytes(&mut buf, true);
-        // The fingerprint first, the whole packet only for a stamped one:
-        // loopback and container-to-container traffic cost little.
-        let fp = packet::fingerprint(bytes, Side::Ingress)?;
-        let now = mono_ns();
-        let t_rx = self
-            .arrivals
-            .take(skb.addr(), fp)
-            .filter(|&t| self.fresh(t, now));
-        if t_rx.is_none() && !always {
-            return None;
-        }
-        let id = packet::identify(bytes, Side::Ingress, skb.gso_size())?;
-        if let Some(t_rx) = t_rx {
-            self.store_received(&id, t_rx);
-        }
-        Some((id, now))
-    }
-
     /// Whether an arrival stamped at `t` is no older than `max_age_ms` at
     /// `now`; signed: one stamped on another CPU just after this one read
     /// its clock is a little younger than 0.
@@ -170,35 +163,39 @@ impl Capture {
         (now.wrapping_sub(t) as i64).unsigned_abs() <= self.max_age
     }
 
-    /// Stores the received packet `id`, arrived at `t_rx` on an outer
-    /// device, for its reader.
-    fn store_received(&self, id: &Identity, t_rx: u64) {
+    /// Stores the received packet `id` with fingerprint `fp`, arrived at
+    /// `t_rx` on an outer device, for its reader: under `key`, its data
+    /// buffer, which the copies readers get share.
+    fn store_received(&self, key: u64, fp: u64, id: PacketId, t_rx: u64) {
         let c = &self.counters;
         if id.first_fragment {
-            // Its reader gets the datagram reassembled, another identity:
-            // it could never be found again.
+            // Its reader gets the datagram reassembled, another packet: it
+            // could never be found again.
             return bump(&c.ingress_fragments);
         }
-        let entry = Ingress { pktid: id.pktid };
+        let entry = Ingress {
+            pktid: id.pktid,
+            fp,
+        };
         bump(&c.ingress_received);
-        match self
-            .ingress
-            .insert(id.key, t_rx, &entry.to_words(), |_| false)
-        {
-            Insert::Stored | Insert::Replaced(_) | Insert::Same => {
-                bump(&c.ingress_in_table);
-            }
-            // The entry it took the place of leaves the table.
+        match self.ingress.put(key, t_rx, &entry.to_words()) {
+            Insert::Stored => bump(&c.ingress_in_table),
+            // The entry it took the place of leaves the table: a live one
+            // is the leftover of a packet that never reached a reader and
+            // whose buffer this one got.
+            Insert::Replaced(_) => bump(&c.ingress_collisions),
             Insert::ReplacedExpired(_) => bump(&c.ingress_expired),
             Insert::Evicted(_) => bump(&c.ingress_evicted),
-            Insert::Collision(_) => bump(&c.ingress_collisions),
+            // Not from `put`.
+            Insert::Same | Insert::Collision(_) => bump(&c.ingress_in_table),
         }
     }
 
     /// Takes the ingress entry with `key` for a reader of the namespace with
-    /// `state` (an IP socket's, or a tap's through the sweep), counting how
-    /// it left the table; its arrival time and packet id if it is there.
-    fn take_ingress(&self, state: &NetState, key: u64, now: u64) -> Option<(u64, u32)> {
+    /// `state` (an IP socket's, or a tap's through the sweep) of a packet
+    /// with fingerprint `fp`, counting how it left the table; its arrival
+    /// time and packet id if it is there, and this packet's.
+    fn take_ingress(&self, state: &NetState, key: u64, fp: u64, now: u64) -> Option<(u64, u32)> {
         let (host, c) = (&self.counters, &state.counters);
         let taken = self.ingress.take(key, now);
         if let Take::Miss = taken {
@@ -207,9 +204,17 @@ impl Capture {
         sub(&host.ingress_in_table, 1);
         match taken {
             Take::Hit(e) => {
+                let entry = Ingress::from_words(&e.data);
+                if entry.fp != fp {
+                    // Another packet's leftover, which never reached a
+                    // reader, in the buffer this one got.
+                    bump(&host.ingress_collisions);
+                    bump(&c.ingress_collisions);
+                    return None;
+                }
                 bump(&host.ingress_taken);
                 bump(&c.ingress_taken);
-                Some((e.time, Ingress::from_words(&e.data).pktid))
+                Some((e.time, entry.pktid))
             }
             Take::Expired(_) => {
                 bump(&host.ingress_expired);
@@ -235,18 +240,18 @@ impl Capture {
     /// out meanwhile) for the tap queue, where such a reader finds it
     /// ([`Self::take_tapped`]); the sweep reports it as the packet socket's
     /// if nobody took it ([`Capture::sweep_taps`]).
-    fn tapped(&self, cx: &ProbeCx<'_>, state: &NetState, id: &Identity, now: u64) {
+    fn tapped(&self, cx: &ProbeCx<'_>, state: &NetState, key: u64, fp: u64, now: u64) {
         let ns = state.handle();
         if ns == 0 {
             return;
         }
         // Not from an outer device, or counted as expired or collided.
-        let Some((t_rx, pktid)) = self.take_ingress(state, id.key, now) else {
+        let Some((t_rx, pktid)) = self.take_ingress(state, key, fp, now) else {
             return;
         };
         if !self
             .taps
-            .push(&[id.key, ns, now, 0, t_rx, u64::from(pktid)])
+            .push(&[key, ns, now, 0, t_rx, u64::from(pktid), fp])
         {
             bump(&self.counters.taps_overflow);
             return bump(&state.counters.ingress_unreported);
@@ -256,10 +261,10 @@ impl Capture {
     }
 
     /// A reader of an IP socket of the namespace with `state` gets the
-    /// packet with `key`, which a tap saw first: takes it from the tap
-    /// queue. Bounded: at most what the queue holds, and nothing when it is
+    /// packet with `key` and fingerprint `fp`, which a tap saw first: takes
+    /// it from the tap queue. Bounded: at most what the queue holds, and nothing when it is
     /// empty (no tap in any capturing namespace).
-    fn take_tapped(&self, state: &NetState, key: u64) -> Option<(u64, u32)> {
+    fn take_tapped(&self, state: &NetState, key: u64, fp: u64) -> Option<(u64, u32)> {
         if self.taps.len() == 0 {
             return None;
         }
@@ -269,7 +274,7 @@ impl Capture {
         }
         let mut found = None;
         self.taps.update_each(|rec| {
-            if found.is_none() && rec[0] == key && rec[1] == ns {
+            if found.is_none() && rec[0] == key && rec[1] == ns && rec[6] == fp {
                 found = u32::try_from(rec[5]).ok().map(|pktid| (rec[4], pktid));
                 // Taken: the sweep drops it.
                 rec[1] = 0;
@@ -379,7 +384,7 @@ impl Capture {
         };
         // Bounded: at most what the queue holds.
         for _ in 0..TAP_QUEUE {
-            let Some([_, ns, t_tap, t_read, t_rx, pktid]) = self.taps.pop_if(due) else {
+            let Some([_, ns, t_tap, t_read, t_rx, pktid, _]) = self.taps.pop_if(due) else {
                 break;
             };
             // Taken by an IP socket's reader (0), or the namespace is gone.
@@ -455,13 +460,16 @@ impl Capture {
         if !state.enabled() {
             return;
         }
-        let Some(id) = identify(skb, false, Side::Ingress) else {
+        // Found by its data buffer (a raw or ping socket's reader gets a
+        // copy that shares it) and its fingerprint.
+        let Some(fp) = fingerprint(skb, false) else {
             return;
         };
+        let key = skb.head();
         let now = mono_ns();
         let taken = self
-            .take_ingress(state, id.key, now)
-            .or_else(|| self.take_tapped(state, id.key));
+            .take_ingress(state, key, fp, now)
+            .or_else(|| self.take_tapped(state, key, fp));
         let Some((t_rx, pktid)) = taken else {
             return;
         };

@@ -161,14 +161,14 @@ const OCCUPANCY_CHUNK: usize = 4096;
 const LOOPBACK_IFINDEX: i32 = 1;
 
 /// Packets a tap saw, taken from the ingress table, waiting to be looked at
-/// by the sweep: (packet key, namespace handle (0: an IP socket's reader
-/// took it since), when the tap saw it, when a reader of a packet socket of
-/// the namespace got it (or 0, or [`READABLE`] before), when it arrived on
-/// the outer device, its packet id).
+/// by the sweep: (packet key (its data buffer), namespace handle (0: an IP
+/// socket's reader took it since), when the tap saw it, when a reader of a
+/// packet socket of the namespace got it (or 0, or [`READABLE`] before),
+/// when it arrived on the outer device, its packet id, its fingerprint).
 type TapQueue = Fifo<KVVec<FifoSlot<TAP_WORDS>>, BucketSpinLock, TAP_WORDS>;
 
 /// Words of a record of the tap queue.
-const TAP_WORDS: usize = 6;
+const TAP_WORDS: usize = 7;
 
 /// How many packets a tap saw can wait for the sweep at once.
 const TAP_QUEUE: usize = 1024;
@@ -438,8 +438,9 @@ fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
 /// IPv6 header).
 const FINGERPRINT_BYTES: usize = 40;
 
-/// The fingerprint of a received packet in `skb`, for its arrival stamp.
-fn fingerprint(skb: &Skb) -> Option<u64> {
+/// The fingerprint of a received packet in `skb` (from its data when
+/// `from_data`: its network header is not set yet).
+fn fingerprint(skb: &Skb, from_data: bool) -> Option<u64> {
     let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
-    packet::fingerprint(skb.net_bytes(&mut buf, true), Side::Ingress)
+    packet::fingerprint(skb.net_bytes(&mut buf, from_data), Side::Ingress)
 }

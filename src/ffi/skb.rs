@@ -44,6 +44,15 @@ impl Skb {
         self.as_ptr() as usize as u64
     }
 
+    /// The address of its data buffer: its clones share it (a raw or ping
+    /// socket's copy of a received packet), a packet whose data is copied
+    /// or reallocated gets another; the allocator may give it to another
+    /// packet once it is freed.
+    pub(crate) fn head(&self) -> u64 {
+        // SAFETY: The skb is alive (type invariants).
+        unsafe { sys::mace_skb_head(self.as_ptr()) }
+    }
+
     /// The packet's first bytes from its network header on (from its data
     /// when `from_data`), up to `buf.len()` of them: borrowed from the skb
     /// when they are in its linear part, else copied into `buf`. Empty if

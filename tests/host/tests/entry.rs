@@ -43,9 +43,11 @@ fn egress_same_send_compares_syscall_and_namespace() {
 #[test]
 fn ingress_round_trip() {
     for pktid in [0, 1, 0xffff, u32::MAX] {
-        round_trip(Ingress { pktid });
+        for fp in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
+            round_trip(Ingress { pktid, fp });
+        }
     }
-    assert_eq!(INGRESS_WORDS, 1);
+    assert_eq!(INGRESS_WORDS, 2);
 }
 
 #[test]

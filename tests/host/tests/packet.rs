@@ -1,6 +1,9 @@
 //! Tests of packet identification on crafted packets and their NAT twins.
 
-use mace_core::packet::{identify, Identity, Proto, Side, CAPTURE_BYTES, PAYLOAD_KEY_BYTES};
+use mace_core::packet::{
+    fingerprint, identify, packet_id, Identity, PacketId, Proto, Side, CAPTURE_BYTES,
+    PAYLOAD_KEY_BYTES,
+};
 
 const CONTAINER4: [u8; 4] = [198, 19, 0, 11];
 const OUTER4: [u8; 4] = [198, 18, 0, 1];
@@ -501,6 +504,65 @@ fn random_bytes_never_panic() {
         let len = (s % 257) as usize;
         let _ = identify(&buf[..len.min(256)], Side::Egress, 0);
         let _ = identify(&buf[..len.min(256)], Side::Ingress, 0);
+        let _ = fingerprint(&buf[..len.min(256)], Side::Ingress);
+    }
+}
+
+/// What `packet_id` must say of `p`: what `identify` says on the receiving
+/// side, whatever the GSO size.
+fn check_packet_id(p: &[u8], what: &str) {
+    let want = identify(p, Side::Ingress, 0).map(|i| PacketId {
+        pktid: i.pktid,
+        first_fragment: i.first_fragment,
+    });
+    assert_eq!(packet_id(p), want, "{what}");
+    for gso in [1, 100, 1400] {
+        let with_gso = identify(p, Side::Ingress, gso).map(|i| PacketId {
+            pktid: i.pktid,
+            first_fragment: i.first_fragment,
+        });
+        assert_eq!(with_gso, want, "{what}, gso {gso}");
+    }
+}
+
+#[test]
+fn packet_id_is_identify_without_the_key() {
+    let packets = [
+        ipv4(REMOTE4, CONTAINER4, 1, 9, &icmp(0, 1, 7, 0, PING_PAYLOAD)),
+        ipv4(REMOTE4, CONTAINER4, 1, 9, &icmp(3, 1, 7, 0, PING_PAYLOAD)),
+        ipv4(REMOTE4, CONTAINER4, 17, 9, &udp(53, 4000, 0, b"\x01\x02\x03\x04more")),
+        ipv4(REMOTE4, CONTAINER4, 17, 9, &udp(53, 4000, 0, b"\x01\x02")),
+        ipv4(
+            REMOTE4,
+            CONTAINER4,
+            6,
+            9,
+            &tcp(80, 4000, 0x1234_5678, 4, 0x18, 0, b"data"),
+        ),
+        ipv6(REMOTE6, CONTAINER6, 58, &[], &icmp(129, 1, 7, 0, PING_PAYLOAD)),
+        ipv6(REMOTE6, CONTAINER6, 17, &[], &udp(53, 4000, 0, b"abcdefgh")),
+    ];
+    for (i, p) in packets.iter().enumerate() {
+        check_packet_id(p, &format!("packet {i}"));
+        for n in 0..p.len() {
+            check_packet_id(&p[..n], &format!("packet {i} cut at {n}"));
+        }
+    }
+    // Random bytes that look like IP.
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut buf = [0u8; 200];
+    for round in 0..50_000u32 {
+        for b in buf.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *b = s as u8;
+        }
+        buf[0] = if round % 2 == 0 { 0x45 } else { 0x60 };
+        buf[9] = [1, 6, 17, 58][(round / 2 % 4) as usize];
+        buf[6] = [1, 6, 17, 58, 44, 0][(round / 8 % 6) as usize];
+        let len = (s % 201) as usize;
+        check_packet_id(&buf[..len], &format!("random round {round}"));
     }
 }
 
