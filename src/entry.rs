@@ -11,7 +11,7 @@
 //!
 //! | table    | key                 | entry        | one window end ...           |
 //! |----------|---------------------|--------------|------------------------------|
-//! | egress   | packet key          | [`Egress`]   | send syscall -> outer device |
+//! | egress   | socket buffer / key | [`Egress`]   | send syscall -> outer device |
 //! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
 //! | sends    | task                | [`Sender`]   | a task's send syscall        |
 //! | tasks    | task                | [`Task`]     | a task's receive             |
@@ -35,6 +35,9 @@ pub trait Words<const D: usize>: Sized {
 
 /// A packet sent by a syscall of a capturing namespace, on its way to an
 /// outer device.
+///
+/// Keyed by its socket buffer, or by its identity if it is a GSO packet,
+/// which may be segmented into other socket buffers on its way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Egress {
     /// When the send syscall started (monotonic ns).
@@ -43,22 +46,29 @@ pub struct Egress {
     pub ns: u64,
     /// The packet's id.
     pub pktid: u32,
+    /// Keyed by socket buffer: the packet's fingerprint
+    /// ([`crate::packet::fingerprint`], never 0), which the packet leaving
+    /// an outer device in that socket buffer must have (else the entry is
+    /// the leftover of a packet that never got there, whose socket buffer
+    /// this one got). Keyed by identity: 0.
+    pub fp: u64,
 }
 
 /// Words of an [`Egress`] entry.
-pub const EGRESS_WORDS: usize = 3;
+pub const EGRESS_WORDS: usize = 4;
 
 impl Words<EGRESS_WORDS> for Egress {
     fn to_words(&self) -> [u64; EGRESS_WORDS] {
-        [self.start, self.ns, u64::from(self.pktid)]
+        [self.start, self.ns, u64::from(self.pktid), self.fp]
     }
 
     fn from_words(w: &[u64; EGRESS_WORDS]) -> Self {
-        let [start, ns, pktid] = *w;
+        let [start, ns, pktid, fp] = *w;
         Self {
             start,
             ns,
             pktid: pktid as u32,
+            fp,
         }
     }
 }

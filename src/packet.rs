@@ -35,7 +35,7 @@
 //! that a UDP tool that numbers its datagrams there sees its own numbers.
 //!
 //! The rule that tells which syscall a packet belongs to also lives here
-//! ([`Identity::carries_send_of`]), so that adding a protocol touches this
+//! ([`PacketId::carries_send_of`]), so that adding a protocol touches this
 //! file only.
 //!
 //! This file uses only `core`; it is compiled into the module and into the
@@ -92,23 +92,21 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Whether this packet, leaving while its socket's task is inside a send
-    /// syscall, carries that syscall's data.
-    ///
-    /// `tcp_write_seq` is, for a TCP socket, the sequence number of the next
-    /// byte to be written when the syscall started (`None` if unknown). A
-    /// TCP segment is the syscall's only if its first byte is one the
-    /// syscall wrote, at or after that number in serial number arithmetic
-    /// (RFC 1982): TCP also sends older data and retransmissions from inside
-    /// a later send, when it processes what arrived meanwhile. A datagram
-    /// that leaves inside its socket's send syscall is always that send's.
-    pub fn carries_send_of(&self, tcp_write_seq: Option<u32>) -> bool {
-        match self.proto {
-            Proto::Tcp => {
-                tcp_write_seq.is_some_and(|start| self.pktid.wrapping_sub(start) as i32 >= 0)
-            }
-            Proto::Icmp | Proto::Icmp6 | Proto::Udp => true,
+    /// What this identity tells of the packet but its key.
+    pub fn packet_id(&self) -> PacketId {
+        PacketId {
+            pktid: self.pktid,
+            proto: self.proto,
+            first_fragment: self.first_fragment,
         }
+    }
+}
+
+/// [`PacketId::carries_send_of`] for a packet of `proto` with `pktid`.
+fn carries_send_of(proto: Proto, pktid: u32, tcp_write_seq: Option<u32>) -> bool {
+    match proto {
+        Proto::Tcp => tcp_write_seq.is_some_and(|start| pktid.wrapping_sub(start) as i32 >= 0),
+        Proto::Icmp | Proto::Icmp6 | Proto::Udp => true,
     }
 }
 
@@ -397,22 +395,39 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     })
 }
 
-/// What a received packet's reader is told about it, read without
-/// computing its key.
+/// What [`identify`] tells of a packet but its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketId {
     /// The id users see in `/dev/mace`: [`Identity::pktid`].
     pub pktid: u32,
+    /// [`Identity::proto`].
+    pub proto: Proto,
     /// [`Identity::first_fragment`].
     pub first_fragment: bool,
 }
 
+impl PacketId {
+    /// Whether this packet, leaving while its socket's task is inside a send
+    /// syscall, carries that syscall's data.
+    ///
+    /// `tcp_write_seq` is, for a TCP socket, the sequence number of the next
+    /// byte to be written when the syscall started (`None` if unknown). A
+    /// TCP segment is the syscall's only if its first byte is one the
+    /// syscall wrote, at or after that number in serial number arithmetic
+    /// (RFC 1982): TCP also sends older data and retransmissions from inside
+    /// a later send, when it processes what arrived meanwhile. A datagram
+    /// that leaves inside its socket's send syscall is always that send's.
+    pub fn carries_send_of(&self, tcp_write_seq: Option<u32>) -> bool {
+        carries_send_of(self.proto, self.pktid, tcp_write_seq)
+    }
+}
+
 /// The id of the packet whose first bytes, from the IP header on, are
-/// `bytes`: `Some` exactly when [`identify`] identifies it, with the same
-/// `pktid` and `first_fragment`, without the work of its key. For received
-/// packets, which are found again by their data buffer
-/// (`capture/ingress.rs`), not by their key.
-pub fn packet_id(bytes: &[u8]) -> Option<PacketId> {
+/// `bytes`, seen from `side`: `Some` exactly when [`identify`] identifies
+/// it (with any GSO size), with the same `pktid`, `proto` and
+/// `first_fragment`, without the work of its key. For packets found by
+/// their socket buffer or data buffer (`capture/`), not by their key.
+pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
     let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
     let net = match *b.first()? >> 4 {
         4 => parse_ipv4(b)?,
@@ -420,7 +435,11 @@ pub fn packet_id(bytes: &[u8]) -> Option<PacketId> {
         _ => return None,
     };
     let l4 = b.get(net.l4_off..)?;
-    let pktid = match net.proto {
+    let port_at = match side {
+        Side::Egress => 2,
+        Side::Ingress => 0,
+    };
+    let (proto, pktid) = match net.proto {
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             let [ty, _code, _, _, _, _, s0, s1] = array(l4, 0)?;
             let echo = match net.proto {
@@ -430,17 +449,23 @@ pub fn packet_id(bytes: &[u8]) -> Option<PacketId> {
             if !echo {
                 return None;
             }
-            u32::from(u16::from_be_bytes([s0, s1]))
+            let proto = if net.proto == IPPROTO_ICMP {
+                Proto::Icmp
+            } else {
+                Proto::Icmp6
+            };
+            (proto, u32::from(u16::from_be_bytes([s0, s1])))
         }
         IPPROTO_UDP => {
             // The bounds `identify` checks: the remote port, a length that
             // fits in 16 bits.
-            be16(l4, 0)?;
+            be16(l4, port_at)?;
             u16::try_from(net.l4_len).ok()?;
             let payload = l4.get(8..).unwrap_or(&[]);
-            (0..4).fold(0u32, |id, i| {
+            let pktid = (0..4).fold(0u32, |id, i| {
                 id << 8 | u32::from(payload.get(i).copied().unwrap_or(0))
-            })
+            });
+            (Proto::Udp, pktid)
         }
         IPPROTO_TCP => {
             let [_, _, _, _, q0, q1, q2, q3, _, _, _, _, off, _] = array(l4, 0)?;
@@ -448,12 +473,13 @@ pub fn packet_id(bytes: &[u8]) -> Option<PacketId> {
             if doff < 20 || net.l4_len <= doff {
                 return None;
             }
-            u32::from_be_bytes([q0, q1, q2, q3])
+            (Proto::Tcp, u32::from_be_bytes([q0, q1, q2, q3]))
         }
         _ => return None,
     };
     Some(PacketId {
         pktid,
+        proto,
         first_fragment: net.first_fragment,
     })
 }

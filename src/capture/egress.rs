@@ -25,7 +25,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{identify, Capture, LOOPBACK_IFINDEX};
+use super::{identify, Capture, FINGERPRINT_BYTES, LOOPBACK_IFINDEX};
 use crate::counters::{bump, sub};
 use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
 use crate::ffi::mono_ns;
@@ -34,9 +34,10 @@ use crate::ffi::skb::{Dev, Skb};
 use crate::ffi::task::{self, Regs};
 use crate::ffi::tracepoint::ProbeCx;
 use crate::netns::{NetState, NET_STATE};
-use crate::packet::{Identity, Side};
+use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
 use crate::table::{Entry, Insert, Take};
+use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering::Relaxed;
 
 impl Capture {
@@ -139,12 +140,32 @@ impl Capture {
     /// window starts at that send.
     #[inline(never)]
     fn queued_by_sender(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb) {
-        let Some(id) = identify(skb, false, Side::Egress) else {
-            return;
+        // Not zeroed: usually the bytes are read in place, not copied here.
+        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+        let bytes = skb.net_bytes(&mut buf, false);
+        let gso = skb.gso_size();
+        // A packet is found again at an outer device by its socket buffer,
+        // and told from a later packet in the same socket buffer by its
+        // fingerprint; a GSO packet, which a device or qdisc on its way may
+        // segment into other socket buffers, by its identity (fingerprint
+        // 0), as its first segment.
+        let (key, id, fp) = if gso == 0 {
+            let Some(id) = packet::packet_id(bytes, Side::Egress) else {
+                return;
+            };
+            let Some(fp) = packet::fingerprint(bytes, Side::Egress) else {
+                return;
+            };
+            (skb.addr(), id, fp)
+        } else {
+            let Some(id) = packet::identify(bytes, Side::Egress, gso) else {
+                return;
+            };
+            (id.key, id.packet_id(), 0)
         };
         let now = mono_ns();
         if let Some(start) = self.send_start(now, skb.sock(), &id) {
-            self.store_egress(cx, state, &id, start, now);
+            self.store_egress(cx, state, key, id.pktid, fp, start, now);
         }
     }
 
@@ -167,16 +188,41 @@ impl Capture {
     /// egress window if it is a capturing namespace's.
     #[inline(never)]
     fn outer_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+        let now = mono_ns();
+        // By its socket buffer.
+        let taken = self.egress.take(skb.addr(), now);
+        if let Take::Hit(e) | Take::Expired(e) | Take::Collided(e) = taken {
+            let entry = Egress::from_words(&e.data);
+            let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
+            let fp = packet::fingerprint(skb.net_bytes(&mut buf, false), Side::Egress);
+            if entry.fp != 0 && Some(entry.fp) == fp {
+                return self.egress_taken(cx, &taken, entry, now);
+            }
+            // Another packet's, which never got here and whose socket buffer
+            // this one got.
+            self.egress_gone(cx, &e, Left::Expired);
+        }
+        // By its identity: a segment of a GSO packet.
+        if self.egress_by_identity.load(Relaxed) == 0 {
+            return;
+        }
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
-        let now = mono_ns();
         let taken = self.egress.take(id.key, now);
-        let (Take::Hit(e) | Take::Expired(e) | Take::Collided(e)) = taken else {
-            return;
-        };
-        sub(&self.counters.egress_in_table, 1);
-        let entry = Egress::from_words(&e.data);
+        if let Take::Hit(e) | Take::Expired(e) | Take::Collided(e) = taken {
+            let entry = Egress::from_words(&e.data);
+            if entry.fp == 0 {
+                return self.egress_taken(cx, &taken, entry, now);
+            }
+            self.egress_gone(cx, &e, Left::Expired);
+        }
+    }
+
+    /// The packet of `entry`, taken from the egress table (`taken`), leaves
+    /// an outer device at `now`: its latency, if it is live.
+    fn egress_taken(&self, cx: &ProbeCx<'_>, taken: &Take<EGRESS_WORDS>, entry: Egress, now: u64) {
+        self.egress_out(&entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
         };
@@ -184,7 +230,7 @@ impl Capture {
         sub(&c.egress_in_table, 1);
         match taken {
             Take::Hit(_) => {
-                state.report(cx, Direction::Egress, entry.start, now, id.pktid);
+                state.report(cx, Direction::Egress, entry.start, now, entry.pktid);
             }
             Take::Expired(_) => bump(&c.egress_expired),
             Take::Collided(_) => bump(&c.egress_collisions),
@@ -192,10 +238,18 @@ impl Capture {
         }
     }
 
+    /// An entry left the egress table: the host's gauges go down.
+    fn egress_out(&self, entry: &Egress) {
+        sub(&self.counters.egress_in_table, 1);
+        if entry.fp == 0 {
+            sub(&self.egress_by_identity, 1);
+        }
+    }
+
     /// The start of the current task's send syscall, if it is in one and
     /// the packet `id`, owned by socket `sock` (0: none), carries what it
     /// sent; counts a packet sent by it.
-    fn send_start(&self, now: u64, sock: u64, id: &Identity) -> Option<u64> {
+    fn send_start(&self, now: u64, sock: u64, id: &PacketId) -> Option<u64> {
         // The entry is the task's last send's: it is the one the task is in
         // only while the task is in a send syscall (each send's entry
         // replaces the one before, a send on a non-socket removes it).
@@ -224,13 +278,18 @@ impl Capture {
             .flatten()
     }
 
-    /// Stores the packet `id` of the namespace with `state`, sent by a
-    /// syscall that started at `start`, to await an outer device.
+    /// Stores the packet `pktid` of the namespace with `state`, sent by a
+    /// syscall that started at `start`, to await an outer device: under
+    /// `key`, its socket buffer (then `fp` is its fingerprint) or its
+    /// identity (then `fp` is 0).
+    #[allow(clippy::too_many_arguments)]
     fn store_egress(
         &self,
         cx: &ProbeCx<'_>,
         state: &NetState,
-        id: &Identity,
+        key: u64,
+        pktid: u32,
+        fp: u64,
         start: u64,
         now: u64,
     ) {
@@ -241,20 +300,32 @@ impl Capture {
         let entry = Egress {
             start,
             ns,
-            pktid: id.pktid,
+            pktid,
+            fp,
         };
         // The same packet again in the same syscall (handed to its neighbour,
-        // then to its device) is not a collision.
+        // then to its device) is not another packet.
         let same = |e: &Entry<EGRESS_WORDS>| Egress::from_words(&e.data).same_send(&entry);
         let c = &state.counters;
         let host = &self.counters;
         // Up before the entry can be found ([`Self::xmit`] looks only while
-        // it is above 0), down again unless the table holds one more entry
-        // (nothing stored, or stored over one that leaves).
+        // they are above 0), down again unless the table holds one more
+        // entry ([`Self::egress_out`] for what leaves).
         bump(&host.egress_in_table);
-        let placed = self.egress.insert(id.key, now, &entry.to_words(), same);
-        if !matches!(placed, Insert::Stored | Insert::Replaced(_)) {
-            sub(&host.egress_in_table, 1);
+        if fp == 0 {
+            bump(&self.egress_by_identity);
+        }
+        let words = entry.to_words();
+        let placed = if fp == 0 {
+            // Two live packets with one identity: neither is reported.
+            self.egress.insert(key, now, &words, same)
+        } else {
+            // A live entry under the socket buffer is a leftover.
+            self.egress.insert_or_replace(key, now, &words, same)
+        };
+        if let Insert::Same | Insert::Collision(_) = placed {
+            // Not stored.
+            self.egress_out(&entry);
         }
         if let Insert::Same = placed {
             return;
@@ -262,21 +333,32 @@ impl Capture {
         bump(&c.egress_sent);
         match placed {
             Insert::Collision(_) => return bump(&c.egress_collisions),
-            Insert::Stored | Insert::Replaced(_) | Insert::Same => {}
-            // The entry it took the place of leaves the table.
-            Insert::ReplacedExpired(old) => self.egress_left(cx, &old, Left::Expired),
+            Insert::Stored | Insert::Same => {}
+            // The entry it took the place of leaves the table (a live one
+            // under a socket buffer is a leftover).
+            Insert::Replaced(old) | Insert::ReplacedExpired(old) => {
+                self.egress_gone(cx, &old, Left::Expired)
+            }
             Insert::Evicted(old) => {
                 bump(&host.egress_evicted);
-                self.egress_left(cx, &old, Left::Evicted);
+                self.egress_gone(cx, &old, Left::Evicted);
             }
         }
         bump(&c.egress_in_table);
     }
 
-    /// The egress entry `e` was pushed out of the table: counts it for its
-    /// namespace.
-    fn egress_left(&self, cx: &ProbeCx<'_>, e: &Entry<EGRESS_WORDS>, why: Left) {
+    /// The entry `e` left the egress table without a latency (pushed out by
+    /// another, or taken by a packet it is not): the host's gauges, and its
+    /// namespace's counters.
+    fn egress_gone(&self, cx: &ProbeCx<'_>, e: &Entry<EGRESS_WORDS>, why: Left) {
         let entry = Egress::from_words(&e.data);
+        self.egress_out(&entry);
+        self.egress_left(cx, &entry, why);
+    }
+
+    /// The egress entry `entry` left the table without a latency: counts it
+    /// for its namespace.
+    fn egress_left(&self, cx: &ProbeCx<'_>, entry: &Egress, why: Left) {
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
         };

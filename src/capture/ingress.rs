@@ -111,7 +111,7 @@ impl Capture {
             .take(skb.addr(), fp)
             .filter(|&t| self.fresh(t, now));
         if let Some(t_rx) = t_rx {
-            if let Some(id) = packet::packet_id(bytes) {
+            if let Some(id) = packet::packet_id(bytes, Side::Ingress) {
                 self.store_received(skb.head(), fp, id, t_rx);
             }
         }
@@ -135,7 +135,7 @@ impl Capture {
             let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
             let bytes = skb.net_bytes(&mut buf, true);
             let fp = packet::fingerprint(bytes, Side::Ingress);
-            if let (Some(fp), Some(id)) = (fp, packet::packet_id(bytes)) {
+            if let (Some(fp), Some(id)) = (fp, packet::packet_id(bytes, Side::Ingress)) {
                 self.store_received(skb.head(), fp, id, now);
             }
             return;
@@ -182,9 +182,8 @@ impl Capture {
             Insert::Stored => bump(&c.ingress_in_table),
             // The entry it took the place of leaves the table: a live one
             // is the leftover of a packet that never reached a reader and
-            // whose buffer this one got.
-            Insert::Replaced(_) => bump(&c.ingress_collisions),
-            Insert::ReplacedExpired(_) => bump(&c.ingress_expired),
+            // whose buffer this one got; expired as well.
+            Insert::Replaced(_) | Insert::ReplacedExpired(_) => bump(&c.ingress_expired),
             Insert::Evicted(_) => bump(&c.ingress_evicted),
             // Not from `put`.
             Insert::Same | Insert::Collision(_) => bump(&c.ingress_in_table),
@@ -207,9 +206,9 @@ impl Capture {
                 let entry = Ingress::from_words(&e.data);
                 if entry.fp != fp {
                     // Another packet's leftover, which never reached a
-                    // reader, in the buffer this one got.
-                    bump(&host.ingress_collisions);
-                    bump(&c.ingress_collisions);
+                    // reader, in the buffer this one got: expired.
+                    bump(&host.ingress_expired);
+                    bump(&c.ingress_expired);
                     return None;
                 }
                 bump(&host.ingress_taken);

@@ -199,6 +199,10 @@ pub(crate) struct Capture {
     /// Arrival times of the packets outer devices received, by socket
     /// buffer, until a capturing namespace's device takes them.
     arrivals: Stamps<KVVec<StampSlot>>,
+    /// Entries of the egress table keyed by identity (GSO packets): while
+    /// there are none, an outer device's transmission is looked up by its
+    /// socket buffer only, never identified.
+    egress_by_identity: AtomicU64,
     /// Tasks in a send syscall.
     sends: KTable<SEND_WORDS>,
     /// Tasks in a receiving syscall (or a packet socket's wait).
@@ -239,6 +243,7 @@ impl Capture {
             egress: new_table(buckets, max_age)?,
             ingress: new_table(buckets, max_age)?,
             arrivals: new_stamps(n_stamps)?,
+            egress_by_identity: AtomicU64::new(0),
             sends: new_table((buckets / 4).max(64), max_age)?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
             syscalls: Syscalls::new(),
@@ -434,8 +439,8 @@ fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
     packet::identify(skb.net_bytes(&mut buf, from_data), side, skb.gso_size())
 }
 
-/// Bytes of a received packet's network header its fingerprint needs (an
-/// IPv6 header).
+/// Bytes of a packet's network header its fingerprint needs (an IPv6
+/// header).
 const FINGERPRINT_BYTES: usize = 40;
 
 /// The fingerprint of a received packet in `skb` (from its data when

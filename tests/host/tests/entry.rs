@@ -19,13 +19,15 @@ fn egress_round_trip() {
         start: 1,
         ns: 2,
         pktid: 3,
+        fp: 4,
     });
     round_trip(Egress {
         start: u64::MAX,
         ns: u64::MAX,
         pktid: u32::MAX,
+        fp: u64::MAX,
     });
-    assert_eq!(EGRESS_WORDS, 3);
+    assert_eq!(EGRESS_WORDS, 4);
 }
 
 #[test]
@@ -34,6 +36,7 @@ fn egress_same_send_compares_syscall_and_namespace() {
         start: 10,
         ns: 1 << 32 | 1,
         pktid: 1,
+        fp: 7,
     };
     assert!(a.same_send(&Egress { pktid: 2, ..a }));
     assert!(!a.same_send(&Egress { start: 11, ..a }));

@@ -508,20 +508,24 @@ fn random_bytes_never_panic() {
     }
 }
 
-/// What `packet_id` must say of `p`: what `identify` says on the receiving
-/// side, whatever the GSO size.
+/// What `packet_id` must say of `p`: what `identify` says, on either side,
+/// whatever the GSO size.
 fn check_packet_id(p: &[u8], what: &str) {
-    let want = identify(p, Side::Ingress, 0).map(|i| PacketId {
-        pktid: i.pktid,
-        first_fragment: i.first_fragment,
-    });
-    assert_eq!(packet_id(p), want, "{what}");
-    for gso in [1, 100, 1400] {
-        let with_gso = identify(p, Side::Ingress, gso).map(|i| PacketId {
+    for side in [Side::Ingress, Side::Egress] {
+        let want = identify(p, side, 0).map(|i| PacketId {
             pktid: i.pktid,
+            proto: i.proto,
             first_fragment: i.first_fragment,
         });
-        assert_eq!(with_gso, want, "{what}, gso {gso}");
+        assert_eq!(packet_id(p, side), want, "{what}, {side:?}");
+        for gso in [1, 100, 1400] {
+            let with_gso = identify(p, side, gso).map(|i| PacketId {
+                pktid: i.pktid,
+                proto: i.proto,
+                first_fragment: i.first_fragment,
+            });
+            assert_eq!(with_gso, want, "{what}, {side:?}, gso {gso}");
+        }
     }
 }
 
@@ -579,6 +583,7 @@ fn a_tcp_segment_carries_a_send_only_from_its_first_byte_on() {
             ),
             Side::Egress,
         )
+        .packet_id()
     };
     // The syscall wrote from sequence number 1000 on.
     assert!(seg(1000).carries_send_of(Some(1000)));
@@ -603,7 +608,7 @@ fn a_datagram_leaving_inside_its_send_is_that_send() {
         &ipv4(CONTAINER4, REMOTE4, 17, 7, &udp(5000, 53, 0, b"abcd")),
         Side::Egress,
     );
-    for p in [ping, dgram] {
+    for p in [ping.packet_id(), dgram.packet_id()] {
         assert!(p.carries_send_of(None));
         assert!(p.carries_send_of(Some(12)));
     }
