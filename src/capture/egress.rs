@@ -5,13 +5,15 @@
 //! ```text
 //! send_entered (sys_enter)       sends table: Sender, start = now (it stays
 //!                                  after the syscall, until the next send)
-//! queued: the packet is handed   egress table: key -> Egress { start, ns }
+//! queued: the packet is handed   egress table: skb (GSO: key) -> Egress
+//!                                  { start, ns, pktid, fingerprint }
 //!   to its first device
 //!   (net_dev_queue) or to its
 //!   neighbour (__neigh_event_send),
 //!   in the sender's context
 //! ... any qdisc, neighbour resolution, bridge, NAT, outer qdisc ...
-//! xmit on the outer device       take the entry: egress latency
+//! xmit on the outer device       take the entry (the same fingerprint):
+//!                                  egress latency
 //! ```
 //!
 //! A packet is tied to its send where its sender hands it over, before

@@ -4,9 +4,13 @@
 //! return.
 //!
 //! ```text
-//! receive on the outer device   ingress table: key -> Ingress, stamped now
-//! the packet reaches a task in
-//!   a receiving syscall         take the entry; task table: Task.pending,
+//! receive on the outer device   arrival stamp by socket buffer
+//! receive on a device of the    ingress table: data buffer -> Ingress,
+//!   capturing namespace           as stamped
+//! the packet (or a copy sharing
+//!   its data) reaches a task in
+//!   a receiving syscall         take the entry if the fingerprint is the
+//!                               same; task table: Task.pending,
 //!                               with where the window ends
 //! recv_exited (sys_exit)        ingress latency of each pending packet
 //! ```
@@ -74,7 +78,7 @@ use core::mem::MaybeUninit;
 impl Capture {
     /// `netif_receive_skb`: a packet arrives. On an outer device it starts
     /// an ingress window; on a device of a capturing namespace, the packet
-    /// is identified for its reader (and the tap may be its only reader).
+    /// is stored for its reader (and the tap may be its only reader).
     pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let Some(dev) = skb.dev() else { return };
         let net = dev.net();
@@ -122,9 +126,9 @@ impl Capture {
 
     /// A packet arrives on the outer device of the initial namespace `net`:
     /// its arrival is stamped by socket buffer, for a capturing namespace's
-    /// device to take ([`Self::arrived`]). While the initial namespace
+    /// device to take ([`Self::received_in`]). While the initial namespace
     /// captures, whose processes read straight from the outer device, it is
-    /// identified and stored at once.
+    /// stored at once.
     #[inline(never)]
     fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, net: &Net) {
         let c = &self.counters;

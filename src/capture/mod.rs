@@ -8,14 +8,14 @@
 //! ```text
 //!  egress   sys_enter (send family) ──> net_dev_queue (or the neighbour),
 //!           [sends table: Sender]         the sender's first device
-//!                                         [egress table: key -> Egress]
+//!                                         [egress table: skb -> Egress]
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
 //!           [arrival stamps: skb -> t_rx]
 //!                                   ──> netif_receive_skb, a device of the
 //!                                        capturing namespace
-//!                                        [ingress table: key -> Ingress]
+//!                                        [ingress table: data -> Ingress]
 //!                                   ──> skb_copy_datagram_iovec, or
 //!                                        skb_consume_udp(), in a receiving task
 //!                                        [task table: Task.pending]
@@ -24,9 +24,11 @@
 //!
 //! [`egress`] and [`ingress`] hold the two paths; this file holds what they
 //! share: the tables, the outer devices, the syscall at whose exit both end
-//! ([`Capture::syscall_exit`]). The key of a packet ([`crate::packet`]) is
-//! the same on both sides of the NAT; the table entries are the types of
-//! [`crate::entry`]. Only packets of namespaces with capture on are timed;
+//! ([`Capture::syscall_exit`]). A packet is found again by its socket buffer
+//! (sent) or its data buffer (received, which its readers' copies share),
+//! checked by its fingerprint; where the socket buffer changes on its way
+//! (GSO segmentation), by its key ([`crate::packet`]), the same on both
+//! sides of the NAT. The table entries are the types of [`crate::entry`]. Only packets of namespaces with capture on are timed;
 //! packets of other namespaces take no lock: an arrival stamp on an outer
 //! device, and a lockless look into the egress table while a capturing
 //! namespace's packet waits there. The probes are
