@@ -1058,26 +1058,6 @@ const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 	return p;
 }
 
-unsigned long mace_skb_sock(const struct sk_buff *skb)
-{
-	return (unsigned long)skb->sk;
-}
-
-unsigned short mace_skb_gso_size(const struct sk_buff *skb)
-{
-	return skb_is_gso(skb) ? skb_shinfo(skb)->gso_size : 0;
-}
-
-const struct sock *mace_skb_owner(const struct sk_buff *skb)
-{
-	return skb->sk;
-}
-
-struct net *mace_sock_net(const struct sock *sk)
-{
-	return sock_net(sk);
-}
-
 enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 				      const struct sk_buff *skb,
 				      unsigned long long *mono_ns)
@@ -1099,25 +1079,10 @@ enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 	return MACE_RX_STAMP_TAKEN;
 }
 
-const struct net_device *mace_skb_dev(const struct sk_buff *skb)
-{
-	return skb->dev;
-}
-
-int mace_dev_ifindex(const struct net_device *dev)
-{
-	return dev->ifindex;
-}
-
 _Bool mace_dev_has_taps(const struct net_device *dev)
 {
 	/* 6.12's takes a non-const device; it changes nothing. */
 	return dev_nit_active((struct net_device *)dev);
-}
-
-struct net *mace_dev_net(const struct net_device *dev)
-{
-	return dev_net(dev);
 }
 
 /* Time */

@@ -376,14 +376,11 @@ long mace_current_syscall_nr(void);
 const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       void *buf, unsigned int len,
 			       unsigned int *out_len);
-/** The socket that owns @skb (skb->sk, as a number), or 0. */
-unsigned long mace_skb_sock(const struct sk_buff *skb);
-/** The segment size of a GSO packet, 0 for any other packet. */
-unsigned short mace_skb_gso_size(const struct sk_buff *skb);
-/** The socket that owns @skb (skb->sk), or NULL. */
-const struct sock *mace_skb_owner(const struct sk_buff *skb);
-/** The network namespace of @sk. */
-struct net *mace_sock_net(const struct sock *sk);
+/*
+ * skb->sk, skb->dev, the GSO size, a device's ifindex and namespace and a
+ * socket's namespace are read without calling C, at the offsets of
+ * mace_offsets.c (src/ffi/skb.rs).
+ */
 
 /** What mace_sock_rx_stamp() found. */
 enum mace_rx_stamp {
@@ -405,20 +402,19 @@ enum mace_rx_stamp {
 enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 				      const struct sk_buff *skb,
 				      unsigned long long *mono_ns);
-/** The device @skb is on (skb->dev), or NULL. */
-const struct net_device *mace_skb_dev(const struct sk_buff *skb);
-/** The ifindex of @dev. */
-int mace_dev_ifindex(const struct net_device *dev);
 /**
  * Whether packet taps (packet sockets: tcpdump, libpcap) see @dev's
  * packets: dev_nit_active(). Called with RCU held.
  */
 _Bool mace_dev_has_taps(const struct net_device *dev);
-/** The network namespace of @dev. */
-struct net *mace_dev_net(const struct net_device *dev);
 
 /* Network namespaces. */
 
+/**
+ * The initial network namespace (exported by the kernel): without
+ * CONFIG_NET_NS, every device and socket is in it.
+ */
+extern struct net init_net;
 /**
  * The current task's network namespace, without taking a reference; NULL for
  * an exiting task. In interrupt context, that of the interrupted task.

@@ -34,8 +34,8 @@ use kernel::types::Opaque;
 ///
 /// A `&'a Net` is only made for a namespace that stays alive for `'a`: the
 /// current task's (which cannot change its namespace while it runs), one a
-/// [`NetRef`] holds, one a pernet callback is given, or a device's (which
-/// outlives the device).
+/// [`NetRef`] holds, one a pernet callback is given, a device's (which
+/// outlives the device), or the initial namespace (which lives forever).
 #[repr(transparent)]
 pub(crate) struct Net(Opaque<sys::net>);
 
@@ -53,6 +53,14 @@ impl Net {
 
     pub(super) fn as_ptr(&self) -> *mut sys::net {
         self.0.get()
+    }
+
+    /// The initial network namespace (`init_net`).
+    #[inline(always)]
+    pub(super) fn init() -> &'static Net {
+        // SAFETY: `init_net` is a static of the kernel: alive forever. Its
+        // address is resolved once, when the module is loaded.
+        unsafe { Net::from_raw(core::ptr::addr_of!(sys::init_net)) }
     }
 
     /// The namespace's inode number (as in `/proc/PID/ns/net`).
