@@ -22,6 +22,7 @@
 #include <linux/skbuff.h>
 #include <linux/stddef.h>
 #include <net/net_namespace.h>
+#include <net/netns/generic.h>
 #include <net/sock.h>
 
 #define MACE_FIELD_IS(str, mem, type) \
@@ -49,6 +50,10 @@ static_assert(__same_type(((possible_net_t *)0)->net, struct net *));
 static_assert(offsetof(possible_net_t, net) == 0);
 #endif
 
+/* struct net: PernetKey's lookup, net_generic(net, id). */
+MACE_FIELD_IS(net, gen, struct net_generic *);
+static_assert(__same_type(((struct net_generic *)0)->ptr[0], void *));
+
 int main(void)
 {
 	OFFSET(SKB_DEV, sk_buff, dev);
@@ -66,5 +71,8 @@ int main(void)
 	OFFSET(DEV_ND_NET, net_device, nd_net);
 	OFFSET(SOCK_NET, sock, __sk_common.skc_net);
 	DEFINE(NET_NS, IS_ENABLED(CONFIG_NET_NS));
+
+	OFFSET(NET_GEN, net, gen);
+	OFFSET(NET_GENERIC_PTR, net_generic, ptr);
 	return 0;
 }
