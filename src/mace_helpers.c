@@ -464,20 +464,15 @@ unsigned int mace_param_max_netns_per_user(void)
 }
 
 /*
- * Per-network-namespace state. The generic slot holds two pointers: the
- * state that readers find, and the state of an exiting namespace waiting for
- * the grace period after which it is released.
+ * Per-network-namespace state. The generic slot (struct mace_net_slot)
+ * holds two pointers: the state that readers find (the probes, from Rust,
+ * without calling C), and the state of an exiting namespace waiting for the
+ * grace period after which it is released.
  */
-
-struct mace_net_slot {
-	void *state;
-	void *retired;
-};
 
 static unsigned int mace_net_id;
 static const struct mace_pernet_ops *mace_pernet;
 static void *mace_pernet_data;
-static bool mace_pernet_live;
 
 static struct mace_net_slot *mace_slot(const struct net *net)
 {
@@ -538,7 +533,8 @@ static struct pernet_operations mace_net_ops = {
 	.size = sizeof(struct mace_net_slot),
 };
 
-int mace_pernet_register(const struct mace_pernet_ops *ops, void *data)
+int mace_pernet_register(const struct mace_pernet_ops *ops, void *data,
+			 unsigned int *id)
 {
 	int err;
 
@@ -546,21 +542,13 @@ int mace_pernet_register(const struct mace_pernet_ops *ops, void *data)
 	mace_pernet_data = data;
 	err = register_pernet_subsys(&mace_net_ops);
 	if (!err)
-		WRITE_ONCE(mace_pernet_live, true);
+		*id = mace_net_id;
 	return err;
 }
 
 void mace_pernet_unregister(void)
 {
-	WRITE_ONCE(mace_pernet_live, false);
 	unregister_pernet_subsys(&mace_net_ops);
-}
-
-void *mace_net_state(const struct net *net)
-{
-	if (!READ_ONCE(mace_pernet_live))
-		return NULL;
-	return READ_ONCE(mace_slot(net)->state);
 }
 
 struct net *mace_current_net(void)
@@ -584,11 +572,6 @@ void mace_net_put(struct net *net)
 unsigned int mace_net_inum(const struct net *net)
 {
 	return net->ns.inum;
-}
-
-_Bool mace_net_is_init(const struct net *net)
-{
-	return net_eq(net, &init_net);
 }
 
 _Bool mace_net_capable(const struct net *net)
@@ -1058,31 +1041,6 @@ const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 	return p;
 }
 
-unsigned long mace_skb_head(const struct sk_buff *skb)
-{
-	return (unsigned long)skb->head;
-}
-
-unsigned long mace_skb_sock(const struct sk_buff *skb)
-{
-	return (unsigned long)skb->sk;
-}
-
-unsigned short mace_skb_gso_size(const struct sk_buff *skb)
-{
-	return skb_is_gso(skb) ? skb_shinfo(skb)->gso_size : 0;
-}
-
-const struct sock *mace_skb_owner(const struct sk_buff *skb)
-{
-	return skb->sk;
-}
-
-struct net *mace_sock_net(const struct sock *sk)
-{
-	return sock_net(sk);
-}
-
 enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 				      const struct sk_buff *skb,
 				      unsigned long long *mono_ns)
@@ -1104,25 +1062,10 @@ enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 	return MACE_RX_STAMP_TAKEN;
 }
 
-const struct net_device *mace_skb_dev(const struct sk_buff *skb)
-{
-	return skb->dev;
-}
-
-int mace_dev_ifindex(const struct net_device *dev)
-{
-	return dev->ifindex;
-}
-
 _Bool mace_dev_has_taps(const struct net_device *dev)
 {
 	/* 6.12's takes a non-const device; it changes nothing. */
 	return dev_nit_active((struct net_device *)dev);
-}
-
-struct net *mace_dev_net(const struct net_device *dev)
-{
-	return dev_net(dev);
 }
 
 /* Time */

@@ -165,7 +165,7 @@ struct mace_pernet_ops {
 	void (*pre_exit)(void *data, struct net *net, void *state);
 	/**
 	 * @release: free a state that init stored; called once per state,
-	 * when no RCU reader can still find it through mace_net_state().
+	 * when no RCU reader can still find it in the namespace's slot.
 	 */
 	void (*release)(void *state);
 	/**
@@ -176,19 +176,39 @@ struct mace_pernet_ops {
 };
 
 /**
- * Registers the pernet operations; calls @ops->init for every namespace.
- * At exit, a namespace's state is first hidden from mace_net_state(), then
- * released after an RCU grace period (once per batch of namespaces).
+ * struct mace_net_slot - what mace keeps in every namespace: its generic
+ * pointer of mace's pernet id (net_generic()) points to one.
+ *
+ * Probes find a namespace's state without calling C: net->gen->ptr[id],
+ * then @state, read once (src/ffi/net.rs, with the offsets of
+ * mace_offsets.c).
  */
-int mace_pernet_register(const struct mace_pernet_ops *ops, void *data);
+struct mace_net_slot {
+	/**
+	 * @state: the state init stored, or NULL while there is none (the
+	 * namespace is exiting). Written with WRITE_ONCE(); an RCU read-side
+	 * critical section keeps a non-NULL state alive.
+	 */
+	void *state;
+	/**
+	 * @retired: the state of an exiting namespace, released after the
+	 * grace period that follows its exit (C only).
+	 */
+	void *retired;
+};
+
+/**
+ * Registers the pernet operations; calls @ops->init for every namespace and
+ * sets *@id to mace's pernet id (the index of its slot in every namespace's
+ * generic pointers; it stays the same until mace_pernet_unregister()).
+ * At exit, a namespace's state is first hidden (its slot's state set to
+ * NULL), then released after an RCU grace period (once per batch of
+ * namespaces).
+ */
+int mace_pernet_register(const struct mace_pernet_ops *ops, void *data,
+			 unsigned int *id);
 /** Unregisters them; pre_exit and release run for every namespace. */
 void mace_pernet_unregister(void);
-/**
- * The state init stored for @net, or NULL if there is none (the
- * operations are not registered, or @net is exiting). The caller is in an
- * RCU read-side critical section, which keeps a non-NULL state alive.
- */
-void *mace_net_state(const struct net *net);
 
 /* /dev/mace: a misc device. */
 
@@ -376,19 +396,11 @@ long mace_current_syscall_nr(void);
 const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       void *buf, unsigned int len,
 			       unsigned int *out_len);
-/**
- * The address of @skb's data buffer (skb->head, as a number): clones of
- * @skb share it, a packet whose data is copied or reallocated gets another.
+/*
+ * skb->sk, skb->dev, skb->head, the GSO size, a device's ifindex and namespace and a
+ * socket's namespace are read without calling C, at the offsets of
+ * mace_offsets.c (src/ffi/skb.rs).
  */
-unsigned long mace_skb_head(const struct sk_buff *skb);
-/** The socket that owns @skb (skb->sk, as a number), or 0. */
-unsigned long mace_skb_sock(const struct sk_buff *skb);
-/** The segment size of a GSO packet, 0 for any other packet. */
-unsigned short mace_skb_gso_size(const struct sk_buff *skb);
-/** The socket that owns @skb (skb->sk), or NULL. */
-const struct sock *mace_skb_owner(const struct sk_buff *skb);
-/** The network namespace of @sk. */
-struct net *mace_sock_net(const struct sock *sk);
 
 /** What mace_sock_rx_stamp() found. */
 enum mace_rx_stamp {
@@ -410,20 +422,20 @@ enum mace_rx_stamp {
 enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 				      const struct sk_buff *skb,
 				      unsigned long long *mono_ns);
-/** The device @skb is on (skb->dev), or NULL. */
-const struct net_device *mace_skb_dev(const struct sk_buff *skb);
-/** The ifindex of @dev. */
-int mace_dev_ifindex(const struct net_device *dev);
 /**
  * Whether packet taps (packet sockets: tcpdump, libpcap) see @dev's
  * packets: dev_nit_active(). Called with RCU held.
  */
 _Bool mace_dev_has_taps(const struct net_device *dev);
-/** The network namespace of @dev. */
-struct net *mace_dev_net(const struct net_device *dev);
 
 /* Network namespaces. */
 
+/**
+ * The initial network namespace (exported by the kernel): without
+ * CONFIG_NET_NS, every device and socket is in it. Net::is_init() compares
+ * with its address, which the module loader resolves once.
+ */
+extern struct net init_net;
 /**
  * The current task's network namespace, without taking a reference; NULL for
  * an exiting task. In interrupt context, that of the interrupted task.
@@ -435,8 +447,6 @@ void mace_net_get(struct net *net);
 void mace_net_put(struct net *net);
 /** The inode number of @net, as shown by `ls -l /proc/self/ns/net`. */
 unsigned int mace_net_inum(const struct net *net);
-/** Whether @net is the initial network namespace. */
-_Bool mace_net_is_init(const struct net *net);
 /**
  * Whether the caller has CAP_NET_ADMIN over the user namespace that owns
  * @net.

@@ -14,15 +14,20 @@
 //! is released (its `Arc` reference dropped) only after an RCU grace period
 //! that follows, so no probe can still be looking at it (`mace_helpers.c`
 //! does this once per batch of dying namespaces).
+//!
+//! A probe finds a state without calling C: as `net_generic()` does, it
+//! reads the namespace's array of generic pointers, the slot at mace's
+//! pernet id (read once, at registration) and the state in it, at the
+//! offsets of `mace_offsets.c` ([`super::offs`]).
 
 use super::class::Opener;
 use super::sync::{ProbeCx, RcuReadLock};
 use super::sys;
-use super::{arc_data, status_int, Claim};
-use core::ffi::{c_int, c_void};
+use super::{arc_data, offs, read_once, status_int, Claim};
+use core::ffi::{c_int, c_uint, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
@@ -34,8 +39,8 @@ use kernel::types::Opaque;
 ///
 /// A `&'a Net` is only made for a namespace that stays alive for `'a`: the
 /// current task's (which cannot change its namespace while it runs), one a
-/// [`NetRef`] holds, one a pernet callback is given, or a device's (which
-/// outlives the device).
+/// [`NetRef`] holds, one a pernet callback is given, a device's (which
+/// outlives the device), or the initial namespace (which lives forever).
 #[repr(transparent)]
 pub(crate) struct Net(Opaque<sys::net>);
 
@@ -55,6 +60,14 @@ impl Net {
         self.0.get()
     }
 
+    /// The initial network namespace (`init_net`).
+    #[inline(always)]
+    pub(super) fn init() -> &'static Net {
+        // SAFETY: `init_net` is a static of the kernel: alive forever. Its
+        // address is resolved once, when the module is loaded.
+        unsafe { Net::from_raw(core::ptr::addr_of!(sys::init_net)) }
+    }
+
     /// The namespace's inode number (as in `/proc/PID/ns/net`).
     pub(crate) fn inum(&self) -> u32 {
         // SAFETY: By the type invariants, `self` is a live namespace.
@@ -62,12 +75,13 @@ impl Net {
     }
 
     /// Whether this is the initial network namespace.
+    #[inline(always)]
     pub(crate) fn is_init(&self) -> bool {
-        // SAFETY: By the type invariants, `self` is a live namespace.
-        unsafe { sys::mace_net_is_init(self.as_ptr()) }
+        self.is(Net::init())
     }
 
     /// Whether `self` and `other` are the same namespace.
+    #[inline(always)]
     pub(crate) fn is(&self, other: &Net) -> bool {
         core::ptr::eq(self, other)
     }
@@ -185,11 +199,15 @@ pub(crate) trait PernetOps: Send + Sync + 'static {
 /// # Invariants
 ///
 /// While `live` is true, a [`PernetRegistration`] made with this key is
-/// registered, and each namespace's state pointer (`mace_net_state`) is
-/// null or comes from `Arc::<S>::into_raw` and stays valid until an RCU
-/// grace period after it was hidden (set to null).
+/// registered with pernet id `id` (stored before `live`), every live
+/// namespace's generic pointer `id` (`net->gen->ptr[id]`) is null or points
+/// to its `struct mace_net_slot` (null only while the namespace is being set
+/// up, before mace's `init`), and the slot's state is null or comes from
+/// `Arc::<S>::into_raw` and stays valid until an RCU grace period after it
+/// was hidden (set to null).
 pub(crate) struct PernetKey<S> {
     live: AtomicBool,
+    id: AtomicU32,
     _state: PhantomData<fn() -> S>,
 }
 
@@ -198,19 +216,46 @@ impl<S: Send + Sync + 'static> PernetKey<S> {
     pub(crate) const fn new() -> Self {
         Self {
             live: AtomicBool::new(false),
+            id: AtomicU32::new(0),
             _state: PhantomData,
         }
     }
 
+    /// `net_generic(net, id)->state`, or null. The caller is in an RCU
+    /// read-side critical section, which keeps the array of generic
+    /// pointers and a non-null state alive.
+    #[inline(always)]
     fn state_ptr(&self, net: &Net) -> *const S {
         if !self.live.load(Ordering::Acquire) {
             return core::ptr::null();
         }
-        // SAFETY: `net` is alive; the registration is (type invariants).
-        unsafe { sys::mace_net_state(net.as_ptr()) }.cast::<S>()
+        // Stored before `live`, whose Acquire load above orders this one.
+        // A `u32` fits a 64-bit kernel's `usize`.
+        let id = self.id.load(Ordering::Relaxed) as usize;
+        // SAFETY: `net` is alive (type invariants of `Net`); `NET_GEN` is the
+        // offset of its `gen`, a `struct net_generic *` that RCU publishes:
+        // read once, as `rcu_dereference()` does, in the caller's read-side
+        // critical section.
+        let generic: *const u8 = unsafe { read_once(net.as_ptr(), offs::NET_GEN) };
+        let off = offs::NET_GENERIC_PTR + id * core::mem::size_of::<*mut c_void>();
+        // SAFETY: The array has a pointer at index `id`, mace's pernet id,
+        // in every namespace while the registration is (type invariants):
+        // registering gave every namespace one; `NET_GENERIC_PTR` is the
+        // offset of the array's `ptr`, of `void *`.
+        let slot: *const sys::mace_net_slot = unsafe { read_once(generic, off) };
+        if slot.is_null() {
+            return core::ptr::null();
+        }
+        let off = core::mem::offset_of!(sys::mace_net_slot, state);
+        // SAFETY: A non-null generic pointer `id` is the namespace's slot
+        // (type invariants), allocated as long as the namespace; its `state`
+        // is written with `WRITE_ONCE()`.
+        let state: *mut c_void = unsafe { read_once(slot, off) };
+        state.cast_const().cast::<S>()
     }
 
     /// `net`'s state, for a probe; `None` while it has none.
+    #[inline(always)]
     pub(crate) fn get<'a>(&self, _cx: &'a ProbeCx<'_>, net: &'a Net) -> Option<&'a S> {
         let p = self.state_ptr(net);
         // SAFETY: A non-null pointer is a live `Arc<S>`'s (type invariants)
@@ -265,12 +310,16 @@ impl<T: PernetOps> PernetRegistration<T> {
     /// Fails with `EBUSY` while another registration exists.
     pub(crate) fn register(key: &'static PernetKey<T::State>, ops: Arc<T>) -> Result<Self> {
         let claim = Claim::take(&PERNET_BUSY)?;
+        let mut id: c_uint = 0;
         // SAFETY: `OPS` is a static table of callbacks that match the C
         // types (checked by the compiler against the generated bindings);
-        // the data pointer stays valid while `self` holds `ops`.
-        let err = unsafe { sys::mace_pernet_register(&Self::OPS, arc_data(&ops)) };
+        // the data pointer stays valid while `self` holds `ops`; `id` is
+        // writable.
+        let err = unsafe { sys::mace_pernet_register(&Self::OPS, arc_data(&ops), &mut id) };
         to_result(err)?;
-        // INVARIANT: Registered just above; every state was made by `init`.
+        // INVARIANT: Registered just above with pernet id `id`, stored
+        // before `live`; every state was made by `init`.
+        key.id.store(id, Ordering::Relaxed);
         key.live.store(true, Ordering::Release);
         Ok(Self {
             key,

@@ -6,9 +6,14 @@
 //! call only (the hook's arguments are alive that long, no longer);
 //! everything read from them is either copied out or borrowed for no longer
 //! than `'a`.
+//!
+//! The fields a probe reads on every hit (a packet's device, socket and GSO
+//! size, a device's ifindex and namespace, a socket's namespace) are read
+//! inline, at the offsets of `mace_offsets.c` ([`super::offs`]); the rest
+//! calls C.
 
 use super::net::Net;
-use super::sys;
+use super::{offs, read_once, sys};
 use core::mem::MaybeUninit;
 use kernel::types::Opaque;
 
@@ -48,9 +53,12 @@ impl Skb {
     /// socket's copy of a received packet), a packet whose data is copied
     /// or reallocated gets another; the allocator may give it to another
     /// packet once it is freed.
+    #[inline(always)]
     pub(crate) fn head(&self) -> u64 {
-        // SAFETY: The skb is alive (type invariants).
-        unsafe { sys::mace_skb_head(self.as_ptr()) }
+        // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
+        // offset of its `head`, an `unsigned char *`.
+        let head: *const u8 = unsafe { read_once(self.as_ptr(), offs::SKB_HEAD) };
+        head as usize as u64
     }
 
     /// The packet's first bytes from its network header on (from its data
@@ -85,35 +93,63 @@ impl Skb {
         unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) }
     }
 
+    /// `skb->sk`.
+    #[inline(always)]
+    fn sk(&self) -> *const sys::sock {
+        // SAFETY: The skb is alive (type invariants); `SKB_SK` is the offset
+        // of its `sk`, a `struct sock *`.
+        unsafe { read_once(self.as_ptr(), offs::SKB_SK) }
+    }
+
     /// The identity of the socket that owns the packet, 0 if none: the same
     /// number as [`super::task::FdSock::sock`] for that socket while it
     /// lives.
+    #[inline(always)]
     pub(crate) fn sock(&self) -> u64 {
-        // SAFETY: The skb is alive (type invariants).
-        unsafe { sys::mace_skb_sock(self.as_ptr()) }
+        self.sk() as usize as u64
     }
 
     /// The segment size of a GSO packet (one the stack hands over whole, to
-    /// be cut into segments of this size), 0 for any other packet.
+    /// be cut into segments of this size), 0 for any other packet:
+    /// `skb_shinfo(skb)->gso_size`.
+    #[inline(always)]
     pub(crate) fn gso_size(&self) -> u16 {
-        // SAFETY: The skb is alive (type invariants).
-        unsafe { sys::mace_skb_gso_size(self.as_ptr()) }
+        let skb = self.as_ptr();
+        // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
+        // offset of its `head`, an `unsigned char *`.
+        let head: *const u8 = unsafe { read_once(skb, offs::SKB_HEAD) };
+        // skb_end_pointer(): `end` is an offset from `head` on 64-bit
+        // kernels, a pointer on others.
+        let shinfo: *const u8 = if offs::SKB_END_IS_OFFSET != 0 {
+            // SAFETY: As above; `end` is an `unsigned int` here.
+            let end: u32 = unsafe { read_once(skb, offs::SKB_END) };
+            // A `u32` fits a 64-bit kernel's `usize`.
+            head.wrapping_add(end as usize)
+        } else {
+            // SAFETY: As above; `end` is an `unsigned char *` here.
+            unsafe { read_once(skb, offs::SKB_END) }
+        };
+        // SAFETY: A live skb's `struct skb_shared_info` is at its end
+        // pointer, as long as its data; `SHINFO_GSO_SIZE` is the offset of
+        // its `gso_size`, an `unsigned short`.
+        unsafe { read_once(shinfo, offs::SHINFO_GSO_SIZE) }
     }
 
     /// The socket that owns the packet: the receiving socket of a packet
     /// queued to one, the sending socket of one on its way out.
+    #[inline(always)]
     pub(crate) fn owner(&self) -> Option<&Sock> {
-        // SAFETY: The skb is alive (type invariants).
-        let sk = unsafe { sys::mace_skb_owner(self.as_ptr()) };
         // SAFETY: A packet holds a reference to its owner (or the owner
         // outlives it), so the socket lives at least as long as `&self`.
-        unsafe { Sock::from_raw(sk) }
+        unsafe { Sock::from_raw(self.sk()) }
     }
 
     /// The device the packet is on.
+    #[inline(always)]
     pub(crate) fn dev(&self) -> Option<&Dev> {
-        // SAFETY: The skb is alive (type invariants).
-        let dev = unsafe { sys::mace_skb_dev(self.as_ptr()) };
+        // SAFETY: The skb is alive (type invariants); `SKB_DEV` is the offset
+        // of its `dev`, a `struct net_device *`.
+        let dev: *const sys::net_device = unsafe { read_once(self.as_ptr(), offs::SKB_DEV) };
         // SAFETY: An skb holds no reference on its device, but the device
         // cannot be freed while a packet on it is being processed: that
         // takes an RCU grace period, and every probe runs inside an RCU
@@ -160,10 +196,16 @@ impl Sock {
         self.0.get().cast_const()
     }
 
-    /// Its network namespace.
+    /// Its network namespace: `sock_net()`.
+    #[inline(always)]
     pub(crate) fn net(&self) -> &Net {
-        // SAFETY: The socket is alive (type invariants).
-        let net = unsafe { sys::mace_sock_net(self.as_ptr()) };
+        if offs::NET_NS == 0 {
+            return Net::init();
+        }
+        // SAFETY: The socket is alive (type invariants); with
+        // CONFIG_NET_NS, `SOCK_NET` is the offset of its `sk_net`, a
+        // `possible_net_t` whose first field is the `struct net *`.
+        let net: *const sys::net = unsafe { read_once(self.as_ptr(), offs::SOCK_NET) };
         // SAFETY: A socket holds a reference to its namespace.
         unsafe { Net::from_raw(net) }
     }
@@ -208,9 +250,11 @@ impl Dev {
     }
 
     /// Its ifindex.
+    #[inline(always)]
     pub(crate) fn ifindex(&self) -> i32 {
-        // SAFETY: The device is alive (type invariants).
-        unsafe { sys::mace_dev_ifindex(self.as_ptr()) }
+        // SAFETY: The device is alive (type invariants); `DEV_IFINDEX` is
+        // the offset of its `ifindex`, an `int`.
+        unsafe { read_once(self.as_ptr(), offs::DEV_IFINDEX) }
     }
 
     /// Whether packet taps (packet sockets: tcpdump, libpcap) see its
@@ -221,10 +265,16 @@ impl Dev {
         unsafe { sys::mace_dev_has_taps(self.as_ptr()) }
     }
 
-    /// Its network namespace.
+    /// Its network namespace: `dev_net()`.
+    #[inline(always)]
     pub(crate) fn net(&self) -> &Net {
-        // SAFETY: The device is alive (type invariants).
-        let net = unsafe { sys::mace_dev_net(self.as_ptr()) };
+        if offs::NET_NS == 0 {
+            return Net::init();
+        }
+        // SAFETY: The device is alive (type invariants); with
+        // CONFIG_NET_NS, `DEV_ND_NET` is the offset of its `nd_net`, a
+        // `possible_net_t` whose first field is the `struct net *`.
+        let net: *const sys::net = unsafe { read_once(self.as_ptr(), offs::DEV_ND_NET) };
         // SAFETY: A device's namespace outlives the device.
         unsafe { Net::from_raw(net) }
     }

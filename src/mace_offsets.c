@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The layout of the few kernel fields mace's probes read without calling C,
+ * the kernel's asm-offsets way: Kbuild compiles this file to assembly with
+ * the flags of the kernel being built (its configuration, compiler and any
+ * structure randomization), and a sed script turns the DEFINE() lines of
+ * that assembly into Rust constants (src/mace_offsets_generated.rs, see
+ * Kbuild), which src/ffi/ reads the fields at. Nothing of this file is
+ * linked into the module.
+ *
+ * Every field is checked to have the type the Rust side reads it as; a
+ * kernel that changes one breaks the build here. Configuration-dependent
+ * layouts are flags: MACE_NET_NS (possible_net_t is empty without
+ * CONFIG_NET_NS: every object is in init_net) and MACE_SKB_END_IS_OFFSET
+ * (skb->end is an offset from skb->head on 64-bit kernels, a pointer on
+ * 32-bit ones).
+ */
+
+#include <linux/build_bug.h>
+#include <linux/kbuild.h>
+#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+#include <linux/stddef.h>
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
+#include <net/sock.h>
+
+#define MACE_FIELD_IS(str, mem, type) \
+	static_assert(__same_type(((struct str *)0)->mem, type), \
+		      "struct " #str "." #mem " is not " #type)
+
+/* struct sk_buff: what Skb::dev(), Skb::owner() and Skb::gso_size() read. */
+MACE_FIELD_IS(sk_buff, dev, struct net_device *);
+MACE_FIELD_IS(sk_buff, sk, struct sock *);
+MACE_FIELD_IS(sk_buff, head, unsigned char *);
+MACE_FIELD_IS(sk_buff, end, sk_buff_data_t);
+#ifdef NET_SKBUFF_DATA_USES_OFFSET
+static_assert(sizeof(sk_buff_data_t) == sizeof(u32));
+#else
+static_assert(sizeof(sk_buff_data_t) == sizeof(void *));
+#endif
+MACE_FIELD_IS(skb_shared_info, gso_size, unsigned short);
+
+/* struct net_device and struct sock: Dev::ifindex(), Dev::net(), Sock::net(). */
+MACE_FIELD_IS(net_device, ifindex, int);
+MACE_FIELD_IS(net_device, nd_net, possible_net_t);
+MACE_FIELD_IS(sock, __sk_common.skc_net, possible_net_t);
+#ifdef CONFIG_NET_NS
+static_assert(__same_type(((possible_net_t *)0)->net, struct net *));
+static_assert(offsetof(possible_net_t, net) == 0);
+#endif
+
+/* struct net: PernetKey's lookup, net_generic(net, id). */
+MACE_FIELD_IS(net, gen, struct net_generic *);
+static_assert(__same_type(((struct net_generic *)0)->ptr[0], void *));
+
+int main(void)
+{
+	OFFSET(SKB_DEV, sk_buff, dev);
+	OFFSET(SKB_SK, sk_buff, sk);
+	OFFSET(SKB_HEAD, sk_buff, head);
+	OFFSET(SKB_END, sk_buff, end);
+#ifdef NET_SKBUFF_DATA_USES_OFFSET
+	DEFINE(SKB_END_IS_OFFSET, 1);
+#else
+	DEFINE(SKB_END_IS_OFFSET, 0);
+#endif
+	OFFSET(SHINFO_GSO_SIZE, skb_shared_info, gso_size);
+
+	OFFSET(DEV_IFINDEX, net_device, ifindex);
+	OFFSET(DEV_ND_NET, net_device, nd_net);
+	OFFSET(SOCK_NET, sock, __sk_common.skc_net);
+	DEFINE(NET_NS, IS_ENABLED(CONFIG_NET_NS));
+
+	OFFSET(NET_GEN, net, gen);
+	OFFSET(NET_GENERIC_PTR, net_generic, ptr);
+	return 0;
+}
