@@ -397,9 +397,9 @@ const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       void *buf, unsigned int len,
 			       unsigned int *out_len);
 /*
- * skb->sk, skb->dev, skb->head, the GSO size, a device's ifindex and namespace and a
- * socket's namespace are read without calling C, at the offsets of
- * mace_offsets.c (src/ffi/skb.rs).
+ * skb->sk, skb->dev, skb->head, the GSO size, a device's ifindex and
+ * namespace and a socket's namespace are read without calling C, at the
+ * offsets of mace_offsets.c (src/ffi/skb.rs).
  */
 
 /** What mace_sock_rx_stamp() found. */
