@@ -73,15 +73,17 @@ impl Capture {
         // Every send syscall's first argument is a file descriptor; only
         // IP sockets matter (write(2) to a file or a pipe does not).
         let fd = task::fd_sock(regs.arg0());
-        let now = mono_ns();
         let (key, tid) = task::current_task();
         if fd.sock == 0 {
             // The task's last send's entry (its exit leaves it) must not
             // give this syscall's packets, if any, a window: removed.
-            // Usually there is none, and a miss takes no lock.
-            let _ = self.sends.take(key, now);
+            // Usually there is none, and a miss takes no lock. No clock: the
+            // time would only tell a live entry from an expired one, and
+            // either goes.
+            let _ = self.sends.take(key, 0);
             return;
         }
+        let now = mono_ns();
         let t = Sender {
             tid,
             call: SendCall {
