@@ -137,19 +137,21 @@ pub struct SendCall {
 pub struct Sender {
     /// The task's thread id.
     pub tid: u32,
+    /// The file descriptor it sends on (the syscall's first argument).
+    pub fd: u32,
     /// The send syscall it is in.
     pub call: SendCall,
 }
 
-/// Words of a [`Sender`] entry: tid, start, socket, TCP sequence
-/// (`1 << 32 | seq`, or 0), sent.
+/// Words of a [`Sender`] entry: tid and fd (`fd << 32 | tid`), start,
+/// socket, TCP sequence (`1 << 32 | seq`, or 0), sent.
 pub const SEND_WORDS: usize = 5;
 
 impl Words<SEND_WORDS> for Sender {
     fn to_words(&self) -> [u64; SEND_WORDS] {
         let c = &self.call;
         [
-            u64::from(self.tid),
+            u64::from(self.fd) << 32 | u64::from(self.tid),
             c.start,
             c.sock,
             c.tcp_write_seq.map_or(0, |q| 1 << 32 | u64::from(q)),
@@ -158,9 +160,10 @@ impl Words<SEND_WORDS> for Sender {
     }
 
     fn from_words(w: &[u64; SEND_WORDS]) -> Self {
-        let [tid, start, sock, seq, sent] = *w;
+        let [tid_fd, start, sock, seq, sent] = *w;
         Self {
-            tid: tid as u32,
+            tid: tid_fd as u32,
+            fd: (tid_fd >> 32) as u32,
             call: SendCall {
                 start,
                 sock,

@@ -1010,6 +1010,20 @@ long mace_current_syscall_nr(void)
 	return syscall_get_nr(current, task_pt_regs(current));
 }
 
+long mace_current_syscall(unsigned long *arg0)
+{
+	struct pt_regs *regs;
+	unsigned long args[6];
+
+	*arg0 = 0;
+	if (current->flags & (PF_KTHREAD | PF_IO_WORKER))
+		return -1;
+	regs = task_pt_regs(current);
+	syscall_get_arguments(current, regs, args);
+	*arg0 = args[0];
+	return syscall_get_nr(current, regs);
+}
+
 /* Packets and devices */
 
 const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,

@@ -383,6 +383,11 @@ _Bool mace_in_task(void);
  * or not in a syscall). Meaningful only in task context.
  */
 long mace_current_syscall_nr(void);
+/**
+ * The number of the syscall the current task is in, or -1, as
+ * mace_current_syscall_nr(); its first argument in @arg0 (0 with -1).
+ */
+long mace_current_syscall(unsigned long *arg0);
 
 /* Packets and devices. */
 

@@ -72,20 +72,20 @@ impl Capture {
     fn send_started(&self, regs: &Regs) {
         // Every send syscall's first argument is a file descriptor; only
         // IP sockets matter (write(2) to a file or a pipe does not).
-        let fd = task::fd_sock(regs.arg0());
-        let (key, tid) = task::current_task();
+        let arg0 = regs.arg0();
+        let fd = task::fd_sock(arg0);
         if fd.sock == 0 {
-            // The task's last send's entry (its exit leaves it) must not
-            // give this syscall's packets, if any, a window: removed.
-            // Usually there is none, and a miss takes no lock. No clock: the
-            // time would only tell a live entry from an expired one, and
-            // either goes.
-            let _ = self.sends.take(key, 0);
+            // The task's last send's entry (its exit leaves it) stays: it
+            // names another file descriptor than this syscall's.
             return;
         }
         let now = mono_ns();
+        let (key, tid) = task::current_task();
         let t = Sender {
             tid,
+            // A file descriptor fits 32 bits (a larger number is no
+            // socket, and fd_sock() found one).
+            fd: arg0 as u32,
             call: SendCall {
                 start: now,
                 sock: fd.sock,
@@ -254,17 +254,18 @@ impl Capture {
     /// the packet `id`, owned by socket `sock` (0: none), carries what it
     /// sent; counts a packet sent by it.
     fn send_start(&self, now: u64, sock: u64, id: &PacketId) -> Option<u64> {
-        // The entry is the task's last send's: it is the one the task is in
-        // only while the task is in a send syscall (each send's entry
-        // replaces the one before, a send on a non-socket removes it).
-        if task::in_compat_syscall() || !self.syscalls.sends(task::current_syscall_nr()) {
+        // The entry is the task's last send on a socket: it is the one the
+        // task is in only while the task is in a send syscall on the same
+        // file descriptor (each such send's entry replaces the one before).
+        let (nr, arg0) = task::current_syscall();
+        if task::in_compat_syscall() || !self.syscalls.sends(nr) {
             return None;
         }
         let (key, tid) = task::current_task();
         self.sends
             .update(key, now, |e| {
                 let mut t = Sender::from_words(&e.data);
-                if t.tid != tid {
+                if t.tid != tid || u64::from(t.fd) != arg0 {
                     return None;
                 }
                 let send = &mut t.call;

@@ -81,9 +81,10 @@ fn task_round_trip() {
 #[test]
 fn sender_round_trip() {
     for tcp_write_seq in [None, Some(0), Some(7), Some(u32::MAX)] {
-        for tid in [0, 42, u32::MAX] {
+        for (tid, fd) in [(0, 0), (42, 3), (u32::MAX, u32::MAX)] {
             round_trip(Sender {
                 tid,
+                fd,
                 call: SendCall {
                     start: 123,
                     sock: 0xffff_8880_0000_1000,
