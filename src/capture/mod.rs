@@ -113,18 +113,27 @@ pub(crate) struct HookCost {
 pub(crate) struct OuterSet {
     /// Ifindexes, 0 for an unused or unresolved slot.
     slots: [AtomicI32; MAX_OUTER_DEVS],
+    /// The ifindexes of the slots below 64, as bits: one test for the
+    /// common case, on every packet a device transmits or receives.
+    low: AtomicU64,
 }
 
 impl OuterSet {
     fn new() -> Self {
         Self {
             slots: [const { AtomicI32::new(0) }; MAX_OUTER_DEVS],
+            low: AtomicU64::new(0),
         }
     }
 
     /// Whether `ifindex` is an outer device.
+    #[inline(always)]
     pub(crate) fn contains(&self, ifindex: i32) -> bool {
-        ifindex > 0 && self.slots.iter().any(|s| s.load(Relaxed) == ifindex)
+        match u32::try_from(ifindex) {
+            Ok(i @ 1..=63) => self.low.load(Relaxed) & 1 << i != 0,
+            Ok(64..) => self.slots.iter().any(|s| s.load(Relaxed) == ifindex),
+            _ => false,
+        }
     }
 
     /// The ifindexes in the slots now.
@@ -152,6 +161,11 @@ impl OuterSet {
                 *o = ifindex;
             }
         }
+        let low = out.iter().fold(0u64, |low, &i| match u32::try_from(i) {
+            Ok(i @ 1..=63) => low | 1 << i,
+            _ => low,
+        });
+        self.low.store(low, Relaxed);
         out
     }
 }
