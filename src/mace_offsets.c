@@ -10,10 +10,10 @@
  *
  * Every field is checked to have the type the Rust side reads it as; a
  * kernel that changes one breaks the build here. Configuration-dependent
- * layouts are flags: MACE_NET_NS (possible_net_t is empty without
- * CONFIG_NET_NS: every object is in init_net) and MACE_SKB_END_IS_OFFSET
- * (skb->end is an offset from skb->head on 64-bit kernels, a pointer on
- * 32-bit ones).
+ * layouts are flags: NET_NS (possible_net_t is empty without
+ * CONFIG_NET_NS: every object is in init_net) and SKB_DATA_USES_OFFSET
+ * (NET_SKBUFF_DATA_USES_OFFSET: skb->tail and skb->end are offsets from
+ * skb->head on 64-bit kernels, pointers on 32-bit ones).
  */
 
 #include <linux/build_bug.h>
@@ -61,9 +61,9 @@ int main(void)
 	OFFSET(SKB_HEAD, sk_buff, head);
 	OFFSET(SKB_END, sk_buff, end);
 #ifdef NET_SKBUFF_DATA_USES_OFFSET
-	DEFINE(SKB_END_IS_OFFSET, 1);
+	DEFINE(SKB_DATA_USES_OFFSET, 1);
 #else
-	DEFINE(SKB_END_IS_OFFSET, 0);
+	DEFINE(SKB_DATA_USES_OFFSET, 0);
 #endif
 	OFFSET(SHINFO_GSO_SIZE, skb_shared_info, gso_size);
 

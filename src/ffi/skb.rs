@@ -61,6 +61,30 @@ impl Skb {
         head as usize as u64
     }
 
+    /// `skb->head + skb->field` of a `sk_buff_data_t` field (`tail`, `end`):
+    /// an offset from `head` on 64-bit kernels, a pointer on others
+    /// (`skb_tail_pointer()`, `skb_end_pointer()`).
+    ///
+    /// # Safety
+    ///
+    /// `off` is the offset of a `sk_buff_data_t` field of `struct sk_buff`
+    /// (such as [`offs::SKB_END`]), and `head` is the skb's `head`.
+    #[inline(always)]
+    unsafe fn data_ptr(&self, head: *const u8, off: usize) -> *const u8 {
+        if offs::SKB_DATA_USES_OFFSET != 0 {
+            // SAFETY: The skb is alive (type invariants); by the caller's
+            // promise, `off` is the offset of a `sk_buff_data_t`, an
+            // `unsigned int` here.
+            let v: u32 = unsafe { read_once(self.as_ptr(), off) };
+            // A `u32` fits a 64-bit kernel's `usize`.
+            head.wrapping_add(v as usize)
+        } else {
+            // SAFETY: As above; a `sk_buff_data_t` is an `unsigned char *`
+            // here.
+            unsafe { read_once(self.as_ptr(), off) }
+        }
+    }
+
     /// The packet's first bytes from its network header on (from its data
     /// when `from_data`), up to `buf.len()` of them: borrowed from the skb
     /// when they are in its linear part, else copied into `buf`. Empty if
@@ -114,21 +138,12 @@ impl Skb {
     /// `skb_shinfo(skb)->gso_size`.
     #[inline(always)]
     pub(crate) fn gso_size(&self) -> u16 {
-        let skb = self.as_ptr();
         // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
         // offset of its `head`, an `unsigned char *`.
-        let head: *const u8 = unsafe { read_once(skb, offs::SKB_HEAD) };
-        // skb_end_pointer(): `end` is an offset from `head` on 64-bit
-        // kernels, a pointer on others.
-        let shinfo: *const u8 = if offs::SKB_END_IS_OFFSET != 0 {
-            // SAFETY: As above; `end` is an `unsigned int` here.
-            let end: u32 = unsafe { read_once(skb, offs::SKB_END) };
-            // A `u32` fits a 64-bit kernel's `usize`.
-            head.wrapping_add(end as usize)
-        } else {
-            // SAFETY: As above; `end` is an `unsigned char *` here.
-            unsafe { read_once(skb, offs::SKB_END) }
-        };
+        let head: *const u8 = unsafe { read_once(self.as_ptr(), offs::SKB_HEAD) };
+        // SAFETY: `SKB_END` is the offset of its `end`, a `sk_buff_data_t`;
+        // `head` is its `head` (skb_end_pointer()).
+        let shinfo = unsafe { self.data_ptr(head, offs::SKB_END) };
         // SAFETY: A live skb's `struct skb_shared_info` is at its end
         // pointer, as long as its data; `SHINFO_GSO_SIZE` is the offset of
         // its `gso_size`, an `unsigned short`.
