@@ -29,10 +29,18 @@
 	static_assert(__same_type(((struct str *)0)->mem, type), \
 		      "struct " #str "." #mem " is not " #type)
 
-/* struct sk_buff: what Skb::dev(), Skb::owner() and Skb::gso_size() read. */
+/*
+ * struct sk_buff: what Skb::dev(), Skb::owner(), Skb::gso_size() and
+ * Skb::net_bytes() read.
+ */
 MACE_FIELD_IS(sk_buff, dev, struct net_device *);
 MACE_FIELD_IS(sk_buff, sk, struct sock *);
 MACE_FIELD_IS(sk_buff, head, unsigned char *);
+MACE_FIELD_IS(sk_buff, data, unsigned char *);
+MACE_FIELD_IS(sk_buff, len, unsigned int);
+MACE_FIELD_IS(sk_buff, data_len, unsigned int);
+MACE_FIELD_IS(sk_buff, network_header, __u16);
+MACE_FIELD_IS(sk_buff, tail, sk_buff_data_t);
 MACE_FIELD_IS(sk_buff, end, sk_buff_data_t);
 #ifdef NET_SKBUFF_DATA_USES_OFFSET
 static_assert(sizeof(sk_buff_data_t) == sizeof(u32));
@@ -59,6 +67,11 @@ int main(void)
 	OFFSET(SKB_DEV, sk_buff, dev);
 	OFFSET(SKB_SK, sk_buff, sk);
 	OFFSET(SKB_HEAD, sk_buff, head);
+	OFFSET(SKB_DATA, sk_buff, data);
+	OFFSET(SKB_LEN, sk_buff, len);
+	OFFSET(SKB_DATA_LEN, sk_buff, data_len);
+	OFFSET(SKB_NETWORK_HEADER, sk_buff, network_header);
+	OFFSET(SKB_TAIL, sk_buff, tail);
 	OFFSET(SKB_END, sk_buff, end);
 #ifdef NET_SKBUFF_DATA_USES_OFFSET
 	DEFINE(SKB_DATA_USES_OFFSET, 1);
