@@ -396,15 +396,18 @@ long mace_current_syscall(unsigned long *arg0);
  * its network header on (from skb->data on if @from_data): a pointer into
  * the skb when they are in its linear part, else a copy in @buf. Sets
  * *@out_len to their number (0, and returns NULL, if the skb has no network
- * header). Callable in any context.
+ * header). Callable in any context. Skb::net_bytes() computes the same
+ * without calling C when the bytes are in the linear part (src/ffi/skb.rs),
+ * and calls this for the others: keep the two in step.
  */
 const void *mace_skb_net_bytes(const struct sk_buff *skb, _Bool from_data,
 			       void *buf, unsigned int len,
 			       unsigned int *out_len);
 /*
- * skb->sk, skb->dev, skb->head, the GSO size, a device's ifindex and
- * namespace and a socket's namespace are read without calling C, at the
- * offsets of mace_offsets.c (src/ffi/skb.rs).
+ * skb->sk, skb->dev, skb->head, the GSO size, the bytes above when they are
+ * in the skb's linear part, a device's ifindex and namespace and a socket's
+ * namespace are read without calling C, at the offsets of mace_offsets.c
+ * (src/ffi/skb.rs).
  */
 
 /** What mace_sock_rx_stamp() found. */

@@ -10,10 +10,10 @@
  *
  * Every field is checked to have the type the Rust side reads it as; a
  * kernel that changes one breaks the build here. Configuration-dependent
- * layouts are flags: MACE_NET_NS (possible_net_t is empty without
- * CONFIG_NET_NS: every object is in init_net) and MACE_SKB_END_IS_OFFSET
- * (skb->end is an offset from skb->head on 64-bit kernels, a pointer on
- * 32-bit ones).
+ * layouts are flags: NET_NS (possible_net_t is empty without
+ * CONFIG_NET_NS: every object is in init_net) and SKB_DATA_USES_OFFSET
+ * (NET_SKBUFF_DATA_USES_OFFSET: skb->tail and skb->end are offsets from
+ * skb->head on 64-bit kernels, pointers on 32-bit ones).
  */
 
 #include <linux/build_bug.h>
@@ -29,10 +29,18 @@
 	static_assert(__same_type(((struct str *)0)->mem, type), \
 		      "struct " #str "." #mem " is not " #type)
 
-/* struct sk_buff: what Skb::dev(), Skb::owner() and Skb::gso_size() read. */
+/*
+ * struct sk_buff: what Skb::dev(), Skb::owner(), Skb::gso_size() and
+ * Skb::net_bytes() read.
+ */
 MACE_FIELD_IS(sk_buff, dev, struct net_device *);
 MACE_FIELD_IS(sk_buff, sk, struct sock *);
 MACE_FIELD_IS(sk_buff, head, unsigned char *);
+MACE_FIELD_IS(sk_buff, data, unsigned char *);
+MACE_FIELD_IS(sk_buff, len, unsigned int);
+MACE_FIELD_IS(sk_buff, data_len, unsigned int);
+MACE_FIELD_IS(sk_buff, network_header, __u16);
+MACE_FIELD_IS(sk_buff, tail, sk_buff_data_t);
 MACE_FIELD_IS(sk_buff, end, sk_buff_data_t);
 #ifdef NET_SKBUFF_DATA_USES_OFFSET
 static_assert(sizeof(sk_buff_data_t) == sizeof(u32));
@@ -59,11 +67,16 @@ int main(void)
 	OFFSET(SKB_DEV, sk_buff, dev);
 	OFFSET(SKB_SK, sk_buff, sk);
 	OFFSET(SKB_HEAD, sk_buff, head);
+	OFFSET(SKB_DATA, sk_buff, data);
+	OFFSET(SKB_LEN, sk_buff, len);
+	OFFSET(SKB_DATA_LEN, sk_buff, data_len);
+	OFFSET(SKB_NETWORK_HEADER, sk_buff, network_header);
+	OFFSET(SKB_TAIL, sk_buff, tail);
 	OFFSET(SKB_END, sk_buff, end);
 #ifdef NET_SKBUFF_DATA_USES_OFFSET
-	DEFINE(SKB_END_IS_OFFSET, 1);
+	DEFINE(SKB_DATA_USES_OFFSET, 1);
 #else
-	DEFINE(SKB_END_IS_OFFSET, 0);
+	DEFINE(SKB_DATA_USES_OFFSET, 0);
 #endif
 	OFFSET(SHINFO_GSO_SIZE, skb_shared_info, gso_size);
 

@@ -11,8 +11,8 @@
 //! Below this layer sit the C helpers of `mace_helpers.c`, whose Rust
 //! declarations bindgen generates from `mace_helpers.h` at build time (module
 //! `sys`). The few kernel fields a probe reads on every hit (a packet's
-//! device and socket, a device's or socket's namespace, a namespace's
-//! state) are read here without calling C, at offsets that Kbuild generates
+//! device, socket and first bytes in its linear part, a device's or
+//! socket's namespace, a namespace's state) are read here without calling C, at offsets that Kbuild generates
 //! from `mace_offsets.c` compiled with the kernel's flags (module `offs`,
 //! read with [`read_once`]). The files:
 //!

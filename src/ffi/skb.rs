@@ -7,10 +7,10 @@
 //! everything read from them is either copied out or borrowed for no longer
 //! than `'a`.
 //!
-//! The fields a probe reads on every hit (a packet's device, socket and GSO
-//! size, a device's ifindex and namespace, a socket's namespace) are read
-//! inline, at the offsets of `mace_offsets.c` ([`super::offs`]); the rest
-//! calls C.
+//! The fields a probe reads on every hit (a packet's device, socket, GSO
+//! size and first bytes when they are in its linear part, a device's
+//! ifindex and namespace, a socket's namespace) are read inline, at the
+//! offsets of `mace_offsets.c` ([`super::offs`]); the rest calls C.
 
 use super::net::Net;
 use super::{offs, read_once, sys};
@@ -61,15 +61,124 @@ impl Skb {
         head as usize as u64
     }
 
+    /// `skb->head + skb->field` of a `sk_buff_data_t` field (`tail`, `end`):
+    /// an offset from `head` on 64-bit kernels, a pointer on others
+    /// (`skb_tail_pointer()`, `skb_end_pointer()`).
+    ///
+    /// # Safety
+    ///
+    /// `off` is the offset of a `sk_buff_data_t` field of `struct sk_buff`
+    /// ([`offs::SKB_TAIL`], [`offs::SKB_END`]), and `head` is the skb's
+    /// `head`.
+    #[inline(always)]
+    unsafe fn data_ptr(&self, head: *const u8, off: usize) -> *const u8 {
+        if offs::SKB_DATA_USES_OFFSET != 0 {
+            // SAFETY: The skb is alive (type invariants); by the caller's
+            // promise, `off` is the offset of a `sk_buff_data_t`, an
+            // `unsigned int` here.
+            let v: u32 = unsafe { read_once(self.as_ptr(), off) };
+            // A `u32` fits a 64-bit kernel's `usize`.
+            head.wrapping_add(v as usize)
+        } else {
+            // SAFETY: As above; a `sk_buff_data_t` is an `unsigned char *`
+            // here.
+            unsafe { read_once(self.as_ptr(), off) }
+        }
+    }
+
     /// The packet's first bytes from its network header on (from its data
     /// when `from_data`), up to `buf.len()` of them: borrowed from the skb
     /// when they are in its linear part, else copied into `buf`. Empty if
     /// the skb has no network header.
+    ///
+    /// What `mace_skb_net_bytes()` returns; the common case, bytes in the
+    /// linear part, is computed here without calling C.
+    #[inline(always)]
     pub(crate) fn net_bytes<'b>(
         &'b self,
         buf: &'b mut [MaybeUninit<u8>],
         from_data: bool,
     ) -> &'b [u8] {
+        match self.linear_net_bytes(buf.len(), from_data) {
+            Some(bytes) => bytes,
+            None => self.net_bytes_copy(buf, from_data),
+        }
+    }
+
+    /// [`Self::net_bytes`] without a copy, as `mace_skb_net_bytes()`
+    /// computes it: the bytes in place, or empty where it returns none;
+    /// `None` where it would copy them (`skb_header_pointer()` out of the
+    /// linear part), and where C's `int` arithmetic would leave the range
+    /// this one models exactly (C then decides).
+    #[inline(always)]
+    fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<&[u8]> {
+        let skb = self.as_ptr();
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
+        // offset of its `head`, an `unsigned char *`.
+        let head: *const u8 = unsafe { read_once(skb, offs::SKB_HEAD) };
+        // SAFETY: As above; `SKB_DATA` is that of its `data`, an
+        // `unsigned char *`.
+        let data: *const u8 = unsafe { read_once(skb, offs::SKB_DATA) };
+        let start = if from_data {
+            data
+        } else {
+            // SAFETY: As above; `SKB_NETWORK_HEADER` is that of its
+            // `network_header`, a `__u16`.
+            let nh: u16 = unsafe { read_once(skb, offs::SKB_NETWORK_HEADER) };
+            // SAFETY: `SKB_TAIL` is the offset of its `tail`, a
+            // `sk_buff_data_t`; `head` is its `head` (skb_tail_pointer()).
+            let tail = unsafe { self.data_ptr(head, offs::SKB_TAIL) };
+            // skb_network_header(). A fresh skb's network header is 0 (the
+            // head): not set.
+            let net = head.wrapping_add(usize::from(nh));
+            if nh == 0 || net as usize >= tail as usize {
+                return Some(&[]);
+            }
+            net
+        };
+        // skb_network_offset() (0 from the data): an `int` in C. (Addresses
+        // by casts: `addr()` and `cast_signed()` are newer than 6.12's
+        // minimum Rust.)
+        let off = i32::try_from((start as isize).wrapping_sub(data as isize)).ok()?;
+        // SAFETY: As above; `SKB_LEN` is the offset of its `len`, an
+        // `unsigned int`.
+        let len: u32 = unsafe { read_once(skb, offs::SKB_LEN) };
+        // SAFETY: As above; `SKB_DATA_LEN` is that of its `data_len`, an
+        // `unsigned int`.
+        let data_len: u32 = unsafe { read_once(skb, offs::SKB_DATA_LEN) };
+        // `(int)skb->len - off`.
+        let avail = i32::try_from(i64::from(i32::try_from(len).ok()?) - i64::from(off)).ok()?;
+        if avail <= 0 {
+            return Some(&[]);
+        }
+        let n = want.min(avail.unsigned_abs());
+        // skb_header_pointer()'s fast path: in place if
+        // `skb_headlen(skb) - off >= n`, as `int`s.
+        let headlen = i32::try_from(len.wrapping_sub(data_len)).ok()?;
+        let room = i32::try_from(i64::from(headlen) - i64::from(off)).ok()?;
+        if i64::from(room) < i64::from(n) {
+            return None;
+        }
+        let n = usize::try_from(n).ok()?;
+        if n == 0 {
+            return Some(&[]);
+        }
+        // SAFETY: `start` is `data + off`, at or after `head` (it is `data`
+        // or `head + network_header`), and `off + n <= skb_headlen(skb)`:
+        // the `n` bytes end at or before `data + skb_headlen(skb)`, the
+        // tail of the skb's linear data, inside its data buffer, which
+        // lives as long as the skb (type invariants: at least as long as
+        // `&self`).
+        Some(unsafe { core::slice::from_raw_parts(start, n) })
+    }
+
+    /// [`Self::net_bytes`] by `mace_skb_net_bytes()`: bytes it copies into
+    /// `buf` (those not in the linear part), or the rare cases
+    /// [`Self::linear_net_bytes`] leaves to it.
+    #[cold]
+    #[inline(never)]
+    fn net_bytes_copy<'b>(&'b self, buf: &'b mut [MaybeUninit<u8>], from_data: bool) -> &'b [u8] {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let mut n: u32 = 0;
         // SAFETY: The skb is alive (type invariants); `buf` is writable for
@@ -114,21 +223,12 @@ impl Skb {
     /// `skb_shinfo(skb)->gso_size`.
     #[inline(always)]
     pub(crate) fn gso_size(&self) -> u16 {
-        let skb = self.as_ptr();
         // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
         // offset of its `head`, an `unsigned char *`.
-        let head: *const u8 = unsafe { read_once(skb, offs::SKB_HEAD) };
-        // skb_end_pointer(): `end` is an offset from `head` on 64-bit
-        // kernels, a pointer on others.
-        let shinfo: *const u8 = if offs::SKB_END_IS_OFFSET != 0 {
-            // SAFETY: As above; `end` is an `unsigned int` here.
-            let end: u32 = unsafe { read_once(skb, offs::SKB_END) };
-            // A `u32` fits a 64-bit kernel's `usize`.
-            head.wrapping_add(end as usize)
-        } else {
-            // SAFETY: As above; `end` is an `unsigned char *` here.
-            unsafe { read_once(skb, offs::SKB_END) }
-        };
+        let head: *const u8 = unsafe { read_once(self.as_ptr(), offs::SKB_HEAD) };
+        // SAFETY: `SKB_END` is the offset of its `end`, a `sk_buff_data_t`;
+        // `head` is its `head` (skb_end_pointer()).
+        let shinfo = unsafe { self.data_ptr(head, offs::SKB_END) };
         // SAFETY: A live skb's `struct skb_shared_info` is at its end
         // pointer, as long as its data; `SHINFO_GSO_SIZE` is the offset of
         // its `gso_size`, an `unsigned short`.
