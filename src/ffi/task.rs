@@ -125,11 +125,11 @@ pub(crate) fn current_syscall_nr() -> i64 {
 /// The syscall the current task is in (-1 if none) and its first argument;
 /// meaningful only in task context ([`in_task`]).
 pub(crate) fn current_syscall() -> (i64, u64) {
-    let mut arg0: core::ffi::c_ulong = 0;
+    let mut arg0 = 0;
     // SAFETY: `arg0` is writable; in an interrupt it reads the interrupted
     // task's registers, which is harmless.
     let nr = unsafe { sys::mace_current_syscall(&mut arg0) };
-    (nr, u64::from(arg0))
+    (nr, arg0)
 }
 
 /// The socket behind one of the current task's file descriptors.
