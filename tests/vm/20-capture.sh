@@ -197,16 +197,20 @@ run_hping "hping3 -1, tap_end read" ingress_end_tap_read
 # (beyond hping3's rounding to 0.1 ms), but for one reply: hping3 takes its
 # first reply from its ring without a syscall (the block's timer was armed
 # when the ring was set up), and the window ends at its next poll, after
-# its own work on the reply (under 2 ms in a plain TCG VM alone, 2.4 ms seen
-# with other VMs running on the host: allowed up to 4 ms).
+# its own work on the reply: under 2 ms in a plain TCG VM alone, 2.4 ms seen
+# with other VMs running on the host, and twice 5.0 and 5.1 ms in about
+# twenty runs, once alone. Allowed up to 10 ms, a fifth of the interval
+# between hping3's packets: a window that began at another packet's arrival
+# would be off by 50 ms or more. On failure every reply's figures are
+# printed (id, RTT, egress + ingress, ns).
 left=$(awk '$3 >= 0 { d = ($2 - $3) / 1e6; s += d; n++; if (d < -0.05) over++; if (d < m || n == 1) m = d }
 	END { if (n == 10) printf "%.3f %.3f %d", s / n, m, over; else print "missing" }' /tmp/hping.sums)
 rtt=$(awk '{ s += $2 } END { printf "%.3f", s / NR / 1e6 }' /tmp/hping.sums)
 read -r left_mean left_min left_over <<<"$left"
-if [[ $left != missing ]] && awk -v m="$left_mean" -v lo="$left_min" -v o="$left_over" -v r="$rtt" 'BEGIN { exit !(lo >= -4 && o <= 1 && m < r / 3) }'; then
+if [[ $left != missing ]] && awk -v m="$left_mean" -v lo="$left_min" -v o="$left_over" -v r="$rtt" 'BEGIN { exit !(lo >= -10 && o <= 1 && m < r / 3) }'; then
 	pass "hping3 -1, tap_end read: RTT - egress - ingress is $left_mean ms on average (min $left_min, $left_over below -0.05) of a $rtt ms RTT"
 else
-	fail "hping3 -1, tap_end read: corrected RTT" "left $left ms (mean, min, count below -0.05) of a mean RTT of $rtt ms; $(head -c 300 /tmp/hping.sums)"
+	fail "hping3 -1, tap_end read: corrected RTT" "left $left ms (mean, min, count below -0.05) of a mean RTT of $rtt ms; $(sort -n /tmp/hping.sums | tr '\n' ';')"
 fi
 read_ingress=$hping_ingress
 ip netns exec c1 bash -c "echo stamp > /sys/class/mace/tap_end"
