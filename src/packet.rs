@@ -298,9 +298,7 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
 
 /// The network layer of the packet whose first bytes are `bytes` (at most
 /// [`CAPTURE_BYTES`] of them are looked at), and its bytes from the
-/// transport header on. Inlined: as a function of its own it cost each
-/// caller about 35 instructions more.
-#[inline(always)]
+/// transport header on.
 fn parse(bytes: &[u8]) -> Option<(Network<'_>, &[u8])> {
     let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
     let net = match *b.first()? >> 4 {
