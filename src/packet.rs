@@ -296,20 +296,6 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
     None
 }
 
-/// The network layer of the packet whose first bytes are `bytes` (at most
-/// [`CAPTURE_BYTES`] of them are looked at), and its bytes from the
-/// transport header on.
-fn parse(bytes: &[u8]) -> Option<(Network<'_>, &[u8])> {
-    let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
-    let net = match *b.first()? >> 4 {
-        4 => parse_ipv4(b)?,
-        6 => parse_ipv6(b)?,
-        _ => return None,
-    };
-    let l4 = b.get(net.l4_off..)?;
-    Some((net, l4))
-}
-
 /// TCP flags that only the last segment of a GSO packet keeps.
 const TCP_FIN_PSH: u8 = 0x01 | 0x08;
 
@@ -321,7 +307,13 @@ const TCP_FIN_PSH: u8 = 0x01 | 0x08;
 /// a device that cannot send it whole transmits first, and it keeps that
 /// identity whether it is segmented on its way or not.
 pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
-    let (net, l4) = parse(bytes)?;
+    let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
+    let net = match *b.first()? >> 4 {
+        4 => parse_ipv4(b)?,
+        6 => parse_ipv6(b)?,
+        _ => return None,
+    };
+    let l4 = b.get(net.l4_off..)?;
     let (remote_addr, port_at) = match side {
         Side::Egress => (net.dst, 2),
         Side::Ingress => (net.src, 0),
@@ -436,7 +428,13 @@ impl PacketId {
 /// `first_fragment`, without the work of its key. For packets found by
 /// their socket buffer or data buffer (`capture/`), not by their key.
 pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
-    let (net, l4) = parse(bytes)?;
+    let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
+    let net = match *b.first()? >> 4 {
+        4 => parse_ipv4(b)?,
+        6 => parse_ipv6(b)?,
+        _ => return None,
+    };
+    let l4 = b.get(net.l4_off..)?;
     let port_at = match side {
         Side::Egress => 2,
         Side::Ingress => 0,
