@@ -428,6 +428,9 @@ impl PacketId {
 /// `first_fragment`, without the work of its key. For packets found by
 /// their socket buffer or data buffer (`capture/`), not by their key.
 pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
+    // The same first lines as `identify`'s, on purpose: a helper that both
+    // called cost each call 10 to 35 instructions more (instruction
+    // profile), whether inlined or not.
     let b = bytes.get(..bytes.len().min(CAPTURE_BYTES))?;
     let net = match *b.first()? >> 4 {
         4 => parse_ipv4(b)?,
