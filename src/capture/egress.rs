@@ -27,7 +27,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{identify, Capture, FINGERPRINT_BYTES, LOOPBACK_IFINDEX};
+use super::{fingerprint, identify, Capture, LOOPBACK_IFINDEX};
 use crate::counters::{bump, sub};
 use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
 use crate::ffi::mono_ns;
@@ -193,18 +193,11 @@ impl Capture {
     #[inline(never)]
     fn outer_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let now = mono_ns();
-        // By its socket buffer.
-        let taken = self.egress.take(skb.addr(), now);
-        if let Take::Hit(e) | Take::Expired(e) | Take::Collided(e) = taken {
-            let entry = Egress::from_words(&e.data);
-            let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
-            let fp = packet::fingerprint(skb.net_bytes(&mut buf, false), Side::Egress);
-            if entry.fp != 0 && Some(entry.fp) == fp {
-                return self.egress_taken(cx, &taken, entry, now);
-            }
-            // Another packet's, which never got here and whose socket buffer
-            // this one got.
-            self.egress_gone(cx, &e, Left::Expired);
+        // By its socket buffer; another packet's entry there never got here
+        // and this one got its socket buffer.
+        let mine = |e: &Egress| e.fp != 0 && fingerprint(skb, false, Side::Egress) == Some(e.fp);
+        if self.take_egress(cx, skb.addr(), now, mine) {
+            return;
         }
         // By its identity: a segment of a GSO packet.
         if self.egress_by_identity.load(Relaxed) == 0 {
@@ -213,14 +206,31 @@ impl Capture {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
-        let taken = self.egress.take(id.key, now);
-        if let Take::Hit(e) | Take::Expired(e) | Take::Collided(e) = taken {
-            let entry = Egress::from_words(&e.data);
-            if entry.fp == 0 {
-                return self.egress_taken(cx, &taken, entry, now);
-            }
+        self.take_egress(cx, id.key, now, |e| e.fp == 0);
+    }
+
+    /// Takes the egress entry with `key` for a packet leaving an outer
+    /// device at `now`: its latency if `mine` says it is this packet's (and
+    /// it is live), else it is counted as expired. Whether there was one
+    /// that is this packet's.
+    fn take_egress(
+        &self,
+        cx: &ProbeCx<'_>,
+        key: u64,
+        now: u64,
+        mine: impl FnOnce(&Egress) -> bool,
+    ) -> bool {
+        let taken = self.egress.take(key, now);
+        let (Take::Hit(e) | Take::Expired(e) | Take::Collided(e)) = taken else {
+            return false;
+        };
+        let entry = Egress::from_words(&e.data);
+        if !mine(&entry) {
             self.egress_gone(cx, &e, Left::Expired);
+            return false;
         }
+        self.egress_taken(cx, &taken, entry, now);
+        true
     }
 
     /// The packet of `entry`, taken from the egress table (`taken`), leaves
@@ -358,12 +368,6 @@ impl Capture {
     fn egress_gone(&self, cx: &ProbeCx<'_>, e: &Entry<EGRESS_WORDS>, why: Left) {
         let entry = Egress::from_words(&e.data);
         self.egress_out(&entry);
-        self.egress_left(cx, &entry, why);
-    }
-
-    /// The egress entry `entry` left the table without a latency: counts it
-    /// for its namespace.
-    fn egress_left(&self, cx: &ProbeCx<'_>, entry: &Egress, why: Left) {
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
         };

@@ -144,7 +144,7 @@ impl Capture {
             }
             return;
         }
-        let Some(fp) = fingerprint(skb, true) else {
+        let Some(fp) = fingerprint(skb, true, Side::Ingress) else {
             return;
         };
         let now = mono_ns();
@@ -265,8 +265,8 @@ impl Capture {
 
     /// A reader of an IP socket of the namespace with `state` gets the
     /// packet with `key` and fingerprint `fp`, which a tap saw first: takes
-    /// it from the tap queue. Bounded: at most what the queue holds, and nothing when it is
-    /// empty (no tap in any capturing namespace).
+    /// it from the tap queue. Bounded: at most what the queue holds, and
+    /// nothing when it is empty (no tap in any capturing namespace).
     fn take_tapped(&self, state: &NetState, key: u64, fp: u64) -> Option<(u64, u32)> {
         if self.taps.len() == 0 {
             return None;
@@ -465,7 +465,7 @@ impl Capture {
         }
         // Found by its data buffer (a raw or ping socket's reader gets a
         // copy that shares it) and its fingerprint.
-        let Some(fp) = fingerprint(skb, false) else {
+        let Some(fp) = fingerprint(skb, false, Side::Ingress) else {
             return;
         };
         let key = skb.head();

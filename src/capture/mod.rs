@@ -28,12 +28,12 @@
 //! (sent) or its data buffer (received, which its readers' copies share),
 //! checked by its fingerprint; where the socket buffer changes on its way
 //! (GSO segmentation), by its key ([`crate::packet`]), the same on both
-//! sides of the NAT. The table entries are the types of [`crate::entry`]. Only packets of namespaces with capture on are timed;
-//! packets of other namespaces take no lock: an arrival stamp on an outer
-//! device, and a lockless look into the egress table while a capturing
-//! namespace's packet waits there. The probes are
-//! registered only while some namespace captures, so an idle mace costs
-//! nothing.
+//! sides of the NAT. The table entries are the types of [`crate::entry`].
+//! Only packets of namespaces with capture on are timed; packets of other
+//! namespaces take no lock: an arrival stamp on an outer device, and a
+//! lockless look into the egress table while a capturing namespace's packet
+//! waits there. The probes are registered only while some namespace
+//! captures, so an idle mace costs nothing.
 //!
 //! Every handler runs in atomic context: it never sleeps or allocates, its
 //! loops are bounded by constants, and its arithmetic cannot overflow.
@@ -459,9 +459,10 @@ fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
 /// header).
 const FINGERPRINT_BYTES: usize = 40;
 
-/// The fingerprint of a received packet in `skb` (from its data when
-/// `from_data`: its network header is not set yet).
-fn fingerprint(skb: &Skb, from_data: bool) -> Option<u64> {
+/// The fingerprint of the packet in `skb`, seen from `side` (read from its
+/// data when `from_data`: a received packet's network header is not set
+/// yet).
+fn fingerprint(skb: &Skb, from_data: bool, side: Side) -> Option<u64> {
     let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
-    packet::fingerprint(skb.net_bytes(&mut buf, from_data), Side::Ingress)
+    packet::fingerprint(skb.net_bytes(&mut buf, from_data), side)
 }
