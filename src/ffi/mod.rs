@@ -12,9 +12,9 @@
 //! declarations bindgen generates from `mace_helpers.h` at build time (module
 //! `sys`). The few kernel fields a probe reads on every hit (a packet's
 //! device, socket and first bytes in its linear part, a device's or
-//! socket's namespace, a namespace's state) are read here without calling C, at offsets that Kbuild generates
-//! from `mace_offsets.c` compiled with the kernel's flags (module `offs`,
-//! read with [`read_once`]). The files:
+//! socket's namespace, a namespace's state) are read here without calling
+//! C, at offsets that Kbuild generates from `mace_offsets.c` compiled with
+//! the kernel's flags (module `offs`, read with [`read_once`]). The files:
 //!
 //! - [`net`]: network namespaces, and the pernet operations that keep a
 //!   state in each;

@@ -55,10 +55,15 @@ impl Skb {
     /// packet once it is freed.
     #[inline(always)]
     pub(crate) fn head(&self) -> u64 {
+        self.head_ptr() as usize as u64
+    }
+
+    /// `skb->head`.
+    #[inline(always)]
+    fn head_ptr(&self) -> *const u8 {
         // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
         // offset of its `head`, an `unsigned char *`.
-        let head: *const u8 = unsafe { read_once(self.as_ptr(), offs::SKB_HEAD) };
-        head as usize as u64
+        unsafe { read_once(self.as_ptr(), offs::SKB_HEAD) }
     }
 
     /// `skb->head + skb->field` of a `sk_buff_data_t` field (`tail`, `end`):
@@ -114,11 +119,9 @@ impl Skb {
     fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<&[u8]> {
         let skb = self.as_ptr();
         let want = u32::try_from(want).unwrap_or(u32::MAX);
-        // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
-        // offset of its `head`, an `unsigned char *`.
-        let head: *const u8 = unsafe { read_once(skb, offs::SKB_HEAD) };
-        // SAFETY: As above; `SKB_DATA` is that of its `data`, an
-        // `unsigned char *`.
+        let head = self.head_ptr();
+        // SAFETY: The skb is alive (type invariants); `SKB_DATA` is the
+        // offset of its `data`, an `unsigned char *`.
         let data: *const u8 = unsafe { read_once(skb, offs::SKB_DATA) };
         let start = if from_data {
             data
@@ -223,12 +226,9 @@ impl Skb {
     /// `skb_shinfo(skb)->gso_size`.
     #[inline(always)]
     pub(crate) fn gso_size(&self) -> u16 {
-        // SAFETY: The skb is alive (type invariants); `SKB_HEAD` is the
-        // offset of its `head`, an `unsigned char *`.
-        let head: *const u8 = unsafe { read_once(self.as_ptr(), offs::SKB_HEAD) };
         // SAFETY: `SKB_END` is the offset of its `end`, a `sk_buff_data_t`;
-        // `head` is its `head` (skb_end_pointer()).
-        let shinfo = unsafe { self.data_ptr(head, offs::SKB_END) };
+        // the second argument is its `head` (skb_end_pointer()).
+        let shinfo = unsafe { self.data_ptr(self.head_ptr(), offs::SKB_END) };
         // SAFETY: A live skb's `struct skb_shared_info` is at its end
         // pointer, as long as its data; `SHINFO_GSO_SIZE` is the offset of
         // its `gso_size`, an `unsigned short`.
