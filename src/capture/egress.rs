@@ -70,6 +70,10 @@ impl Capture {
     /// all that most syscalls see.
     #[inline(never)]
     fn send_started(&self, regs: &Regs) {
+        // The window starts here, before the descriptor is looked up: what
+        // mace does before its clock lies in the sender's RTT and in no
+        // window.
+        let now = mono_ns();
         // Every send syscall's first argument is a file descriptor; only
         // IP sockets matter (write(2) to a file or a pipe does not).
         let arg0 = regs.arg0();
@@ -79,7 +83,6 @@ impl Capture {
             // names another file descriptor than this syscall's.
             return;
         }
-        let now = mono_ns();
         let (key, tid) = task::current_task();
         let t = Sender {
             tid,

@@ -131,9 +131,11 @@ impl Capture {
     /// stored at once.
     #[inline(never)]
     fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, net: &Net) {
+        // The window starts here, before anything of mace's: what runs
+        // before its clock is neither in it nor in the wire's time.
+        let now = mono_ns();
         let c = &self.counters;
         if NET_STATE.get(cx, net).is_some_and(NetState::enabled) {
-            let now = mono_ns();
             // The network header is not set yet: the packet starts at its
             // data.
             let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
@@ -147,7 +149,6 @@ impl Capture {
         let Some(fp) = fingerprint(skb, true, Side::Ingress) else {
             return;
         };
-        let now = mono_ns();
         bump(&c.ingress_stamped);
         let lost = match self.arrivals.put(skb.addr(), fp, now) {
             Put::Empty => false,
@@ -503,15 +504,13 @@ impl Capture {
 
     /// The receiving syscall `t` was in returned `ret`: each packet it took
     /// gets its ingress latency, or is counted as unreported if it failed.
-    pub(super) fn recv_exited(
-        &self,
-        cx: &ProbeCx<'_>,
-        state: &NetState,
-        t: &Task,
-        ret: i64,
-        now: u64,
-    ) {
+    pub(super) fn recv_exited(&self, cx: &ProbeCx<'_>, state: &NetState, t: &Task, ret: i64) {
         let c = &state.counters;
+        // A window that ends at the syscall's return ends after mace's
+        // work on the task's entry: the clock is read again, once, after
+        // it (`now` was read before the entry was taken), so that what the
+        // reader's RTT holds beyond the windows is as little as can be.
+        let mut returned = None;
         for p in t.pending() {
             sub(&c.ingress_pending, 1);
             if ret <= 0 {
@@ -520,7 +519,10 @@ impl Capture {
             }
             // The window ends at the reader's kernel timestamp, or now.
             let (end, counter) = match p.end {
-                0 => (now, &c.ingress_end_syscall),
+                0 => (
+                    *returned.get_or_insert_with(mono_ns),
+                    &c.ingress_end_syscall,
+                ),
                 end => (end, &c.ingress_end_stamp),
             };
             if state.report(cx, Direction::Ingress, p.t_rx, end, p.pktid) {

@@ -375,7 +375,7 @@ impl Capture {
         let Some(owner) = owner else {
             return;
         };
-        self.recv_exited(cx, owner, &t, ret, now);
+        self.recv_exited(cx, owner, &t, ret);
         if t.tap_reader && ret > 0 {
             // A read is where the reader got them; a wait returned
             // before the reader took them from its ring.
