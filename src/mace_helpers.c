@@ -1003,6 +1003,27 @@ _Bool mace_in_task(void)
 	return in_task();
 }
 
+void mace_percpu_addrs(unsigned long *current_task_addr,
+		       unsigned long *preempt_count_addr)
+{
+#if defined(CONFIG_X86_64) && defined(DECLARE_PER_CPU_CACHE_HOT)
+	/* 6.15 and later: per-CPU variables of their own. */
+	*current_task_addr = (unsigned long)&current_task;
+	*preempt_count_addr = (unsigned long)&__preempt_count;
+#elif defined(CONFIG_X86_64)
+	*current_task_addr = (unsigned long)&pcpu_hot.current_task;
+	*preempt_count_addr = (unsigned long)&pcpu_hot.preempt_count;
+#else
+	*current_task_addr = 0;
+	*preempt_count_addr = 0;
+#endif
+}
+
+unsigned int mace_preempt_count(void)
+{
+	return preempt_count();
+}
+
 long mace_current_syscall_nr(void)
 {
 	if (current->flags & (PF_KTHREAD | PF_IO_WORKER))

@@ -379,6 +379,15 @@ _Bool mace_in_compat_syscall(void);
 /** Whether the CPU runs a task (not an interrupt or softirq): in_task(). */
 _Bool mace_in_task(void);
 /**
+ * The per-CPU addresses (what a %gs-relative load reads this CPU's copy at,
+ * as this_cpu_read() does) of the current task pointer (*@current_task)
+ * and of the preempt count (*@preempt_count), on x86_64; 0 on others.
+ */
+void mace_percpu_addrs(unsigned long *current_task,
+		       unsigned long *preempt_count);
+/** preempt_count(), to check an inline read of it against. */
+unsigned int mace_preempt_count(void);
+/**
  * The number of the syscall the current task is in, or -1 (kernel threads,
  * or not in a syscall). Meaningful only in task context.
  */

@@ -127,6 +127,7 @@ impl kernel::Module for Mace {
             pr_err!("{}\n", format_args!("{e}"));
             EINVAL
         })?;
+        ffi::task::init()?;
         let control = Control::new(params)?;
         let netdev = NetdevRegistration::register(control.clone())?;
         let pernet = PernetRegistration::register(&netns::NET_STATE, control.clone())?;

@@ -19,11 +19,19 @@
 #include <linux/build_bug.h>
 #include <linux/kbuild.h>
 #include <linux/netdevice.h>
+#include <linux/nsproxy.h>
+#include <linux/preempt.h>
+#include <linux/sched.h>
 #include <linux/skbuff.h>
 #include <linux/stddef.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
+#ifdef CONFIG_X86_64
+#include <asm/ptrace.h>
+#include <asm/thread_info.h>
+#include <asm/unistd.h>
+#endif
 
 #define MACE_FIELD_IS(str, mem, type) \
 	static_assert(__same_type(((struct str *)0)->mem, type), \
@@ -58,6 +66,24 @@ static_assert(__same_type(((possible_net_t *)0)->net, struct net *));
 static_assert(offsetof(possible_net_t, net) == 0);
 #endif
 
+/*
+ * The current task (src/ffi/task.rs): its namespace, thread id, whether it
+ * is in a compat syscall (x86_64: thread_info's status; x32 syscalls carry
+ * a bit in their number) and, under PREEMPT_RT, whether it serves softirqs;
+ * the syscall number in its registers.
+ */
+MACE_FIELD_IS(task_struct, nsproxy, struct nsproxy *);
+MACE_FIELD_IS(nsproxy, net_ns, struct net *);
+MACE_FIELD_IS(task_struct, pid, pid_t);
+static_assert(sizeof(pid_t) == sizeof(int));
+#ifdef CONFIG_X86_64
+MACE_FIELD_IS(task_struct, thread_info.status, u32);
+MACE_FIELD_IS(pt_regs, orig_ax, unsigned long);
+#endif
+#ifdef CONFIG_PREEMPT_RT
+MACE_FIELD_IS(task_struct, softirq_disable_cnt, int);
+#endif
+
 /* struct net: PernetKey's lookup, net_generic(net, id). */
 MACE_FIELD_IS(net, gen, struct net_generic *);
 static_assert(__same_type(((struct net_generic *)0)->ptr[0], void *));
@@ -87,5 +113,26 @@ int main(void)
 
 	OFFSET(NET_GEN, net, gen);
 	OFFSET(NET_GENERIC_PTR, net_generic, ptr);
+
+	OFFSET(TASK_NSPROXY, task_struct, nsproxy);
+	OFFSET(NSPROXY_NET_NS, nsproxy, net_ns);
+	OFFSET(TASK_PID, task_struct, pid);
+	/* in_task(): the preempt count's bits, and PREEMPT_RT's own softirq count. */
+#ifdef CONFIG_PREEMPT_RT
+	DEFINE(IN_TASK_PREEMPT_MASK, NMI_MASK | HARDIRQ_MASK);
+	OFFSET(TASK_SOFTIRQ_DISABLE_CNT, task_struct, softirq_disable_cnt);
+	DEFINE(PREEMPT_RT, 1);
+#else
+	DEFINE(IN_TASK_PREEMPT_MASK, NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET);
+	DEFINE(TASK_SOFTIRQ_DISABLE_CNT, 0);
+	DEFINE(PREEMPT_RT, 0);
+#endif
+	DEFINE(SOFTIRQ_OFFSET, SOFTIRQ_OFFSET);
+#ifdef CONFIG_X86_64
+	OFFSET(TASK_TI_STATUS, task_struct, thread_info.status);
+	DEFINE(TS_COMPAT_MASK, IS_ENABLED(CONFIG_IA32_EMULATION) ? TS_COMPAT : 0);
+	DEFINE(X32_SYSCALL_MASK, IS_ENABLED(CONFIG_X86_X32_ABI) ? __X32_SYSCALL_BIT : 0);
+	OFFSET(PT_REGS_ORIG_AX, pt_regs, orig_ax);
+#endif
 	return 0;
 }

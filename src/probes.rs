@@ -6,9 +6,9 @@
 //! The kernel layer calls these with the [`Capture`] the probes were
 //! registered with (`control.rs` registers them while a namespace captures)
 //! and a proof that they run in an RCU read-side critical section. Every hit
-//! goes through [`Capture::hook`], the one place where a hit is counted and
-//! timed (`self_cost=1`), and where the benchmark's floor module
-//! (`MACE_NULL_PROBES=1`) returns at once.
+//! goes through [`Capture::hook`], where the benchmark's floor module
+//! (`MACE_NULL_PROBES=1`) returns at once. With `self_cost=1` the probes
+//! are timed ones, which count and time each hit ([`Hooks::account`]).
 //!
 //! | hook                      | path    | handler                      |
 //! |---------------------------|---------|------------------------------|
@@ -29,7 +29,6 @@
 #![deny(unsafe_code)]
 
 use crate::capture::Capture;
-use crate::ffi::mono_ns;
 use crate::ffi::skb::{Dev, Skb, Sock};
 use crate::ffi::task::Regs;
 use crate::ffi::tracepoint::{Hook, Hooks, ProbeCx};
@@ -37,70 +36,69 @@ use crate::ffi::work::Sweep;
 use core::sync::atomic::Ordering::Relaxed;
 
 impl Capture {
-    /// Runs the handler `f` of a hit of `hook`, timed when self-cost
-    /// accounting is on.
+    /// Runs the handler `f` of a hit.
     #[inline(always)]
-    fn hook(&self, hook: Hook, f: impl FnOnce()) {
+    fn hook(&self, f: impl FnOnce()) {
         if cfg!(mace_null_probes) {
             return;
         }
-        // `f` is called in one place only, so that it is inlined here (two
-        // calls made it a function of its own: a call, a frame and its
-        // captures on the stack on every hit).
-        let start = if self.self_cost { mono_ns() } else { 0 };
         f();
-        if !self.self_cost {
-            return;
-        }
-        if let Some(cost) = self.hooks.get(hook.index()) {
-            cost.hits.fetch_add(1, Relaxed);
-            cost.ns.fetch_add(mono_ns().wrapping_sub(start), Relaxed);
-        }
     }
 }
 
 impl Hooks for Capture {
     fn sys_enter(&self, cx: &ProbeCx<'_>, regs: &Regs, nr: i64) {
-        self.hook(Hook::SysEnter, || self.send_entered(cx, regs, nr));
+        self.hook(|| self.send_entered(cx, regs, nr));
     }
 
     fn sys_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
-        self.hook(Hook::SysExit, || self.syscall_exit(cx, regs, ret));
+        self.hook(|| self.syscall_exit(cx, regs, ret));
     }
 
     fn net_dev_queue(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.hook(Hook::NetDevQueue, || self.queued(cx, skb));
+        self.hook(|| self.queued(cx, skb));
     }
 
     fn net_dev_start_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
-        self.hook(Hook::NetDevStartXmit, || self.xmit(cx, skb, dev));
+        self.hook(|| self.xmit(cx, skb, dev));
     }
 
     fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.hook(Hook::NetifReceiveSkb, || self.receive(cx, skb));
+        self.hook(|| self.receive(cx, skb));
     }
 
     fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, _len: i32) {
-        self.hook(Hook::SkbCopyDatagramIovec, || self.copied(cx, skb));
+        self.hook(|| self.copied(cx, skb));
     }
 
     fn skb_consume_udp(&self, cx: &ProbeCx<'_>, sk: &Sock, skb: &Skb) {
-        self.hook(Hook::SkbConsumeUdp, || self.consumed_udp(cx, sk, skb));
+        self.hook(|| self.consumed_udp(cx, sk, skb));
     }
 
     fn neigh_event_send(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.hook(Hook::NeighEventSend, || self.queued(cx, skb));
+        self.hook(|| self.queued(cx, skb));
     }
 
     fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        self.hook(Hook::ConsumeStatelessSkb, || self.copied(cx, skb));
+        self.hook(|| self.copied(cx, skb));
+    }
+
+    fn timed(&self) -> bool {
+        self.self_cost
+    }
+
+    fn account(&self, hook: Hook, ns: u64) {
+        if let Some(cost) = self.hooks.get(hook.index()) {
+            cost.hits.fetch_add(1, Relaxed);
+            cost.ns.fetch_add(ns, Relaxed);
+        }
     }
 
     fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock) {
         match hook {
-            Hook::SkDataReady => self.hook(hook, || self.packet_ready(cx, sk)),
-            Hook::PacketPoll => self.hook(hook, || self.packet_read(cx, sk, true)),
-            _ => self.hook(hook, || self.packet_read(cx, sk, false)),
+            Hook::SkDataReady => self.hook(|| self.packet_ready(cx, sk)),
+            Hook::PacketPoll => self.hook(|| self.packet_read(cx, sk, true)),
+            _ => self.hook(|| self.packet_read(cx, sk, false)),
         }
     }
 }

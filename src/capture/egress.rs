@@ -45,7 +45,7 @@ use core::sync::atomic::Ordering::Relaxed;
 impl Capture {
     /// `sys_enter`: a task of a capturing namespace may start sending.
     pub(crate) fn send_entered(&self, cx: &ProbeCx<'_>, regs: &Regs, nr: i64) {
-        if task::in_compat_syscall() {
+        if regs.in_compat_syscall() {
             // Another syscall table: counted, never followed.
             with_current_net(|net| {
                 if let Some(state) = NET_STATE.get(cx, net).filter(|s| s.enabled()) {

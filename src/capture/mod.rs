@@ -332,7 +332,7 @@ impl Capture {
         // has nothing to do: its entry stays until the task's next send
         // replaces it (or it expires), and only a packet handed over inside
         // a send syscall looks at it ([`Self::send_start`]).
-        if !s.receives(nr) && !s.waits(nr) || task::in_compat_syscall() {
+        if !s.receives(nr) && !s.waits(nr) || regs.in_compat_syscall() {
             return;
         }
         crate::ffi::net::with_current_net(|net| {

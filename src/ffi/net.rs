@@ -118,9 +118,9 @@ impl Net {
 ///
 /// Meaningful in task context; in an interrupt or softirq the current task
 /// is just the one that was interrupted.
+#[inline(always)]
 pub(crate) fn with_current_net<R>(f: impl FnOnce(&Net) -> R) -> Option<R> {
-    // SAFETY: No preconditions.
-    let raw = unsafe { sys::mace_current_net() };
+    let raw = super::task::current_net_raw();
     if raw.is_null() {
         return None;
     }

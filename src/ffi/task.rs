@@ -5,9 +5,147 @@
 //! Syscall numbers and arguments are read the arch-neutral way
 //! (`syscall_get_nr`, `syscall_get_arguments`), and which syscalls send and
 //! receive comes from one list, in `mace_helpers.c`.
+//!
+//! What every probe hit asks first (which task runs, its namespace, whether
+//! it is in a compat syscall, whether the CPU runs a task at all, the
+//! number of the syscall a tracepoint reports) is read inline on x86_64:
+//! the current task pointer and the preempt count %gs-relative at the
+//! per-CPU addresses C gives at load ([`init`]), as the kernel's
+//! `this_cpu_read()` does, and the task's and registers' fields at the
+//! offsets of `mace_offsets.c`. Elsewhere, or if the check at load fails,
+//! these call C.
 
-use super::sys;
+use super::{offs, read_once, sys};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use kernel::prelude::*;
 use kernel::types::Opaque;
+
+/// The per-CPU address of the current task pointer (x86_64).
+///
+/// # Invariants
+///
+/// Set by [`init`], which every probe follows (the module's load fails
+/// otherwise): the probes read it as a per-CPU address.
+static PERCPU_CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+/// The per-CPU address of the preempt count, as [`PERCPU_CURRENT`].
+static PERCPU_PREEMPT: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads the 64-bit per-CPU variable at `addr`: this CPU's copy.
+///
+/// # Safety
+///
+/// `addr` is the per-CPU address of a 64-bit variable
+/// (`mace_percpu_addrs()`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn percpu_read_u64(addr: usize) -> u64 {
+    let v: u64;
+    // SAFETY: %gs holds this CPU's per-CPU base, so the load reads this
+    // CPU's copy of the variable at `addr` (the caller's promise), in one
+    // instruction that preemption cannot split.
+    unsafe {
+        core::arch::asm!(
+            "mov {v}, qword ptr gs:[{a}]",
+            a = in(reg) addr,
+            v = lateout(reg) v,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    v
+}
+
+/// Reads the 32-bit per-CPU variable at `addr`: this CPU's copy.
+///
+/// # Safety
+///
+/// `addr` is the per-CPU address of a variable at least 32 bits wide whose
+/// low 32 bits are wanted (`mace_percpu_addrs()`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn percpu_read_u32(addr: usize) -> u32 {
+    let v: u32;
+    // SAFETY: As in `percpu_read_u64`; x86_64 is little-endian, so the
+    // first four bytes are the low 32 bits.
+    unsafe {
+        core::arch::asm!(
+            "mov {v:e}, dword ptr gs:[{a}]",
+            a = in(reg) addr,
+            v = lateout(reg) v,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    v
+}
+
+/// Finds the per-CPU addresses of the current task pointer and the preempt
+/// count (x86_64), which the probes read inline, and checks that reading
+/// them gives what C reads. Called at load, in process context, before any
+/// probe is attached; an error fails the load.
+pub(crate) fn init() -> Result {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (mut current, mut preempt) = (0, 0);
+        // SAFETY: Both pointers are valid for writes.
+        unsafe { sys::mace_percpu_addrs(&mut current, &mut preempt) };
+        let (Ok(current), Ok(preempt)) = (usize::try_from(current), usize::try_from(preempt))
+        else {
+            return Err(EINVAL);
+        };
+        if current == 0 || preempt == 0 {
+            pr_err!("this kernel's per-CPU current task and preempt count are not known\n");
+            return Err(EINVAL);
+        }
+        // SAFETY: Both are per-CPU addresses from `mace_percpu_addrs()`,
+        // of a pointer and of a count at least 32 bits wide.
+        let (task, count) = unsafe { (percpu_read_u64(current), percpu_read_u32(preempt)) };
+        // SAFETY: No preconditions.
+        let (c_task, c_count) = unsafe { (sys::mace_current_task(), sys::mace_preempt_count()) };
+        // The count's top bit is x86's "need resched", which preempt_count()
+        // leaves out.
+        if task != c_task as u64 || count & 0x7fff_ffff != c_count {
+            pr_err!("the per-CPU current task or preempt count read inline is not what C reads\n");
+            return Err(EINVAL);
+        }
+        PERCPU_CURRENT.store(current, Relaxed);
+        PERCPU_PREEMPT.store(preempt, Relaxed);
+    }
+    Ok(())
+}
+
+/// The current task's `struct task_struct`.
+#[inline(always)]
+fn current_ptr() -> *const u8 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `init` set the per-CPU address of the current task pointer
+    // before any probe or caller ran (type invariants of the static).
+    unsafe {
+        percpu_read_u64(PERCPU_CURRENT.load(Relaxed)) as usize as *const u8
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: No preconditions.
+    unsafe {
+        sys::mace_current_task() as usize as *const u8
+    }
+}
+
+/// The current task's network namespace, null if it has none (it is
+/// exiting): `current->nsproxy->net_ns`.
+#[inline(always)]
+pub(super) fn current_net_raw() -> *mut sys::net {
+    let task = current_ptr();
+    // SAFETY: `task` is the current task, alive while it runs (or is
+    // interrupted here); its nsproxy is a `struct nsproxy *` at
+    // TASK_NSPROXY (mace_offsets.c checks), which only the task itself
+    // changes.
+    let nsproxy: *const u8 = unsafe { read_once(task, offs::TASK_NSPROXY) };
+    if nsproxy.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: A task's nsproxy lives while the task uses it; its net_ns
+    // is a `struct net *` at NSPROXY_NET_NS (checked).
+    unsafe { read_once(nsproxy, offs::NSPROXY_NET_NS) }
+}
 
 /// The registers of a task entering or leaving a syscall (`struct
 /// pt_regs`).
@@ -37,9 +175,46 @@ impl Regs {
     }
 
     /// The number of the syscall the task enters or leaves.
+    #[inline(always)]
     pub(crate) fn syscall_nr(&self) -> i64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: The registers are a `struct pt_regs`, whose orig_ax
+            // is an unsigned long at PT_REGS_ORIG_AX (mace_offsets.c
+            // checks). syscall_get_nr() returns it as an int.
+            let ax: u64 = unsafe { read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX) };
+            ax as i32 as i64
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: The registers are the current task's (type invariants).
-        unsafe { sys::mace_syscall_nr(self.as_ptr()) }
+        unsafe {
+            sys::mace_syscall_nr(self.as_ptr())
+        }
+    }
+
+    /// Whether the task is in a 32-bit compat syscall (whose numbers are
+    /// another table's): in_compat_syscall(), for these registers.
+    #[inline(always)]
+    pub(crate) fn in_compat_syscall(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if offs::TS_COMPAT_MASK == 0 && offs::X32_SYSCALL_MASK == 0 {
+                // A kernel without 32-bit syscalls.
+                return false;
+            }
+            // SAFETY: The current task's thread_info status is a u32 at
+            // TASK_TI_STATUS, and the registers' orig_ax an unsigned long
+            // at PT_REGS_ORIG_AX (mace_offsets.c checks both).
+            let (status, ax): (u32, u64) = unsafe {
+                (
+                    read_once(current_ptr(), offs::TASK_TI_STATUS),
+                    read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX),
+                )
+            };
+            status as usize & offs::TS_COMPAT_MASK != 0 || ax as usize & offs::X32_SYSCALL_MASK != 0
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        in_compat_syscall()
     }
 
     /// The syscall's first argument.
@@ -93,12 +268,13 @@ impl Syscalls {
 
 /// The current task's identity (a number unique among live tasks) and its
 /// thread id.
+#[inline(always)]
 pub(crate) fn current_task() -> (u64, u32) {
-    // SAFETY: No preconditions.
-    let task = unsafe { sys::mace_current_task() };
-    // SAFETY: No preconditions.
-    let tid = unsafe { sys::mace_current_tid() };
-    (task, u32::try_from(tid).unwrap_or(0))
+    let task = current_ptr();
+    // SAFETY: The current task's pid (its thread id in the initial pid
+    // namespace, task_pid_nr()) is a pid_t, an int, at TASK_PID (checked).
+    let tid: i32 = unsafe { read_once(task, offs::TASK_PID) };
+    (task as usize as u64, u32::try_from(tid).unwrap_or(0))
 }
 
 /// Whether the current task is in a 32-bit compat syscall (whose numbers
@@ -109,9 +285,30 @@ pub(crate) fn in_compat_syscall() -> bool {
 }
 
 /// Whether the CPU runs a task, not an interrupt or a softirq.
+#[inline(always)]
 pub(crate) fn in_task() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `init` set the per-CPU address of the preempt count
+        // before any probe or caller ran (type invariants of the static).
+        let count = unsafe { percpu_read_u32(PERCPU_PREEMPT.load(Relaxed)) } as usize;
+        if count & offs::IN_TASK_PREEMPT_MASK != 0 {
+            return false;
+        }
+        if offs::PREEMPT_RT == 0 {
+            return true;
+        }
+        // PREEMPT_RT counts softirqs in the task.
+        // SAFETY: Its softirq_disable_cnt is an int at
+        // TASK_SOFTIRQ_DISABLE_CNT (checked under PREEMPT_RT).
+        let cnt: i32 = unsafe { read_once(current_ptr(), offs::TASK_SOFTIRQ_DISABLE_CNT) };
+        cnt as usize & offs::SOFTIRQ_OFFSET == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: No preconditions.
-    unsafe { sys::mace_in_task() }
+    unsafe {
+        sys::mace_in_task()
+    }
 }
 
 /// The syscall the current task is in (-1 if none); meaningful only in task

@@ -152,17 +152,32 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock);
     /// `__consume_stateless_skb()`: `skb`, a UDP datagram, is freed.
     fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// Whether every hit is to be timed ([`Hooks::account`]); asked once, at
+    /// registration, which attaches timed probes or probes without a clock.
+    fn timed(&self) -> bool;
+    /// A timed hit of `hook` took `ns` nanoseconds.
+    fn account(&self, hook: Hook, ns: u64);
 }
 
 /// The one prologue of every probe: the handler from the probe's data, and
-/// the proof of an RCU read-side critical section, for `f`.
+/// the proof of an RCU read-side critical section, for `f`, the hit of
+/// `hook`; timed if `TIMED`.
+///
+/// Without a clock, `f` is the last thing the probe does: the handler's
+/// filters, inlined here, return at once for what they turn away, and the
+/// work they call is a tail call, so that a hit that is turned away saves
+/// no registers and keeps no frame.
 ///
 /// # Safety
 ///
 /// `data` is the handler of a live [`ProbeRegistration<T>`] and the call
 /// comes from one of the hooks it registered on.
 #[inline(always)]
-unsafe fn enter<T: Hooks>(data: *mut c_void, f: impl FnOnce(&T, &ProbeCx<'_>)) {
+unsafe fn enter<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    hook: Hook,
+    f: impl FnOnce(&T, &ProbeCx<'_>),
+) {
     // SAFETY: `data` is the `T` the registration keeps alive until no probe
     // runs any more (its `drop` unregisters and synchronizes first).
     let handler = unsafe { &*data.cast_const().cast::<T>() };
@@ -172,17 +187,28 @@ unsafe fn enter<T: Hooks>(data: *mut c_void, f: impl FnOnce(&T, &ProbeCx<'_>)) {
     let _rcu = RcuReadLock::new();
     // SAFETY: Inside an RCU read-side critical section until `f` returns:
     // the tracepoint's, or `_rcu`.
-    f(handler, &unsafe { ProbeCx::new() });
+    let cx = unsafe { ProbeCx::new() };
+    if TIMED {
+        let start = super::mono_ns();
+        f(handler, &cx);
+        handler.account(hook, super::mono_ns().wrapping_sub(start));
+    } else {
+        f(handler, &cx);
+    }
 }
 
 /// # Safety
 ///
 /// Called by the `sys_enter` tracepoint, with data from
 /// [`ProbeRegistration::register`].
-unsafe extern "C" fn sys_enter<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_regs, id: c_long) {
+unsafe extern "C" fn sys_enter<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    regs: *mut sys::pt_regs,
+    id: c_long,
+) {
     // SAFETY: See above; the tracepoint passes the current task's registers.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::SysEnter, |h, cx| {
             if let Some(regs) = Regs::from_raw(regs) {
                 h.sys_enter(cx, regs, id);
             }
@@ -194,10 +220,14 @@ unsafe extern "C" fn sys_enter<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_r
 ///
 /// Called by the `sys_exit` tracepoint, with data from
 /// [`ProbeRegistration::register`].
-unsafe extern "C" fn sys_exit<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_regs, ret: c_long) {
+unsafe extern "C" fn sys_exit<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    regs: *mut sys::pt_regs,
+    ret: c_long,
+) {
     // SAFETY: See above; the tracepoint passes the current task's registers.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::SysExit, |h, cx| {
             if let Some(regs) = Regs::from_raw(regs) {
                 h.sys_exit(cx, regs, ret);
             }
@@ -209,10 +239,13 @@ unsafe extern "C" fn sys_exit<T: Hooks>(data: *mut c_void, regs: *mut sys::pt_re
 ///
 /// Called by the `net_dev_queue` tracepoint, with data from
 /// [`ProbeRegistration::register`].
-unsafe extern "C" fn net_dev_queue<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+unsafe extern "C" fn net_dev_queue<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    skb: *mut sys::sk_buff,
+) {
     // SAFETY: See above; the packet is alive during the call.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::NetDevQueue, |h, cx| {
             if let Some(skb) = Skb::from_raw(skb) {
                 h.net_dev_queue(cx, skb);
             }
@@ -224,7 +257,7 @@ unsafe extern "C" fn net_dev_queue<T: Hooks>(data: *mut c_void, skb: *mut sys::s
 ///
 /// Called by the `net_dev_start_xmit` tracepoint, with data from
 /// [`ProbeRegistration::register`].
-unsafe extern "C" fn net_dev_start_xmit<T: Hooks>(
+unsafe extern "C" fn net_dev_start_xmit<T: Hooks, const TIMED: bool>(
     data: *mut c_void,
     skb: *const sys::sk_buff,
     dev: *const sys::net_device,
@@ -232,7 +265,7 @@ unsafe extern "C" fn net_dev_start_xmit<T: Hooks>(
     // SAFETY: See above; the packet and the device are alive during the
     // call.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::NetDevStartXmit, |h, cx| {
             if let (Some(skb), Some(dev)) = (Skb::from_raw(skb), Dev::from_raw(dev)) {
                 h.net_dev_start_xmit(cx, skb, dev);
             }
@@ -244,10 +277,13 @@ unsafe extern "C" fn net_dev_start_xmit<T: Hooks>(
 ///
 /// Called by the `netif_receive_skb` tracepoint, with data from
 /// [`ProbeRegistration::register`].
-unsafe extern "C" fn netif_receive_skb<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+unsafe extern "C" fn netif_receive_skb<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    skb: *mut sys::sk_buff,
+) {
     // SAFETY: See above; the packet is alive during the call.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::NetifReceiveSkb, |h, cx| {
             if let Some(skb) = Skb::from_raw(skb) {
                 h.netif_receive_skb(cx, skb);
             }
@@ -259,14 +295,14 @@ unsafe extern "C" fn netif_receive_skb<T: Hooks>(data: *mut c_void, skb: *mut sy
 ///
 /// Called by the `skb_copy_datagram_iovec` tracepoint, with data from
 /// [`ProbeRegistration::register`].
-unsafe extern "C" fn skb_copy_datagram_iovec<T: Hooks>(
+unsafe extern "C" fn skb_copy_datagram_iovec<T: Hooks, const TIMED: bool>(
     data: *mut c_void,
     skb: *const sys::sk_buff,
     len: c_int,
 ) {
     // SAFETY: See above; the packet is alive during the call.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::SkbCopyDatagramIovec, |h, cx| {
             if let Some(skb) = Skb::from_raw(skb) {
                 h.skb_copy_datagram_iovec(cx, skb, len);
             }
@@ -278,7 +314,7 @@ unsafe extern "C" fn skb_copy_datagram_iovec<T: Hooks>(
 ///
 /// Called by the function hook of `skb_consume_udp()`, with data from
 /// [`ProbeRegistration::register`] and the function's first two arguments.
-unsafe extern "C" fn skb_consume_udp<T: Hooks>(
+unsafe extern "C" fn skb_consume_udp<T: Hooks, const TIMED: bool>(
     data: *mut c_void,
     sk: *mut sys::sock,
     skb: *mut sys::sk_buff,
@@ -287,7 +323,7 @@ unsafe extern "C" fn skb_consume_udp<T: Hooks>(
     // function frees it after the hook), and so is the socket its reader
     // reads it from.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::SkbConsumeUdp, |h, cx| {
             if let (Some(sk), Some(skb)) = (Sock::from_raw(sk), Skb::from_raw(skb)) {
                 h.skb_consume_udp(cx, sk, skb);
             }
@@ -299,11 +335,14 @@ unsafe extern "C" fn skb_consume_udp<T: Hooks>(
 ///
 /// Called by the function hook of `__neigh_event_send()`, with data from
 /// [`ProbeRegistration::register`] and the function's packet.
-unsafe extern "C" fn neigh_event_send<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+unsafe extern "C" fn neigh_event_send<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    skb: *mut sys::sk_buff,
+) {
     // SAFETY: See above; the packet is alive during the call (the function
     // queues or frees it after the hook).
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::NeighEventSend, |h, cx| {
             if let Some(skb) = Skb::from_raw(skb) {
                 h.neigh_event_send(cx, skb);
             }
@@ -318,10 +357,14 @@ unsafe extern "C" fn neigh_event_send<T: Hooks>(data: *mut c_void, skb: *mut sys
 ///
 /// `data` is from [`ProbeRegistration::register`]; `sk` is null or the
 /// packet socket the hooked function or tracepoint was called for.
-unsafe fn packet_read<T: Hooks>(data: *mut c_void, hook: Hook, sk: *mut sys::sock) {
+unsafe fn packet_read<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    hook: Hook,
+    sk: *mut sys::sock,
+) {
     // SAFETY: the caller's contract; `sk` is valid during the hooked call.
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, hook, |h, cx| {
             if let Some(sk) = Sock::from_raw(sk) {
                 h.packet_read(cx, hook, sk);
             }
@@ -333,38 +376,50 @@ unsafe fn packet_read<T: Hooks>(data: *mut c_void, hook: Hook, sk: *mut sys::soc
 ///
 /// Called by the function hook of `packet_poll()`, with data from
 /// [`ProbeRegistration::register`] and the packet socket.
-unsafe extern "C" fn packet_poll<T: Hooks>(data: *mut c_void, sk: *mut sys::sock) {
+unsafe extern "C" fn packet_poll<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    sk: *mut sys::sock,
+) {
     // SAFETY: the caller's contract.
-    unsafe { packet_read::<T>(data, Hook::PacketPoll, sk) }
+    unsafe { packet_read::<T, TIMED>(data, Hook::PacketPoll, sk) }
 }
 
 /// # Safety
 ///
 /// Called by the function hook of `packet_recvmsg()`, with data from
 /// [`ProbeRegistration::register`] and the packet socket.
-unsafe extern "C" fn packet_recvmsg<T: Hooks>(data: *mut c_void, sk: *mut sys::sock) {
+unsafe extern "C" fn packet_recvmsg<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    sk: *mut sys::sock,
+) {
     // SAFETY: the caller's contract.
-    unsafe { packet_read::<T>(data, Hook::PacketRecvmsg, sk) }
+    unsafe { packet_read::<T, TIMED>(data, Hook::PacketRecvmsg, sk) }
 }
 
 /// # Safety
 ///
 /// Called by the C filter of the `sk_data_ready` tracepoint, with data from
 /// [`ProbeRegistration::register`] and a packet socket.
-unsafe extern "C" fn sk_data_ready<T: Hooks>(data: *mut c_void, sk: *mut sys::sock) {
+unsafe extern "C" fn sk_data_ready<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    sk: *mut sys::sock,
+) {
     // SAFETY: the caller's contract.
-    unsafe { packet_read::<T>(data, Hook::SkDataReady, sk) }
+    unsafe { packet_read::<T, TIMED>(data, Hook::SkDataReady, sk) }
 }
 
 /// # Safety
 ///
 /// Called by the function hook of `__consume_stateless_skb()`, with data
 /// from [`ProbeRegistration::register`] and the function's packet.
-unsafe extern "C" fn consume_stateless_skb<T: Hooks>(data: *mut c_void, skb: *mut sys::sk_buff) {
+unsafe extern "C" fn consume_stateless_skb<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    skb: *mut sys::sk_buff,
+) {
     // SAFETY: See above; the packet is alive during the call (the function
     // frees it after the hook).
     unsafe {
-        enter::<T>(data, |h, cx| {
+        enter::<T, TIMED>(data, Hook::ConsumeStatelessSkb, |h, cx| {
             if let Some(skb) = Skb::from_raw(skb) {
                 h.consume_stateless_skb(cx, skb);
             }
@@ -374,19 +429,19 @@ unsafe extern "C" fn consume_stateless_skb<T: Hooks>(data: *mut c_void, skb: *mu
 
 /// `T`'s probe for each hook, typed by `mace_helpers.h` (so the compiler
 /// checks each against its tracepoint), then untyped for registration.
-fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
-    let sys_enter: sys::mace_sys_enter_probe = Some(sys_enter::<T>);
-    let sys_exit: sys::mace_sys_exit_probe = Some(sys_exit::<T>);
-    let queue: sys::mace_net_dev_queue_probe = Some(net_dev_queue::<T>);
-    let xmit: sys::mace_net_dev_start_xmit_probe = Some(net_dev_start_xmit::<T>);
-    let receive: sys::mace_netif_receive_skb_probe = Some(netif_receive_skb::<T>);
-    let copy: sys::mace_skb_copy_datagram_iovec_probe = Some(skb_copy_datagram_iovec::<T>);
-    let udp: sys::mace_skb_consume_udp_probe = Some(skb_consume_udp::<T>);
-    let neigh: sys::mace_neigh_event_send_probe = Some(neigh_event_send::<T>);
-    let poll: sys::mace_packet_read_probe = Some(packet_poll::<T>);
-    let recvmsg: sys::mace_packet_read_probe = Some(packet_recvmsg::<T>);
-    let ready: sys::mace_packet_read_probe = Some(sk_data_ready::<T>);
-    let stateless: sys::mace_consume_stateless_skb_probe = Some(consume_stateless_skb::<T>);
+fn probes<T: Hooks, const TIMED: bool>() -> [(Hook, *mut c_void); HOOKS] {
+    let sys_enter: sys::mace_sys_enter_probe = Some(sys_enter::<T, TIMED>);
+    let sys_exit: sys::mace_sys_exit_probe = Some(sys_exit::<T, TIMED>);
+    let queue: sys::mace_net_dev_queue_probe = Some(net_dev_queue::<T, TIMED>);
+    let xmit: sys::mace_net_dev_start_xmit_probe = Some(net_dev_start_xmit::<T, TIMED>);
+    let receive: sys::mace_netif_receive_skb_probe = Some(netif_receive_skb::<T, TIMED>);
+    let copy: sys::mace_skb_copy_datagram_iovec_probe = Some(skb_copy_datagram_iovec::<T, TIMED>);
+    let udp: sys::mace_skb_consume_udp_probe = Some(skb_consume_udp::<T, TIMED>);
+    let neigh: sys::mace_neigh_event_send_probe = Some(neigh_event_send::<T, TIMED>);
+    let poll: sys::mace_packet_read_probe = Some(packet_poll::<T, TIMED>);
+    let recvmsg: sys::mace_packet_read_probe = Some(packet_recvmsg::<T, TIMED>);
+    let ready: sys::mace_packet_read_probe = Some(sk_data_ready::<T, TIMED>);
+    let stateless: sys::mace_consume_stateless_skb_probe = Some(consume_stateless_skb::<T, TIMED>);
     let null = core::ptr::null_mut;
     [
         (
@@ -440,16 +495,28 @@ fn probes<T: Hooks>() -> [(Hook, *mut c_void); HOOKS] {
 ///
 /// # Invariants
 ///
-/// Each probe of [`probes::<T>`] whose hook `attached` marks is registered
+/// Each probe of [`probes::<T, TIMED>`] (`TIMED` is `timed`) whose hook
+/// `attached` marks is registered
 /// with `handler` as data; every hook that is not [`Hook::optional`] is.
 pub(crate) struct ProbeRegistration<T: Hooks> {
     handler: Arc<T>,
+    timed: bool,
     attached: [bool; HOOKS],
 }
 
+/// `T`'s probes, timed or not.
+fn probes_of<T: Hooks>(timed: bool) -> [(Hook, *mut c_void); HOOKS] {
+    if timed {
+        probes::<T, true>()
+    } else {
+        probes::<T, false>()
+    }
+}
+
 impl<T: Hooks> ProbeRegistration<T> {
-    /// Attaches `handler` to every hook, or to none; an optional hook the
-    /// kernel lacks is left out and logged.
+    /// Attaches `handler` to every hook, or to none, with timed probes if
+    /// it asks for them ([`Hooks::timed`]); an optional hook the kernel
+    /// lacks is left out and logged.
     ///
     /// A second registration while one exists fails and attaches nothing:
     /// with the same handler, the tracepoint code refuses the same probe and
@@ -458,7 +525,8 @@ impl<T: Hooks> ProbeRegistration<T> {
     /// optional ones are never reached then.
     pub(crate) fn register(handler: Arc<T>) -> Result<Self> {
         let data = arc_data(&handler);
-        let probes = probes::<T>();
+        let timed = handler.timed();
+        let probes = probes_of::<T>(timed);
         let mut attached = [false; HOOKS];
         for (i, &(hook, probe)) in probes.iter().enumerate() {
             // SAFETY: `probe` has the type the tracepoint of `hook` calls
@@ -494,7 +562,11 @@ impl<T: Hooks> ProbeRegistration<T> {
         }
         // INVARIANT: `attached` marks the hooks registered with `handler`;
         // a required hook that failed returned above.
-        Ok(Self { handler, attached })
+        Ok(Self {
+            handler,
+            timed,
+            attached,
+        })
     }
 
     /// Whether a probe is attached to `hook`.
@@ -506,7 +578,7 @@ impl<T: Hooks> ProbeRegistration<T> {
 impl<T: Hooks> Drop for ProbeRegistration<T> {
     fn drop(&mut self) {
         let data = arc_data(&self.handler);
-        for ((hook, probe), _) in probes::<T>()
+        for ((hook, probe), _) in probes_of::<T>(self.timed)
             .into_iter()
             .zip(self.attached)
             .filter(|(_, a)| *a)
