@@ -103,7 +103,7 @@ pub(crate) fn init() -> Result {
         let (c_task, c_count) = unsafe { (sys::mace_current_task(), sys::mace_preempt_count()) };
         // The count's top bit is x86's "need resched", which preempt_count()
         // leaves out.
-        if task != c_task as u64 || count & 0x7fff_ffff != c_count {
+        if task != c_task || count & 0x7fff_ffff != c_count {
             pr_err!("the per-CPU current task or preempt count read inline is not what C reads\n");
             return Err(EINVAL);
         }
@@ -183,7 +183,7 @@ impl Regs {
             // is an unsigned long at PT_REGS_ORIG_AX (mace_offsets.c
             // checks). syscall_get_nr() returns it as an int.
             let ax: u64 = unsafe { read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX) };
-            ax as i32 as i64
+            i64::from(ax as i32)
         }
         #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: The registers are the current task's (type invariants).
@@ -211,7 +211,12 @@ impl Regs {
                     read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX),
                 )
             };
-            status as usize & offs::TS_COMPAT_MASK != 0 || ax as usize & offs::X32_SYSCALL_MASK != 0
+            // A mask is 0 where the configuration lacks its kind of
+            // syscall (the check above returned if both are).
+            #[allow(clippy::bad_bit_mask)]
+            let compat = status as usize & offs::TS_COMPAT_MASK != 0
+                || ax as usize & offs::X32_SYSCALL_MASK != 0;
+            compat
         }
         #[cfg(not(target_arch = "x86_64"))]
         in_compat_syscall()
