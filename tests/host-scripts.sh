@@ -22,7 +22,8 @@
 #   - make install INSTALL_MOD_PATH=<tmp> against the 6.12 test kernel (a
 #     copy of the work tree's sources);
 #   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree;
-#   - scripts/bench-profile-report on a small made-up run: its tables.
+#   - scripts/bench-profile-report on a small made-up run: its tables;
+#   - scripts/bench-report: what iputils ping's clock and print allow.
 #
 # Usage: tests/host-scripts.sh
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -131,6 +132,27 @@ expect "bench-profile-report: mace.ko functions with calls per ping" 0 \
 rm -f "$prof/on/counts.2"
 run "$MACE_TOP/scripts/bench-profile-report" "$prof"
 expect "bench-profile-report: a missing segment is an error" 1 'on: no .*on/counts\.2'
+
+# --- bench-report: what a tool's own clock allows ---------------------------------
+
+# iputils ping prints the difference of two whole-microsecond stamps: below
+# 1 ms up to 1 us from the time between them, above that its print's
+# rounding too; the error of a packet is what lies beyond.
+run python3 - "$MACE_TOP/scripts/bench-report" <<'PY'
+import importlib.machinery, importlib.util, sys
+loader = importlib.machinery.SourceFileLoader("bench_report", sys.argv[1])
+spec = importlib.util.spec_from_loader("bench_report", loader)
+br = importlib.util.module_from_spec(spec)
+loader.exec_module(br)
+r = br.ping_rtts(["64 bytes from 198.18.0.2: icmp_seq=1 ttl=63 time=0.031 ms",
+                  "64 bytes from 198.18.0.2: icmp_seq=2 ttl=63 time=1.23 ms"])
+print("rtts", r[1], r[2])
+f = br.fidelity([(31000, 10000, 11000, 8700, r[1][1]), (30000, 10000, 11000, 8700, r[1][1])], 2)
+print("errors", f["err_mean"], f["err_p99"])
+PY
+expect "bench-report: iputils ping's RTT is allowed 1 us below 1 ms, 6 us at 2 decimals" 0 \
+	'^rtts \(31000, 1000\) \(1230000, 6000\)$'
+expect "bench-report: a packet's error is what lies beyond that" 0 '^errors 150(\.0)? 300$'
 
 # --- The running kernel -------------------------------------------------------
 
