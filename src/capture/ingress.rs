@@ -446,7 +446,7 @@ impl Capture {
     /// belongs to its socket's namespace (the task's, if the socket is not
     /// known).
     fn deliver(&self, cx: &ProbeCx<'_>, skb: &Skb, sk: Option<&Sock>) {
-        if !task::in_task() || !self.syscalls.receives(task::current_syscall_nr()) {
+        if !task::in_task() {
             return;
         }
         match sk {
@@ -457,11 +457,15 @@ impl Capture {
         }
     }
 
+    /// A packet of the namespace `net` (its socket's, or the task's)
+    /// reaches the current task: taken from the ingress table if the
+    /// namespace captures and the task is in a receiving syscall.
     fn deliver_in(&self, cx: &ProbeCx<'_>, net: &Net, skb: &Skb, sk: Option<&Sock>) {
         let Some(state) = NET_STATE.get(cx, net) else {
             return;
         };
-        if !state.enabled() {
+        // The namespace first: it is read inline, the syscall through C.
+        if !state.enabled() || !self.syscalls.receives(task::current_syscall_nr()) {
             return;
         }
         // Found by its data buffer (a raw or ping socket's reader gets a
