@@ -487,6 +487,14 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
     })
 }
 
+/// Whether the TCP segment at `l4` in `l3`, `l4_len` bytes long by its
+/// network header, is all header; false if its header is cut short.
+fn tcp_without_payload(l3: &[u8], l4: usize, l4_len: usize) -> bool {
+    l4.checked_add(12)
+        .and_then(|at| l3.get(at))
+        .is_some_and(|&off| usize::from(off >> 4) * 4 == l4_len)
+}
+
 /// A digest of a packet's network header that stays the same from an outer
 /// device to the container's device (on `side` [`Side::Ingress`], a
 /// received packet) or from the container's device to the outer device
@@ -500,12 +508,24 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
 /// the remote address; IPv6: flow label, payload length, next header and
 /// the remote address. A packet of another host, or of a container on the
 /// same bridge, has another remote address.
+///
+/// A TCP segment without payload (an ACK, a SYN, a FIN, a reset: no byte
+/// a reader could get, so no identity, [`packet_id`]) has none either: no
+/// table holds it, so neither side spends a stamp or a lookup on it.
 pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
     let mut h = Hasher::new();
     match *l3.first()? >> 4 {
         4 => {
             let b: &[u8; 20] = l3.get(..20)?.try_into().ok()?;
-            let [_, _, l0, l1, i0, i1, f0, f1, _, proto, ..] = *b;
+            let [v, _, l0, l1, i0, i1, f0, f1, _, proto, ..] = *b;
+            // Not a fragment (no more fragments, offset 0).
+            if proto == IPPROTO_TCP && f0 & 0x3f == 0 && f1 == 0 {
+                let l4 = usize::from(v & 0x0f) * 4;
+                let total = usize::from(u16::from_be_bytes([l0, l1]));
+                if tcp_without_payload(l3, l4, total.wrapping_sub(l4)) {
+                    return None;
+                }
+            }
             h.word(u64::from_be_bytes([4, proto, l0, l1, i0, i1, f0, f1]));
             let at = match side {
                 Side::Ingress => 12,
@@ -516,6 +536,12 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
         6 => {
             let b: &[u8; 40] = l3.get(..40)?.try_into().ok()?;
             let [_, f0, f1, f2, l0, l1, next, ..] = *b;
+            // TCP right after the fixed header (no extension header).
+            if next == IPPROTO_TCP
+                && tcp_without_payload(l3, 40, usize::from(u16::from_be_bytes([l0, l1])))
+            {
+                return None;
+            }
             h.word(u64::from_be_bytes([6, next, f0 & 0x0f, f1, f2, l0, l1, 0]));
             let at = match side {
                 Side::Ingress => 8,

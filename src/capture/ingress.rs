@@ -21,8 +21,9 @@
 //! default), else at the syscall's return.
 //!
 //! NAT hides the receiving namespace until the packet reaches a task, so
-//! every packet of an outer device is stored, and the namespace decides at
-//! delivery whether it is reported.
+//! every packet of an outer device is stamped (but a TCP segment without
+//! payload, which no reader gets), and the namespace decides at delivery
+//! whether it is reported.
 //!
 //! A tool that reads its replies through a packet socket (libpcap) never
 //! makes a receiving syscall on an IP socket: a packet that a tap saw on a

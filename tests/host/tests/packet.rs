@@ -701,3 +701,40 @@ fn a_udp_gso_packet_is_its_first_datagram() {
     assert_eq!(g.pktid, 7);
     assert_ne!(identify(&gso, Side::Egress, 0).unwrap().key, f.key);
 }
+
+#[test]
+fn tcp_segments_without_payload_have_no_fingerprint() {
+    use Side::{Egress, Ingress};
+    let ack = tcp(80, 4000, 0x1234_5678, 4, 0x10, 0, b"");
+    let data = tcp(80, 4000, 0x1234_5678, 4, 0x18, 0, b"d");
+    let v4 = |l4: &[u8]| ipv4(REMOTE4, CONTAINER4, 6, 9, l4);
+    let v6 = |l4: &[u8]| ipv6(REMOTE6, CONTAINER6, 6, &[], l4);
+    for side in [Ingress, Egress] {
+        // No byte a reader could get: no identity, and no fingerprint.
+        for p in [v4(&ack), v6(&ack)] {
+            assert_eq!(packet_id(&p, side), None);
+            assert_eq!(fingerprint(&p, side), None, "{side:?}");
+        }
+        // One byte of payload is enough for both.
+        for p in [v4(&data), v6(&data)] {
+            assert!(packet_id(&p, side).is_some());
+            assert!(fingerprint(&p, side).is_some(), "{side:?}");
+        }
+        // IPv4 options before the segment.
+        let mut opts = v4(&ack);
+        opts[0] = 0x46;
+        opts.splice(20..20, [1, 1, 1, 0]);
+        let total = opts.len() as u16;
+        opts[2..4].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(fingerprint(&opts, side), None, "IPv4 options");
+        // A fragment, or a header cut short, is fingerprinted as before.
+        let mut frag = v4(&ack);
+        frag[6] = 0x20;
+        assert!(fingerprint(&frag, side).is_some(), "first fragment");
+        assert!(fingerprint(&v4(&ack)[..30], side).is_some(), "cut short");
+        // An extension header before the segment: not looked into.
+        let hop = [6, 0, 0, 0, 0, 0, 0, 0];
+        let ext = ipv6(REMOTE6, CONTAINER6, 0, &hop, &ack);
+        assert!(fingerprint(&ext, side).is_some(), "extension header");
+    }
+}
