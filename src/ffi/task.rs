@@ -12,8 +12,8 @@
 //! the current task pointer and the preempt count %gs-relative at the
 //! per-CPU addresses C gives at load ([`init`]), as the kernel's
 //! `this_cpu_read()` does, and the task's and registers' fields at the
-//! offsets of `mace_offsets.c`. Elsewhere, or if the check at load fails,
-//! these call C.
+//! offsets of `mace_offsets.c`; if what it reads at load is not what C
+//! reads, the load fails. Other architectures call C for these.
 
 use super::{offs, read_once, sys};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -90,6 +90,7 @@ pub(crate) fn init() -> Result {
         unsafe { sys::mace_percpu_addrs(&mut current, &mut preempt) };
         let (Ok(current), Ok(preempt)) = (usize::try_from(current), usize::try_from(preempt))
         else {
+            pr_err!("this kernel's per-CPU current task and preempt count are out of reach\n");
             return Err(EINVAL);
         };
         if current == 0 || preempt == 0 {
