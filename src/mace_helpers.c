@@ -20,7 +20,6 @@
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
 #include <linux/net.h>
-#include <linux/nsproxy.h>
 #include <linux/ratelimit.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
@@ -551,14 +550,6 @@ void mace_pernet_unregister(void)
 	unregister_pernet_subsys(&mace_net_ops);
 }
 
-struct net *mace_current_net(void)
-{
-	/* Only the task itself changes its nsproxy; an exiting task has none. */
-	struct nsproxy *nsproxy = current->nsproxy;
-
-	return nsproxy ? nsproxy->net_ns : NULL;
-}
-
 void mace_net_get(struct net *net)
 {
 	get_net(net);
@@ -986,11 +977,6 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
 unsigned long mace_current_task(void)
 {
 	return (unsigned long)current;
-}
-
-int mace_current_tid(void)
-{
-	return task_pid_nr(current);
 }
 
 _Bool mace_in_compat_syscall(void)

@@ -372,8 +372,6 @@ unsigned long mace_syscall_arg0(struct pt_regs *regs);
 unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq);
 /** A number that identifies the current task while it lives. */
 unsigned long mace_current_task(void);
-/** The current task's thread id in the initial pid namespace. */
-int mace_current_tid(void);
 /** Whether the current task is in a 32-bit compat syscall. */
 _Bool mace_in_compat_syscall(void);
 /** Whether the CPU runs a task (not an interrupt or softirq): in_task(). */
@@ -453,11 +451,6 @@ _Bool mace_dev_has_taps(const struct net_device *dev);
  * with its address, which the module loader resolves once.
  */
 extern struct net init_net;
-/**
- * The current task's network namespace, without taking a reference; NULL for
- * an exiting task. In interrupt context, that of the interrupted task.
- */
-struct net *mace_current_net(void);
 /** Takes a reference to @net. */
 void mace_net_get(struct net *net);
 /** Drops a reference taken by mace_net_get(). */

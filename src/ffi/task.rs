@@ -175,16 +175,22 @@ impl Regs {
         self.0.get()
     }
 
+    /// `orig_ax`: the syscall's number as the entry code saved it.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn orig_ax(&self) -> u64 {
+        // SAFETY: The registers are a `struct pt_regs`, whose orig_ax is an
+        // unsigned long at PT_REGS_ORIG_AX (mace_offsets.c checks).
+        unsafe { read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX) }
+    }
+
     /// The number of the syscall the task enters or leaves.
     #[inline(always)]
     pub(crate) fn syscall_nr(&self) -> i64 {
+        // syscall_get_nr() returns orig_ax as an int.
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: The registers are a `struct pt_regs`, whose orig_ax
-            // is an unsigned long at PT_REGS_ORIG_AX (mace_offsets.c
-            // checks). syscall_get_nr() returns it as an int.
-            let ax: u64 = unsafe { read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX) };
-            i64::from(ax as i32)
+            i64::from(self.orig_ax() as i32)
         }
         #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: The registers are the current task's (type invariants).
@@ -204,14 +210,9 @@ impl Regs {
                 return false;
             }
             // SAFETY: The current task's thread_info status is a u32 at
-            // TASK_TI_STATUS, and the registers' orig_ax an unsigned long
-            // at PT_REGS_ORIG_AX (mace_offsets.c checks both).
-            let (status, ax): (u32, u64) = unsafe {
-                (
-                    read_once(current_ptr(), offs::TASK_TI_STATUS),
-                    read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX),
-                )
-            };
+            // TASK_TI_STATUS (mace_offsets.c checks).
+            let status: u32 = unsafe { read_once(current_ptr(), offs::TASK_TI_STATUS) };
+            let ax = self.orig_ax();
             // A mask is 0 where the configuration lacks its kind of
             // syscall (the check above returned if both are).
             #[allow(clippy::bad_bit_mask)]
