@@ -13,7 +13,8 @@
 //! per-CPU addresses C gives at load ([`init`]), as the kernel's
 //! `this_cpu_read()` does, and the task's and registers' fields at the
 //! offsets of `mace_offsets.c`; if what it reads at load is not what C
-//! reads, the load fails. Other architectures call C for these.
+//! reads, the load fails. Other architectures ask C for the task pointer,
+//! `in_task()`, the compat status and the syscall number.
 
 use super::{offs, read_once, sys};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
