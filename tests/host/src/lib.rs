@@ -14,6 +14,10 @@ pub mod counters;
 pub mod entry;
 #[path = "../../../src/fifo.rs"]
 pub mod fifo;
+#[path = "../../../src/hist.rs"]
+pub mod hist;
+#[path = "../../../src/hist_parse.rs"]
+pub mod hist_parse;
 #[path = "../../../src/packet.rs"]
 pub mod packet;
 #[path = "../../../src/params.rs"]
