@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The callbacks from C other than probes: pernet operations, `/dev/mace`'s
-//! file operations, `/sys/class/mace`'s files, device events.
+//! The callbacks from C other than probes: pernet operations, the file
+//! operations of `/dev/mace` and `/dev/mace-hist`, `/sys/class/mace`'s
+//! files, device events.
 //!
 //! Each is a trait of the kernel layer implemented here by one safe call;
 //! the kernel layer turns the `Result`s into errnos on the way back to C.
@@ -12,9 +13,10 @@
 use crate::chardev::Reader;
 use crate::control::Control;
 use crate::ffi::class::{ClassAttr, ClassOps, Opener};
-use crate::ffi::file::{FileOps, UserWriter};
+use crate::ffi::file::{FileOps, MiscDevice, UserWriter};
 use crate::ffi::net::{Net, PernetOps};
 use crate::ffi::netdev::{NetdevEvent, NetdevOps};
+use crate::histdev::HistReader;
 use crate::netns::NetState;
 use crate::sysfs;
 use kernel::prelude::*;
@@ -56,6 +58,7 @@ impl NetdevOps for Control {
 }
 
 impl FileOps for Reader {
+    const DEVICE: MiscDevice = MiscDevice::Records;
     type Data = ();
 
     fn open(_data: &()) -> Result<Pin<KBox<Self>>> {
@@ -64,5 +67,18 @@ impl FileOps for Reader {
 
     fn read(&self, out: &mut UserWriter) -> Result<usize> {
         Reader::read(self, out)
+    }
+}
+
+impl FileOps for HistReader {
+    const DEVICE: MiscDevice = MiscDevice::Hist;
+    type Data = Control;
+
+    fn open(control: &Control) -> Result<Pin<KBox<Self>>> {
+        HistReader::open(control)
+    }
+
+    fn read(&self, out: &mut UserWriter) -> Result<usize> {
+        HistReader::read(self, out)
     }
 }

@@ -589,20 +589,45 @@ long long mace_net_owner_uid(const struct net *net)
 	return from_kuid(&init_user_ns, ns->owner);
 }
 
-/* /dev/mace */
+/* /dev/mace and /dev/mace-hist */
 
-static const struct mace_file_ops *mace_file;
-static void *mace_file_data;
+/* A misc device of mace and the Rust side of its open files. */
+struct mace_misc {
+	struct miscdevice dev;
+	const struct mace_file_ops *ops;
+	void *data;
+};
+
+static struct mace_misc mace_miscs[MACE_MISC_COUNT];
+
+/*
+ * The file operations of each device, which lead back to it: an open file's
+ * private_data is the Rust side's, and a deregistered device's minor may be
+ * reused, but its f_op stays.
+ */
+struct mace_misc_fops {
+	struct file_operations fops;
+	unsigned int index;
+};
+
+static struct mace_misc *mace_misc_of(const struct file *file)
+{
+	const struct mace_misc_fops *f =
+		container_of_const(file->f_op, struct mace_misc_fops, fops);
+
+	return &mace_miscs[f->index];
+}
 
 static int mace_fop_open(struct inode *inode, struct file *file)
 {
+	struct mace_misc *m = mace_misc_of(file);
 	void *priv = NULL;
 	int err;
 
 	err = stream_open(inode, file);
 	if (err)
 		return err;
-	err = mace_file->open(mace_file_data, &priv);
+	err = m->ops->open(m->data, &priv);
 	if (err)
 		return err;
 	file->private_data = priv;
@@ -612,27 +637,35 @@ static int mace_fop_open(struct inode *inode, struct file *file)
 static ssize_t mace_fop_read(struct file *file, char __user *buf, size_t len,
 			     loff_t *ppos)
 {
-	return mace_file->read(file->private_data, (void __force *)buf, len);
+	return mace_misc_of(file)->ops->read(file->private_data,
+					     (void __force *)buf, len);
 }
 
 static int mace_fop_release(struct inode *inode, struct file *file)
 {
-	mace_file->release(file->private_data);
+	mace_misc_of(file)->ops->release(file->private_data);
 	return 0;
 }
 
-static const struct file_operations mace_fops = {
-	.owner = THIS_MODULE,
-	.open = mace_fop_open,
-	.read = mace_fop_read,
-	.release = mace_fop_release,
+#define MACE_MISC_FOPS(i)                          \
+	[i] = {                                    \
+		.fops = {                          \
+			.owner = THIS_MODULE,      \
+			.open = mace_fop_open,     \
+			.read = mace_fop_read,     \
+			.release = mace_fop_release, \
+		},                                 \
+		.index = i,                        \
+	}
+
+static const struct mace_misc_fops mace_misc_fops[MACE_MISC_COUNT] = {
+	MACE_MISC_FOPS(MACE_MISC_RECORDS),
+	MACE_MISC_FOPS(MACE_MISC_HIST),
 };
 
-static struct miscdevice mace_misc = {
-	.minor = MISC_DYNAMIC_MINOR,
-	.name = "mace",
-	.fops = &mace_fops,
-	.mode = 0444,
+static const char *const mace_misc_names[MACE_MISC_COUNT] = {
+	[MACE_MISC_RECORDS] = "mace",
+	[MACE_MISC_HIST] = "mace-hist",
 };
 
 unsigned long mace_copy_to_user(void *ubuf, const void *src,
@@ -641,16 +674,27 @@ unsigned long mace_copy_to_user(void *ubuf, const void *src,
 	return copy_to_user((void __user __force *)ubuf, src, len);
 }
 
-int mace_misc_register(const struct mace_file_ops *ops, void *data)
+int mace_misc_register(unsigned int index, const struct mace_file_ops *ops,
+		       void *data)
 {
-	mace_file = ops;
-	mace_file_data = data;
-	return misc_register(&mace_misc);
+	struct mace_misc *m;
+
+	if (index >= MACE_MISC_COUNT)
+		return -EINVAL;
+	m = &mace_miscs[index];
+	m->ops = ops;
+	m->data = data;
+	m->dev.minor = MISC_DYNAMIC_MINOR;
+	m->dev.name = mace_misc_names[index];
+	m->dev.fops = &mace_misc_fops[index].fops;
+	m->dev.mode = 0444;
+	return misc_register(&m->dev);
 }
 
-void mace_misc_deregister(void)
+void mace_misc_deregister(unsigned int index)
 {
-	misc_deregister(&mace_misc);
+	if (index < MACE_MISC_COUNT)
+		misc_deregister(&mace_miscs[index].dev);
 }
 
 /* /sys/class/mace */

@@ -210,10 +210,15 @@ int mace_pernet_register(const struct mace_pernet_ops *ops, void *data,
 /** Unregisters them; pre_exit and release run for every namespace. */
 void mace_pernet_unregister(void);
 
-/* /dev/mace: a misc device. */
+/* /dev/mace and /dev/mace-hist: misc devices. */
+
+/* The misc devices: /dev/mace (latency records), /dev/mace-hist (histograms). */
+#define MACE_MISC_RECORDS 0
+#define MACE_MISC_HIST 1
+#define MACE_MISC_COUNT 2
 
 /**
- * struct mace_file_ops - the Rust side of /dev/mace's file operations.
+ * struct mace_file_ops - the Rust side of a misc device's file operations.
  *
  * Every callback runs in process context and may sleep.
  */
@@ -238,10 +243,14 @@ struct mace_file_ops {
  */
 unsigned long mace_copy_to_user(void *ubuf, const void *src,
 				unsigned long len);
-/** Creates /dev/mace with @ops. */
-int mace_misc_register(const struct mace_file_ops *ops, void *data);
-/** Removes /dev/mace. */
-void mace_misc_deregister(void);
+/**
+ * Creates misc device @index (MACE_MISC_*) with @ops, which get @data at
+ * open. Returns 0 or a negative errno (-EINVAL for an unknown @index).
+ */
+int mace_misc_register(unsigned int index, const struct mace_file_ops *ops,
+		       void *data);
+/** Removes misc device @index; its open files stay valid. */
+void mace_misc_deregister(unsigned int index);
 
 /* /sys/class/mace. */
 

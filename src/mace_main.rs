@@ -25,13 +25,14 @@
 //! mace_main                 the module: parameters, registrations
 //! probes, callbacks         where C calls in: tracepoints; pernet, file,
 //!                           sysfs and device callbacks
-//! control, sysfs, chardev   capture switch and outer devices; the files
+//! control, sysfs, chardev,  capture switch and outer devices; the files
+//! histdev
 //! capture/{egress,ingress}  the probes' logic, one path each
 //! netns                     per-namespace state, registry of namespaces
 //! ffi/                      the kernel layer: all unsafe, all version
 //!                           differences, safe types over C objects
 //! packet, entry, table,     core-only logic, also compiled and tested
-//! fifo, ring, record,       on the host (tests/host)
+//! fifo, ring, record, hist, on the host (tests/host)
 //! counters, parse, params,
 //! text
 //! ```
@@ -46,6 +47,7 @@ mod probes;
 mod capture;
 mod chardev;
 mod control;
+mod histdev;
 mod netns;
 mod sysfs;
 
@@ -60,6 +62,8 @@ mod counters;
 mod entry;
 #[allow(unreachable_pub)]
 mod fifo;
+#[allow(unreachable_pub)]
+mod hist;
 #[allow(unreachable_pub)]
 mod packet;
 #[allow(unreachable_pub)]
@@ -83,6 +87,7 @@ use ffi::class::ClassRegistration;
 use ffi::file::MiscRegistration;
 use ffi::net::PernetRegistration;
 use ffi::netdev::NetdevRegistration;
+use histdev::HistReader;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -98,12 +103,13 @@ module! {
 /// The loaded module: its registrations, in teardown order.
 ///
 /// Fields drop in declaration order: first what lets users in (sysfs, the
-/// device), then the per-namespace states (whose `pre_exit` switches every
+/// devices), then the per-namespace states (whose `pre_exit` switches every
 /// namespace's capture off, which unregisters the probes), then the device
 /// notifier, last the control they all share.
 struct Mace {
     _class: ClassRegistration<Control>,
     _misc: MiscRegistration<Reader>,
+    _hist: MiscRegistration<HistReader>,
     _pernet: PernetRegistration<Control>,
     _netdev: NetdevRegistration<Control>,
     _control: Arc<Control>,
@@ -132,6 +138,7 @@ impl kernel::Module for Mace {
         let netdev = NetdevRegistration::register(control.clone())?;
         let pernet = PernetRegistration::register(&netns::NET_STATE, control.clone())?;
         let misc = MiscRegistration::register(Arc::new((), GFP_KERNEL)?)?;
+        let hist = MiscRegistration::register(control.clone())?;
         let class = ClassRegistration::register(control.clone())?;
         pr_info!(
             "loaded: outer_dev={} table_size={} ring_size={} max_age_ms={} self_cost={} max_netns_per_user={}\n",
@@ -142,12 +149,18 @@ impl kernel::Module for Mace {
             u8::from(params.self_cost),
             params.max_netns_per_user
         );
+        if cfg!(mace_no_hist) {
+            pr_warn!(
+                "built with MACE_NO_HIST=1: no latency is counted in /dev/mace-hist (benchmark)\n"
+            );
+        }
         if cfg!(mace_null_probes) {
             pr_warn!("built with MACE_NULL_PROBES=1: the probes do nothing (benchmark floor)\n");
         }
         Ok(Mace {
             _class: class,
             _misc: misc,
+            _hist: hist,
             _pernet: pernet,
             _netdev: netdev,
             _control: control,

@@ -24,6 +24,7 @@ use crate::ffi::mono_to_real_ns;
 use crate::ffi::net::PernetKey;
 use crate::ffi::sync::{RcuSlot, Retired};
 use crate::ffi::tracepoint::ProbeCx;
+use crate::hist::Histogram;
 use crate::parse::TapEnd;
 use crate::record::{Direction, Record};
 use crate::ring::{Ring, RingStats, Slot};
@@ -129,6 +130,10 @@ pub(crate) struct NetState {
     ring_totals: Arc<RingTotals>,
     /// The counters.
     pub(crate) counters: NetCounters,
+    /// The egress latencies recorded, in buckets.
+    egress_hist: Histogram,
+    /// The ingress latencies recorded, in buckets.
+    ingress_hist: Histogram,
 }
 
 impl NetState {
@@ -145,6 +150,8 @@ impl NetState {
                 ring: RcuSlot::new(),
                 ring_totals: Arc::new(RingTotals::default(), GFP_KERNEL_ACCOUNT)?,
                 counters: NetCounters::default(),
+                egress_hist: Histogram::new(),
+                ingress_hist: Histogram::new(),
             },
             // Charged to the namespace's creator.
             GFP_KERNEL_ACCOUNT,
@@ -236,11 +243,19 @@ impl NetState {
         self.ring.take()
     }
 
+    /// The histogram of a direction's latencies.
+    pub(crate) fn hist(&self, dir: Direction) -> &Histogram {
+        match dir {
+            Direction::Egress => &self.egress_hist,
+            Direction::Ingress => &self.ingress_hist,
+        }
+    }
+
     /// Records the latency of a window from `start` to `end` (both
-    /// CLOCK_MONOTONIC), if capture is on: counts it as recorded and queues
-    /// it with the wall-clock time of its end (a full ring counts the drop
-    /// in the ring's stats). Returns whether it was recorded; if capture is
-    /// off it is counted as such.
+    /// CLOCK_MONOTONIC), if capture is on: counts it as recorded and in its
+    /// histogram, and queues it with the wall-clock time of its end (a full
+    /// ring counts the drop in the ring's stats). Returns whether it was
+    /// recorded; if capture is off it is counted as such.
     pub(crate) fn report(
         &self,
         cx: &ProbeCx<'_>,
@@ -261,9 +276,13 @@ impl NetState {
             Direction::Egress => &c.egress,
             Direction::Ingress => &c.ingress,
         });
+        let latency_ns = end.saturating_sub(start);
+        if !cfg!(mace_no_hist) {
+            self.hist(dir).add(latency_ns);
+        }
         let rec = Record {
             time_ns: mono_to_real_ns(end),
-            latency_ns: end.saturating_sub(start),
+            latency_ns,
             pktid,
             dir,
         };
@@ -272,6 +291,21 @@ impl NetState {
             let _ = ring.push(&rec);
         }
         true
+    }
+
+    /// Calls `f` with the name and value of each of the namespace's
+    /// counters and its rings' (those of `stats`, but `netns` and
+    /// `enabled`).
+    pub(crate) fn for_each_counter(&self, mut f: impl FnMut(&'static str, u64)) {
+        self.counters.for_each(&mut f);
+        let ring = self.ring_counters();
+        f("ring_size", ring.size as u64);
+        f("ring_queued", ring.queued as u64);
+        f("ring_pushed", ring.stats.pushed);
+        f("ring_popped", ring.stats.popped);
+        f("ring_full", ring.stats.full);
+        f("ring_busy", ring.stats.busy);
+        f("ring_discarded", ring.discarded);
     }
 
     /// The counters of the namespace's rings, the current one's included.
@@ -383,6 +417,16 @@ impl NsRegistry {
     pub(crate) fn detach(&self, state: &NetState) -> Option<Retired<NetState>> {
         let handle = state.handle.swap(0, Ordering::AcqRel);
         self.slot(handle)?.clear_if(state)
+    }
+
+    /// Calls `f` with the state of each namespace in the registry
+    /// (process context).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&NetState)) {
+        for slot in self.slots.iter() {
+            if let Some(state) = slot.get_arc() {
+                f(&state);
+            }
+        }
     }
 
     /// The state of the namespace with `handle`, if it is still there.

@@ -117,15 +117,7 @@ fn write_stats(
     };
     line("netns", u64::from(state.inum()));
     line("enabled", u64::from(state.enabled()));
-    state.counters.for_each(&mut line);
-    let ring = state.ring_counters();
-    line("ring_size", ring.size as u64);
-    line("ring_queued", ring.queued as u64);
-    line("ring_pushed", ring.stats.pushed);
-    line("ring_popped", ring.stats.popped);
-    line("ring_full", ring.stats.full);
-    line("ring_busy", ring.stats.busy);
-    line("ring_discarded", ring.discarded);
+    state.for_each_counter(&mut line);
     result?;
     if !net.is_init() {
         return Ok(());

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/dev/mace`: a misc device whose open files are values of a [`FileOps`]
-//! type.
+//! `/dev/mace` and `/dev/mace-hist`: misc devices whose open files are
+//! values of a [`FileOps`] type.
 //!
-//! The C side (`mace_helpers.c`) owns the `miscdevice` and its
+//! The C side (`mace_helpers.c`) owns the `miscdevice`s and their
 //! `file_operations` (open, read, release; a stream: no seek, no write);
 //! each operation calls the matching method through the table built here.
 //! The file operations' owner is the module, so an open file keeps the
@@ -16,8 +16,30 @@ use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+/// The misc devices of mace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MiscDevice {
+    /// `/dev/mace`: a namespace's latency records.
+    Records,
+    /// `/dev/mace-hist`: latency histograms.
+    Hist,
+}
+
+impl MiscDevice {
+    /// The C side's index of the device.
+    fn index(self) -> u32 {
+        match self {
+            MiscDevice::Records => sys::MACE_MISC_RECORDS,
+            MiscDevice::Hist => sys::MACE_MISC_HIST,
+        }
+    }
+}
+
 /// The open files of a misc device.
 pub(crate) trait FileOps: Send + Sync + Sized + 'static {
+    /// The device whose files these are.
+    const DEVICE: MiscDevice;
+
     /// What every open gets, from the registration.
     type Data: Send + Sync + 'static;
 
@@ -67,16 +89,17 @@ impl UserWriter {
     }
 }
 
-/// Whether a [`MiscRegistration`] exists (the C side has one device).
-static MISC_BUSY: AtomicBool = AtomicBool::new(false);
+/// Whether a [`MiscRegistration`] of each device exists (the C side has one
+/// of each), by [`MiscDevice::index`].
+static MISC_BUSY: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
-/// `/dev/mace`, registered; dropping removes it (open files stay valid and
-/// keep the module loaded).
+/// A misc device, registered; dropping removes it (open files stay valid
+/// and keep the module loaded).
 ///
 /// # Invariants
 ///
-/// `_claim` holds `MISC_BUSY` while this value lives, and the C side
-/// calls `T`'s methods with `data` as data.
+/// `_claim` holds `T::DEVICE`'s `MISC_BUSY` flag while this value lives,
+/// and the C side calls `T`'s methods with `data` as data.
 pub(crate) struct MiscRegistration<T: FileOps> {
     _data: Arc<T::Data>,
     _claim: Claim,
@@ -89,14 +112,17 @@ impl<T: FileOps> MiscRegistration<T> {
         release: Some(release::<T>),
     };
 
-    /// Creates `/dev/mace`; fails with `EBUSY` while it exists.
+    /// Creates the device; fails with `EBUSY` while it exists.
     pub(crate) fn register(data: Arc<T::Data>) -> Result<Self> {
-        let claim = Claim::take(&MISC_BUSY)?;
+        let index = T::DEVICE.index();
+        let busy = MISC_BUSY.get(usize::try_from(index)?).ok_or(EINVAL)?;
+        let claim = Claim::take(busy)?;
         // SAFETY: `OPS` is a static table whose callbacks match the C types
         // (checked by the compiler); `data` stays valid while `self` lives,
         // and open files (which outlive the registration) get their own
-        // state from `open`.
-        let err = unsafe { sys::mace_misc_register(&Self::OPS, arc_data(&data)) };
+        // state from `open`. `claim` excludes a second registration of
+        // the same device.
+        let err = unsafe { sys::mace_misc_register(index, &Self::OPS, arc_data(&data)) };
         to_result(err)?;
         // INVARIANT: Registered just above.
         Ok(Self {
@@ -109,7 +135,7 @@ impl<T: FileOps> MiscRegistration<T> {
 impl<T: FileOps> Drop for MiscRegistration<T> {
     fn drop(&mut self) {
         // SAFETY: Registered by `register`; after this no open can start.
-        unsafe { sys::mace_misc_deregister() };
+        unsafe { sys::mace_misc_deregister(T::DEVICE.index()) };
     }
 }
 
