@@ -131,6 +131,11 @@ condition() {
 			ip netns exec c1 bash -c "echo 1 > $ON"
 		;;
 	on) load && ip netns exec c1 bash -c "echo 1 > $ON" ;;
+	on-nohist)
+		# mace on, counting nothing in its histograms: what they cost.
+		unload && insmod /lib/mace/mace-nohist.ko outer_dev=eth0 &&
+			ip netns exec c1 bash -c "echo 1 > $ON"
+		;;
 	other-on) load && ip netns exec c2 bash -c "echo 1 > $ON" ;;
 	ftrace) unload && ftrace 1 ;;
 	bpftrace) unload && peer_start ;;
@@ -150,7 +155,7 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on other-on ftrace $(peer_ok && echo bpftrace); do
+		for cond in unloaded loaded-off null on $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on ftrace $(peer_ok && echo bpftrace); do
 			if ! condition "$cond"; then
 				echo "BENCH FAILED condition=$cond round=$r"
 				continue
