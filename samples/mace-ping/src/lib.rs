@@ -1,69 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The logic of `mace-ping` that needs no network or kernel: command-line
-//! parsing, `/dev/mace` line parsing, joining replies with their latencies,
-//! statistics and output formatting. `main.rs` does the I/O.
+//! parsing, joining replies with their latencies (the `/dev/mace` lines
+//! parsed by `mace-core`, next to the module's formatter), statistics and
+//! output formatting. `main.rs` does the I/O.
 
+use mace_core::record::{Direction, Record};
+use mace_core::record_parse::parse_line;
 use std::fmt::Write as _;
 use std::time::Duration;
-
-/// The direction of a `/dev/mace` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    /// From the send syscall to the outer device.
-    Egress,
-    /// From the outer device to the receive syscall's return.
-    Ingress,
-}
-
-/// One `/dev/mace` line: `[sec.usec] (pktid) egress|ingress: ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaceLine {
-    /// Wall-clock time at which the window ended, in microseconds.
-    pub wall_us: u64,
-    /// The packet id (the ICMP sequence number for ping).
-    pub pktid: u32,
-    /// Which window.
-    pub dir: Dir,
-    /// The latency in nanoseconds.
-    pub ns: u64,
-}
-
-/// Parses one `/dev/mace` line (without its newline); `None` if malformed.
-pub fn parse_line(line: &str) -> Option<MaceLine> {
-    let rest = line.strip_prefix('[')?;
-    let (stamp, rest) = rest.split_once("] (")?;
-    let (sec, usec) = stamp.split_once('.')?;
-    if usec.len() != 6 {
-        return None;
-    }
-    let wall_us = sec
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(1_000_000)?
-        .checked_add(usec.parse::<u64>().ok()?)?;
-    let (pktid, rest) = rest.split_once(") ")?;
-    let (dir, ns) = rest.split_once(": ")?;
-    let dir = match dir {
-        "egress" => Dir::Egress,
-        "ingress" => Dir::Ingress,
-        _ => return None,
-    };
-    if !ns.bytes().all(|b| b.is_ascii_digit()) || !pktid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(MaceLine {
-        wall_us,
-        pktid: pktid.parse().ok()?,
-        dir,
-        ns: ns.parse().ok()?,
-    })
-}
 
 /// Latency lines not yet joined with a reply.
 #[derive(Default)]
 pub struct Joiner {
-    lines: Vec<MaceLine>,
+    lines: Vec<Record>,
 }
 
 /// The most lines kept waiting for a reply (older ones are dropped).
@@ -100,9 +50,10 @@ impl Joiner {
     /// ended between `from_us` and `to_us` (wall-clock microseconds): the
     /// window of one ping, so that lines of other tools' packets with the
     /// same id are not taken.
-    pub fn take(&mut self, pktid: u32, dir: Dir, from_us: u64, to_us: u64) -> Option<MaceLine> {
+    pub fn take(&mut self, pktid: u32, dir: Direction, from_us: u64, to_us: u64) -> Option<Record> {
         let i = self.lines.iter().position(|l| {
-            l.pktid == pktid && l.dir == dir && l.wall_us >= from_us && l.wall_us <= to_us
+            let wall_us = l.time_ns / 1_000;
+            l.pktid == pktid && l.dir == dir && wall_us >= from_us && wall_us <= to_us
         })?;
         Some(self.lines.remove(i))
     }
@@ -115,15 +66,16 @@ impl Joiner {
             let open = out.iter_mut().rev().find(|(id, e, i)| {
                 *id == l.pktid
                     && match l.dir {
-                        Dir::Egress => e.is_none(),
-                        Dir::Ingress => i.is_none(),
+                        Direction::Egress => e.is_none(),
+                        Direction::Ingress => i.is_none(),
                     }
             });
+            let ns = l.latency_ns;
             match (open, l.dir) {
-                (Some(p), Dir::Egress) => p.1 = Some(l.ns),
-                (Some(p), Dir::Ingress) => p.2 = Some(l.ns),
-                (None, Dir::Egress) => out.push((l.pktid, Some(l.ns), None)),
-                (None, Dir::Ingress) => out.push((l.pktid, None, Some(l.ns))),
+                (Some(p), Direction::Egress) => p.1 = Some(ns),
+                (Some(p), Direction::Ingress) => p.2 = Some(ns),
+                (None, Direction::Egress) => out.push((l.pktid, Some(ns), None)),
+                (None, Direction::Ingress) => out.push((l.pktid, None, Some(ns))),
             }
         }
         out
@@ -558,35 +510,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_lines() {
-        assert_eq!(
-            parse_line("[1795318659.011044] (1) egress: 56003500"),
-            Some(MaceLine {
-                wall_us: 1_795_318_659_011_044,
-                pktid: 1,
-                dir: Dir::Egress,
-                ns: 56_003_500
-            })
-        );
-        assert_eq!(
-            parse_line("[5.000042] (65535) ingress: 7").map(|l| (l.dir, l.pktid, l.ns)),
-            Some((Dir::Ingress, 65535, 7))
-        );
-        for bad in [
-            "",
-            "[1.1] (1) egress: 5",
-            "[1.000001] (1) sideways: 5",
-            "[1.000001] (x) egress: 5",
-            "[1.000001] (1) egress: -5",
-            "[1.000001] (1) egress: 5x",
-            "1.000001] (1) egress: 5",
-            "[99999999999999999999.000001] (1) egress: 5",
-        ] {
-            assert_eq!(parse_line(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn joins_by_id_direction_and_time_window() {
         let mut j = Joiner::new();
         let n = j.add_text(
@@ -597,11 +520,15 @@ mod tests {
         );
         assert_eq!(n, 3);
         // Our ping of seq 7 ran from 10.000000 to 10.000400.
-        let e = j.take(7, Dir::Egress, 10_000_000, 10_000_400).unwrap();
-        let i = j.take(7, Dir::Ingress, 10_000_000, 10_000_400).unwrap();
-        assert_eq!((e.ns, i.ns), (100, 200));
+        let e = j
+            .take(7, Direction::Egress, 10_000_000, 10_000_400)
+            .unwrap();
+        let i = j
+            .take(7, Direction::Ingress, 10_000_000, 10_000_400)
+            .unwrap();
+        assert_eq!((e.latency_ns, i.latency_ns), (100, 200));
         // Another tool's packet with the same id, later: not ours.
-        assert_eq!(j.take(7, Dir::Egress, 10_000_000, 10_000_400), None);
+        assert_eq!(j.take(7, Direction::Egress, 10_000_000, 10_000_400), None);
         assert_eq!(j.len(), 1);
     }
 

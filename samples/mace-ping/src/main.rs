@@ -9,9 +9,10 @@
 //! return) plus what lies beyond the outer NIC. See `--help` and
 //! Documentation/mace.rst.
 
+use mace_core::record::Direction;
 use mace_ping::{
-    echo_reply, echo_request, packet_json, packet_line, parse_args, strip_ipv4, Dir, Joiner,
-    Options, PingResult, SockKind, Summary, USAGE,
+    echo_reply, echo_request, packet_json, packet_line, parse_args, strip_ipv4, Joiner, Options,
+    PingResult, SockKind, Summary, USAGE,
 };
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -348,8 +349,12 @@ fn ping(o: &Options, mut dev: Option<&mut File>) -> Result<ExitCode, Fatal> {
             let r = PingResult {
                 seq,
                 rtt_ns: t1.saturating_sub(t0),
-                egress_ns: joiner.take(pktid, Dir::Egress, lo, hi).map(|l| l.ns),
-                ingress_ns: joiner.take(pktid, Dir::Ingress, lo, hi).map(|l| l.ns),
+                egress_ns: joiner
+                    .take(pktid, Direction::Egress, lo, hi)
+                    .map(|l| l.latency_ns),
+                ingress_ns: joiner
+                    .take(pktid, Direction::Ingress, lo, hi)
+                    .map(|l| l.latency_ns),
             };
             summary.add(&r);
             if o.json {
