@@ -113,6 +113,7 @@ fn malformed_lines_are_rejected() {
         "\n",
         "garbage",
         "[1.1] (1) egress: 5",
+        "[1.12345] (1) egress: 5",
         "[1.1234567] (1) egress: 5",
         "[1.000001] (1) sideways: 5",
         "[1.000001] (1) Egress: 5",
