@@ -118,7 +118,10 @@ fn pending_list_is_bounded_and_ordered() {
     }));
     assert_eq!(t, full, "a push into a full list changes nothing");
     let ids: Vec<u32> = t.pending().iter().map(|p| p.pktid).collect();
-    assert_eq!(ids, (0..MAX_PENDING as u32).map(|i| i * 10).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        (0..MAX_PENDING as u32).map(|i| i * 10).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -178,6 +178,9 @@ fn concurrent_updates_pushes_and_pops_keep_every_record_whole() {
     }
     for (i, r) in popped.iter().enumerate() {
         assert_eq!(r[0], i as u64 + 1, "first in, first out");
-        assert!(r[1] == r[0] * 3 || r[1] == r[0] * 3 + 1, "record {r:?} is whole");
+        assert!(
+            r[1] == r[0] * 3 || r[1] == r[0] * 3 + 1,
+            "record {r:?} is whole"
+        );
     }
 }

@@ -534,7 +534,13 @@ fn packet_id_is_identify_without_the_key() {
     let packets = [
         ipv4(REMOTE4, CONTAINER4, 1, 9, &icmp(0, 1, 7, 0, PING_PAYLOAD)),
         ipv4(REMOTE4, CONTAINER4, 1, 9, &icmp(3, 1, 7, 0, PING_PAYLOAD)),
-        ipv4(REMOTE4, CONTAINER4, 17, 9, &udp(53, 4000, 0, b"\x01\x02\x03\x04more")),
+        ipv4(
+            REMOTE4,
+            CONTAINER4,
+            17,
+            9,
+            &udp(53, 4000, 0, b"\x01\x02\x03\x04more"),
+        ),
         ipv4(REMOTE4, CONTAINER4, 17, 9, &udp(53, 4000, 0, b"\x01\x02")),
         ipv4(
             REMOTE4,
@@ -543,7 +549,13 @@ fn packet_id_is_identify_without_the_key() {
             9,
             &tcp(80, 4000, 0x1234_5678, 4, 0x18, 0, b"data"),
         ),
-        ipv6(REMOTE6, CONTAINER6, 58, &[], &icmp(129, 1, 7, 0, PING_PAYLOAD)),
+        ipv6(
+            REMOTE6,
+            CONTAINER6,
+            58,
+            &[],
+            &icmp(129, 1, 7, 0, PING_PAYLOAD),
+        ),
         ipv6(REMOTE6, CONTAINER6, 17, &[], &udp(53, 4000, 0, b"abcdefgh")),
     ];
     for (i, p) in packets.iter().enumerate() {
