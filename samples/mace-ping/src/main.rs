@@ -4,7 +4,7 @@
 //! container host adds, as measured by the mace kernel module.
 //!
 //! It stamps CLOCK_MONOTONIC right before each `sendto` and right after the
-//! `recvfrom` that returns the reply, so that its RTT spans exactly mace's
+//! `recv` that returns the reply, so that its RTT spans exactly mace's
 //! two windows (send syscall entry to outer NIC, outer NIC to receive syscall
 //! return) plus what lies beyond the outer NIC. See `--help` and
 //! Documentation/mace.rst.
