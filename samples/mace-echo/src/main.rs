@@ -24,7 +24,10 @@
 //! the push client reads and discards that stream in a second thread while
 //! it sends its COUNT requests (printing `seq N` for each), so that TCP
 //! acknowledges incoming data while the client is inside its send syscalls.
+//!
+//! Arguments are parsed by clap; a usage error exits with 1 too.
 
+use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
@@ -33,9 +36,64 @@ use std::time::{Duration, Instant};
 
 const REQUEST_BYTES: usize = 64;
 
-fn usage() -> String {
-    "usage: mace-echo udp-server|udp-client|tcp-server|tcp-client|tcp-push-server|tcp-push-client ADDR:PORT [COUNT [INTERVAL_MS]]"
-        .to_string()
+/// The exit status of any error, usage errors included.
+const ERROR_EXIT: u8 = 1;
+
+/// UDP and TCP request/response clients and echo servers, for testing mace.
+#[derive(Debug, PartialEq, Parser)]
+#[command(name = "mace-echo")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+/// What to run.
+#[derive(Debug, PartialEq, Subcommand)]
+enum Mode {
+    /// Echoes UDP datagrams until killed.
+    UdpServer {
+        /// Address to listen on.
+        #[arg(value_name = "ADDR:PORT")]
+        addr: SocketAddr,
+    },
+    /// Sends COUNT requests as UDP datagrams, one at a time.
+    UdpClient(Client),
+    /// Echoes TCP requests until killed.
+    TcpServer {
+        /// Address to listen on.
+        #[arg(value_name = "ADDR:PORT")]
+        addr: SocketAddr,
+    },
+    /// Sends COUNT requests on one TCP connection, one at a time.
+    TcpClient(Client),
+    /// Streams data to every TCP client, without pause, until killed.
+    TcpPushServer {
+        /// Address to listen on.
+        #[arg(value_name = "ADDR:PORT")]
+        addr: SocketAddr,
+    },
+    /// Sends COUNT requests while reading a push server's stream.
+    TcpPushClient(Client),
+}
+
+/// A client's arguments.
+#[derive(Debug, PartialEq, Args)]
+struct Client {
+    /// The server's address.
+    #[arg(value_name = "ADDR:PORT")]
+    addr: SocketAddr,
+    /// Requests to send.
+    #[arg(value_name = "COUNT")]
+    count: u32,
+    /// Pause after each request, in milliseconds.
+    #[arg(value_name = "INTERVAL_MS", default_value_t = 10)]
+    interval_ms: u64,
+}
+
+impl Client {
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
 }
 
 fn request(seq: u32) -> [u8; REQUEST_BYTES] {
@@ -161,46 +219,99 @@ fn tcp_push_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(
     Ok(())
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    let (Some(mode), Some(addr)) = (args.get(1), args.get(2)) else {
-        return Err(usage());
-    };
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("{addr}: not ADDR:PORT ({e})"))?;
-    let count = || -> Result<u32, String> {
-        args.get(3)
-            .ok_or_else(usage)?
-            .parse()
-            .map_err(|e| format!("COUNT: {e}"))
-    };
-    let interval = || -> Result<Duration, String> {
-        match args.get(4) {
-            Some(ms) => ms
-                .parse()
-                .map(Duration::from_millis)
-                .map_err(|e| format!("INTERVAL_MS: {e}")),
-            None => Ok(Duration::from_millis(10)),
-        }
-    };
-    match mode.as_str() {
-        "udp-server" => udp_server(addr),
-        "udp-client" => udp_client(addr, count()?, interval()?),
-        "tcp-server" => tcp_server(addr),
-        "tcp-client" => tcp_client(addr, count()?, interval()?),
-        "tcp-push-server" => tcp_push_server(addr),
-        "tcp-push-client" => tcp_push_client(addr, count()?, interval()?),
-        _ => Err(usage()),
+fn run(mode: &Mode) -> Result<(), String> {
+    match mode {
+        Mode::UdpServer { addr } => udp_server(*addr),
+        Mode::UdpClient(c) => udp_client(c.addr, c.count, c.interval()),
+        Mode::TcpServer { addr } => tcp_server(*addr),
+        Mode::TcpClient(c) => tcp_client(c.addr, c.count, c.interval()),
+        Mode::TcpPushServer { addr } => tcp_push_server(*addr),
+        Mode::TcpPushClient(c) => tcp_push_client(c.addr, c.count, c.interval()),
     }
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    match run(&args) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help goes to stdout and exits 0; usage errors exit 1, as
+            // every other error of this tool.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(ERROR_EXIT)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(&cli.mode) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mace-echo: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(ERROR_EXIT)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mace-echo").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_and_arguments() {
+        let v4: SocketAddr = "198.18.0.2:7777".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::2]:7778".parse().unwrap();
+        assert_eq!(
+            parse(&["udp-server", "198.18.0.2:7777"]).unwrap().mode,
+            Mode::UdpServer { addr: v4 }
+        );
+        assert_eq!(
+            parse(&["tcp-push-server", "[2001:db8::2]:7778"])
+                .unwrap()
+                .mode,
+            Mode::TcpPushServer { addr: v6 }
+        );
+        assert_eq!(
+            parse(&["tcp-client", "[2001:db8::2]:7778", "100", "20"])
+                .unwrap()
+                .mode,
+            Mode::TcpClient(Client {
+                addr: v6,
+                count: 100,
+                interval_ms: 20
+            })
+        );
+        let Mode::UdpClient(c) = parse(&["udp-client", "198.18.0.2:7777", "5"]).unwrap().mode
+        else {
+            panic!("not udp-client");
+        };
+        assert_eq!((c.count, c.interval()), (5, Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &[][..],
+            &["udp-server"],
+            &["udp-server", "198.18.0.2"],
+            &["udp-client", "198.18.0.2:7777"],
+            &["udp-client", "198.18.0.2:7777", "x"],
+            &["udp-client", "198.18.0.2:7777", "-1"],
+            &["tcp-client", "198.18.0.2:7777", "1", "x"],
+            &["echo-server", "198.18.0.2:7777"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.use_stderr(), "{bad:?} is a usage error");
         }
     }
 }

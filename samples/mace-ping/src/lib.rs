@@ -1,69 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The logic of `mace-ping` that needs no network or kernel: command-line
-//! parsing, `/dev/mace` line parsing, joining replies with their latencies,
-//! statistics and output formatting. `main.rs` does the I/O.
+//! parsing (clap), joining replies with their latencies (the `/dev/mace`
+//! lines parsed by `mace-core`, next to the module's formatter), statistics
+//! and output formatting (JSON by serde_json). `main.rs` does the I/O.
 
+use clap::Parser;
+use mace_core::record::{Direction, Record};
+use mace_core::record_parse::parse_line;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::time::Duration;
-
-/// The direction of a `/dev/mace` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    /// From the send syscall to the outer device.
-    Egress,
-    /// From the outer device to the receive syscall's return.
-    Ingress,
-}
-
-/// One `/dev/mace` line: `[sec.usec] (pktid) egress|ingress: ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaceLine {
-    /// Wall-clock time at which the window ended, in microseconds.
-    pub wall_us: u64,
-    /// The packet id (the ICMP sequence number for ping).
-    pub pktid: u32,
-    /// Which window.
-    pub dir: Dir,
-    /// The latency in nanoseconds.
-    pub ns: u64,
-}
-
-/// Parses one `/dev/mace` line (without its newline); `None` if malformed.
-pub fn parse_line(line: &str) -> Option<MaceLine> {
-    let rest = line.strip_prefix('[')?;
-    let (stamp, rest) = rest.split_once("] (")?;
-    let (sec, usec) = stamp.split_once('.')?;
-    if usec.len() != 6 {
-        return None;
-    }
-    let wall_us = sec
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(1_000_000)?
-        .checked_add(usec.parse::<u64>().ok()?)?;
-    let (pktid, rest) = rest.split_once(") ")?;
-    let (dir, ns) = rest.split_once(": ")?;
-    let dir = match dir {
-        "egress" => Dir::Egress,
-        "ingress" => Dir::Ingress,
-        _ => return None,
-    };
-    if !ns.bytes().all(|b| b.is_ascii_digit()) || !pktid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(MaceLine {
-        wall_us,
-        pktid: pktid.parse().ok()?,
-        dir,
-        ns: ns.parse().ok()?,
-    })
-}
 
 /// Latency lines not yet joined with a reply.
 #[derive(Default)]
 pub struct Joiner {
-    lines: Vec<MaceLine>,
+    lines: Vec<Record>,
 }
 
 /// The most lines kept waiting for a reply (older ones are dropped).
@@ -100,9 +53,10 @@ impl Joiner {
     /// ended between `from_us` and `to_us` (wall-clock microseconds): the
     /// window of one ping, so that lines of other tools' packets with the
     /// same id are not taken.
-    pub fn take(&mut self, pktid: u32, dir: Dir, from_us: u64, to_us: u64) -> Option<MaceLine> {
+    pub fn take(&mut self, pktid: u32, dir: Direction, from_us: u64, to_us: u64) -> Option<Record> {
         let i = self.lines.iter().position(|l| {
-            l.pktid == pktid && l.dir == dir && l.wall_us >= from_us && l.wall_us <= to_us
+            let wall_us = l.time_ns / 1_000;
+            l.pktid == pktid && l.dir == dir && wall_us >= from_us && wall_us <= to_us
         })?;
         Some(self.lines.remove(i))
     }
@@ -115,15 +69,16 @@ impl Joiner {
             let open = out.iter_mut().rev().find(|(id, e, i)| {
                 *id == l.pktid
                     && match l.dir {
-                        Dir::Egress => e.is_none(),
-                        Dir::Ingress => i.is_none(),
+                        Direction::Egress => e.is_none(),
+                        Direction::Ingress => i.is_none(),
                     }
             });
+            let ns = l.latency_ns;
             match (open, l.dir) {
-                (Some(p), Dir::Egress) => p.1 = Some(l.ns),
-                (Some(p), Dir::Ingress) => p.2 = Some(l.ns),
-                (None, Dir::Egress) => out.push((l.pktid, Some(l.ns), None)),
-                (None, Dir::Ingress) => out.push((l.pktid, None, Some(l.ns))),
+                (Some(p), Direction::Egress) => p.1 = Some(ns),
+                (Some(p), Direction::Ingress) => p.2 = Some(ns),
+                (None, Direction::Egress) => out.push((l.pktid, Some(ns), None)),
+                (None, Direction::Ingress) => out.push((l.pktid, None, Some(ns))),
             }
         }
         out
@@ -198,59 +153,7 @@ pub enum SockKind {
     Dgram,
 }
 
-/// Options of `mace-ping`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Options {
-    /// Host to ping (None in annotate mode).
-    pub target: Option<String>,
-    /// Echo requests to send (0: until interrupted).
-    pub count: u64,
-    /// Time between requests.
-    pub interval: Duration,
-    /// Time to wait for each reply.
-    pub timeout: Duration,
-    /// Payload bytes.
-    pub size: usize,
-    /// Force IPv4 (4), IPv6 (6) or neither (0).
-    pub family: u8,
-    /// Socket kind.
-    pub sock: SockKind,
-    /// One JSON object per line instead of text.
-    pub json: bool,
-    /// Only read and annotate `/dev/mace`.
-    pub annotate: bool,
-    /// With `annotate`: keep reading, this long (None: read once).
-    pub follow: Option<Duration>,
-    /// Leave capture on at exit if mace-ping switched it on.
-    pub keep_on: bool,
-    /// Print nothing per packet, only the summary.
-    pub quiet: bool,
-    /// Do not use mace at all: a plain ping with nanosecond RTTs (for
-    /// comparisons with mace unloaded).
-    pub plain: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            target: None,
-            count: 0,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(2),
-            size: 56,
-            family: 0,
-            sock: SockKind::Auto,
-            json: false,
-            annotate: false,
-            follow: None,
-            keep_on: false,
-            quiet: false,
-            plain: false,
-        }
-    }
-}
-
-/// Usage text.
+/// Usage text, printed by `-h` and `--help`.
 pub const USAGE: &str = "\
 usage: mace-ping [-4|-6] [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE]
                  [--raw|--dgram] [--json] [-q] [--keep-on] [--plain] TARGET
@@ -267,70 +170,134 @@ exit status: 0 replies received, 1 no reply, 2 usage or network error,
 3 mace is not loaded, 4 capture is off and may not be switched on (or
 /dev/mace may not be read)";
 
-fn secs(s: &str, what: &str) -> Result<Duration, String> {
+/// The synopsis that clap's usage errors show.
+const SYNOPSIS: &str = "\
+mace-ping [-4|-6] [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE]
+                 [--raw|--dgram] [--json] [-q] [--keep-on] [--plain] TARGET
+       mace-ping --annotate [--follow SECONDS] [--json]";
+
+/// The exit status of a usage error.
+pub const USAGE_EXIT: u8 = 2;
+
+/// A number of seconds from 0 to 3600 (`-i`, `-W`, `--follow`).
+fn secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
-        .map_err(|_| format!("{what}: not a number of seconds: {s}"))?;
+        .map_err(|_| "not a number of seconds".to_string())?;
     if !(0.0..=3600.0).contains(&v) || !v.is_finite() {
-        return Err(format!("{what}: out of range (0 to 3600 s): {s}"));
+        return Err("out of range (0 to 3600 s)".into());
     }
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Parses the command line (without the program name).
-pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Options, String> {
-    let mut o = Options::default();
-    let mut it = args.iter().map(AsRef::as_ref);
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match a {
-            "-c" => {
-                let v = val("-c")?;
-                o.count = v.parse().map_err(|_| format!("-c: not a count: {v}"))?;
-            }
-            "-i" => o.interval = secs(val("-i")?, "-i")?,
-            "-W" => o.timeout = secs(val("-W")?, "-W")?,
-            "-s" => {
-                let v = val("-s")?;
-                o.size = v
-                    .parse()
-                    .ok()
-                    .filter(|s| (16..=65000).contains(s))
-                    .ok_or(format!("-s: not a size from 16 to 65000: {v}"))?;
-            }
-            "-4" => o.family = 4,
-            "-6" => o.family = 6,
-            "--raw" => o.sock = SockKind::Raw,
-            "--dgram" => o.sock = SockKind::Dgram,
-            "--json" => o.json = true,
-            "-q" => o.quiet = true,
-            "--keep-on" => o.keep_on = true,
-            "--plain" => o.plain = true,
-            "--annotate" => o.annotate = true,
-            "--follow" => o.follow = Some(secs(val("--follow")?, "--follow")?),
-            "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s => {
-                if o.target.replace(s.to_string()).is_some() {
-                    return Err("more than one target".into());
-                }
-            }
+/// A count of echo requests (`-c`).
+fn count(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| "not a count".to_string())
+}
+
+/// A payload size (`-s`).
+fn size(s: &str) -> Result<usize, String> {
+    s.parse()
+        .ok()
+        .filter(|s| (16..=65000).contains(s))
+        .ok_or_else(|| "not a size from 16 to 65000".to_string())
+}
+
+/// Options of `mace-ping`, parsed by clap.
+///
+/// Options take their value from the next argument whatever it looks like
+/// (`-i -1` is an out-of-range interval), and a repeated option's last
+/// value wins, as do the last of `-4`/`-6` and of `--raw`/`--dgram`.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(
+    name = "mace-ping",
+    override_usage = SYNOPSIS,
+    override_help = USAGE,
+    args_override_self = true
+)]
+pub struct Options {
+    /// Host to ping (None in annotate mode).
+    #[arg(required_unless_present = "annotate", conflicts_with = "annotate")]
+    pub target: Option<String>,
+    /// Echo requests to send (0: until interrupted).
+    #[arg(short = 'c', value_name = "COUNT", default_value = "0", value_parser = count, allow_hyphen_values = true)]
+    pub count: u64,
+    /// Time between requests.
+    #[arg(short = 'i', value_name = "SECONDS", default_value = "1", value_parser = secs, allow_hyphen_values = true)]
+    pub interval: Duration,
+    /// Time to wait for each reply.
+    #[arg(short = 'W', value_name = "SECONDS", default_value = "2", value_parser = secs, allow_hyphen_values = true)]
+    pub timeout: Duration,
+    /// Payload bytes.
+    #[arg(short = 's', value_name = "SIZE", default_value = "56", value_parser = size, allow_hyphen_values = true)]
+    pub size: usize,
+    /// Force IPv4.
+    #[arg(short = '4', overrides_with = "ipv6")]
+    pub ipv4: bool,
+    /// Force IPv6.
+    #[arg(short = '6', overrides_with = "ipv4")]
+    pub ipv6: bool,
+    /// A raw socket.
+    #[arg(long, overrides_with = "dgram")]
+    pub raw: bool,
+    /// A ping socket.
+    #[arg(long, overrides_with = "raw")]
+    pub dgram: bool,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only read and annotate `/dev/mace`.
+    #[arg(long)]
+    pub annotate: bool,
+    /// With `annotate`: keep reading, this long (None: read once).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "annotate",
+        // Said outright, as the target's conflict with --annotate excuses
+        // a missing --annotate.
+        conflicts_with = "target",
+        value_parser = secs,
+        allow_hyphen_values = true
+    )]
+    pub follow: Option<Duration>,
+    /// Leave capture on at exit if mace-ping switched it on.
+    #[arg(long)]
+    pub keep_on: bool,
+    /// Print nothing per packet, only the summary.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Do not use mace at all: a plain ping with nanosecond RTTs (for
+    /// comparisons with mace unloaded).
+    #[arg(long, conflicts_with = "annotate")]
+    pub plain: bool,
+}
+
+impl Options {
+    /// IPv4 (4), IPv6 (6) or either (0).
+    pub fn family(&self) -> u8 {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => 4,
+            (_, true) => 6,
+            _ => 0,
         }
     }
-    if o.annotate {
-        if o.target.is_some() {
-            return Err("--annotate takes no target".into());
+
+    /// The socket kind asked for.
+    pub fn sock(&self) -> SockKind {
+        match (self.raw, self.dgram) {
+            (true, _) => SockKind::Raw,
+            (_, true) => SockKind::Dgram,
+            _ => SockKind::Auto,
         }
-    } else if o.target.is_none() {
-        return Err("no target".into());
     }
-    if o.follow.is_some() && !o.annotate {
-        return Err("--follow needs --annotate".into());
-    }
-    if o.plain && o.annotate {
-        return Err("--plain and --annotate exclude each other".into());
-    }
-    Ok(o)
+}
+
+/// Parses the command line (without the program name). An error is a usage
+/// error, or the request for help (`-h`, `--help`: its kind is
+/// [`clap::error::ErrorKind::DisplayHelp`] and its text [`USAGE`]).
+pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Options, clap::Error> {
+    Options::try_parse_from(std::iter::once("mace-ping").chain(args.iter().map(AsRef::as_ref)))
 }
 
 /// What was measured for one echo request.
@@ -367,8 +334,10 @@ fn us_opt(ns: Option<u64>) -> String {
     ns.map_or_else(|| "?".into(), us)
 }
 
-fn json_opt(ns: Option<impl std::fmt::Display>) -> String {
-    ns.map_or_else(|| "null".into(), |v| v.to_string())
+/// One JSON object as text.
+fn json(value: &impl Serialize) -> String {
+    // Cannot fail: the objects here have string keys and plain values.
+    serde_json::to_string(value).expect("JSON of plain values")
 }
 
 /// The per-packet text line.
@@ -384,17 +353,65 @@ pub fn packet_line(bytes: usize, from: &str, r: &PingResult) -> String {
     )
 }
 
+/// The per-packet JSON object (a missing latency is `null`).
+#[derive(Serialize)]
+struct PacketJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u16,
+    rtt_ns: u64,
+    egress_ns: Option<u64>,
+    ingress_ns: Option<u64>,
+    corrected_ns: Option<i64>,
+    matched: bool,
+}
+
 /// The per-packet JSON object.
 pub fn packet_json(r: &PingResult) -> String {
+    json(&PacketJson {
+        kind: "packet",
+        seq: r.seq,
+        rtt_ns: r.rtt_ns,
+        egress_ns: r.egress_ns,
+        ingress_ns: r.ingress_ns,
+        corrected_ns: r.corrected_ns(),
+        matched: r.matched(),
+    })
+}
+
+/// The annotation JSON object of one packet id.
+#[derive(Serialize)]
+struct AnnotationJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    pktid: u32,
+    egress_ns: Option<u64>,
+    ingress_ns: Option<u64>,
+}
+
+/// The annotation of packet `pktid`'s egress and ingress latencies (in ns),
+/// as a text line.
+pub fn annotation_line(pktid: u32, egress_ns: Option<u64>, ingress_ns: Option<u64>) -> String {
+    let added = match (egress_ns, ingress_ns) {
+        (Some(e), Some(i)) => us(e + i),
+        _ => "?".into(),
+    };
     format!(
-        "{{\"type\":\"packet\",\"seq\":{},\"rtt_ns\":{},\"egress_ns\":{},\"ingress_ns\":{},\"corrected_ns\":{},\"matched\":{}}}",
-        r.seq,
-        r.rtt_ns,
-        json_opt(r.egress_ns),
-        json_opt(r.ingress_ns),
-        json_opt(r.corrected_ns()),
-        r.matched()
+        "pktid={pktid} egress={} us ingress={} us added={added} us",
+        us_opt(egress_ns),
+        us_opt(ingress_ns)
     )
+}
+
+/// The annotation of packet `pktid`'s egress and ingress latencies (in ns),
+/// as a JSON object.
+pub fn annotation_json(pktid: u32, egress_ns: Option<u64>, ingress_ns: Option<u64>) -> String {
+    json(&AnnotationJson {
+        kind: "annotation",
+        pktid,
+        egress_ns,
+        ingress_ns,
+    })
 }
 
 /// Totals of a run.
@@ -469,31 +486,61 @@ impl Summary {
     /// The summary as one JSON object.
     pub fn json(&self, target: &str) -> String {
         let st = |s: &Stats| {
-            if s.n == 0 {
-                "null".to_string()
-            } else {
-                format!(
-                    "{{\"min_ns\":{:.0},\"avg_ns\":{:.0},\"max_ns\":{:.0},\"mdev_ns\":{:.0}}}",
-                    s.min,
-                    s.avg(),
-                    s.max,
-                    s.mdev()
-                )
-            }
+            (s.n > 0).then(|| StatsJson {
+                min_ns: whole_ns(s.min),
+                avg_ns: whole_ns(s.avg()),
+                max_ns: whole_ns(s.max),
+                mdev_ns: whole_ns(s.mdev()),
+            })
         };
-        format!(
-            "{{\"type\":\"summary\",\"target\":\"{}\",\"sent\":{},\"received\":{},\"matched\":{},\"matched_share\":{:.4},\"rtt\":{},\"egress\":{},\"ingress\":{},\"corrected\":{}}}",
-            target.replace(['"', '\\'], ""),
-            self.sent,
-            self.received,
-            self.matched,
-            Self::pct(self.matched, self.received) / 100.0,
-            st(&self.rtt),
-            st(&self.egress),
-            st(&self.ingress),
-            st(&self.corrected)
-        )
+        let share = Self::pct(self.matched, self.received) / 100.0;
+        // Four decimals, always (a share of 1 is 1.0000).
+        let matched_share =
+            RawValue::from_string(format!("{share:.4}")).expect("a finite number is a JSON number");
+        json(&SummaryJson {
+            kind: "summary",
+            target,
+            sent: self.sent,
+            received: self.received,
+            matched: self.matched,
+            matched_share,
+            rtt: st(&self.rtt),
+            egress: st(&self.egress),
+            ingress: st(&self.ingress),
+            corrected: st(&self.corrected),
+        })
     }
+}
+
+/// A statistic in whole nanoseconds, rounded half to even (as `{:.0}`
+/// formats it).
+fn whole_ns(v: f64) -> i64 {
+    v.round_ties_even() as i64
+}
+
+/// min/avg/max/mdev in the summary JSON object.
+#[derive(Serialize)]
+struct StatsJson {
+    min_ns: i64,
+    avg_ns: i64,
+    max_ns: i64,
+    mdev_ns: i64,
+}
+
+/// The summary JSON object (a series without values is `null`).
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target: &'a str,
+    sent: u64,
+    received: u64,
+    matched: u64,
+    matched_share: Box<RawValue>,
+    rtt: Option<StatsJson>,
+    egress: Option<StatsJson>,
+    ingress: Option<StatsJson>,
+    corrected: Option<StatsJson>,
 }
 
 /// The Internet checksum (RFC 1071) of `data`.
@@ -558,35 +605,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_lines() {
-        assert_eq!(
-            parse_line("[1795318659.011044] (1) egress: 56003500"),
-            Some(MaceLine {
-                wall_us: 1_795_318_659_011_044,
-                pktid: 1,
-                dir: Dir::Egress,
-                ns: 56_003_500
-            })
-        );
-        assert_eq!(
-            parse_line("[5.000042] (65535) ingress: 7").map(|l| (l.dir, l.pktid, l.ns)),
-            Some((Dir::Ingress, 65535, 7))
-        );
-        for bad in [
-            "",
-            "[1.1] (1) egress: 5",
-            "[1.000001] (1) sideways: 5",
-            "[1.000001] (x) egress: 5",
-            "[1.000001] (1) egress: -5",
-            "[1.000001] (1) egress: 5x",
-            "1.000001] (1) egress: 5",
-            "[99999999999999999999.000001] (1) egress: 5",
-        ] {
-            assert_eq!(parse_line(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn joins_by_id_direction_and_time_window() {
         let mut j = Joiner::new();
         let n = j.add_text(
@@ -597,11 +615,15 @@ mod tests {
         );
         assert_eq!(n, 3);
         // Our ping of seq 7 ran from 10.000000 to 10.000400.
-        let e = j.take(7, Dir::Egress, 10_000_000, 10_000_400).unwrap();
-        let i = j.take(7, Dir::Ingress, 10_000_000, 10_000_400).unwrap();
-        assert_eq!((e.ns, i.ns), (100, 200));
+        let e = j
+            .take(7, Direction::Egress, 10_000_000, 10_000_400)
+            .unwrap();
+        let i = j
+            .take(7, Direction::Ingress, 10_000_000, 10_000_400)
+            .unwrap();
+        assert_eq!((e.latency_ns, i.latency_ns), (100, 200));
         // Another tool's packet with the same id, later: not ours.
-        assert_eq!(j.take(7, Dir::Egress, 10_000_000, 10_000_400), None);
+        assert_eq!(j.take(7, Direction::Egress, 10_000_000, 10_000_400), None);
         assert_eq!(j.len(), 1);
     }
 
@@ -694,23 +716,175 @@ mod tests {
         .unwrap();
         assert_eq!(o.count, 5);
         assert_eq!(o.interval, Duration::from_millis(200));
-        assert_eq!((o.family, o.sock, o.json), (6, SockKind::Dgram, true));
+        assert_eq!((o.family(), o.sock(), o.json), (6, SockKind::Dgram, true));
         assert_eq!(o.target.as_deref(), Some("2001:db8::2"));
         assert!(parse_args(&["--annotate"]).unwrap().annotate);
         for bad in [
             &["-c"][..],
             &["-c", "x", "h"],
+            &["-c", "-1", "h"],
             &["-i", "-1", "h"],
+            &["-i", "3601", "h"],
+            &["-W", "x", "h"],
             &["-s", "5", "h"],
+            &["-s", "65001", "h"],
+            &["--follow", "-1", "--annotate"],
             &["--bogus", "h"],
+            &["-x", "h"],
+            &["--count", "1", "h"],
             &["a", "b"],
             &[],
             &["--annotate", "h"],
             &["--follow", "3", "h"],
+            &["--follow", "3"],
             &["--plain", "--annotate"],
+            &["--plain", "--annotate", "h"],
         ] {
-            assert!(parse_args(bad).is_err(), "{bad:?}");
+            let e = parse_args(bad).unwrap_err();
+            assert!(e.use_stderr(), "{bad:?} is a usage error");
+            assert_eq!(e.exit_code(), i32::from(USAGE_EXIT), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn arg_defaults_and_last_one_wins() {
+        let o = parse_args(&["h"]).unwrap();
+        assert_eq!(o.target.as_deref(), Some("h"));
+        assert_eq!(o.count, 0);
+        assert_eq!(o.interval, Duration::from_secs(1));
+        assert_eq!(o.timeout, Duration::from_secs(2));
+        assert_eq!(o.size, 56);
+        assert_eq!((o.family(), o.sock()), (0, SockKind::Auto));
+        assert!(!(o.json || o.annotate || o.keep_on || o.quiet || o.plain));
+        assert_eq!(o.follow, None);
+        let o = parse_args(&[
+            "-c",
+            "1",
+            "-c",
+            "2",
+            "-6",
+            "-4",
+            "--dgram",
+            "--raw",
+            "-s",
+            "16",
+            "-s",
+            "65000",
+            "-W",
+            "0",
+            "-q",
+            "--keep-on",
+            "--plain",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!((o.count, o.size, o.timeout), (2, 65000, Duration::ZERO));
+        assert_eq!((o.family(), o.sock()), (4, SockKind::Raw));
+        assert!(o.quiet && o.keep_on && o.plain);
+        let o = parse_args(&["-4", "-6", "--raw", "--dgram", "h"]).unwrap();
+        assert_eq!((o.family(), o.sock()), (6, SockKind::Dgram));
+        let o = parse_args(&["--annotate", "--follow", "1.5", "--json"]).unwrap();
+        assert_eq!(o.follow, Some(Duration::from_millis(1500)));
+        assert!(o.annotate && o.json && o.target.is_none());
+    }
+
+    #[test]
+    fn help_is_the_usage_text() {
+        for h in ["-h", "--help"] {
+            let e = parse_args(&[h, "x"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+            assert!(!e.use_stderr());
+            assert_eq!(e.exit_code(), 0);
+            assert_eq!(e.to_string(), format!("{USAGE}\n"));
+        }
+    }
+
+    /// The JSON objects, byte for byte as the hand-written formatter of
+    /// earlier versions wrote them.
+    #[test]
+    fn json_as_before() {
+        let a = PingResult {
+            seq: 1,
+            rtt_ns: 1000,
+            egress_ns: Some(300),
+            ingress_ns: Some(200),
+        };
+        let b = PingResult {
+            seq: 2,
+            rtt_ns: 1001,
+            egress_ns: Some(301),
+            ingress_ns: Some(1200),
+        };
+        let c = PingResult {
+            seq: 65535,
+            rtt_ns: 7,
+            egress_ns: None,
+            ingress_ns: None,
+        };
+        assert_eq!(
+            packet_json(&b),
+            r#"{"type":"packet","seq":2,"rtt_ns":1001,"egress_ns":301,"ingress_ns":1200,"corrected_ns":-500,"matched":true}"#
+        );
+        assert_eq!(
+            packet_json(&c),
+            r#"{"type":"packet","seq":65535,"rtt_ns":7,"egress_ns":null,"ingress_ns":null,"corrected_ns":null,"matched":false}"#
+        );
+        assert_eq!(
+            Summary::default().json("h"),
+            r#"{"type":"summary","target":"h","sent":0,"received":0,"matched":0,"matched_share":0.0000,"rtt":null,"egress":null,"ingress":null,"corrected":null}"#
+        );
+        let mut s = Summary {
+            sent: 4,
+            ..Summary::default()
+        };
+        s.add(&a);
+        s.add(&b);
+        s.add(&c);
+        // The egress mean, 300.5, rounds to even as before.
+        assert_eq!(
+            s.json("198.18.0.2"),
+            r#"{"type":"summary","target":"198.18.0.2","sent":4,"received":3,"matched":2,"matched_share":0.6667,"rtt":{"min_ns":7,"avg_ns":669,"max_ns":1001,"mdev_ns":468},"egress":{"min_ns":300,"avg_ns":300,"max_ns":301,"mdev_ns":0},"ingress":{"min_ns":200,"avg_ns":700,"max_ns":1200,"mdev_ns":500},"corrected":{"min_ns":-500,"avg_ns":0,"max_ns":500,"mdev_ns":500}}"#
+        );
+        let mut all = Summary {
+            sent: 1,
+            ..Summary::default()
+        };
+        all.add(&a);
+        assert!(all
+            .json("h")
+            .contains(r#""matched":1,"matched_share":1.0000,"#));
+        assert_eq!(
+            annotation_json(7, Some(10), None),
+            r#"{"type":"annotation","pktid":7,"egress_ns":10,"ingress_ns":null}"#
+        );
+        assert_eq!(
+            annotation_json(4294967295, None, Some(u64::MAX)),
+            r#"{"type":"annotation","pktid":4294967295,"egress_ns":null,"ingress_ns":18446744073709551615}"#
+        );
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let j = Summary::default().json("we\"ird\\host\n");
+        assert!(j.contains(r#""target":"we\"ird\\host\n","#), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["target"], "we\"ird\\host\n");
+    }
+
+    #[test]
+    fn annotation_lines() {
+        assert_eq!(
+            annotation_line(1, Some(10_000), Some(1_500)),
+            "pktid=1 egress=10.000 us ingress=1.500 us added=11.500 us"
+        );
+        assert_eq!(
+            annotation_line(2, Some(20), None),
+            "pktid=2 egress=0.020 us ingress=? us added=? us"
+        );
+        assert_eq!(
+            annotation_line(3, None, Some(30)),
+            "pktid=3 egress=? us ingress=0.030 us added=? us"
+        );
     }
 
     #[test]

@@ -4,20 +4,28 @@
 //! container host adds, as measured by the mace kernel module.
 //!
 //! It stamps CLOCK_MONOTONIC right before each `sendto` and right after the
-//! `recvfrom` that returns the reply, so that its RTT spans exactly mace's
+//! `recv` that returns the reply, so that its RTT spans exactly mace's
 //! two windows (send syscall entry to outer NIC, outer NIC to receive syscall
 //! return) plus what lies beyond the outer NIC. See `--help` and
 //! Documentation/mace.rst.
 
+use mace_core::record::Direction;
 use mace_ping::{
-    echo_reply, echo_request, packet_json, packet_line, parse_args, strip_ipv4, Dir, Joiner,
-    Options, PingResult, SockKind, Summary, USAGE,
+    annotation_json, annotation_line, echo_reply, echo_request, packet_json, packet_line,
+    parse_args, strip_ipv4, Joiner, Options, PingResult, SockKind, Summary, USAGE_EXIT,
 };
+use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::socket::{
+    bind, getsockname, recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags,
+    SockFlag, SockProtocol, SockType, SockaddrStorage,
+};
+use nix::sys::time::{TimeVal, TimeValLike};
+use nix::time::{clock_gettime, ClockId};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,24 +40,36 @@ struct Fatal(u8, String);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: libc::c_int) {
+extern "C" fn on_sigint(_: nix::libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-fn clock(id: libc::clockid_t) -> u64 {
-    // SAFETY: `ts` is a valid timespec to fill.
-    let mut ts: libc::timespec = unsafe { zeroed() };
-    // SAFETY: As above; the clock ids used are always available.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+/// Makes SIGINT end the run (with its summary) instead of the process. The
+/// handler is installed with SA_RESTART, as signal(3) does, but a receive
+/// with a timeout is still interrupted at once (see socket(7)).
+fn catch_sigint() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: The handler only stores to an atomic, which is
+    // async-signal-safe, and no other code of this program handles SIGINT.
+    let _ = unsafe { sigaction(Signal::SIGINT, &action) };
+}
+
+fn clock(id: ClockId) -> u64 {
+    // Cannot fail: both clocks used are always there.
+    let t = clock_gettime(id).map(Duration::from).unwrap_or_default();
+    u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn mono_ns() -> u64 {
-    clock(libc::CLOCK_MONOTONIC)
+    clock(ClockId::CLOCK_MONOTONIC)
 }
 
 fn wall_us() -> u64 {
-    clock(libc::CLOCK_REALTIME) / 1_000
+    clock(ClockId::CLOCK_REALTIME) / 1_000
 }
 
 /// Makes sure capture is on in this namespace; returns whether we switched
@@ -115,67 +135,36 @@ struct Pinger {
     v6: bool,
     raw: bool,
     id: u16,
-    dest: SocketAddr,
+    dest: SockaddrStorage,
     /// The receive buffer, allocated once: clearing 64 KiB per ping would
     /// sit inside the measured RTT.
     buf: Vec<u8>,
-}
-
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: An all-zero sockaddr_storage is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.
-            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: As above, for sockaddr_in6.
-            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_scope_id = a.scope_id();
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
 }
 
 impl Pinger {
     fn open(dest: SocketAddr, kind: SockKind) -> Result<Self, Fatal> {
         let v6 = dest.is_ipv6();
         let (af, proto) = if v6 {
-            (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            (AddressFamily::Inet6, SockProtocol::IcmpV6)
         } else {
-            (libc::AF_INET, libc::IPPROTO_ICMP)
+            (AddressFamily::Inet, SockProtocol::Icmp)
         };
-        let try_open = |ty| {
-            // SAFETY: Plain socket(2) call.
-            let fd = unsafe { libc::socket(af, ty | libc::SOCK_CLOEXEC, proto) };
-            if fd < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                // SAFETY: `fd` is a new descriptor we own.
-                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-            }
-        };
+        let try_open = |ty| socket(af, ty, SockFlag::SOCK_CLOEXEC, proto);
         let (fd, raw) = match kind {
-            SockKind::Raw => (try_open(libc::SOCK_RAW), true),
-            SockKind::Dgram => (try_open(libc::SOCK_DGRAM), false),
-            SockKind::Auto => match try_open(libc::SOCK_RAW) {
+            SockKind::Raw => (try_open(SockType::Raw), true),
+            SockKind::Dgram => (try_open(SockType::Datagram), false),
+            SockKind::Auto => match try_open(SockType::Raw) {
                 Ok(fd) => (Ok(fd), true),
-                Err(_) => (try_open(libc::SOCK_DGRAM), false),
+                Err(_) => (try_open(SockType::Datagram), false),
             },
         };
         let fd = fd.map_err(|e| {
             Fatal(
                 2,
                 format!(
-                    "cannot open an ICMP socket: {e} (raw sockets need CAP_NET_RAW; ping sockets \
-                     need net.ipv4.ping_group_range to include your group)"
+                    "cannot open an ICMP socket: {} (raw sockets need CAP_NET_RAW; ping sockets \
+                     need net.ipv4.ping_group_range to include your group)",
+                    io::Error::from(e)
                 ),
             )
         })?;
@@ -184,49 +173,29 @@ impl Pinger {
             v6,
             raw,
             id: (std::process::id() & 0xffff) as u16,
-            dest,
+            dest: SockaddrStorage::from(dest),
             buf: vec![0; 65536],
         };
         if !raw {
             // A ping socket's id is its local port: bind to learn it.
             let any: SocketAddr = if v6 { "[::]:0" } else { "0.0.0.0:0" }.parse().unwrap();
-            let (ss, len) = sockaddr(&any);
-            // SAFETY: `ss` is a valid address of `len` bytes.
-            if unsafe { libc::bind(p.fd.as_raw_fd(), &ss as *const _ as *const _, len) } == 0 {
-                // SAFETY: `ss2` is writable for `len2` bytes.
-                let mut ss2: libc::sockaddr_storage = unsafe { zeroed() };
-                let mut len2 = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                // SAFETY: As above.
-                unsafe {
-                    libc::getsockname(p.fd.as_raw_fd(), &mut ss2 as *mut _ as *mut _, &mut len2)
-                };
-                // Both sockaddr_in and sockaddr_in6 have the port at offset 2.
-                // SAFETY: reading the port field of the filled address.
-                let port = unsafe { *((&ss2 as *const _ as *const u8).add(2) as *const u16) };
-                p.id = u16::from_be(port);
+            let fd = p.fd.as_raw_fd();
+            if bind(fd, &SockaddrStorage::from(any)).is_ok() {
+                if let Ok(local) = getsockname::<SockaddrStorage>(fd) {
+                    let port = local
+                        .as_sockaddr_in()
+                        .map(|a| a.port())
+                        .or_else(|| local.as_sockaddr_in6().map(|a| a.port()));
+                    p.id = port.unwrap_or(p.id);
+                }
             }
         }
         Ok(p)
     }
 
     fn send(&self, pkt: &[u8]) -> io::Result<()> {
-        let (ss, len) = sockaddr(&self.dest);
-        // SAFETY: `pkt` and `ss` are valid for their lengths.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                pkt.as_ptr().cast(),
-                pkt.len(),
-                0,
-                &ss as *const _ as *const _,
-                len,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        sendto(self.fd.as_raw_fd(), pkt, &self.dest, MsgFlags::empty())?;
+        Ok(())
     }
 
     /// Waits for the reply to `seq` until `deadline`; returns the monotonic
@@ -237,38 +206,21 @@ impl Pinger {
             if left.is_zero() || INTERRUPTED.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let tv = libc::timeval {
-                tv_sec: left.as_secs() as libc::time_t,
-                tv_usec: left.subsec_micros().max(1) as libc::suseconds_t,
-            };
-            // SAFETY: `tv` is a valid timeval.
-            unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    &tv as *const _ as *const _,
-                    size_of::<libc::timeval>() as libc::socklen_t,
-                )
-            };
-            // SAFETY: `buf` is writable for its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
-            };
+            // At least 1 us: a zero timeout would wait for ever.
+            let us = i64::try_from(left.as_micros()).unwrap_or(i64::MAX).max(1);
+            setsockopt(
+                &self.fd,
+                sockopt::ReceiveTimeout,
+                &TimeVal::microseconds(us),
+            )?;
+            let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty());
             let t = mono_ns();
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => continue,
-                    _ => return Err(e),
-                }
-            }
-            let data = &self.buf[..n as usize];
+            let n = match n {
+                Ok(n) => n,
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let data = &self.buf[..n];
             let icmp = if self.raw && !self.v6 {
                 match strip_ipv4(data) {
                     Some(m) => m,
@@ -301,8 +253,8 @@ fn resolve(target: &str, family: u8) -> Result<SocketAddr, Fatal> {
 
 fn ping(o: &Options, mut dev: Option<&mut File>) -> Result<ExitCode, Fatal> {
     let target = o.target.clone().unwrap_or_default();
-    let dest = resolve(&target, o.family)?;
-    let mut pinger = Pinger::open(dest, o.sock)?;
+    let dest = resolve(&target, o.family())?;
+    let mut pinger = Pinger::open(dest, o.sock())?;
     let from = match dest.ip() {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => a.to_string(),
@@ -348,8 +300,12 @@ fn ping(o: &Options, mut dev: Option<&mut File>) -> Result<ExitCode, Fatal> {
             let r = PingResult {
                 seq,
                 rtt_ns: t1.saturating_sub(t0),
-                egress_ns: joiner.take(pktid, Dir::Egress, lo, hi).map(|l| l.ns),
-                ingress_ns: joiner.take(pktid, Dir::Ingress, lo, hi).map(|l| l.ns),
+                egress_ns: joiner
+                    .take(pktid, Direction::Egress, lo, hi)
+                    .map(|l| l.latency_ns),
+                ingress_ns: joiner
+                    .take(pktid, Direction::Ingress, lo, hi)
+                    .map(|l| l.latency_ns),
             };
             summary.add(&r);
             if o.json {
@@ -390,25 +346,9 @@ fn annotate(o: &Options, dev: &mut File) -> Result<ExitCode, Fatal> {
         read_dev(dev, &mut joiner)?;
         for (id, e, i) in joiner.drain_pairs() {
             if o.json {
-                let v = |x: Option<u64>| x.map_or_else(|| "null".into(), |n| n.to_string());
-                println!(
-                    "{{\"type\":\"annotation\",\"pktid\":{id},\"egress_ns\":{},\"ingress_ns\":{}}}",
-                    v(e),
-                    v(i)
-                );
+                println!("{}", annotation_json(id, e, i));
             } else {
-                let v = |x: Option<u64>| {
-                    x.map_or_else(|| "?".into(), |n| format!("{:.3}", n as f64 / 1e3))
-                };
-                let total = match (e, i) {
-                    (Some(e), Some(i)) => format!("{:.3}", (e + i) as f64 / 1e3),
-                    _ => "?".into(),
-                };
-                println!(
-                    "pktid={id} egress={} us ingress={} us added={total} us",
-                    v(e),
-                    v(i)
-                );
+                println!("{}", annotation_line(id, e, i));
             }
         }
         match end {
@@ -442,17 +382,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = match parse_args(&args) {
         Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
         Err(e) => {
-            eprintln!("mace-ping: {e}\n{USAGE}");
-            return ExitCode::from(2);
+            // Help goes to stdout and exits 0, usage errors to stderr.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(USAGE_EXIT)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
-    // SAFETY: Installs a handler that only stores to an atomic.
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    catch_sigint();
     match run(&o) {
         Ok(code) => code,
         Err(Fatal(code, msg)) => {

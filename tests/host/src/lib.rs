@@ -3,8 +3,10 @@
 //! The core-only files of the mace module, compiled for the host.
 //!
 //! Each module below is the very file the kernel module compiles (by
-//! `#[path]`), so host tests exercise the same code. The crate is `no_std`,
-//! which proves those files need nothing but `core`, and forbids `unsafe`.
+//! `#[path]`), so host tests exercise the same code; `record_parse`, the
+//! inverse of `record`'s line formatter, is compiled here only, for the
+//! tools that read `/dev/mace`. The crate is `no_std`, which proves those
+//! files need nothing but `core`, and forbids `unsafe`.
 
 #![no_std]
 
@@ -26,6 +28,8 @@ pub mod params;
 pub mod parse;
 #[path = "../../../src/record.rs"]
 pub mod record;
+#[path = "../../../src/record_parse.rs"]
+pub mod record_parse;
 #[path = "../../../src/ring.rs"]
 pub mod ring;
 #[path = "../../../src/stamps.rs"]

@@ -1,6 +1,8 @@
-//! Tests of `/dev/mace` line formatting and of reads with small buffers.
+//! Tests of `/dev/mace` line formatting and parsing, and of reads with small
+//! buffers.
 
 use mace_core::record::{format_line, Direction, LineCursor, Record, Sink, MAX_LINE};
+use mace_core::record_parse::parse_line;
 
 fn line(rec: &Record) -> String {
     let mut buf = [0u8; MAX_LINE];
@@ -40,6 +42,109 @@ fn longest_line_fits() {
         "[18446744073.709551] (4294967295) ingress: 18446744073709551615\n"
     );
     assert!(l.len() <= MAX_LINE);
+}
+
+/// `rec` as its line gives it back: the time in whole microseconds.
+fn to_the_microsecond(rec: &Record) -> Record {
+    Record {
+        time_ns: rec.time_ns / 1_000 * 1_000,
+        ..*rec
+    }
+}
+
+#[test]
+fn formatted_lines_parse_back() {
+    let extremes = [
+        Record {
+            time_ns: u64::MAX,
+            latency_ns: u64::MAX,
+            pktid: u32::MAX,
+            dir: Direction::Ingress,
+        },
+        Record {
+            time_ns: 0,
+            latency_ns: 0,
+            pktid: 0,
+            dir: Direction::Egress,
+        },
+        Record {
+            time_ns: 1_795_313_566_956_168_000,
+            latency_ns: 998_575,
+            pktid: 1,
+            dir: Direction::Egress,
+        },
+    ];
+    for rec in recs(50).iter().chain(&extremes) {
+        let l = line(rec);
+        let want = to_the_microsecond(rec);
+        assert_eq!(parse_line(&l), Some(want), "{l:?}");
+        assert_eq!(parse_line(l.trim_end()), Some(want), "{l:?}");
+    }
+    // A time already in whole microseconds comes back unchanged.
+    assert_eq!(parse_line(&line(&extremes[2])), Some(extremes[2]));
+}
+
+#[test]
+fn parsed_fields() {
+    assert_eq!(
+        parse_line("[1795318659.011044] (1) egress: 56003500"),
+        Some(Record {
+            time_ns: 1_795_318_659_011_044_000,
+            latency_ns: 56_003_500,
+            pktid: 1,
+            dir: Direction::Egress,
+        })
+    );
+    assert_eq!(
+        parse_line("[5.000042] (65535) ingress: 7\n"),
+        Some(Record {
+            time_ns: 5_000_042_000,
+            latency_ns: 7,
+            pktid: 65535,
+            dir: Direction::Ingress,
+        })
+    );
+}
+
+#[test]
+fn malformed_lines_are_rejected() {
+    for bad in [
+        "",
+        "\n",
+        "garbage",
+        "[1.1] (1) egress: 5",
+        "[1.12345] (1) egress: 5",
+        "[1.1234567] (1) egress: 5",
+        "[1.000001] (1) sideways: 5",
+        "[1.000001] (1) Egress: 5",
+        "[1.000001] (x) egress: 5",
+        "[1.000001] () egress: 5",
+        "[1.000001] (-1) egress: 5",
+        "[1.000001] (+1) egress: 5",
+        "[1.000001] (1) egress: -5",
+        "[1.000001] (1) egress: +5",
+        "[1.000001] (1) egress: 5x",
+        "[1.000001] (1) egress: ",
+        "[1.000001] (1) egress:5",
+        "[1.000001] (1) egress: 5 ",
+        "[1.000001] (1) egress: 5\n\n",
+        "[1.000001] (1) egress: 5\r",
+        "[.000001] (1) egress: 5",
+        "[1.+00001] (1) egress: 5",
+        "[+1.000001] (1) egress: 5",
+        "[1,000001] (1) egress: 5",
+        "1.000001] (1) egress: 5",
+        " [1.000001] (1) egress: 5",
+        "[1.000001]  (1) egress: 5",
+        // Out of range: the id of u32, the latency of u64, the time of u64
+        // nanoseconds.
+        "[1.000001] (4294967296) egress: 5",
+        "[1.000001] (1) egress: 18446744073709551616",
+        "[18446744073.709552] (1) egress: 5",
+        "[99999999999999999999.000001] (1) egress: 5",
+    ] {
+        assert_eq!(parse_line(bad), None, "{bad:?}");
+    }
 }
 
 /// A user buffer of a fixed size that can be told to fault.

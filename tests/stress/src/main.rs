@@ -27,9 +27,16 @@
 //! ```
 //!
 //! Each prints one summary line on success; on the first violated
-//! expectation it prints `mace-stress: MISMATCH ...` and exits with 1.
+//! expectation it prints `mace-stress: MISMATCH ...` and exits with 1. A
+//! usage error (arguments are parsed by clap) exits with 1 as well.
+//!
+//! The tool calls libc itself, on raw descriptors: its checks are of what
+//! the kernel answers to calls safe wrappers would not make (reads into
+//! unmapped memory, lseek and pread on `/dev/mace`, malformed packets).
 
+use clap::Parser;
 use mace_core::parse::{parse_dev_list, parse_switch, MAX_WRITE};
+use mace_core::record_parse::parse_line;
 use std::ffi::CString;
 use std::io;
 use std::mem::size_of_val;
@@ -337,32 +344,6 @@ fn sysfs_writes(n: usize, seed: u64) -> Res<String> {
     ))
 }
 
-/// Whether `line` (without its newline) is `[S.UUUUUU] (ID) DIR: NS`.
-fn well_formed(line: &str) -> bool {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let Some(rest) = line.strip_prefix('[') else {
-        return false;
-    };
-    let Some((stamp, rest)) = rest.split_once("] (") else {
-        return false;
-    };
-    let Some((sec, usec)) = stamp.split_once('.') else {
-        return false;
-    };
-    let Some((id, rest)) = rest.split_once(") ") else {
-        return false;
-    };
-    let Some((dir, ns)) = rest.split_once(": ") else {
-        return false;
-    };
-    digits(sec)
-        && digits(usec)
-        && usec.len() == 6
-        && digits(id)
-        && (dir == "egress" || dir == "ingress")
-        && digits(ns)
-}
-
 fn read_raw(fd: i32, buf: *mut u8, len: usize) -> Result<usize, i32> {
     // SAFETY: read(2) checks the user buffer itself; bad addresses give
     // EFAULT, which is what some callers test.
@@ -502,8 +483,8 @@ fn reads(lines: usize, seed: u64) -> Res<String> {
     if !text.is_empty() && !text.ends_with('\n') {
         return mismatch(format!("the text ends in the middle of a line: {text:?}"));
     }
-    let got: Vec<&str> = text.lines().collect();
-    if let Some(bad) = got.iter().find(|l| !well_formed(l)) {
+    let got: Vec<&str> = text.split_terminator('\n').collect();
+    if let Some(bad) = got.iter().find(|l| parse_line(l).is_none()) {
         return mismatch(format!("malformed line {bad:?}"));
     }
     if got.len() != lines {
@@ -934,37 +915,85 @@ fn churn(ko: &str, cycles: usize, names: &[String]) -> Res<String> {
     ))
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> Option<T> {
-    args.get(i)?.parse().ok()
+/// The fault-injection tool of mace's stress suite.
+#[derive(Debug, PartialEq, Parser)]
+#[command(name = "mace-stress")]
+enum Cli {
+    /// Random and boundary writes to every file of /sys/class/mace, each
+    /// checked against the module's own parsers.
+    Sysfs {
+        /// Writes.
+        #[arg(value_name = "N")]
+        n: usize,
+        /// Seed of the random writes.
+        #[arg(value_name = "SEED")]
+        seed: u64,
+    },
+    /// /dev/mace read torture; exactly LINES well-formed lines must come out.
+    Reads {
+        /// Lines queued.
+        #[arg(value_name = "LINES")]
+        lines: usize,
+        /// Seed of the random read sizes.
+        #[arg(value_name = "SEED")]
+        seed: u64,
+    },
+    /// Network namespaces through their whole life, PAR at a time.
+    Netns {
+        /// Namespaces.
+        #[arg(value_name = "N")]
+        n: usize,
+        /// Namespaces at a time.
+        #[arg(value_name = "PAR")]
+        par: usize,
+    },
+    /// Loads and unloads of KO, switching capture on in the namespaces NS.
+    Churn {
+        /// The module file.
+        #[arg(value_name = "KO")]
+        ko: String,
+        /// Load/unload cycles.
+        #[arg(value_name = "CYCLES")]
+        cycles: usize,
+        /// Names of namespaces in /run/netns.
+        #[arg(value_name = "NS")]
+        names: Vec<String>,
+    },
+    /// Malformed, truncated and fragmented IPv4 and IPv6 packets to V4 and
+    /// V6 through raw sockets.
+    Packets {
+        /// IPv4 destination.
+        #[arg(value_name = "V4")]
+        v4: Ipv4Addr,
+        /// IPv6 destination.
+        #[arg(value_name = "V6")]
+        v6: Ipv6Addr,
+        /// Rounds.
+        #[arg(value_name = "ROUNDS")]
+        rounds: u16,
+    },
 }
 
-const USAGE: &str =
-    "usage: mace-stress sysfs N SEED | reads LINES SEED | netns N PAR | churn KO CYCLES NS... | packets V4 V6 ROUNDS";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let r = match args.first().map(String::as_str) {
-        Some("sysfs") => match (arg(&args, 1), arg(&args, 2)) {
-            (Some(n), Some(seed)) => sysfs(n, seed),
-            _ => mismatch(USAGE.into()),
-        },
-        Some("reads") => match (arg(&args, 1), arg(&args, 2)) {
-            (Some(n), Some(seed)) => reads(n, seed),
-            _ => mismatch(USAGE.into()),
-        },
-        Some("netns") => match (arg(&args, 1), arg(&args, 2)) {
-            (Some(n), Some(par)) => netns(n, par),
-            _ => mismatch(USAGE.into()),
-        },
-        Some("churn") => match (args.get(1), arg(&args, 2)) {
-            (Some(ko), Some(n)) => churn(ko, n, &args[3..]),
-            _ => mismatch(USAGE.into()),
-        },
-        Some("packets") => match (arg(&args, 1), arg(&args, 2), arg(&args, 3)) {
-            (Some(a), Some(b), Some(n)) => packets(a, b, n),
-            _ => mismatch(USAGE.into()),
-        },
-        _ => mismatch(USAGE.into()),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help goes to stdout and exits 0; usage errors exit 1, as
+            // every failure of this tool.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let r = match cli {
+        Cli::Sysfs { n, seed } => sysfs(n, seed),
+        Cli::Reads { lines, seed } => reads(lines, seed),
+        Cli::Netns { n, par } => netns(n, par),
+        Cli::Churn { ko, cycles, names } => churn(&ko, cycles, &names),
+        Cli::Packets { v4, v6, rounds } => packets(v4, v6, rounds),
     };
     match r {
         Ok(line) => {
@@ -982,14 +1011,44 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mace-stress").chain(args.iter().copied()))
+    }
+
     #[test]
-    fn line_format_check() {
-        assert!(well_formed("[1700000000.123456] (7) egress: 12345"));
-        assert!(well_formed("[0.000001] (0) ingress: 0"));
-        assert!(!well_formed("[1.12345] (7) egress: 1"));
-        assert!(!well_formed("[1.123456] (7) sideways: 1"));
-        assert!(!well_formed("[1.123456] (x) egress: 1"));
-        assert!(!well_formed("[1.123456] (7) egress: "));
+    fn arguments() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        assert_eq!(
+            cli(&["sysfs", "200", "42"]).unwrap(),
+            Cli::Sysfs { n: 200, seed: 42 }
+        );
+        assert_eq!(
+            cli(&["churn", "/lib/mace/mace.ko", "3", "c1", "c2"]).unwrap(),
+            Cli::Churn {
+                ko: "/lib/mace/mace.ko".into(),
+                cycles: 3,
+                names: vec!["c1".into(), "c2".into()]
+            }
+        );
+        assert_eq!(
+            cli(&["packets", "198.18.0.2", "2001:db8::2", "5"]).unwrap(),
+            Cli::Packets {
+                v4: Ipv4Addr::new(198, 18, 0, 2),
+                v6: "2001:db8::2".parse().unwrap(),
+                rounds: 5
+            }
+        );
+        for bad in [
+            &[][..],
+            &["sysfs", "200"],
+            &["reads", "x", "7"],
+            &["netns", "3", "-1"],
+            &["packets", "2001:db8::2", "198.18.0.2", "5"],
+            &["fuzz", "1", "2"],
+        ] {
+            assert!(cli(bad).unwrap_err().use_stderr(), "{bad:?}");
+        }
     }
 
     #[test]
