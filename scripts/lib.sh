@@ -75,6 +75,10 @@ ksrc_version() {
 	fi
 }
 
+# Debian's prometheus package unpacked by scripts/setup (not installed, so
+# no service runs): its usr/bin has prometheus and promtool, for the tests.
+prometheus_dir() { echo "$MACE_CACHE/deb/prometheus"; }
+
 # make in the kernel tree of MACE_KERNEL, with its toolchain.
 ksrc_make() { make LLVM="$MACE_LLVM" "$@"; }
 
