@@ -107,3 +107,8 @@ ksrc_dir() { echo "$MACE_CACHE/src/linux-$(ksrc_version)"; }
 kbuild_dir() {
 	echo "$MACE_CACHE/kernel/$MACE_FLAVOR-$(ksrc_version)-$(kconfig_hash)"
 }
+
+# promtool (checks a Prometheus exposition and configuration), from Debian's
+# prometheus package: scripts/setup unpacks it into the cache without
+# installing the package (which would start a Prometheus service).
+promtool_path() { echo "$MACE_CACHE/prometheus/usr/bin/promtool"; }
