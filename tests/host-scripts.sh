@@ -45,7 +45,12 @@ fail() { failed=$((failed + 1)); printf 'FAIL: %s: %s\n' "$1" "$2"; }
 skip() { skipped=$((skipped + 1)); printf 'SKIP: %s: %s\n' "$1" "$2"; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mace-host-scripts.XXXXXX")
-cleanup() { rm -rf "$tmp"; }
+# serve_pid: mace-exporter serving in the background, if it still runs.
+serve_pid=
+cleanup() {
+	[[ -z $serve_pid ]] || kill "$serve_pid" 2>/dev/null || true
+	rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 # run CMD...: run CMD, keep its output in $out and its status in $st.
@@ -672,6 +677,39 @@ else
 	fi
 	run "$exporter" --once --textfile "$tmp/no-such-dir/mace.prom" --hist "$tmp/no-mace-hist"
 	expect "mace-exporter --textfile --once into a missing directory exits 1" 1 'cannot write'
+	# Serving on the loopback: a free port, a few requests, then stopped.
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$exporter" --listen "127.0.0.1:$port" --hist "$fixtures/mace-hist.txt" --stats "$fixtures/stats.txt" \
+		--proc "$tmp/proc" 2>"$tmp/serve.err" &
+	serve_pid=$!
+	run python3 - "$port" <<'PY'
+import sys, time, urllib.error, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+def get(path, accept=None):
+    req = urllib.request.Request(base + path, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], ""
+for _ in range(50):
+    try:
+        get("/")
+        break
+    except OSError:
+        time.sleep(0.1)
+status, ctype, body = get("/metrics")
+print("plain", status, ctype, "mace_up 1" in body.splitlines(), body.rstrip().endswith("# EOF"))
+status, ctype, body = get("/metrics", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+print("openmetrics", status, ctype, body.rstrip().endswith("# EOF"))
+print("missing", get("/nothing")[0])
+PY
+	kill "$serve_pid" 2>/dev/null || true
+	wait "$serve_pid" 2>/dev/null || true
+	serve_pid=
+	expect "mace-exporter serves /metrics: Prometheus text, or OpenMetrics on request" 0 \
+		'^plain 200 text/plain; version=0\.0\.4; charset=utf-8 True False$' \
+		'^openmetrics 200 application/openmetrics-text; version=1\.0\.0; charset=utf-8 True$' '^missing 404$'
 fi
 
 # The Kubernetes samples: YAML syntax and required fields (not a cluster
