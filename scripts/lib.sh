@@ -111,3 +111,6 @@ ksrc_dir() { echo "$MACE_CACHE/src/linux-$(ksrc_version)"; }
 kbuild_dir() {
 	echo "$MACE_CACHE/kernel/$MACE_FLAVOR-$(ksrc_version)-$(kconfig_hash)"
 }
+
+# promtool (checks a Prometheus exposition and configuration).
+promtool_path() { echo "$(prometheus_dir)/usr/bin/promtool"; }

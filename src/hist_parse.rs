@@ -18,6 +18,10 @@ use crate::record::Direction;
 use core::fmt;
 
 /// One line of the text form.
+// A `Hist` line carries its counts by value (about 0.8 KiB): a line is
+// parsed and used at once, and this `no_std` crate has no allocator to box
+// them in.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<'a> {
     /// `mace-hist VERSION`.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Host-side tests of scripts/check-host, the Makefile's check, its choice of
-# compiler and `make install`, dkms.conf and scripts/bench-profile-report. No VM, no root needed (the dkms
+# compiler and `make install`, dkms.conf, scripts/bench-profile-report,
+# mace-exporter's output and the Kubernetes samples. No VM, no root needed (the dkms
 # build test runs only as root, in a scratch dkms tree); nothing is loaded
 # and nothing is installed outside a temporary directory.
 #
@@ -23,7 +24,13 @@
 #     copy of the work tree's sources);
 #   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree;
 #   - scripts/bench-profile-report on a small made-up run: its tables;
-#   - scripts/bench-report: what iputils ping's clock and print allow.
+#   - scripts/bench-report: what iputils ping's clock and print allow;
+#   - mace-exporter on fixtures: its exposition (checked by promtool check
+#     metrics, which scripts/setup unpacks into the cache), with mace absent,
+#     and --textfile --once;
+#   - samples/kubernetes: YAML syntax and required fields
+#     (tests/check-manifests.py; no cluster), and promtool check config on
+#     the scrape configuration it can read.
 #
 # Usage: tests/host-scripts.sh
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -38,7 +45,12 @@ fail() { failed=$((failed + 1)); printf 'FAIL: %s: %s\n' "$1" "$2"; }
 skip() { skipped=$((skipped + 1)); printf 'SKIP: %s: %s\n' "$1" "$2"; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mace-host-scripts.XXXXXX")
-cleanup() { rm -rf "$tmp"; }
+# serve_pid: mace-exporter serving in the background, if it still runs.
+serve_pid=
+cleanup() {
+	[[ -z $serve_pid ]] || kill "$serve_pid" 2>/dev/null || true
+	rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 # run CMD...: run CMD, keep its output in $out and its status in $st.
@@ -596,6 +608,132 @@ else
 			fail "dkms build for the 6.12 test kernel (scratch dkms tree)" "exit $st, $built: $(ls "$built" 2>&1); $(tail -n 3 <<<"$out" | tr '\n' '|')"
 		fi
 	fi
+fi
+
+# --- mace-exporter and the Kubernetes samples ------------------------------------
+
+# The exporter's real output on the fixtures of /dev/mace-hist and stats, and
+# with mace absent, checked by promtool (Debian's, which scripts/setup
+# unpacks into the cache: missing, it is a failure, not a skip).
+exporter=$MACE_TOP/target/release/mace-exporter
+fixtures=$MACE_TOP/samples/mace-exporter/tests/fixtures
+promtool=$(promtool_path)
+# run_to FILE CMD...: like run, with CMD's standard output also in FILE.
+run_to() {
+	local file=$1
+	shift
+	st=0
+	"$@" >"$file" 2>"$file.err" || st=$?
+	out=$(cat "$file" "$file.err")
+}
+run cargo build --quiet --release -p mace-exporter
+if ((st != 0)); then
+	fail "mace-exporter builds" "exit $st: $(tail -n 5 <<<"$out" | tr '\n' '|')"
+else
+	pass "mace-exporter builds (target/release/mace-exporter)"
+	# A fake /proc: one process in the fixture's container namespace.
+	cid=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+	uid=5f3a1c2e-7b9d-4e21-a0f4-9c8b7a6d5e4f
+	mkdir -p "$tmp/proc/4242/ns"
+	ln -s 'net:[4026532211]' "$tmp/proc/4242/ns/net"
+	echo "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid//-/_}.slice/cri-containerd-$cid.scope" \
+		>"$tmp/proc/4242/cgroup"
+	run_to "$tmp/fixture.prom" "$exporter" --once --hist "$fixtures/mace-hist.txt" --stats "$fixtures/stats.txt" \
+		--proc "$tmp/proc"
+	c="netns=\"4026532211\",container_id=\"$cid\",pod_uid=\"$uid\""
+	expect "mace-exporter --once: histograms, counters, labels of the fixture" 0 '^mace_up 1$' \
+		'^mace_capturing_namespaces 2$' "^mace_egress_latency_seconds_bucket\{$c,le=\"5\.12e-07\"\} 0$" \
+		"^mace_egress_latency_seconds_bucket\{$c,le=\"\+Inf\"\} 10$" "^mace_egress_latency_seconds_count\{$c\} 10$" \
+		"^mace_egress_latency_seconds_sum\{$c\} 0\.002401837$" \
+		"^mace_packets_total\{$c,direction=\"egress\",outcome=\"expired\"\} 1$" \
+		'^mace_probe_seconds_total\{hook="sys_enter"\} 0\.00025$' '^mace_host_packets_total\{event="ingress_stamped"\} 40$'
+	if [[ ! -x $promtool ]]; then
+		fail "promtool check metrics: fixture" "no promtool at $promtool (run scripts/setup)"
+	else
+		run "$promtool" check metrics <"$tmp/fixture.prom"
+		expect "promtool check metrics: the exporter's output for the fixture" 0
+	fi
+	run_to "$tmp/absent.prom" "$exporter" --once --hist "$tmp/no-mace-hist" --stats "$tmp/no-stats" --proc "$tmp/proc"
+	expect "mace-exporter --once: mace not loaded is metrics, exit 0" 0 '^mace_up 0$' 'mace is down: .*no-mace-hist' \
+		'^mace_down_reason\{reason="not_loaded"\} 1$' '^mace_capturing_namespaces 0$' '^mace_stats_up 0$'
+	if [[ -x $promtool ]]; then
+		run "$promtool" check metrics <"$tmp/absent.prom"
+		expect "promtool check metrics: the exporter's output without mace" 0
+	else
+		fail "promtool check metrics: without mace" "no promtool at $promtool (run scripts/setup)"
+	fi
+	mkdir -p "$tmp/textfile"
+	echo old >"$tmp/textfile/mace.prom"
+	run "$exporter" --once --textfile "$tmp/textfile/mace.prom" --hist "$fixtures/mace-hist.txt" \
+		--stats "$fixtures/stats.txt" --proc "$tmp/proc"
+	if ((st != 0)); then
+		fail "mace-exporter --textfile --once" "exit $st: $out"
+	elif ! cmp -s "$tmp/textfile/mace.prom" "$tmp/fixture.prom"; then
+		fail "mace-exporter --textfile --once" "the file differs from --once's standard output"
+	elif [[ $(ls -A "$tmp/textfile") != mace.prom ]]; then
+		fail "mace-exporter --textfile --once" "left other files: $(ls -A "$tmp/textfile" | tr '\n' ' ')"
+	else
+		pass "mace-exporter --textfile --once: the exposition replaces the file, nothing else left"
+	fi
+	run "$exporter" --once --textfile "$tmp/no-such-dir/mace.prom" --hist "$tmp/no-mace-hist"
+	expect "mace-exporter --textfile --once into a missing directory exits 1" 1 'cannot write'
+	# Serving on the loopback: a free port, a few requests, then stopped.
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$exporter" --listen "127.0.0.1:$port" --hist "$fixtures/mace-hist.txt" --stats "$fixtures/stats.txt" \
+		--proc "$tmp/proc" 2>"$tmp/serve.err" &
+	serve_pid=$!
+	run python3 - "$port" <<'PY'
+import sys, time, urllib.error, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+def get(path, accept=None):
+    req = urllib.request.Request(base + path, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], ""
+for _ in range(50):
+    try:
+        get("/")
+        break
+    except OSError:
+        time.sleep(0.1)
+status, ctype, body = get("/metrics")
+print("plain", status, ctype, "mace_up 1" in body.splitlines(), body.rstrip().endswith("# EOF"))
+status, ctype, body = get("/metrics", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+print("openmetrics", status, ctype, body.rstrip().endswith("# EOF"))
+print("missing", get("/nothing")[0])
+PY
+	kill "$serve_pid" 2>/dev/null || true
+	wait "$serve_pid" 2>/dev/null || true
+	serve_pid=
+	expect "mace-exporter serves /metrics: Prometheus text, or OpenMetrics on request" 0 \
+		'^plain 200 text/plain; version=0\.0\.4; charset=utf-8 True False$' \
+		'^openmetrics 200 application/openmetrics-text; version=1\.0\.0; charset=utf-8 True$' '^missing 404$'
+fi
+
+# The Kubernetes samples: YAML syntax and required fields (not a cluster
+# run), a broken copy refused, and the scrape configurations promtool can
+# read (Debian's promtool has no Kubernetes discovery, so the one with
+# kubernetes_sd_configs is checked by tests/check-manifests.py only).
+k8s=$MACE_TOP/samples/kubernetes
+for f in module.yaml daemonset.yaml prometheus-scrape.yaml prometheus-static.yaml; do
+	run python3 "$MACE_TOP/tests/check-manifests.py" "$k8s/daemonset.yaml" "$k8s/$f"
+	expect "Kubernetes sample $f: YAML and required fields" 0 "^ok: .*/$f: "
+done
+sed -e 's/moduleName: mace/moduleName: other/' -e 's/^\( *\)- regexp:/\1- nothing:/' "$k8s/module.yaml" >"$tmp/module.yaml"
+sed -e 's/hostPID: true/hostPID: false/' -e 's/name: metrics/name: http/' "$k8s/daemonset.yaml" >"$tmp/daemonset.yaml"
+printf 'a: [\n' >"$tmp/broken.yaml"
+run python3 "$MACE_TOP/tests/check-manifests.py" "$tmp/module.yaml" "$tmp/daemonset.yaml" "$tmp/broken.yaml"
+expect "check-manifests.py refuses broken manifests" 1 'bad: .*module\.yaml: .*moduleName is not mace' \
+	'bad: .*module\.yaml: kernelMappings\[0\] needs exactly one of regexp and literal' \
+	'bad: .*daemonset\.yaml: hostPID is not true' 'bad: .*daemonset\.yaml: .*no container port named metrics' \
+	'bad: .*broken\.yaml: not YAML'
+if [[ -x $promtool ]]; then
+	run "$promtool" check config "$k8s/prometheus-static.yaml"
+	expect "promtool check config: prometheus-static.yaml" 0 'SUCCESS'
+else
+	fail "promtool check config: prometheus-static.yaml" "no promtool at $promtool (run scripts/setup)"
 fi
 
 ((skipped == 0)) || printf '(%d skipped)\n' "$skipped"
