@@ -106,10 +106,8 @@ impl Default for Histogram {
 impl Histogram {
     /// An empty histogram.
     pub const fn new() -> Self {
-        #[allow(clippy::declare_interior_mutable_const)]
-        const ZERO: AtomicU64 = AtomicU64::new(0);
         Self {
-            counts: [ZERO; BUCKETS],
+            counts: [const { AtomicU64::new(0) }; BUCKETS],
             sum_ns: AtomicU64::new(0),
         }
     }

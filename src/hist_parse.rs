@@ -15,6 +15,7 @@
 
 use crate::hist::{upper_bound_ns, Snapshot, BUCKETS};
 use crate::record::Direction;
+use crate::record_parse::{direction, number};
 use core::fmt;
 
 /// One line of the text form.
@@ -85,13 +86,11 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// A decimal number of digits only (no sign, no spaces).
-fn num<T: core::str::FromStr>(s: Option<&str>) -> Result<T, ParseError> {
-    let s = s.ok_or(ParseError::BadField)?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::BadField);
-    }
-    s.parse().map_err(|_| ParseError::BadField)
+/// A decimal number of digits only (no sign, no spaces) that fits `T`.
+fn num<T: TryFrom<u64>>(s: Option<&str>) -> Result<T, ParseError> {
+    s.and_then(number)
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or(ParseError::BadField)
 }
 
 /// Parses one line (without its newline).
@@ -140,11 +139,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
         }
         Some("hist") => {
             let inum = num(f.next())?;
-            let dir = match f.next() {
-                Some("egress") => Direction::Egress,
-                Some("ingress") => Direction::Ingress,
-                _ => return Err(ParseError::BadField),
-            };
+            let dir = f.next().and_then(direction).ok_or(ParseError::BadField)?;
             let mut snapshot = Snapshot {
                 count: num(f.next())?,
                 sum_ns: num(f.next())?,

@@ -18,7 +18,7 @@
 use crate::record::{Direction, Record};
 
 /// Parses a non-empty run of ASCII digits (no sign, no spaces).
-fn number(s: &str) -> Option<u64> {
+pub(crate) fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -26,7 +26,7 @@ fn number(s: &str) -> Option<u64> {
 }
 
 /// The direction named `name` in a line.
-fn direction(name: &str) -> Option<Direction> {
+pub(crate) fn direction(name: &str) -> Option<Direction> {
     [Direction::Egress, Direction::Ingress]
         .into_iter()
         .find(|d| d.name() == name)

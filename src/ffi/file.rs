@@ -91,7 +91,8 @@ impl UserWriter {
 
 /// Whether a [`MiscRegistration`] of each device exists (the C side has one
 /// of each), by [`MiscDevice::index`].
-static MISC_BUSY: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+static MISC_BUSY: [AtomicBool; sys::MACE_MISC_COUNT as usize] =
+    [const { AtomicBool::new(false) }; sys::MACE_MISC_COUNT as usize];
 
 /// A misc device, registered; dropping removes it (open files stay valid
 /// and keep the module loaded).
