@@ -50,19 +50,28 @@ pub(crate) struct Reader {
     cursor: Mutex<LineCursor>,
 }
 
+/// The calling task's network namespace, for an open of `/dev/<device>`:
+/// `EPERM` (logged) unless the task has CAP_NET_ADMIN over the user
+/// namespace owning it.
+pub(crate) fn opener_net(device: &str) -> Result<NetRef> {
+    let net = NetRef::current().ok_or(ENOENT)?;
+    if !net.capable() {
+        if log_ratelimit() {
+            pr_warn!(
+                "open of /dev/{} denied: CAP_NET_ADMIN over network namespace {} is required\n",
+                device,
+                net.inum()
+            );
+        }
+        return Err(EPERM);
+    }
+    Ok(net)
+}
+
 impl Reader {
     /// Opens `/dev/mace` for the namespace of the calling task.
     pub(crate) fn open() -> Result<Pin<KBox<Self>>> {
-        let net = NetRef::current().ok_or(ENOENT)?;
-        if !net.capable() {
-            if log_ratelimit() {
-                pr_warn!(
-                    "open of /dev/mace denied: CAP_NET_ADMIN over network namespace {} is required\n",
-                    net.inum()
-                );
-            }
-            return Err(EPERM);
-        }
+        let net = opener_net("mace")?;
         let state = NET_STATE.get_arc(&net).ok_or(ENOENT)?;
         KBox::pin_init(
             pin_init!(Self {

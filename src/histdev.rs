@@ -18,10 +18,10 @@
 
 #![deny(unsafe_code)]
 
+use crate::chardev::opener_net;
 use crate::control::Control;
 use crate::ffi::file::UserWriter;
 use crate::ffi::log_ratelimit;
-use crate::ffi::net::NetRef;
 use crate::hist::{write_counter, write_header, write_hist, write_netns};
 use crate::netns::{NetState, NET_STATE};
 use crate::record::Direction;
@@ -80,16 +80,7 @@ impl HistReader {
     /// Opens `/dev/mace-hist` for the calling task: takes the snapshot it
     /// may see.
     pub(crate) fn open(control: &Control) -> Result<Pin<KBox<Self>>> {
-        let net = NetRef::current().ok_or(ENOENT)?;
-        if !net.capable() {
-            if log_ratelimit() {
-                pr_warn!(
-                    "open of /dev/mace-hist denied: CAP_NET_ADMIN over network namespace {} is required\n",
-                    net.inum()
-                );
-            }
-            return Err(EPERM);
-        }
+        let net = opener_net("mace-hist")?;
         let mut out = Text {
             bytes: KVVec::new(),
             oom: false,
