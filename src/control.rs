@@ -7,7 +7,9 @@
 //! change of outer devices all go through here, serialized by mutexes. The
 //! probes are registered when the first namespace switches capture on and
 //! unregistered when the last one switches it off (or goes away), so that a
-//! loaded but idle mace costs nothing.
+//! loaded but idle mace costs nothing. The waypoint probes of `breakdown`
+//! likewise exist only while some namespace has it on, with the stamps
+//! they write: without it, mace costs what it did before breakdown existed.
 
 #![deny(unsafe_code)]
 
@@ -15,7 +17,7 @@ use crate::capture::Capture;
 use crate::ffi::log_ratelimit;
 use crate::ffi::net::Net;
 use crate::ffi::sync::Retired;
-use crate::ffi::tracepoint::{Hook, ProbeRegistration};
+use crate::ffi::tracepoint::{Hook, ProbeRegistration, WaypointRegistration};
 use crate::ffi::work::SweepRegistration;
 use crate::netns::{NetState, RecordRing, REGISTRY_SLOTS};
 use crate::params::Params;
@@ -55,6 +57,10 @@ struct Switch {
     capturing: usize,
     /// The probes, registered while `capturing > 0`.
     probes: Option<Probes>,
+    /// Namespaces with `breakdown` on.
+    breaking_down: usize,
+    /// The waypoint probes, registered while `breaking_down > 0`.
+    waypoints: Option<WaypointRegistration<Capture>>,
     /// For each unprivileged user with namespaces that capture: the user
     /// (uid in the initial user namespace) and how many. An entry whose
     /// count fell to 0 is reused for the next user, so there are never more
@@ -161,6 +167,8 @@ impl Control {
                     Switch {
                         capturing: 0,
                         probes: None,
+                        breaking_down: 0,
+                        waypoints: None,
                         users: KVVec::new(),
                     },
                     "mace_switch"
@@ -202,6 +210,62 @@ impl Control {
         // Waits for a grace period, with no lock held.
         drop(released);
         Ok(true)
+    }
+
+    /// Sets whether the namespace with `state` breaks its latencies down;
+    /// returns whether it did.
+    ///
+    /// The first namespace to switch it on allocates the waypoints' stamps
+    /// and registers the waypoint probes (an error undoes both and leaves
+    /// it off); the last to switch it off (or to go away) unregisters them,
+    /// and the stamps are freed after a grace period.
+    pub(crate) fn set_breakdown(&self, state: &NetState, on: bool) -> Result<bool> {
+        let retired;
+        {
+            let mut switch = self.switch.lock();
+            if on == state.breakdown() {
+                return Ok(on);
+            }
+            if on {
+                if switch.waypoints.is_none() {
+                    self.capture.attach_waypoints()?;
+                    match WaypointRegistration::register(self.capture.clone()) {
+                        Ok(r) => switch.waypoints = Some(r),
+                        Err(e) => {
+                            drop(self.capture.detach_waypoints());
+                            return Err(e);
+                        }
+                    }
+                }
+                switch.breaking_down = switch.breaking_down.saturating_add(1);
+                state.set_breakdown(true);
+                return Ok(false);
+            }
+            retired = self.breakdown_stopped(&mut switch, state);
+        }
+        // Waits for a grace period, with no lock held.
+        drop(retired);
+        Ok(true)
+    }
+
+    /// The namespace with `state` no longer breaks its latencies down: the
+    /// waypoint probes go when none does, and their stamps are returned, to
+    /// be dropped without the lock held.
+    fn breakdown_stopped(
+        &self,
+        switch: &mut Switch,
+        state: &NetState,
+    ) -> Option<Retired<crate::capture::WaypointStamps>> {
+        if !state.set_breakdown(false) {
+            return None;
+        }
+        switch.breaking_down = switch.breaking_down.saturating_sub(1);
+        if switch.breaking_down > 0 {
+            return None;
+        }
+        // Unregisters and waits for running probes.
+        switch.waypoints = None;
+        self.capture.detach_waypoints()
     }
 
     /// Switches capture on in `net` with `state` (see [`Self::set_capture`]).
@@ -273,13 +337,17 @@ impl Control {
     /// it out of the registry (waiting for the probes that may still use
     /// it).
     pub(crate) fn net_pre_exit(&self, state: &NetState) {
-        let released = {
+        let (released, waypoints) = {
             let mut switch = self.switch.lock();
             if state.set_enabled(false) {
                 switch.stopped(state);
             }
-            self.release(state)
+            (
+                self.release(state),
+                self.breakdown_stopped(&mut switch, state),
+            )
         };
+        drop(waypoints);
         if released.is_empty() {
             return;
         }
@@ -302,6 +370,13 @@ impl Control {
     pub(crate) fn capturing(&self) -> (usize, usize) {
         let switch = self.switch.lock();
         (switch.capturing, switch.users())
+    }
+
+    /// Namespaces with `breakdown` on, and whether the waypoint probes are
+    /// registered.
+    pub(crate) fn breaking_down(&self) -> (usize, bool) {
+        let switch = self.switch.lock();
+        (switch.breaking_down, switch.waypoints.is_some())
     }
 
     /// The configured outer devices.

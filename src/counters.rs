@@ -71,7 +71,10 @@ counters! {
     /// - `ingress = ingress_end_syscall + ingress_end_stamp + ingress_end_tap +
     ///   ingress_end_tap_read`;
     /// - `egress + ingress = ring_pushed + ring_full + ring_busy` (the ring's
-    ///   counters, in `stats` too).
+    ///   counters, in `stats` too);
+    /// - with `breakdown` on all the while, `egress = egress_segments +
+    ///   egress_segments_unknown` and `ingress = ingress_segments +
+    ///   ingress_segments_unknown`.
     pub struct NetCounters {
         /// Egress latencies recorded (queued, or dropped by a full ring).
         egress,
@@ -129,6 +132,18 @@ counters! {
         /// 32-bit compat syscalls of this namespace's tasks, skipped (their
         /// numbers are another table's).
         compat_syscalls,
+        /// Egress latencies recorded with their segments (`breakdown` on).
+        egress_segments,
+        /// Egress latencies recorded with `breakdown` on whose segments are
+        /// not known (a waypoint was missed: a GSO packet segmented on its
+        /// way, a stamp pushed out, a host process's packet).
+        egress_segments_unknown,
+        /// Ingress latencies recorded with their segments.
+        ingress_segments,
+        /// Ingress latencies recorded with `breakdown` on whose segments
+        /// are not known (a TCP segment queued while its socket was busy, a
+        /// stamp pushed out).
+        ingress_segments_unknown,
     }
 }
 

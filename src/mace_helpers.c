@@ -91,6 +91,20 @@ static void mace_sk_data_ready_filter(void *data, const struct sock *sk)
 }
 
 /*
+ * The waypoint of `breakdown` on sk_data_ready: the same filter for IP
+ * sockets, registered only while some namespace breaks its latencies down.
+ */
+static struct mace_ready_hook mace_ready_ip_hook;
+
+static void mace_sk_data_ready_ip_filter(void *data, const struct sock *sk)
+{
+	struct mace_ready_hook *h = data;
+
+	if (sk->sk_family == AF_INET || sk->sk_family == AF_INET6)
+		h->probe(h->data, (struct sock *)sk);
+}
+
+/*
  * Each probe type of mace_helpers.h must be what its tracepoint calls: the
  * kernel's own check of a probe against TP_PROTO, at compile time. Never
  * called.
@@ -107,6 +121,7 @@ static void __maybe_unused mace_check_probe_types(void)
 	check_trace_callback_type_skb_copy_datagram_iovec(
 		(mace_skb_copy_datagram_iovec_probe)NULL);
 	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_filter);
+	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_ip_filter);
 }
 
 /* The function hooks read their functions' arguments: check them. */
@@ -371,6 +386,35 @@ int mace_hook_unregister(enum mace_hook hook, void *probe, void *data)
 			tp, mace_sk_data_ready_filter, &mace_ready_hook);
 	}
 	return tracepoint_probe_unregister(tp, probe, data);
+}
+
+int mace_ready_ip_register(mace_packet_read_probe probe, void *data)
+{
+	struct tracepoint *tp = mace_tp_find(MACE_HOOK_SK_DATA_READY);
+	int err;
+
+	if (!tp)
+		return -ENOENT;
+	if (mace_ready_ip_hook.registered)
+		return -EBUSY;
+	mace_ready_ip_hook.probe = probe;
+	mace_ready_ip_hook.data = data;
+	err = tracepoint_probe_register(tp, mace_sk_data_ready_ip_filter,
+					&mace_ready_ip_hook);
+	mace_ready_ip_hook.registered = !err;
+	return err;
+}
+
+int mace_ready_ip_unregister(void)
+{
+	struct tracepoint *tp = mace_tp_find(MACE_HOOK_SK_DATA_READY);
+
+	if (!tp || !mace_ready_ip_hook.registered)
+		return -ENOENT;
+	/* The caller waits for running probes (mace_tp_sync()). */
+	mace_ready_ip_hook.registered = false;
+	return tracepoint_probe_unregister(tp, mace_sk_data_ready_ip_filter,
+					   &mace_ready_ip_hook);
 }
 
 void mace_tp_sync(void)
@@ -773,6 +817,7 @@ static ssize_t mace_bin_write(struct file *file, enum mace_attr attr,
 MACE_BIN_ATTR(on, MACE_ATTR_ON, 0644);
 MACE_BIN_ATTR(outer_devs, MACE_ATTR_OUTER_DEVS, 0644);
 MACE_BIN_ATTR(tap_end, MACE_ATTR_TAP_END, 0644);
+MACE_BIN_ATTR(breakdown, MACE_ATTR_BREAKDOWN, 0644);
 
 static ssize_t stats_show(const struct class *class,
 			  const struct class_attribute *attr, char *buf)
@@ -790,6 +835,7 @@ static MACE_BIN_ATTR_CONST struct bin_attribute *const mace_class_bin_attrs[] = 
 	&bin_attr_on,
 	&bin_attr_outer_devs,
 	&bin_attr_tap_end,
+	&bin_attr_breakdown,
 	NULL,
 };
 
@@ -1031,6 +1077,16 @@ _Bool mace_in_compat_syscall(void)
 _Bool mace_in_task(void)
 {
 	return in_task();
+}
+
+unsigned int mace_cpu(void)
+{
+	return raw_smp_processor_id();
+}
+
+unsigned int mace_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
 }
 
 void mace_percpu_addrs(unsigned long *current_task_addr,

@@ -109,6 +109,16 @@ int mace_hook_register(enum mace_hook hook, void *probe, void *data);
 /** Unregisters what mace_hook_register() registered. */
 int mace_hook_unregister(enum mace_hook hook, void *probe, void *data);
 /**
+ * Registers @probe with @data on sk_data_ready for IP sockets (AF_INET,
+ * AF_INET6) only, filtered in C: a waypoint of `breakdown`, the moment a
+ * received packet joins its socket's queue. Returns 0, -EBUSY if it is
+ * registered already, -ENOENT if this kernel has no such tracepoint
+ * (before 6.3), or another errno.
+ */
+int mace_ready_ip_register(mace_packet_read_probe probe, void *data);
+/** Unregisters what mace_ready_ip_register() registered. */
+int mace_ready_ip_unregister(void);
+/**
  * Waits until no probe unregistered before the call can still be running
  * (tracepoint_synchronize_unregister()).
  */
@@ -264,6 +274,8 @@ enum mace_attr {
 	MACE_ATTR_STATS = 2,
 	/** `tap_end`: where packet-socket readers' windows end, per namespace. */
 	MACE_ATTR_TAP_END = 3,
+	/** `breakdown`: whether latencies are split into segments, per namespace. */
+	MACE_ATTR_BREAKDOWN = 4,
 };
 
 /**
@@ -385,6 +397,10 @@ unsigned long mace_current_task(void);
 _Bool mace_in_compat_syscall(void);
 /** Whether the CPU runs a task (not an interrupt or softirq): in_task(). */
 _Bool mace_in_task(void);
+/** The current CPU's number (raw_smp_processor_id()). */
+unsigned int mace_cpu(void);
+/** The number of possible CPU ids (nr_cpu_ids): every CPU's number is below. */
+unsigned int mace_nr_cpu_ids(void);
 /**
  * The per-CPU addresses (what a %gs-relative load reads this CPU's copy at,
  * as this_cpu_read() does) of the current task pointer (*@current_task)

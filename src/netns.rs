@@ -26,7 +26,7 @@ use crate::ffi::sync::{RcuSlot, Retired};
 use crate::ffi::tracepoint::ProbeCx;
 use crate::hist::Histogram;
 use crate::parse::TapEnd;
-use crate::record::{Direction, Record};
+use crate::record::{Direction, Record, Segments};
 use crate::ring::{Ring, RingStats, Slot};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -119,6 +119,8 @@ pub(crate) struct NetState {
     tap_stamp: AtomicBool,
     /// Whether capture was ever on, so that the probes clean up after it.
     was_on: AtomicBool,
+    /// Whether its latencies are broken down into segments (`breakdown`).
+    breakdown: AtomicBool,
     /// The handle in the namespace registry while capture is on; 0 if none.
     handle: AtomicU64,
     /// The user this namespace's capture counts against
@@ -145,6 +147,7 @@ impl NetState {
                 enabled: AtomicBool::new(false),
                 tap_stamp: AtomicBool::new(false),
                 was_on: AtomicBool::new(false),
+                breakdown: AtomicBool::new(false),
                 handle: AtomicU64::new(0),
                 charged_uid: AtomicU64::new(NO_USER),
                 ring: RcuSlot::new(),
@@ -251,11 +254,24 @@ impl NetState {
         }
     }
 
+    /// Whether its latencies are broken down into segments.
+    #[inline(always)]
+    pub(crate) fn breakdown(&self) -> bool {
+        self.breakdown.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether its latencies are broken down; returns whether they
+    /// were (only [`crate::control::Control`] calls it, under its lock).
+    pub(crate) fn set_breakdown(&self, on: bool) -> bool {
+        self.breakdown.swap(on, Ordering::Relaxed)
+    }
+
     /// Records the latency of a window from `start` to `end` (both
     /// CLOCK_MONOTONIC), if capture is on: counts it as recorded and in its
     /// histogram, and queues it with the wall-clock time of its end (a full
     /// ring counts the drop in the ring's stats). Returns whether it was
     /// recorded; if capture is off it is counted as such.
+    #[inline(always)]
     pub(crate) fn report(
         &self,
         cx: &ProbeCx<'_>,
@@ -263,6 +279,36 @@ impl NetState {
         start: u64,
         end: u64,
         pktid: u32,
+    ) -> bool {
+        self.record(cx, dir, start, end, pktid, Segments::Unknown)
+    }
+
+    /// As [`Self::report`], with the window's segments (`breakdown` on).
+    /// Out of line: the windows of namespaces without breakdown never come
+    /// here.
+    #[inline(never)]
+    pub(crate) fn report_segments(
+        &self,
+        cx: &ProbeCx<'_>,
+        dir: Direction,
+        start: u64,
+        end: u64,
+        pktid: u32,
+        segments: Segments,
+    ) -> bool {
+        self.record(cx, dir, start, end, pktid, segments)
+    }
+
+    /// The body of [`Self::report`] and [`Self::report_segments`].
+    #[inline(always)]
+    fn record(
+        &self,
+        cx: &ProbeCx<'_>,
+        dir: Direction,
+        start: u64,
+        end: u64,
+        pktid: u32,
+        segments: Segments,
     ) -> bool {
         let c = &self.counters;
         if !self.enabled() {
@@ -285,6 +331,7 @@ impl NetState {
             latency_ns,
             pktid,
             dir,
+            segments,
         };
         if let Some(ring) = self.ring(cx) {
             // A failed push is counted by the ring itself.

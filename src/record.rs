@@ -12,7 +12,17 @@
 //! ```
 //!
 //! i.e. `[` wall-clock seconds `.` microseconds `] (` packet id `) ` direction
-//! `: ` latency in nanoseconds. A read may stop in the middle of a line; the
+//! `: ` latency in nanoseconds. In a namespace with `breakdown` on, a line
+//! whose segments are known goes on with them, three `name=ns` pairs that
+//! add up to the latency exactly ([`Direction::segment_names`]):
+//!
+//! ```text
+//! [1795313566.956168] (1) egress: 998575 container=12003 host=36512 outer=950060
+//! [1795313566.957011] (1) ingress: 1201345 host=40211 container=31022 socket=1130112
+//! ```
+//!
+//! A reader of the original format stops after the latency (`sscanf()`
+//! with `"[%lu.%lu] (%u) %[a-z]: %lu"` does). A read may stop in the middle of a line; the
 //! rest of the line is kept in the reader's [`LineCursor`] (one per open file)
 //! and returned first by the next read.
 //!
@@ -42,6 +52,72 @@ impl Direction {
             Direction::Ingress => "ingress",
         }
     }
+
+    /// The names of the window's three segments, in the packet's order.
+    ///
+    /// Egress: the container's stack and qdisc (up to its device's
+    /// transmission), the host (veth, bridge, routing, netfilter, NAT: up to
+    /// the outer device's queue), the outer device's qdisc and driver.
+    /// Ingress: the host (outer device to the container's device), the
+    /// container's stack up to the socket's queue, the wait in the socket
+    /// until the window ends.
+    pub fn segment_names(self) -> [&'static str; 3] {
+        match self {
+            Direction::Egress => ["container", "host", "outer"],
+            Direction::Ingress => ["host", "container", "socket"],
+        }
+    }
+}
+
+/// Where a packet's latency was spent, if known.
+///
+/// Only the first two segments are kept: the third is the rest of the
+/// latency, so the three add up to it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Segments {
+    /// Not measured (breakdown off) or not known for this packet.
+    #[default]
+    Unknown,
+    /// The first two segments, in ns; their sum is at most the latency.
+    Known {
+        /// The first segment ([`Direction::segment_names`]).
+        first: u64,
+        /// The second segment.
+        second: u64,
+    },
+}
+
+impl Segments {
+    /// The segments of a window from `start` to `end` through the
+    /// waypoints `w1` then `w2`, if they lie in order inside it.
+    pub fn of(start: u64, w1: u64, w2: u64, end: u64) -> Self {
+        if start <= w1 && w1 <= w2 && w2 <= end {
+            Segments::Known {
+                first: w1.wrapping_sub(start),
+                second: w2.wrapping_sub(w1),
+            }
+        } else {
+            Segments::Unknown
+        }
+    }
+
+    /// As [`Segments::of`] for a window that may end before its waypoints
+    /// (at the reader's kernel timestamp, taken on the way): a waypoint
+    /// after `end` is moved to `end`, its segments are 0.
+    pub fn ended_by(start: u64, w1: u64, w2: u64, end: u64) -> Self {
+        Self::of(start, w1.min(end), w2.min(end), end)
+    }
+
+    /// The three segments of a latency of `latency_ns`, if known.
+    pub fn split(self, latency_ns: u64) -> Option<[u64; 3]> {
+        match self {
+            Segments::Unknown => None,
+            Segments::Known { first, second } => {
+                let third = latency_ns.checked_sub(first)?.checked_sub(second)?;
+                Some([first, second, third])
+            }
+        }
+    }
 }
 
 /// One latency measurement of one packet.
@@ -58,7 +134,12 @@ pub struct Record {
     pub pktid: u32,
     /// The window measured.
     pub dir: Direction,
+    /// Its segments (with `breakdown` on).
+    pub segments: Segments,
 }
+
+/// The bit of a record's third word that says its segments are known.
+const KNOWN: u64 = 1 << 33;
 
 impl Packed for Record {
     fn pack(&self) -> [u64; WORDS] {
@@ -66,23 +147,34 @@ impl Packed for Record {
             Direction::Egress => 0u64,
             Direction::Ingress => 1u64,
         };
+        let (known, first, second) = match self.segments {
+            Segments::Unknown => (0, 0, 0),
+            Segments::Known { first, second } => (KNOWN, first, second),
+        };
         [
             self.time_ns,
             self.latency_ns,
-            u64::from(self.pktid) | (dir << 32),
+            u64::from(self.pktid) | (dir << 32) | known,
+            first,
+            second,
         ]
     }
 
     fn unpack(words: [u64; WORDS]) -> Self {
-        let [time_ns, latency_ns, id_dir] = words;
+        let [time_ns, latency_ns, id_dir, first, second] = words;
         Record {
             time_ns,
             latency_ns,
             pktid: id_dir as u32,
-            dir: if id_dir >> 32 == 0 {
+            dir: if id_dir >> 32 & 1 == 0 {
                 Direction::Egress
             } else {
                 Direction::Ingress
+            },
+            segments: if id_dir & KNOWN == 0 {
+                Segments::Unknown
+            } else {
+                Segments::Known { first, second }
             },
         }
     }
@@ -90,8 +182,10 @@ impl Packed for Record {
 
 /// Longest line [`format_line`] can produce, newline included.
 ///
-/// `[` 20 `.` 6 `] (` 10 `) ` `ingress` `: ` 20 `\n` is 73 bytes.
-pub const MAX_LINE: usize = 80;
+/// `[` 20 `.` 6 `] (` 10 `) ` `ingress` `: ` 20, then ` container=` 20
+/// ` container=` 20 ` container=` 20 (the longest name three times) and
+/// `\n`: 166 bytes.
+pub const MAX_LINE: usize = 168;
 
 /// Formats `rec` (its time already wall-clock) as one `/dev/mace` line into
 /// `out`; returns its length.
@@ -100,13 +194,19 @@ pub fn format_line(rec: &Record, out: &mut [u8; MAX_LINE]) -> usize {
     let secs = rec.time_ns / 1_000_000_000;
     let usecs = rec.time_ns % 1_000_000_000 / 1_000;
     // Cannot fail: MAX_LINE bounds the longest possible line.
-    let _ = writeln!(
+    let _ = write!(
         line,
         "[{secs}.{usecs:06}] ({}) {}: {}",
         rec.pktid,
         rec.dir.name(),
         rec.latency_ns
     );
+    if let Some(parts) = rec.segments.split(rec.latency_ns) {
+        for (name, ns) in rec.dir.segment_names().iter().zip(parts) {
+            let _ = write!(line, " {name}={ns}");
+        }
+    }
+    let _ = writeln!(line);
     line.len()
 }
 

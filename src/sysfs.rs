@@ -13,6 +13,11 @@
 //!   packet that only a packet socket reads (libpcap) ends in the writer's
 //!   network namespace ([`crate::parse::TapEnd`]); reading shows the
 //!   reader's namespace's. Writing needs what writing `on` needs.
+//! - `breakdown` (0644): `1` or `0`, whether the writer's network
+//!   namespace's latencies carry their segments (where the packet spent
+//!   its time on the host); reading shows the reader's namespace's. It may
+//!   be set before or while capture is on. Writing needs what writing `on`
+//!   needs.
 //! - `stats` (0444): counters of the reader's network namespace, one
 //!   `name value` pair per line; the initial namespace also sees the
 //!   host-wide counters (`host_*`) and the probes' self-cost (`pert_*`:
@@ -91,6 +96,11 @@ pub(crate) fn show(control: &Control, attr: ClassAttr, out: &mut [u8]) -> Result
             Ok(writeln!(text, "{}", state.tap_end().name()))
         })
         .ok_or(ENOENT)??,
+        ClassAttr::Breakdown => with_current_net(|net| -> Result<core::fmt::Result> {
+            let state = current_state(net)?;
+            Ok(writeln!(text, "{}", u8::from(state.breakdown())))
+        })
+        .ok_or(ENOENT)??,
         ClassAttr::Stats => with_current_net(|net| -> Result<core::fmt::Result> {
             let state = current_state(net)?;
             Ok(write_stats(&mut text, control, net, &state))
@@ -117,6 +127,7 @@ fn write_stats(
     };
     line("netns", u64::from(state.inum()));
     line("enabled", u64::from(state.enabled()));
+    line("breakdown", u64::from(state.breakdown()));
     state.for_each_counter(&mut line);
     result?;
     if !net.is_init() {
@@ -141,6 +152,9 @@ fn write_stats(
     let (capturing, users) = control.capturing();
     writeln!(out, "host_capturing {capturing}")?;
     writeln!(out, "host_capturing_users {users}")?;
+    let (breaking_down, waypoints) = control.breaking_down();
+    writeln!(out, "host_breakdown_netns {breaking_down}")?;
+    writeln!(out, "host_waypoints {}", u8::from(waypoints))?;
     for (hook, cost) in Hook::ALL.iter().zip(capture.hooks.iter()) {
         writeln!(
             out,
@@ -222,6 +236,20 @@ pub(crate) fn store(
                     );
                 }
                 state.set_tap_end(end);
+                Ok(())
+            })
+        }
+        ClassAttr::Breakdown => {
+            let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
+            with_own_state(attr, opener, |net, state| {
+                let was = control.set_breakdown(state, on)?;
+                if was != on && log_ratelimit() {
+                    pr_info!(
+                        "breakdown {} in network namespace {}\n",
+                        if on { "on" } else { "off" },
+                        net.inum()
+                    );
+                }
                 Ok(())
             })
         }

@@ -185,7 +185,7 @@ impl Capture {
         if self.counters.egress_in_table.load(Relaxed) == 0 {
             return;
         }
-        if !self.outer.contains(dev.ifindex()) || !dev.net().is_init() {
+        if !self.is_outer(dev) {
             return;
         }
         self.outer_xmit(cx, skb);
@@ -199,7 +199,7 @@ impl Capture {
         // By its socket buffer; another packet's entry there never got here
         // and this one got its socket buffer.
         let mine = |e: &Egress| e.fp != 0 && fingerprint(skb, false, Side::Egress) == Some(e.fp);
-        if self.take_egress(cx, skb.addr(), now, mine) {
+        if self.take_egress(cx, skb.addr(), skb.addr(), now, mine) {
             return;
         }
         // By its identity: a segment of a GSO packet.
@@ -209,17 +209,18 @@ impl Capture {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
-        self.take_egress(cx, id.key, now, |e| e.fp == 0);
+        self.take_egress(cx, id.key, skb.addr(), now, |e| e.fp == 0);
     }
 
     /// Takes the egress entry with `key` for a packet leaving an outer
-    /// device at `now`: its latency if `mine` says it is this packet's (and
-    /// it is live), else it is counted as expired. Whether there was one
-    /// that is this packet's.
+    /// device at `now` in the socket buffer at `addr`: its latency if
+    /// `mine` says it is this packet's (and it is live), else it is counted
+    /// as expired. Whether there was one that is this packet's.
     fn take_egress(
         &self,
         cx: &ProbeCx<'_>,
         key: u64,
+        addr: u64,
         now: u64,
         mine: impl FnOnce(&Egress) -> bool,
     ) -> bool {
@@ -232,13 +233,22 @@ impl Capture {
             self.egress_gone(cx, &e, Left::Expired);
             return false;
         }
-        self.egress_taken(cx, &taken, entry, now);
+        self.egress_taken(cx, &taken, entry, addr, now);
         true
     }
 
     /// The packet of `entry`, taken from the egress table (`taken`), leaves
-    /// an outer device at `now`: its latency, if it is live.
-    fn egress_taken(&self, cx: &ProbeCx<'_>, taken: &Take<EGRESS_WORDS>, entry: Egress, now: u64) {
+    /// an outer device at `now` in the socket buffer at `addr`: its
+    /// latency, if it is live (with its segments, if its namespace breaks
+    /// them down).
+    fn egress_taken(
+        &self,
+        cx: &ProbeCx<'_>,
+        taken: &Take<EGRESS_WORDS>,
+        entry: Egress,
+        addr: u64,
+        now: u64,
+    ) {
         self.egress_out(&entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
@@ -246,6 +256,9 @@ impl Capture {
         let c = &state.counters;
         sub(&c.egress_in_table, 1);
         match taken {
+            Take::Hit(_) if state.breakdown() => {
+                self.egress_segmented(cx, state, &entry, addr, now);
+            }
             Take::Hit(_) => {
                 state.report(cx, Direction::Egress, entry.start, now, entry.pktid);
             }

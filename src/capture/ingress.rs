@@ -71,7 +71,7 @@ use crate::ffi::work::schedule_sweep;
 use crate::netns::{NetState, NET_STATE};
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
-use crate::record::Direction;
+use crate::record::{Direction, Segments};
 use crate::stamps::Put;
 use crate::table::{Insert, Take};
 use core::mem::MaybeUninit;
@@ -83,7 +83,7 @@ impl Capture {
     pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let Some(dev) = skb.dev() else { return };
         let net = dev.net();
-        if self.outer.contains(dev.ifindex()) && net.is_init() {
+        if self.is_outer(dev) {
             return self.outer_received(cx, skb, net);
         }
         let Some(state) = NET_STATE.get(cx, net) else {
@@ -408,7 +408,15 @@ impl Capture {
                 (TapEnd::Read, t_read) => (t_read & !PROVISIONAL, &c.ingress_end_tap_read),
             };
             let pktid = u32::try_from(pktid).unwrap_or(0);
-            if state.report(cx, Direction::Ingress, t_rx, end, pktid) {
+            let reported = if state.breakdown() {
+                // The tap saw it on the namespace's device: the host
+                // segment ends there, and the rest is the packet socket's.
+                let segments = Segments::ended_by(t_rx, t_tap, t_tap, end);
+                self.ingress_segments(cx, state, t_rx, end, pktid, segments)
+            } else {
+                state.report(cx, Direction::Ingress, t_rx, end, pktid)
+            };
+            if reported {
                 bump(counter);
             }
         }
@@ -482,6 +490,9 @@ impl Capture {
         let Some((t_rx, pktid)) = taken else {
             return;
         };
+        if state.breakdown() {
+            self.delivered_waypoints(cx, key, fp, t_rx, pktid);
+        }
         // The reader's clock stops where it takes its receive time: the
         // kernel's stamp if it reads one, else the syscall's return.
         let end = match sk.map(|sk| sk.rx_stamp(skb)) {
@@ -530,7 +541,12 @@ impl Capture {
                 ),
                 end => (end, &c.ingress_end_stamp),
             };
-            if state.report(cx, Direction::Ingress, p.t_rx, end, p.pktid) {
+            let reported = if state.breakdown() {
+                self.delivered_segmented(cx, state, p, end)
+            } else {
+                state.report(cx, Direction::Ingress, p.t_rx, end, p.pktid)
+            };
+            if reported {
                 bump(counter);
             }
         }

@@ -40,13 +40,17 @@
 
 #![deny(unsafe_code)]
 
+mod breakdown;
 mod egress;
 mod ingress;
 
+pub(crate) use breakdown::WaypointStamps;
+
 use crate::counters::{add, bump, sub, HostCounters};
 use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, SEND_WORDS, TASK_WORDS};
+use crate::ffi::skb::Dev;
 use crate::ffi::skb::Skb;
-use crate::ffi::sync::{BucketGuard, BucketSpinLock};
+use crate::ffi::sync::{BucketGuard, BucketSpinLock, RcuSlot};
 use crate::ffi::task::{self, Regs, Syscalls};
 use crate::ffi::tracepoint::{ProbeCx, HOOKS};
 use crate::ffi::{mono_ns, netdev};
@@ -215,6 +219,11 @@ pub(crate) struct Capture {
     /// Arrival times of the packets outer devices received, by socket
     /// buffer, until a capturing namespace's device takes them.
     arrivals: Stamps<KVVec<StampSlot>>,
+    /// How many stamps `arrivals` holds (and the waypoints' stamps).
+    arrivals_len: usize,
+    /// The waypoints' stamps, while some namespace breaks its latencies
+    /// down (their probes are registered).
+    waypoints: RcuSlot<WaypointStamps>,
     /// Entries of the egress table keyed by identity (GSO packets): while
     /// there are none, an outer device's transmission is looked up by its
     /// socket buffer only, never identified.
@@ -259,6 +268,8 @@ impl Capture {
             egress: new_table(buckets, max_age)?,
             ingress: new_table(buckets, max_age)?,
             arrivals: new_stamps(n_stamps)?,
+            arrivals_len: n_stamps,
+            waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
             sends: new_table((buckets / 4).max(64), max_age)?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
@@ -274,6 +285,13 @@ impl Capture {
             hooks: Default::default(),
             counters: HostCounters::default(),
         })
+    }
+
+    /// Whether `dev` is an outer device: a configured one of the initial
+    /// namespace.
+    #[inline(always)]
+    pub(crate) fn is_outer(&self, dev: &Dev) -> bool {
+        self.outer.contains(dev.ifindex()) && dev.net().is_init()
     }
 
     /// Sets whether the probes see packet sockets' readers.

@@ -29,6 +29,8 @@ pub(crate) enum ClassAttr {
     Stats,
     /// `tap_end` (mode 0644).
     TapEnd,
+    /// `breakdown` (mode 0644).
+    Breakdown,
 }
 
 impl ClassAttr {
@@ -38,6 +40,7 @@ impl ClassAttr {
             sys::MACE_ATTR_OUTER_DEVS => Some(ClassAttr::OuterDevs),
             sys::MACE_ATTR_STATS => Some(ClassAttr::Stats),
             sys::MACE_ATTR_TAP_END => Some(ClassAttr::TapEnd),
+            sys::MACE_ATTR_BREAKDOWN => Some(ClassAttr::Breakdown),
             _ => None,
         }
     }
@@ -49,6 +52,7 @@ impl ClassAttr {
             ClassAttr::OuterDevs => "outer_devs",
             ClassAttr::Stats => "stats",
             ClassAttr::TapEnd => "tap_end",
+            ClassAttr::Breakdown => "breakdown",
         }
     }
 }

@@ -153,6 +153,23 @@ pub(crate) fn mono_to_real_ns(mono: u64) -> u64 {
     unsafe { sys::mace_mono_to_real_ns(mono) }
 }
 
+/// The number of the CPU the caller runs on; callable in any context (it
+/// stays right while the caller cannot move to another CPU: in an
+/// interrupt or a softirq).
+pub(crate) fn cpu() -> usize {
+    // SAFETY: No preconditions; callable in any context.
+    let cpu = unsafe { sys::mace_cpu() };
+    // A `u32` fits a `usize` on every target of the kernel.
+    cpu as usize
+}
+
+/// The number of possible CPU ids: [`cpu`] is always below it.
+pub(crate) fn nr_cpu_ids() -> usize {
+    // SAFETY: No preconditions; the value is set at boot.
+    let n = unsafe { sys::mace_nr_cpu_ids() };
+    n as usize
+}
+
 /// Whether a message about bad user input may be logged now.
 ///
 /// Unprivileged users can provoke those messages, so they are rate limited

@@ -86,6 +86,12 @@ impl Net {
         core::ptr::eq(self, other)
     }
 
+    /// The namespace's address: it identifies the namespace while it lives.
+    #[inline(always)]
+    pub(crate) fn addr(&self) -> u64 {
+        self.as_ptr() as usize as u64
+    }
+
     /// Whether the current task has CAP_NET_ADMIN over the user namespace
     /// that owns this network namespace (process context).
     pub(crate) fn capable(&self) -> bool {

@@ -121,6 +121,24 @@ impl Hook {
     }
 }
 
+/// What runs on the waypoints of `breakdown`: second probes on three of the
+/// tracepoints [`Hooks`] sees, and one on `sk_data_ready` of IP sockets,
+/// registered only while some namespace breaks its latencies down
+/// ([`WaypointRegistration`]).
+///
+/// The same rules as for [`Hooks`]: atomic context, every hit of the
+/// tracepoint on the machine, no sleeping, no allocation, bounded loops.
+pub(crate) trait Waypoints: Send + Sync + 'static {
+    /// `net_dev_queue`: `skb` is handed to its device, before its qdisc.
+    fn waypoint_queue(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `net_dev_start_xmit`: `dev` starts transmitting `skb`.
+    fn waypoint_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev);
+    /// `netif_receive_skb`: `skb` enters the stack from its device.
+    fn waypoint_receive(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `sk_data_ready` of an IP socket `sk`: it has something new to read.
+    fn waypoint_ready(&self, cx: &ProbeCx<'_>, sk: &Sock);
+}
+
 /// What runs on each tracepoint mace hooks.
 ///
 /// Every method runs in atomic context, on any CPU, for every hit of its
@@ -194,6 +212,190 @@ unsafe fn enter<T: Hooks, const TIMED: bool>(
         handler.account(hook, super::mono_ns().wrapping_sub(start));
     } else {
         f(handler, &cx);
+    }
+}
+
+/// The prologue of the waypoint probes: as [`enter`], never timed.
+///
+/// # Safety
+///
+/// `data` is the handler of a live [`WaypointRegistration<T>`] and the call
+/// comes from one of the hooks it registered on.
+#[inline(always)]
+unsafe fn enter_waypoint<T: Waypoints>(data: *mut c_void, f: impl FnOnce(&T, &ProbeCx<'_>)) {
+    // SAFETY: `data` is the `T` the registration keeps alive until no probe
+    // runs any more (its `drop` unregisters and synchronizes first).
+    let handler = unsafe { &*data.cast_const().cast::<T>() };
+    #[cfg(mace_tp_preemptible)]
+    let _rcu = RcuReadLock::new();
+    // SAFETY: Inside an RCU read-side critical section until `f` returns:
+    // the tracepoint's, or `_rcu`.
+    let cx = unsafe { ProbeCx::new() };
+    f(handler, &cx);
+}
+
+/// # Safety
+///
+/// Called by the `net_dev_queue` tracepoint, with data from
+/// [`WaypointRegistration::register`].
+unsafe extern "C" fn waypoint_queue<T: Waypoints>(data: *mut c_void, skb: *mut sys::sk_buff) {
+    // SAFETY: See above; the packet is alive during the call.
+    unsafe {
+        enter_waypoint::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.waypoint_queue(cx, skb);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `net_dev_start_xmit` tracepoint, with data from
+/// [`WaypointRegistration::register`].
+unsafe extern "C" fn waypoint_xmit<T: Waypoints>(
+    data: *mut c_void,
+    skb: *const sys::sk_buff,
+    dev: *const sys::net_device,
+) {
+    // SAFETY: See above; the packet and the device are alive during the
+    // call.
+    unsafe {
+        enter_waypoint::<T>(data, |h, cx| {
+            if let (Some(skb), Some(dev)) = (Skb::from_raw(skb), Dev::from_raw(dev)) {
+                h.waypoint_xmit(cx, skb, dev);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the `netif_receive_skb` tracepoint, with data from
+/// [`WaypointRegistration::register`].
+unsafe extern "C" fn waypoint_receive<T: Waypoints>(data: *mut c_void, skb: *mut sys::sk_buff) {
+    // SAFETY: See above; the packet is alive during the call.
+    unsafe {
+        enter_waypoint::<T>(data, |h, cx| {
+            if let Some(skb) = Skb::from_raw(skb) {
+                h.waypoint_receive(cx, skb);
+            }
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the C filter of `sk_data_ready` for IP sockets, with data
+/// from [`WaypointRegistration::register`] and the socket.
+unsafe extern "C" fn waypoint_ready<T: Waypoints>(data: *mut c_void, sk: *mut sys::sock) {
+    // SAFETY: See above; the socket is alive during the call.
+    unsafe {
+        enter_waypoint::<T>(data, |h, cx| {
+            if let Some(sk) = Sock::from_raw(sk) {
+                h.waypoint_ready(cx, sk);
+            }
+        })
+    }
+}
+
+/// The waypoint probes on tracepoints, typed by `mace_helpers.h` (so the
+/// compiler checks each against its tracepoint), then untyped.
+fn waypoint_probes<T: Waypoints>() -> [(Hook, *mut c_void); 3] {
+    let queue: sys::mace_net_dev_queue_probe = Some(waypoint_queue::<T>);
+    let xmit: sys::mace_net_dev_start_xmit_probe = Some(waypoint_xmit::<T>);
+    let receive: sys::mace_netif_receive_skb_probe = Some(waypoint_receive::<T>);
+    let null = core::ptr::null_mut;
+    [
+        (
+            Hook::NetDevQueue,
+            queue.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::NetDevStartXmit,
+            xmit.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::NetifReceiveSkb,
+            receive.map_or(null(), |f| f as *mut c_void),
+        ),
+    ]
+}
+
+/// A handler's waypoint probes, attached to `net_dev_queue`,
+/// `net_dev_start_xmit`, `netif_receive_skb` and (IP sockets)
+/// `sk_data_ready`; dropping detaches them and waits until none runs any
+/// more, then drops the registration's reference to the handler.
+///
+/// # Invariants
+///
+/// Every probe of [`waypoint_probes::<T>`] is registered with `handler` as
+/// data, and [`waypoint_ready::<T>`] through `mace_ready_ip_register()`.
+pub(crate) struct WaypointRegistration<T: Waypoints> {
+    handler: Arc<T>,
+}
+
+impl<T: Waypoints> WaypointRegistration<T> {
+    /// Attaches `handler`'s waypoint probes, all or none. A second
+    /// registration while one exists fails (`EBUSY` from the C filter of
+    /// `sk_data_ready`, which exists once) and attaches nothing.
+    pub(crate) fn register(handler: Arc<T>) -> Result<Self> {
+        let data = arc_data(&handler);
+        let ready: sys::mace_packet_read_probe = Some(waypoint_ready::<T>);
+        // SAFETY: `ready` has the filter's probe type, and `data` stays
+        // valid until `drop` has unregistered it and synchronized.
+        let err = unsafe { sys::mace_ready_ip_register(ready, data) };
+        if err != 0 {
+            pr_err!(
+                "cannot attach the waypoint to sk_data_ready: error {}\n",
+                err
+            );
+            return Err(Error::from_errno(err));
+        }
+        let probes = waypoint_probes::<T>();
+        for (i, &(hook, probe)) in probes.iter().enumerate() {
+            // SAFETY: `probe` has the type the tracepoint of `hook` calls
+            // (checked on both sides), and `data` stays valid until `drop`
+            // (or the error path below) has unregistered it and
+            // synchronized.
+            let err = unsafe { sys::mace_hook_register(hook as sys::mace_hook, probe, data) };
+            if err == 0 {
+                continue;
+            }
+            pr_err!(
+                "cannot attach a waypoint to tracepoint {}: error {}\n",
+                hook.name(),
+                err
+            );
+            for &(done, probe) in probes.iter().take(i) {
+                // SAFETY: Registered just above.
+                unsafe { sys::mace_hook_unregister(done as sys::mace_hook, probe, data) };
+            }
+            // SAFETY: Registered above; then process context.
+            unsafe {
+                sys::mace_ready_ip_unregister();
+                sys::mace_tp_sync();
+            }
+            return Err(Error::from_errno(err));
+        }
+        // INVARIANT: every probe was registered with `handler`'s data.
+        Ok(Self { handler })
+    }
+}
+
+impl<T: Waypoints> Drop for WaypointRegistration<T> {
+    fn drop(&mut self) {
+        let data = arc_data(&self.handler);
+        for (hook, probe) in waypoint_probes::<T>() {
+            // SAFETY: Registered by `register` (type invariants).
+            unsafe { sys::mace_hook_unregister(hook as sys::mace_hook, probe, data) };
+        }
+        // SAFETY: Registered by `register`; then process context:
+        // afterwards no probe of ours runs, so the handler may go.
+        unsafe {
+            sys::mace_ready_ip_unregister();
+            sys::mace_tp_sync();
+        }
     }
 }
 

@@ -35,7 +35,11 @@ fn for_each_lists_every_counter_in_declaration_order() {
             "ingress_end_stamp",
             "ingress_end_tap",
             "ingress_end_tap_read",
-            "compat_syscalls"
+            "compat_syscalls",
+            "egress_segments",
+            "egress_segments_unknown",
+            "ingress_segments",
+            "ingress_segments_unknown"
         ]
     );
     for (name, v) in seen {

@@ -1,7 +1,7 @@
 //! Tests of `/dev/mace` line formatting and parsing, and of reads with small
 //! buffers.
 
-use mace_core::record::{format_line, Direction, LineCursor, Record, Sink, MAX_LINE};
+use mace_core::record::{format_line, Direction, LineCursor, Record, Segments, Sink, MAX_LINE};
 use mace_core::record_parse::parse_line;
 
 fn line(rec: &Record) -> String {
@@ -17,6 +17,7 @@ fn line_format_matches_the_original_mace() {
         latency_ns: 998_575,
         pktid: 1,
         dir: Direction::Egress,
+        segments: Segments::Unknown,
     };
     assert_eq!(line(&rec), "[1795313566.956168] (1) egress: 998575\n");
     let rec = Record {
@@ -24,6 +25,7 @@ fn line_format_matches_the_original_mace() {
         latency_ns: 7,
         pktid: 65535,
         dir: Direction::Ingress,
+        segments: Segments::Unknown,
     };
     assert_eq!(line(&rec), "[5.000042] (65535) ingress: 7\n");
 }
@@ -35,6 +37,7 @@ fn longest_line_fits() {
         latency_ns: u64::MAX,
         pktid: u32::MAX,
         dir: Direction::Ingress,
+        segments: Segments::Unknown,
     };
     let l = line(&rec);
     assert_eq!(
@@ -60,18 +63,21 @@ fn formatted_lines_parse_back() {
             latency_ns: u64::MAX,
             pktid: u32::MAX,
             dir: Direction::Ingress,
+            segments: Segments::Unknown,
         },
         Record {
             time_ns: 0,
             latency_ns: 0,
             pktid: 0,
             dir: Direction::Egress,
+            segments: Segments::Unknown,
         },
         Record {
             time_ns: 1_795_313_566_956_168_000,
             latency_ns: 998_575,
             pktid: 1,
             dir: Direction::Egress,
+            segments: Segments::Unknown,
         },
     ];
     for rec in recs(50).iter().chain(&extremes) {
@@ -93,6 +99,7 @@ fn parsed_fields() {
             latency_ns: 56_003_500,
             pktid: 1,
             dir: Direction::Egress,
+            segments: Segments::Unknown,
         })
     );
     assert_eq!(
@@ -102,6 +109,7 @@ fn parsed_fields() {
             latency_ns: 7,
             pktid: 65535,
             dir: Direction::Ingress,
+            segments: Segments::Unknown,
         })
     );
 }
@@ -181,6 +189,15 @@ fn recs(n: u32) -> Vec<Record> {
                 Direction::Egress
             } else {
                 Direction::Ingress
+            },
+            // Every third with segments: lines of both lengths.
+            segments: if i % 3 == 0 {
+                Segments::Known {
+                    first: u64::from(i),
+                    second: 500,
+                }
+            } else {
+                Segments::Unknown
             },
         })
         .collect()
@@ -264,10 +281,10 @@ fn a_fault_loses_nothing() {
     let mut buf = Buf {
         data: Vec::new(),
         cap: 1000,
-        fault_at: Some(50),
+        fault_at: Some(100),
     };
     let n = cursor.read(&mut buf, || it.next()).unwrap();
-    assert!(n > 0 && n <= 50);
+    assert!(n > 0 && n <= 100);
     let mut out = buf.data;
     // ...and the next read continues exactly where the copy stopped.
     let mut buf = Buf {
@@ -302,4 +319,128 @@ fn cursors_are_independent() {
     let lb = line(&rs[1]);
     assert_eq!(a.pending(), &la.as_bytes()[5..]);
     assert_eq!(b.pending(), &lb.as_bytes()[9..]);
+}
+
+fn seg(dir: Direction, latency_ns: u64, first: u64, second: u64) -> Record {
+    Record {
+        time_ns: 1_795_313_566_956_168_000,
+        latency_ns,
+        pktid: 1,
+        dir,
+        segments: Segments::Known { first, second },
+    }
+}
+
+#[test]
+fn segments_follow_the_latency_and_add_up_to_it() {
+    assert_eq!(
+        line(&seg(Direction::Egress, 998_575, 12_003, 36_512)),
+        "[1795313566.956168] (1) egress: 998575 container=12003 host=36512 outer=950060\n"
+    );
+    assert_eq!(
+        line(&seg(Direction::Ingress, 1_201_345, 40_211, 31_022)),
+        "[1795313566.956168] (1) ingress: 1201345 host=40211 container=31022 socket=1130112\n"
+    );
+    // Segments that would not add up are not printed: the line is as
+    // without them.
+    assert_eq!(
+        line(&seg(Direction::Egress, 10, 6, 5)),
+        "[1795313566.956168] (1) egress: 10\n"
+    );
+}
+
+#[test]
+fn longest_line_with_segments_fits() {
+    let rec = Record {
+        time_ns: u64::MAX,
+        latency_ns: u64::MAX,
+        pktid: u32::MAX,
+        dir: Direction::Ingress,
+        segments: Segments::Known {
+            first: 0,
+            second: 0,
+        },
+    };
+    let l = line(&rec);
+    assert!(l.ends_with(" host=0 container=0 socket=18446744073709551615\n"));
+    assert!(l.len() <= MAX_LINE, "{}", l.len());
+    // The worst case: the longest name, 20 digits each (not a sum that
+    // fits, but the bound must hold for any split), and the newline.
+    let worst = "[18446744073.709551] (4294967295) ingress: 18446744073709551615".len()
+        + 3 * " container=18446744073709551615".len()
+        + "\n".len();
+    assert!(worst <= MAX_LINE, "{worst}");
+}
+
+#[test]
+fn segments_parse_back() {
+    for rec in [
+        seg(Direction::Egress, 998_575, 12_003, 36_512),
+        seg(Direction::Ingress, 1_201_345, 40_211, 31_022),
+        seg(Direction::Ingress, 5, 0, 0),
+        seg(Direction::Egress, 5, 5, 0),
+    ] {
+        let l = line(&rec);
+        assert_eq!(parse_line(&l), Some(rec), "{l:?}");
+    }
+    // A reader of the original format reads the same prefix.
+    let l = line(&seg(Direction::Egress, 998_575, 12_003, 36_512));
+    let plain = l.split(" container=").next().unwrap();
+    assert_eq!(
+        parse_line(plain),
+        Some(Record {
+            segments: Segments::Unknown,
+            ..seg(Direction::Egress, 998_575, 0, 0)
+        })
+    );
+}
+
+#[test]
+fn malformed_segments_are_rejected() {
+    for bad in [
+        // Do not add up.
+        "[1.000001] (1) egress: 10 container=1 host=2 outer=3",
+        // Another direction's names, or out of order.
+        "[1.000001] (1) egress: 6 host=1 container=2 socket=3",
+        "[1.000001] (1) ingress: 6 container=2 host=1 socket=3",
+        // Missing, extra, or empty.
+        "[1.000001] (1) egress: 3 container=1 host=2",
+        "[1.000001] (1) egress: 6 container=1 host=2 outer=3 extra=0",
+        "[1.000001] (1) egress: 6 container=1 host=2 outer=",
+        "[1.000001] (1) egress: 6 container=1 host=2 outer=3 ",
+        "[1.000001] (1) egress: 6 container=1  host=2 outer=3",
+        "[1.000001] (1) egress: 6 container=-1 host=5 outer=2",
+        "[1.000001] (1) egress: 6 container=1 host=2 outer=18446744073709551615",
+        "[1.000001] (1) egress: 6 ",
+    ] {
+        assert_eq!(parse_line(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn segments_of_waypoints() {
+    assert_eq!(
+        Segments::of(10, 15, 30, 100),
+        Segments::Known {
+            first: 5,
+            second: 15
+        }
+    );
+    assert_eq!(Segments::of(10, 10, 10, 10).split(0), Some([0, 0, 0]));
+    // Out of order, or outside the window: unknown.
+    assert_eq!(Segments::of(10, 30, 15, 100), Segments::Unknown);
+    assert_eq!(Segments::of(10, 5, 15, 100), Segments::Unknown);
+    assert_eq!(Segments::of(10, 15, 130, 100), Segments::Unknown);
+    // A window that ends before its waypoints (at the reader's
+    // timestamp): the later segments are 0.
+    assert_eq!(
+        Segments::ended_by(10, 40, 130, 100).split(90),
+        Some([30, 60, 0])
+    );
+    assert_eq!(
+        Segments::ended_by(10, 140, 150, 100).split(90),
+        Some([90, 0, 0])
+    );
+    assert_eq!(Segments::ended_by(10, 5, 150, 100), Segments::Unknown);
+    assert_eq!(Segments::Unknown.split(5), None);
 }

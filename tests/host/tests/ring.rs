@@ -1,22 +1,24 @@
 //! Tests of the lock-free record ring, single- and multi-threaded.
 
-use mace_core::record::{Direction, Record};
+use mace_core::record::{Direction, Record, Segments};
 use mace_core::ring::{Packed, PushError, Ring, RingStats, Slot, WORDS};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-/// A test payload that uses every word.
+/// A test payload that uses every word: the last two are checks of the
+/// first two, so that a slot read while it is written unpacks to a value
+/// that was never pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct V(u64, u64, u64);
 
 impl Packed for V {
     fn pack(&self) -> [u64; WORDS] {
-        [self.0, self.1, self.2]
+        [self.0, self.1, self.2, !self.0, !self.1]
     }
     fn unpack(w: [u64; WORDS]) -> Self {
-        V(w[0], w[1], w[2])
+        V(w[0], w[1] ^ w[3] ^ !w[0], w[2] ^ w[4] ^ !w[1])
     }
 }
 
@@ -91,19 +93,31 @@ fn wraps_around_many_laps() {
 
 #[test]
 fn records_round_trip_through_the_ring() {
-    let r = ring(2);
+    let r = ring(4);
     let recs = [
         Record {
             time_ns: u64::MAX,
             latency_ns: 0,
             pktid: u32::MAX,
             dir: Direction::Ingress,
+            segments: Segments::Unknown,
         },
         Record {
             time_ns: 0,
             latency_ns: u64::MAX,
             pktid: 0,
             dir: Direction::Egress,
+            segments: Segments::Unknown,
+        },
+        Record {
+            time_ns: 7,
+            latency_ns: 100,
+            pktid: 9,
+            dir: Direction::Ingress,
+            segments: Segments::Known {
+                first: u64::MAX,
+                second: 0,
+            },
         },
     ];
     for rec in &recs {
