@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! mace-echo udp-server ADDR:PORT
-//! mace-echo udp-client ADDR:PORT COUNT [INTERVAL_MS]
+//! mace-echo udp-client [--recv-delay-ms MS] ADDR:PORT COUNT [INTERVAL_MS]
 //! mace-echo tcp-server ADDR:PORT
 //! mace-echo tcp-client ADDR:PORT COUNT [INTERVAL_MS]
 //! mace-echo tcp-push-server ADDR:PORT
@@ -18,6 +18,12 @@
 //! syscall. UDP requests go out as one datagram each (mace's UDP packet id is
 //! that number); TCP uses TCP_NODELAY so that each request is one segment.
 //! Servers echo until killed. Exit status: 0, or 1 on any error (printed).
+//!
+//! `udp-client --recv-delay-ms MS` sleeps MS milliseconds after each send
+//! before it calls recv, so that the echo waits in the socket's queue that
+//! long: its ingress window, which ends at recv's return, grows by about
+//! MS (with `breakdown` on, in its `socket` segment). The printed RTT
+//! includes the sleep.
 //!
 //! The push pair tests TCP while data flows both ways: the push server
 //! streams data to every client without pause (and discards what it gets);
@@ -57,7 +63,7 @@ enum Mode {
         addr: SocketAddr,
     },
     /// Sends COUNT requests as UDP datagrams, one at a time.
-    UdpClient(Client),
+    UdpClient(UdpClient),
     /// Echoes TCP requests until killed.
     TcpServer {
         /// Address to listen on.
@@ -96,6 +102,23 @@ impl Client {
     }
 }
 
+/// The UDP client's arguments: a client's, and how long each reply waits.
+#[derive(Debug, PartialEq, Args)]
+struct UdpClient {
+    #[command(flatten)]
+    client: Client,
+    /// Sleep this long after each send before receiving the reply, in
+    /// milliseconds (the reply waits in the socket).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    recv_delay_ms: u64,
+}
+
+impl UdpClient {
+    fn recv_delay(&self) -> Duration {
+        Duration::from_millis(self.recv_delay_ms)
+    }
+}
+
 fn request(seq: u32) -> [u8; REQUEST_BYTES] {
     let mut buf = [0x5a_u8; REQUEST_BYTES];
     buf[..4].copy_from_slice(&seq.to_be_bytes());
@@ -112,7 +135,12 @@ fn udp_server(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-fn udp_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(), String> {
+fn udp_client(
+    addr: SocketAddr,
+    count: u32,
+    interval: Duration,
+    recv_delay: Duration,
+) -> Result<(), String> {
     let local: SocketAddr = if addr.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -130,6 +158,9 @@ fn udp_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(), St
         let req = request(seq);
         let t0 = Instant::now();
         sock.send(&req).map_err(|e| format!("send: {e}"))?;
+        if !recv_delay.is_zero() {
+            thread::sleep(recv_delay);
+        }
         let n = sock
             .recv(&mut buf)
             .map_err(|e| format!("recv seq {seq}: {e}"))?;
@@ -222,7 +253,10 @@ fn tcp_push_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(
 fn run(mode: &Mode) -> Result<(), String> {
     match mode {
         Mode::UdpServer { addr } => udp_server(*addr),
-        Mode::UdpClient(c) => udp_client(c.addr, c.count, c.interval()),
+        Mode::UdpClient(u) => {
+            let c = &u.client;
+            udp_client(c.addr, c.count, c.interval(), u.recv_delay())
+        }
         Mode::TcpServer { addr } => tcp_server(*addr),
         Mode::TcpClient(c) => tcp_client(c.addr, c.count, c.interval()),
         Mode::TcpPushServer { addr } => tcp_push_server(*addr),
@@ -291,11 +325,58 @@ mod tests {
                 interval_ms: 20
             })
         );
-        let Mode::UdpClient(c) = parse(&["udp-client", "198.18.0.2:7777", "5"]).unwrap().mode
+        let Mode::UdpClient(u) = parse(&["udp-client", "198.18.0.2:7777", "5"]).unwrap().mode
         else {
             panic!("not udp-client");
         };
+        let c = &u.client;
         assert_eq!((c.count, c.interval()), (5, Duration::from_millis(10)));
+        assert_eq!(u.recv_delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn udp_client_recv_delay() {
+        let v4: SocketAddr = "198.18.0.2:7777".parse().unwrap();
+        let want = Mode::UdpClient(UdpClient {
+            client: Client {
+                addr: v4,
+                count: 20,
+                interval_ms: 50,
+            },
+            recv_delay_ms: 50,
+        });
+        // Before or after the positional arguments, as the VM suite puts it.
+        for args in [
+            &[
+                "udp-client",
+                "198.18.0.2:7777",
+                "20",
+                "50",
+                "--recv-delay-ms",
+                "50",
+            ][..],
+            &[
+                "udp-client",
+                "--recv-delay-ms",
+                "50",
+                "198.18.0.2:7777",
+                "20",
+                "50",
+            ],
+            &[
+                "udp-client",
+                "198.18.0.2:7777",
+                "20",
+                "50",
+                "--recv-delay-ms=50",
+            ],
+        ] {
+            assert_eq!(parse(args).unwrap().mode, want, "{args:?}");
+        }
+        let Mode::UdpClient(u) = want else {
+            panic!("not udp-client");
+        };
+        assert_eq!(u.recv_delay(), Duration::from_millis(50));
     }
 
     #[test]
@@ -308,6 +389,17 @@ mod tests {
             &["udp-client", "198.18.0.2:7777", "x"],
             &["udp-client", "198.18.0.2:7777", "-1"],
             &["tcp-client", "198.18.0.2:7777", "1", "x"],
+            &["udp-client", "198.18.0.2:7777", "1", "--recv-delay-ms"],
+            &["udp-client", "198.18.0.2:7777", "1", "--recv-delay-ms", "x"],
+            &[
+                "udp-client",
+                "198.18.0.2:7777",
+                "1",
+                "--recv-delay-ms",
+                "-1",
+            ],
+            // Only the UDP client reads late.
+            &["tcp-client", "198.18.0.2:7777", "1", "--recv-delay-ms", "5"],
             &["echo-server", "198.18.0.2:7777"],
         ] {
             let e = parse(bad).unwrap_err();
