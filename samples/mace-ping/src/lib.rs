@@ -4,11 +4,17 @@
 //! parsing (clap), joining replies with their latencies (the `/dev/mace`
 //! lines parsed by `mace-core`, next to the module's formatter), statistics
 //! and output formatting (JSON by serde_json). `main.rs` does the I/O.
+//!
+//! With `--breakdown`, each latency line's segments (where the host held the
+//! packet, [`Direction::segment_names`]) are kept with the line when it is
+//! joined with its reply, printed after the reply's latencies and summed up
+//! per segment in the summary.
 
 use clap::Parser;
 use mace_core::record::{Direction, Record};
 use mace_core::record_parse::parse_line;
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -52,7 +58,8 @@ impl Joiner {
     /// Takes the line of direction `dir` for packet `pktid` whose window
     /// ended between `from_us` and `to_us` (wall-clock microseconds): the
     /// window of one ping, so that lines of other tools' packets with the
-    /// same id are not taken.
+    /// same id are not taken. The line is returned whole, its segments
+    /// included.
     pub fn take(&mut self, pktid: u32, dir: Direction, from_us: u64, to_us: u64) -> Option<Record> {
         let i = self.lines.iter().position(|l| {
             let wall_us = l.time_ns / 1_000;
@@ -156,24 +163,30 @@ pub enum SockKind {
 /// Usage text, printed by `-h` and `--help`.
 pub const USAGE: &str = "\
 usage: mace-ping [-4|-6] [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE]
-                 [--raw|--dgram] [--json] [-q] [--keep-on] [--plain] TARGET
+                 [--raw|--dgram] [--json] [-q] [--keep-on]
+                 [--plain|--breakdown] TARGET
        mace-ping --annotate [--follow SECONDS] [--json]
 
 Pings TARGET from this network namespace and corrects each round-trip time
 for the latency the container host added (egress + ingress, read from mace's
 /dev/mace). Turns capture on (needs CAP_NET_ADMIN) if it is off, and off
-again at exit unless --keep-on. --annotate only reads /dev/mace and pairs the
-egress and ingress latencies of any tool's packets. --plain does not use
-mace at all (RTTs in ns, e.g. to compare with mace unloaded).
+again at exit unless --keep-on. --breakdown also shows where the host held
+each packet, the segments of each latency in us (egress: container, host,
+outer; ingress: host, container, socket; ? if unknown), turning
+/sys/class/mace/breakdown on as it does capture. --annotate only reads
+/dev/mace and pairs the egress and ingress latencies of any tool's packets.
+--plain does not use mace at all (RTTs in ns, e.g. to compare with mace
+unloaded).
 
 exit status: 0 replies received, 1 no reply, 2 usage or network error,
-3 mace is not loaded, 4 capture is off and may not be switched on (or
-/dev/mace may not be read)";
+3 mace is not loaded (or has no breakdown), 4 capture (or breakdown) is off
+and may not be switched on (or /dev/mace may not be read)";
 
 /// The synopsis that clap's usage errors show.
 const SYNOPSIS: &str = "\
 mace-ping [-4|-6] [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE]
-                 [--raw|--dgram] [--json] [-q] [--keep-on] [--plain] TARGET
+                 [--raw|--dgram] [--json] [-q] [--keep-on]
+                 [--plain|--breakdown] TARGET
        mace-ping --annotate [--follow SECONDS] [--json]";
 
 /// The exit status of a usage error.
@@ -271,6 +284,10 @@ pub struct Options {
     /// comparisons with mace unloaded).
     #[arg(long, conflicts_with = "annotate")]
     pub plain: bool,
+    /// Show each latency's segments (where the host held the packet),
+    /// switching mace's `breakdown` on if it is off.
+    #[arg(long, conflicts_with_all = ["plain", "annotate"])]
+    pub breakdown: bool,
 }
 
 impl Options {
@@ -311,9 +328,59 @@ pub struct PingResult {
     pub egress_ns: Option<u64>,
     /// Ingress latency, if its line was found.
     pub ingress_ns: Option<u64>,
+    /// With `--breakdown`: the latencies' segments; `None` without it.
+    pub breakdown: Option<Breakdown>,
+}
+
+/// The segments of one reply's two latencies, in ns (`--breakdown`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    /// The egress latency's container, host and outer segments, if its
+    /// line was found and carried them.
+    pub egress: Option<[u64; 3]>,
+    /// The ingress latency's host, container and socket segments, if its
+    /// line was found and carried them.
+    pub ingress: Option<[u64; 3]>,
+}
+
+impl Breakdown {
+    /// The segments of the lines found for a reply, as they give them.
+    pub fn of(egress: Option<&Record>, ingress: Option<&Record>) -> Self {
+        let split = |r: Option<&Record>| r.and_then(|r| r.segments.split(r.latency_ns));
+        Breakdown {
+            egress: split(egress),
+            ingress: split(ingress),
+        }
+    }
+
+    /// The segments of direction `dir`, if known.
+    pub fn get(&self, dir: Direction) -> Option<[u64; 3]> {
+        match dir {
+            Direction::Egress => self.egress,
+            Direction::Ingress => self.ingress,
+        }
+    }
 }
 
 impl PingResult {
+    /// The result of the echo request `seq`, joined with the lines found
+    /// for it; their segments are kept if `breakdown` is set.
+    pub fn joined(
+        seq: u16,
+        rtt_ns: u64,
+        egress: Option<&Record>,
+        ingress: Option<&Record>,
+        breakdown: bool,
+    ) -> Self {
+        PingResult {
+            seq,
+            rtt_ns,
+            egress_ns: egress.map(|r| r.latency_ns),
+            ingress_ns: ingress.map(|r| r.latency_ns),
+            breakdown: breakdown.then(|| Breakdown::of(egress, ingress)),
+        }
+    }
+
     /// RTT minus egress and ingress, if both were found.
     pub fn corrected_ns(&self) -> Option<i64> {
         let (e, i) = (self.egress_ns?, self.ingress_ns?);
@@ -340,9 +407,10 @@ fn json(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("JSON of plain values")
 }
 
-/// The per-packet text line.
+/// The per-packet text line, with the segments (see [`segments_text`])
+/// after the latencies if the result has them.
 pub fn packet_line(bytes: usize, from: &str, r: &PingResult) -> String {
-    format!(
+    let mut line = format!(
         "{bytes} bytes from {from}: icmp_seq={} rtt={} us egress={} us ingress={} us corrected={} us",
         r.seq,
         us(r.rtt_ns),
@@ -350,7 +418,51 @@ pub fn packet_line(bytes: usize, from: &str, r: &PingResult) -> String {
         us_opt(r.ingress_ns),
         r.corrected_ns()
             .map_or_else(|| "?".into(), |c| format!("{:.3}", c as f64 / 1e3)),
-    )
+    );
+    if let Some(b) = &r.breakdown {
+        line.push_str(&segments_text(b));
+    }
+    line
+}
+
+/// The segments of a reply's latencies as its text line ends.
+///
+/// The form is ` | egress container=12.0 host=36.5 outer=950.1 | ingress
+/// host=40.2 container=31.0 socket=1130.1 us`: microseconds with one
+/// decimal, and `?` instead of a direction's segments when they are
+/// unknown (` | egress ? | ingress ... us`).
+pub fn segments_text(b: &Breakdown) -> String {
+    let mut s = String::new();
+    for dir in [Direction::Egress, Direction::Ingress] {
+        let _ = write!(s, " | {}", dir.name());
+        match b.get(dir) {
+            Some(parts) => {
+                for (name, ns) in dir.segment_names().iter().zip(parts) {
+                    let _ = write!(s, " {name}={:.1}", ns as f64 / 1e3);
+                }
+            }
+            None => s.push_str(" ?"),
+        }
+    }
+    s.push_str(" us");
+    s
+}
+
+/// A direction's three segments as a JSON object keyed by their names, in
+/// the packet's order.
+struct SegmentsJson {
+    dir: Direction,
+    ns: [u64; 3],
+}
+
+impl Serialize for SegmentsJson {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(3))?;
+        for (name, ns) in self.dir.segment_names().iter().zip(self.ns) {
+            m.serialize_entry(name, &ns)?;
+        }
+        m.end()
+    }
 }
 
 /// The per-packet JSON object (a missing latency is `null`).
@@ -364,10 +476,22 @@ struct PacketJson {
     ingress_ns: Option<u64>,
     corrected_ns: Option<i64>,
     matched: bool,
+    /// With `--breakdown` only; `null` when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    egress_segments_ns: Option<Option<SegmentsJson>>,
+    /// With `--breakdown` only; `null` when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingress_segments_ns: Option<Option<SegmentsJson>>,
 }
 
-/// The per-packet JSON object.
+/// The per-packet JSON object; with `--breakdown` it ends with
+/// `egress_segments_ns` and `ingress_segments_ns`, objects of the segments
+/// by name (`null` when unknown).
 pub fn packet_json(r: &PingResult) -> String {
+    let segments = |dir| {
+        r.breakdown
+            .map(|b| b.get(dir).map(|ns| SegmentsJson { dir, ns }))
+    };
     json(&PacketJson {
         kind: "packet",
         seq: r.seq,
@@ -376,6 +500,8 @@ pub fn packet_json(r: &PingResult) -> String {
         ingress_ns: r.ingress_ns,
         corrected_ns: r.corrected_ns(),
         matched: r.matched(),
+        egress_segments_ns: segments(Direction::Egress),
+        ingress_segments_ns: segments(Direction::Ingress),
     })
 }
 
@@ -431,9 +557,57 @@ pub struct Summary {
     pub ingress: Stats,
     /// Corrected RTTs.
     pub corrected: Stats,
+    /// With `--breakdown`: the segments' statistics.
+    pub segments: Option<SegmentSummary>,
+}
+
+/// Statistics of the segments of a run's latencies (`--breakdown`), in ns.
+///
+/// Each direction counts the replies whose latency of that direction had
+/// its segments, whether or not the other direction's was found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SegmentSummary {
+    /// The egress segments: container, host, outer.
+    pub egress: [Stats; 3],
+    /// The ingress segments: host, container, socket.
+    pub ingress: [Stats; 3],
+}
+
+impl SegmentSummary {
+    /// The statistics of direction `dir`'s segments.
+    pub fn get(&self, dir: Direction) -> &[Stats; 3] {
+        match dir {
+            Direction::Egress => &self.egress,
+            Direction::Ingress => &self.ingress,
+        }
+    }
+
+    /// Replies whose latency of direction `dir` had its segments.
+    pub fn known(&self, dir: Direction) -> u64 {
+        self.get(dir)[0].n
+    }
+
+    /// Accounts one reply's segments.
+    pub fn add(&mut self, b: &Breakdown) {
+        for (stats, parts) in [(&mut self.egress, b.egress), (&mut self.ingress, b.ingress)] {
+            if let Some(parts) = parts {
+                for (s, ns) in stats.iter_mut().zip(parts) {
+                    s.add(ns as f64);
+                }
+            }
+        }
+    }
 }
 
 impl Summary {
+    /// An empty summary; with the segments' statistics if `breakdown`.
+    pub fn new(breakdown: bool) -> Self {
+        Summary {
+            segments: breakdown.then(SegmentSummary::default),
+            ..Summary::default()
+        }
+    }
+
     /// Accounts one reply.
     pub fn add(&mut self, r: &PingResult) {
         self.received += 1;
@@ -443,6 +617,9 @@ impl Summary {
             self.egress.add(e as f64);
             self.ingress.add(i as f64);
             self.corrected.add(c as f64);
+        }
+        if let (Some(seg), Some(b)) = (&mut self.segments, &r.breakdown) {
+            seg.add(b);
         }
     }
 
@@ -480,19 +657,32 @@ impl Summary {
             let _ = writeln!(s, "{}", self.ingress.line("ingress"));
             let _ = writeln!(s, "{}", self.corrected.line("corrected rtt"));
         }
+        if let Some(seg) = &self.segments {
+            let _ = writeln!(
+                s,
+                "{} of {} replies with their egress segments, {} with their ingress segments",
+                seg.known(Direction::Egress),
+                self.received,
+                seg.known(Direction::Ingress)
+            );
+            for dir in [Direction::Egress, Direction::Ingress] {
+                let stats = seg.get(dir);
+                if stats[0].n == 0 {
+                    continue;
+                }
+                for (name, st) in dir.segment_names().iter().zip(stats) {
+                    let _ = writeln!(s, "{}", st.line(&format!("{} {name}", dir.name())));
+                }
+            }
+        }
         s
     }
 
-    /// The summary as one JSON object.
+    /// The summary as one JSON object; with `--breakdown` it ends with
+    /// `segments`: per direction, `known` (replies whose latency had its
+    /// segments) and each segment's statistics by name (`null` if none).
     pub fn json(&self, target: &str) -> String {
-        let st = |s: &Stats| {
-            (s.n > 0).then(|| StatsJson {
-                min_ns: whole_ns(s.min),
-                avg_ns: whole_ns(s.avg()),
-                max_ns: whole_ns(s.max),
-                mdev_ns: whole_ns(s.mdev()),
-            })
-        };
+        let st = StatsJson::of;
         let share = Self::pct(self.matched, self.received) / 100.0;
         // Four decimals, always (a share of 1 is 1.0000).
         let matched_share =
@@ -508,6 +698,10 @@ impl Summary {
             egress: st(&self.egress),
             ingress: st(&self.ingress),
             corrected: st(&self.corrected),
+            segments: self.segments.as_ref().map(|seg| SegmentSummaryJson {
+                egress: DirSegmentsJson::of(seg, Direction::Egress),
+                ingress: DirSegmentsJson::of(seg, Direction::Ingress),
+            }),
         })
     }
 }
@@ -527,6 +721,55 @@ struct StatsJson {
     mdev_ns: i64,
 }
 
+impl StatsJson {
+    /// The statistics of `s`, or `None` (`null`) if it has no value.
+    fn of(s: &Stats) -> Option<StatsJson> {
+        (s.n > 0).then(|| StatsJson {
+            min_ns: whole_ns(s.min),
+            avg_ns: whole_ns(s.avg()),
+            max_ns: whole_ns(s.max),
+            mdev_ns: whole_ns(s.mdev()),
+        })
+    }
+}
+
+/// The `segments` object of the summary JSON object.
+#[derive(Serialize)]
+struct SegmentSummaryJson {
+    egress: DirSegmentsJson,
+    ingress: DirSegmentsJson,
+}
+
+/// One direction of `segments`: `known`, then each segment's statistics
+/// by name, in the packet's order.
+struct DirSegmentsJson {
+    dir: Direction,
+    known: u64,
+    stats: [Option<StatsJson>; 3],
+}
+
+impl DirSegmentsJson {
+    /// Direction `dir` of a run's segment statistics.
+    fn of(seg: &SegmentSummary, dir: Direction) -> Self {
+        DirSegmentsJson {
+            dir,
+            known: seg.known(dir),
+            stats: seg.get(dir).each_ref().map(StatsJson::of),
+        }
+    }
+}
+
+impl Serialize for DirSegmentsJson {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(4))?;
+        m.serialize_entry("known", &self.known)?;
+        for (name, st) in self.dir.segment_names().iter().zip(&self.stats) {
+            m.serialize_entry(name, st)?;
+        }
+        m.end()
+    }
+}
+
 /// The summary JSON object (a series without values is `null`).
 #[derive(Serialize)]
 struct SummaryJson<'a> {
@@ -541,6 +784,9 @@ struct SummaryJson<'a> {
     egress: Option<StatsJson>,
     ingress: Option<StatsJson>,
     corrected: Option<StatsJson>,
+    /// With `--breakdown` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<SegmentSummaryJson>,
 }
 
 /// The Internet checksum (RFC 1071) of `data`.
@@ -627,6 +873,142 @@ mod tests {
         assert_eq!(j.len(), 1);
     }
 
+    /// The lines of the brief's example: both directions with segments.
+    const SEGMENT_LINES: &str = "\
+[10.000100] (7) egress: 998575 container=12003 host=36512 outer=950060
+[10.000300] (7) ingress: 1201345 host=40211 container=31022 socket=1130112
+[10.000200] (8) egress: 5000
+[10.000350] (8) ingress: 600 host=100 container=200 socket=300
+";
+
+    /// The reply to seq `seq` joined with its lines of [`SEGMENT_LINES`].
+    fn joined(seq: u16, breakdown: bool) -> PingResult {
+        let mut j = Joiner::new();
+        assert_eq!(j.add_text(SEGMENT_LINES), 4);
+        let id = u32::from(seq);
+        let e = j.take(id, Direction::Egress, 10_000_000, 10_000_400);
+        let i = j.take(id, Direction::Ingress, 10_000_000, 10_000_400);
+        PingResult::joined(seq, 3_000_000, e.as_ref(), i.as_ref(), breakdown)
+    }
+
+    #[test]
+    fn joined_replies_keep_their_segments() {
+        let r = joined(7, true);
+        assert_eq!(
+            (r.egress_ns, r.ingress_ns),
+            (Some(998_575), Some(1_201_345))
+        );
+        assert_eq!(
+            r.breakdown,
+            Some(Breakdown {
+                egress: Some([12_003, 36_512, 950_060]),
+                ingress: Some([40_211, 31_022, 1_130_112]),
+            })
+        );
+        // A line without segments: that direction's are unknown.
+        let r = joined(8, true);
+        assert_eq!(
+            r.breakdown,
+            Some(Breakdown {
+                egress: None,
+                ingress: Some([100, 200, 300]),
+            })
+        );
+        // No line at all: unknown too; and none kept without --breakdown.
+        let r = joined(9, true);
+        assert_eq!(r.breakdown, Some(Breakdown::default()));
+        assert_eq!(joined(7, false).breakdown, None);
+        assert_eq!(joined(7, false).egress_ns, Some(998_575));
+    }
+
+    #[test]
+    fn packet_lines_with_segments() {
+        let r = joined(7, true);
+        assert_eq!(
+            packet_line(64, "198.18.0.2", &r),
+            "64 bytes from 198.18.0.2: icmp_seq=7 rtt=3000.000 us egress=998.575 us \
+             ingress=1201.345 us corrected=800.080 us | egress container=12.0 host=36.5 \
+             outer=950.1 | ingress host=40.2 container=31.0 socket=1130.1 us"
+        );
+        assert!(
+            packet_line(64, "x", &joined(8, true)).ends_with(
+                "corrected=2994.400 us | egress ? | ingress host=0.1 container=0.2 socket=0.3 us"
+            ),
+            "{}",
+            packet_line(64, "x", &joined(8, true))
+        );
+        assert!(packet_line(64, "x", &joined(9, true))
+            .ends_with("corrected=? us | egress ? | ingress ? us"));
+        // Without --breakdown the line is as before.
+        assert!(packet_line(64, "x", &joined(7, false)).ends_with("corrected=800.080 us"));
+    }
+
+    #[test]
+    fn packet_json_with_segments() {
+        assert_eq!(
+            packet_json(&joined(7, true)),
+            r#"{"type":"packet","seq":7,"rtt_ns":3000000,"egress_ns":998575,"ingress_ns":1201345,"corrected_ns":800080,"matched":true,"egress_segments_ns":{"container":12003,"host":36512,"outer":950060},"ingress_segments_ns":{"host":40211,"container":31022,"socket":1130112}}"#
+        );
+        assert!(packet_json(&joined(8, true)).ends_with(
+            r#""matched":true,"egress_segments_ns":null,"ingress_segments_ns":{"host":100,"container":200,"socket":300}}"#
+        ));
+        assert!(packet_json(&joined(7, false)).ends_with(r#""matched":true}"#));
+    }
+
+    #[test]
+    fn summary_of_segments() {
+        let mut s = Summary::new(true);
+        s.sent = 4;
+        s.add(&joined(7, true));
+        s.add(&joined(8, true));
+        s.add(&joined(9, true));
+        let t = s.text("x");
+        assert!(
+            t.contains(
+                "1 of 3 replies with their egress segments, 2 with their ingress segments\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("egress container min/avg/max/mdev = 12.003/12.003/12.003/0.000 us\n"),
+            "{t}"
+        );
+        assert!(t.contains("egress outer min/avg/max/mdev = 950.060/950.060/950.060/0.000 us\n"));
+        // The ingress socket segment: 1130112 and 300 ns.
+        assert!(
+            t.contains("ingress socket min/avg/max/mdev = 0.300/565.206/1130.112/564.906 us\n"),
+            "{t}"
+        );
+        assert_eq!(t.matches(" min/avg/max/mdev = ").count(), 4 + 6, "{t}");
+        let j = s.json("x");
+        assert!(
+            j.ends_with(
+                r#","segments":{"egress":{"known":1,"container":{"min_ns":12003,"avg_ns":12003,"max_ns":12003,"mdev_ns":0},"host":{"min_ns":36512,"avg_ns":36512,"max_ns":36512,"mdev_ns":0},"outer":{"min_ns":950060,"avg_ns":950060,"max_ns":950060,"mdev_ns":0}},"ingress":{"known":2,"host":{"min_ns":100,"avg_ns":20156,"max_ns":40211,"mdev_ns":20056},"container":{"min_ns":200,"avg_ns":15611,"max_ns":31022,"mdev_ns":15411},"socket":{"min_ns":300,"avg_ns":565206,"max_ns":1130112,"mdev_ns":564906}}}}"#
+            ),
+            "{j}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["segments"]["ingress"]["known"], 2);
+
+        // Nothing known: the count line, no statistics, nulls in JSON.
+        let mut none = Summary::new(true);
+        none.sent = 1;
+        none.add(&joined(9, true));
+        let t = none.text("x");
+        assert!(t.contains(
+            "0 of 1 replies with their egress segments, 0 with their ingress segments\n"
+        ));
+        assert!(!t.contains("egress container"), "{t}");
+        assert!(none.json("x").ends_with(
+            r#","segments":{"egress":{"known":0,"container":null,"host":null,"outer":null},"ingress":{"known":0,"host":null,"container":null,"socket":null}}}"#
+        ));
+        // Without --breakdown: no segments at all.
+        let mut off = Summary::new(false);
+        off.add(&joined(7, false));
+        assert!(!off.text("x").contains("segments"));
+        assert!(!off.json("x").contains("segments"));
+    }
+
     #[test]
     fn annotation_pairs_lines() {
         let mut j = Joiner::new();
@@ -664,6 +1046,7 @@ mod tests {
             rtt_ns: 30_000,
             egress_ns: Some(8_000),
             ingress_ns: Some(12_000),
+            breakdown: None,
         };
         assert_eq!(r.corrected_ns(), Some(10_000));
         assert_eq!(
@@ -739,6 +1122,11 @@ mod tests {
             &["--follow", "3"],
             &["--plain", "--annotate"],
             &["--plain", "--annotate", "h"],
+            &["--breakdown", "--plain", "h"],
+            &["--plain", "--breakdown", "h"],
+            &["--breakdown", "--annotate"],
+            &["--annotate", "--breakdown", "--follow", "1"],
+            &["--breakdown"],
         ] {
             let e = parse_args(bad).unwrap_err();
             assert!(e.use_stderr(), "{bad:?} is a usage error");
@@ -755,7 +1143,7 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert_eq!(o.size, 56);
         assert_eq!((o.family(), o.sock()), (0, SockKind::Auto));
-        assert!(!(o.json || o.annotate || o.keep_on || o.quiet || o.plain));
+        assert!(!(o.json || o.annotate || o.keep_on || o.quiet || o.plain || o.breakdown));
         assert_eq!(o.follow, None);
         let o = parse_args(&[
             "-c",
@@ -781,6 +1169,8 @@ mod tests {
         assert_eq!((o.count, o.size, o.timeout), (2, 65000, Duration::ZERO));
         assert_eq!((o.family(), o.sock()), (4, SockKind::Raw));
         assert!(o.quiet && o.keep_on && o.plain);
+        let o = parse_args(&["--breakdown", "--json", "-q", "--keep-on", "h"]).unwrap();
+        assert!(o.breakdown && o.json && o.quiet && o.keep_on && !o.plain);
         let o = parse_args(&["-4", "-6", "--raw", "--dgram", "h"]).unwrap();
         assert_eq!((o.family(), o.sock()), (6, SockKind::Dgram));
         let o = parse_args(&["--annotate", "--follow", "1.5", "--json"]).unwrap();
@@ -808,18 +1198,21 @@ mod tests {
             rtt_ns: 1000,
             egress_ns: Some(300),
             ingress_ns: Some(200),
+            breakdown: None,
         };
         let b = PingResult {
             seq: 2,
             rtt_ns: 1001,
             egress_ns: Some(301),
             ingress_ns: Some(1200),
+            breakdown: None,
         };
         let c = PingResult {
             seq: 65535,
             rtt_ns: 7,
             egress_ns: None,
             ingress_ns: None,
+            breakdown: None,
         };
         assert_eq!(
             packet_json(&b),

@@ -6,8 +6,9 @@
 //! It stamps CLOCK_MONOTONIC right before each `sendto` and right after the
 //! `recv` that returns the reply, so that its RTT spans exactly mace's
 //! two windows (send syscall entry to outer NIC, outer NIC to receive syscall
-//! return) plus what lies beyond the outer NIC. See `--help` and
-//! Documentation/mace.rst.
+//! return) plus what lies beyond the outer NIC. With `--breakdown` it also
+//! switches mace's `breakdown` on, as it does capture, and prints where the
+//! host held each packet. See `--help` and Documentation/mace.rst.
 
 use mace_core::record::Direction;
 use mace_ping::{
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const ON: &str = "/sys/class/mace/on";
+const BREAKDOWN: &str = "/sys/class/mace/breakdown";
 const DEV: &str = "/dev/mace";
 /// Slack around a ping's time window when joining lines (clock conversion).
 const SLACK_US: u64 = 2_000;
@@ -81,20 +83,36 @@ fn ensure_capture() -> Result<bool, Fatal> {
             format!("mace is not loaded: {DEV} does not exist (in a container: --device {DEV})"),
         ));
     }
-    let state = std::fs::read_to_string(ON).map_err(|e| {
-        Fatal(
-            3,
-            format!("cannot read {ON}: {e} (in a container: -v /sys/class/mace:/sys/class/mace)"),
-        )
-    })?;
+    ensure_on(
+        ON,
+        "capture",
+        "in a container: -v /sys/class/mace:/sys/class/mace",
+    )
+}
+
+/// Makes sure `breakdown` is on in this namespace; returns whether we
+/// switched it on.
+fn ensure_breakdown() -> Result<bool, Fatal> {
+    ensure_on(
+        BREAKDOWN,
+        "breakdown",
+        "a mace without breakdown? in a container: -v /sys/class/mace:/sys/class/mace",
+    )
+}
+
+/// Makes sure the switch `file` (`what`) is on in this namespace; returns
+/// whether we switched it on. `hint` follows an error reading it.
+fn ensure_on(file: &str, what: &str, hint: &str) -> Result<bool, Fatal> {
+    let state = std::fs::read_to_string(file)
+        .map_err(|e| Fatal(3, format!("cannot read {file}: {e} ({hint})")))?;
     if state.trim() == "1" {
         return Ok(false);
     }
-    set_capture(true).map_err(|e| {
+    switch(file, true).map_err(|e| {
         Fatal(
             4,
             format!(
-                "capture is off in this network namespace and switching it on was refused ({e}): \
+                "{what} is off in this network namespace and switching it on was refused ({e}): \
                  it needs CAP_NET_ADMIN (docker run --cap-add NET_ADMIN)"
             ),
         )
@@ -102,10 +120,11 @@ fn ensure_capture() -> Result<bool, Fatal> {
     Ok(true)
 }
 
-fn set_capture(on: bool) -> io::Result<()> {
+/// Writes `1` or `0` to the switch `file`.
+fn switch(file: &str, on: bool) -> io::Result<()> {
     OpenOptions::new()
         .write(true)
-        .open(ON)?
+        .open(file)?
         .write_all(if on { b"1\n" } else { b"0\n" })
 }
 
@@ -271,7 +290,7 @@ fn ping(o: &Options, mut dev: Option<&mut File>) -> Result<ExitCode, Fatal> {
     if let Some(dev) = dev.as_deref_mut() {
         read_dev(dev, &mut Joiner::new())?;
     }
-    let mut summary = Summary::default();
+    let mut summary = Summary::new(o.breakdown);
     let nonce = (u64::from(std::process::id()) << 32) ^ mono_ns();
     let mut seq: u16 = 0;
     while o.count == 0 || summary.sent < o.count {
@@ -297,16 +316,15 @@ fn ping(o: &Options, mut dev: Option<&mut File>) -> Result<ExitCode, Fatal> {
             }
             let (lo, hi) = (w0.saturating_sub(SLACK_US), w1 + SLACK_US);
             let pktid = u32::from(seq);
-            let r = PingResult {
+            let egress = joiner.take(pktid, Direction::Egress, lo, hi);
+            let ingress = joiner.take(pktid, Direction::Ingress, lo, hi);
+            let r = PingResult::joined(
                 seq,
-                rtt_ns: t1.saturating_sub(t0),
-                egress_ns: joiner
-                    .take(pktid, Direction::Egress, lo, hi)
-                    .map(|l| l.latency_ns),
-                ingress_ns: joiner
-                    .take(pktid, Direction::Ingress, lo, hi)
-                    .map(|l| l.latency_ns),
-            };
+                t1.saturating_sub(t0),
+                egress.as_ref(),
+                ingress.as_ref(),
+                o.breakdown,
+            );
             summary.add(&r);
             if o.json {
                 println!("{}", packet_json(&r));
@@ -365,15 +383,26 @@ fn run(o: &Options) -> Result<ExitCode, Fatal> {
         return ping(o, None);
     }
     let switched_on = ensure_capture()?;
-    let result = open_dev().and_then(|mut dev| {
-        if o.annotate {
-            annotate(o, &mut dev)
-        } else {
-            ping(o, Some(&mut dev))
+    let breakdown = if o.breakdown {
+        ensure_breakdown()
+    } else {
+        Ok(false)
+    };
+    let result = breakdown.and_then(|breakdown_on| {
+        let result = open_dev().and_then(|mut dev| {
+            if o.annotate {
+                annotate(o, &mut dev)
+            } else {
+                ping(o, Some(&mut dev))
+            }
+        });
+        if breakdown_on && !o.keep_on {
+            let _ = switch(BREAKDOWN, false);
         }
+        result
     });
     if switched_on && !o.keep_on {
-        let _ = set_capture(false);
+        let _ = switch(ON, false);
     }
     result
 }
