@@ -646,6 +646,7 @@ else
 		"^mace_egress_latency_seconds_bucket\{$c,le=\"\+Inf\"\} 10$" "^mace_egress_latency_seconds_count\{$c\} 10$" \
 		"^mace_egress_latency_seconds_sum\{$c\} 0\.002401837$" \
 		"^mace_packets_total\{$c,direction=\"egress\",outcome=\"expired\"\} 1$" \
+		"^mace_latency_segments_total\{$c,direction=\"egress\",segments=\"unknown\"\} 2$" \
 		'^mace_probe_seconds_total\{hook="sys_enter"\} 0\.00025$' '^mace_host_packets_total\{event="ingress_stamped"\} 40$'
 	if [[ ! -x $promtool ]]; then
 		fail "promtool check metrics: fixture" "no promtool at $promtool (run scripts/setup)"

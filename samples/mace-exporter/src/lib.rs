@@ -45,6 +45,11 @@
 //!   `egress_in_table`, `ingress_pending`);
 //! - `mace_ingress_latency_ends_total{end}` (`syscall`, `stamp`, `tap`,
 //!   `tap_read`), `mace_compat_syscalls_skipped_total`;
+//! - `mace_latency_segments_total{direction, segments}`: latencies recorded
+//!   while the namespace's `breakdown` was on, with `segments` `known` (the
+//!   line carried them: `egress_segments`, `ingress_segments`) or `unknown`
+//!   (`egress_segments_unknown`, `ingress_segments_unknown`); both stay 0
+//!   in a namespace that never switched `breakdown` on;
 //! - `mace_ring_records_total{event}` (`pushed`, `popped`, `full`, `busy`,
 //!   `discarded`).
 //!
@@ -53,7 +58,10 @@
 //! as in `stats` without the prefix), `mace_host_table_packets{direction}`,
 //! and the probes' self-cost `mace_probe_hits_total{hook}` and
 //! `mace_probe_seconds_total{hook}` (zero unless mace was loaded with
-//! `self_cost=1`).
+//! `self_cost=1`). The lines of the exporter's own namespace in `stats`
+//! (`netns`, `enabled`, `breakdown` and its counters) are not exported from
+//! there: the counters come from `/dev/mace-hist`, and neither switch is a
+//! metric (`mace_capturing_namespaces` counts the namespaces that capture).
 //!
 //! State, always present, so that a scrape never fails because of mace:
 //! `mace_up` (1 if `/dev/mace-hist` was read and understood),
@@ -65,8 +73,8 @@
 //! # Cardinality
 //!
 //! Every label has a fixed set of values except the namespace's three, which
-//! take one value set per namespace: a namespace costs about 230 series (2
-//! histograms of 102 buckets, their sums and counts, 25 counters). At most
+//! take one value set per namespace: a namespace costs about 240 series (2
+//! histograms of 102 buckets, their sums and counts, 29 counters). At most
 //! `--max-namespaces` namespaces get their own series (capturing ones first,
 //! then by inode number); the rest are summed into one set labelled
 //! `netns="other"` with empty `container_id` and `pod_uid`, and counted by

@@ -30,16 +30,18 @@ enum Family {
     Waiting,
     IngressEnds,
     Compat,
+    Segments,
     Ring,
 }
 
 impl Family {
-    const ALL: [Family; 6] = [
+    const ALL: [Family; 7] = [
         Family::Packets,
         Family::Tracked,
         Family::Waiting,
         Family::IngressEnds,
         Family::Compat,
+        Family::Segments,
         Family::Ring,
     ];
 
@@ -70,6 +72,11 @@ impl Family {
             Family::Compat => (
                 "mace_compat_syscalls_skipped",
                 "32-bit compat syscalls of the namespace's tasks, not looked at",
+                true,
+            ),
+            Family::Segments => (
+                "mace_latency_segments",
+                "Latencies recorded with breakdown on, by whether their segments (where the host held the packet) are known",
                 true,
             ),
             Family::Ring => (
@@ -175,6 +182,26 @@ const NS_COUNTERS: &[(&str, Family, FixedLabels)] = &[
         &[("end", "tap_read")],
     ),
     ("compat_syscalls", Family::Compat, &[]),
+    (
+        "egress_segments",
+        Family::Segments,
+        &[("direction", "egress"), ("segments", "known")],
+    ),
+    (
+        "egress_segments_unknown",
+        Family::Segments,
+        &[("direction", "egress"), ("segments", "unknown")],
+    ),
+    (
+        "ingress_segments",
+        Family::Segments,
+        &[("direction", "ingress"), ("segments", "known")],
+    ),
+    (
+        "ingress_segments_unknown",
+        Family::Segments,
+        &[("direction", "ingress"), ("segments", "unknown")],
+    ),
     ("ring_pushed", Family::Ring, &[("event", "pushed")]),
     ("ring_popped", Family::Ring, &[("event", "popped")]),
     ("ring_full", Family::Ring, &[("event", "full")]),
@@ -726,6 +753,30 @@ mod tests {
             "1"
         );
         assert_eq!(value(&s, "mace_compat_syscalls_skipped_total", &c), "0");
+        let seg = |d, k| {
+            value(
+                &s,
+                "mace_latency_segments_total",
+                &[c[0], ("direction", d), ("segments", k)],
+            )
+        };
+        assert_eq!(
+            [
+                seg("egress", "known"),
+                seg("egress", "unknown"),
+                seg("ingress", "known"),
+                seg("ingress", "unknown")
+            ],
+            ["8", "2", "9", "1"]
+        );
+        assert!(
+            text.contains("# TYPE mace_latency_segments_total counter\n"),
+            "{text}"
+        );
+        // The namespace's breakdown switch in stats is not a metric (its
+        // capture switch is not either: mace_capturing_namespaces counts
+        // /dev/mace-hist's).
+        assert!(!text.contains("mace_breakdown"), "{text}");
         let ring = [("netns", "4026532300"), ("event", "full")];
         assert_eq!(value(&s, "mace_ring_records_total", &ring), "1");
         assert_eq!(value(&s, "mace_up", &[]), "1");

@@ -234,7 +234,10 @@ mod tests {
         let c = &f.namespaces[&4026532211];
         assert!(c.capture);
         assert!(!f.namespaces[&4026532300].capture);
-        assert_eq!(c.counters.len(), 25);
+        assert_eq!(c.counters.len(), 29);
+        assert!(c
+            .counters
+            .contains(&("ingress_segments_unknown".to_owned(), 1)));
         assert!(c.counters.contains(&("egress_expired".to_owned(), 1)));
         assert_eq!((c.egress.count, c.egress.sum_ns), (10, 2401837));
         assert_eq!((c.egress.counts[9], c.egress.counts[10]), (2, 8));
@@ -294,6 +297,10 @@ mod tests {
         assert!(!s.host.iter().any(|(n, _)| n == "egress" || n == "netns"));
         assert_eq!(s.probes.len(), 12);
         assert_eq!(s.probes[0], ("sys_enter".to_owned(), 100, 250000));
-        assert_eq!(parse_stats("netns 1\nenabled 0\n"), HostStats::default());
+        assert!(!s.host.iter().any(|(n, _)| n == "breakdown"));
+        assert_eq!(
+            parse_stats("netns 1\nenabled 0\nbreakdown 1\n"),
+            HostStats::default()
+        );
     }
 }
