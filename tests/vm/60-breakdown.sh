@@ -143,11 +143,13 @@ tc -n c1 qdisc del dev eth0 root
 tc qdisc add dev eth0 root tbf rate 1mbit burst 1600 latency 1s
 measure tbf egress ip netns exec c1 ping -c 20 -l 10 -s 1000 -i 0.2 -W 3 "$REMOTE4"
 tc qdisc del dev eth0 root
+# The last of a burst waits for up to nine before it (75 ms); a slow guest
+# sends a burst over a longer time, so at least four (33 ms).
 max_outer=$(seg /tmp/bd.tbf.egress 3 1)
-if ((max_outer > 60000000)); then
+if ((max_outer > 33000000)); then
 	pass "tbf: the outer segment holds the rate limit's wait (up to $max_outer ns)"
 else
-	fail "tbf: outer segment" "at most $max_outer ns, want > 60 ms"
+	fail "tbf: outer segment" "at most $max_outer ns, want > 33 ms"
 fi
 for i in 1 2; do
 	m=$(seg /tmp/bd.tbf.egress $i 0.99) b=$(seg /tmp/bd.base.egress $i 0.99)
@@ -240,6 +242,22 @@ n=$(grep -c 'gress: ' /tmp/bd.lines) with=$(grep -c '=' /tmp/bd.lines)
 check "breakdown off: $n lines, none with segments" test "$n" -ge 20 -a "$with" = 0
 check "breakdown off: reads 0, no namespace has it, the waypoint probes are unregistered" \
 	test "$(counter c1 breakdown) $(counter - host_breakdown_netns) $(counter - host_waypoints)" = "0 0 0"
+
+# mace-ping --breakdown switches it on for its run, prints each reply's
+# segments and their statistics, and switches it off again.
+ip netns exec c1 mace-ping --breakdown --raw -c 5 -i 0.05 "$REMOTE4" >/tmp/bd.mp 2>&1
+n=$(grep -c '| egress container=[0-9.]* host=[0-9.]* outer=[0-9.]* | ingress host=[0-9.]* container=[0-9.]* socket=[0-9.]* us$' /tmp/bd.mp)
+check "mace-ping --breakdown: $n of 5 replies with both directions' segments" test "$n" -ge 4
+check "mace-ping --breakdown: per-segment statistics in the summary" \
+	grep -q '^egress container min/avg/max/mdev = ' /tmp/bd.mp
+check "mace-ping --breakdown: switched breakdown off again at exit" test "$(ip netns exec c1 cat $BD)" = 0
+ip netns exec c1 mace-ping --breakdown --json --raw -6 -c 3 -i 0.05 "$REMOTE6" >/tmp/bd.mpj 2>&1
+if grep -q '"egress_segments_ns":{"container":[0-9]*,"host":[0-9]*,"outer":[0-9]*}' /tmp/bd.mpj &&
+	grep -q '"segments":{"egress":{"known":' /tmp/bd.mpj; then
+	pass "mace-ping --breakdown --json (IPv6): segments objects per reply and in the summary"
+else
+	fail "mace-ping --breakdown --json" "$(head -c 600 /tmp/bd.mpj)"
+fi
 
 # A namespace that goes away with breakdown on, and unloading with it on.
 ip netns exec c2 bash -c "echo 1 > $BD; echo 1 > /sys/class/mace/on"
