@@ -5,11 +5,12 @@
 # blocks for files; scripts/bench-report turns them into tables and plots.
 #
 # Usage: bench-vm.sh icount   perturbation, TCP throughput, accuracy,
-#                              coverage, self-cost
+#                              coverage, breakdown, self-cost
 #                              (run under qemu -icount: guest time counts
 #                              instructions, so results repeat exactly)
-#        bench-vm.sh tcg       TCP throughput, and coverage with many
-#                              namespaces pinging at once (plain TCG)
+#        bench-vm.sh tcg       TCP throughput, and coverage (and the
+#                              breakdown) with many namespaces pinging at
+#                              once (plain TCG)
 #
 # Sizes: MACE_TEST_ROUNDS (default 9), MACE_TEST_PINGS (default 200),
 # MACE_TEST_LOADS (default "0 1 5 10"), MACE_TEST_TCP_ROUNDS (default 9),
@@ -20,6 +21,7 @@ source /mace/scripts/topology.sh
 
 KO=${MACE_KO:-/lib/mace/mace.ko}
 ON=/sys/class/mace/on
+BD=/sys/class/mace/breakdown
 TR=/sys/kernel/tracing
 ROUNDS=${MACE_TEST_ROUNDS:-9}
 PINGS=${MACE_TEST_PINGS:-200}
@@ -131,6 +133,10 @@ condition() {
 			ip netns exec c1 bash -c "echo 1 > $ON"
 		;;
 	on) load && ip netns exec c1 bash -c "echo 1 > $ON" ;;
+	on-breakdown)
+		# mace on, each line with its segments: what the breakdown costs.
+		load && ip netns exec c1 bash -c "echo 1 > $BD && echo 1 > $ON"
+		;;
 	on-nohist)
 		# mace on, counting nothing in its histograms: what they cost.
 		unload && insmod /lib/mace/mace-nohist.ko outer_dev=eth0 &&
@@ -155,7 +161,7 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on ftrace $(peer_ok && echo bpftrace); do
+		for cond in unloaded loaded-off null on on-breakdown $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on ftrace $(peer_ok && echo bpftrace); do
 			if ! condition "$cond"; then
 				echo "BENCH FAILED condition=$cond round=$r"
 				continue
@@ -168,7 +174,10 @@ icount() {
 	done
 	condition unloaded
 	tcp_icount
-	[[ ${MACE_TEST_PARTS:-all} == pert ]] || accuracy
+	if [[ ${MACE_TEST_PARTS:-all} != pert ]]; then
+		accuracy
+		breakdown
+	fi
 	self_cost
 }
 
@@ -277,6 +286,51 @@ accuracy() {
 	pkill iperf3
 }
 
+# bd_run NAME CMD...: runs CMD in c1 and appends c1's /dev/mace lines to
+# /tmp/bd.mace after a line "# NAME" (bench-report tells the tools' lines
+# apart by it).
+bd_run() {
+	local name=$1
+	shift
+	ip netns exec c1 cat /dev/mace >/dev/null
+	ip netns exec c1 "$@" >/dev/null 2>&1
+	echo "# $name" >>/tmp/bd.mace
+	ip netns exec c1 cat /dev/mace >>/tmp/bd.mace
+}
+
+# breakdown: icount experiment 2b (where the added time goes, per load).
+breakdown() {
+	local srv load i pids
+
+	# 2b. The latencies' segments (breakdown on), with LOAD co-located
+	#     flood-pinging containers: UDP echo (all six segments), then
+	#     iputils ping (its ingress ends at the kernel's stamp, so its
+	#     ingress container and socket segments are 0).
+	ip netns exec remote mace-echo udp-server 0.0.0.0:7777 >/dev/null 2>&1 &
+	srv=$!
+	sleep 0.5
+	load
+	ip netns exec c1 bash -c "echo 1 > $BD; echo 1 > $ON; cat /dev/mace >/dev/null"
+	for load in $LOADS; do
+		pids=()
+		for i in $(seq 2 $((load + 1))); do
+			ip netns exec "c$i" ping -f -q "$REMOTE4" >/dev/null 2>&1 &
+			pids+=($!)
+		done
+		: >/tmp/bd.mace
+		bd_run udp mace-echo udp-client "$REMOTE4:7777" "$PINGS" 10
+		bd_run ping ping -c "$PINGS" -i 0.01 "$REMOTE4"
+		section "bd load=$load" /tmp/bd.mace
+		if ((${#pids[@]})); then
+			kill "${pids[@]}" 2>/dev/null
+			wait "${pids[@]}" 2>/dev/null
+		fi
+	done
+	kill "$srv" 2>/dev/null
+	wait "$srv" 2>/dev/null
+	unload
+}
+
 # self_cost: icount experiment 3.
 self_cost() {
 	local traffic ns
@@ -332,6 +386,32 @@ tcg() {
 			v["egress_expired"], v["ingress_expired"], v["egress_collisions"] + v["ingress_collisions"],
 			v["ingress_unreported"], v["ring_full"], v["ring_busy"] }' >>/tmp/scale
 	echo "BENCH SCALE namespaces=$SCALE $(cat /tmp/scale) $(grep -E '^host_(egress|ingress|tasks)_evicted' /sys/class/mace/stats | tr ' \n' '= ')"
+
+	# The breakdown at scale: every namespace switches breakdown on and
+	# sends UDP echo requests at once (all six segments); the lines of all
+	# of them, together.
+	ip netns exec remote mace-echo udp-server 0.0.0.0:7777 >/dev/null 2>&1 &
+	local srv=$!
+	sleep 0.5
+	pids=()
+	for i in $(seq 1 "$SCALE"); do
+		ip netns exec "c$i" bash -c "echo 1 > $BD; cat /dev/mace >/dev/null" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	pids=()
+	for i in $(seq 1 "$SCALE"); do
+		ip netns exec "c$i" mace-echo udp-client "$REMOTE4:7777" 20 50 >/dev/null 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	echo "# udp" >/tmp/bd.scale
+	for i in $(seq 1 "$SCALE"); do
+		ip netns exec "c$i" cat /dev/mace >>/tmp/bd.scale
+	done
+	section "bd scale=$SCALE" /tmp/bd.scale
+	kill "$srv" 2>/dev/null
+	wait "$srv" 2>/dev/null
 	unload
 }
 
