@@ -21,6 +21,7 @@
 #     null      the floor module (probes that return at once), c1 capturing
 #     on        mace, c1 capturing (the pinging namespace)
 #     other     mace, c2 capturing (another namespace)
+#     breakdown mace, c1 capturing with breakdown on
 #   MACE_TEST_PINGS          pings per condition (default 2000)
 #   MACE_TEST_PROFILE_START  guest uptime in seconds at which the first
 #                            condition's ping starts (default 5): under
@@ -48,6 +49,10 @@ condition() {
 	null) insmod "$NULL_KO" outer_dev=eth0 && capture c1 ;;
 	on) insmod "$KO" outer_dev=eth0 && capture c1 ;;
 	other) insmod "$KO" outer_dev=eth0 && capture c2 ;;
+	breakdown)
+		insmod "$KO" outer_dev=eth0 &&
+			ip netns exec c1 bash -c "echo 1 > /sys/class/mace/breakdown" && capture c1
+		;;
 	*) echo "bench-profile-vm.sh: unknown condition $1" >&2 && return 1 ;;
 	esac
 }
