@@ -227,6 +227,9 @@ impl Control {
                 return Ok(on);
             }
             if on {
+                // The namespace's segment histograms first: nothing else
+                // changes if they cannot be had.
+                state.alloc_segment_hists()?;
                 if switch.waypoints.is_none() {
                     self.capture.attach_waypoints()?;
                     match WaypointRegistration::register(self.capture.clone()) {

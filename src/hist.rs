@@ -27,6 +27,15 @@
 //! hist 4026532211 ingress 10 3011290 10:7 11:3
 //! ```
 //!
+//! A namespace that ever had `breakdown` on also has a `seghist` line for
+//! each segment of each direction ([`crate::record::Direction::segment_names`]),
+//! after its `hist` lines, in the same form with the segment's name after
+//! the direction:
+//!
+//! ```text
+//! seghist 4026532211 egress container 10 120345 3:10
+//! ```
+//!
 //! `le_ns` lists the finite upper bounds; the bucket after the last is
 //! `+Inf`. Then, for each namespace: a `netns` line (its inode number, as in
 //! `/proc/<pid>/ns/net`, and whether it captures), a `counter` line for each
@@ -178,11 +187,70 @@ pub fn write_counter(out: &mut impl Write, inum: u32, name: &str, value: u64) ->
 
 /// Writes the `hist` line of direction `dir` of namespace `inum`.
 pub fn write_hist(out: &mut impl Write, inum: u32, dir: Direction, s: &Snapshot) -> fmt::Result {
-    write!(out, "hist {inum} {} {} {}", dir.name(), s.count, s.sum_ns)?;
+    write!(out, "hist {inum} {}", dir.name())?;
+    write_counts(out, s)
+}
+
+/// Writes the `seghist` line of segment `segment` (one of
+/// [`Direction::segment_names`]) of direction `dir` of namespace `inum`.
+pub fn write_seghist(
+    out: &mut impl Write,
+    inum: u32,
+    dir: Direction,
+    segment: &str,
+    s: &Snapshot,
+) -> fmt::Result {
+    write!(out, "seghist {inum} {} {segment}", dir.name())?;
+    write_counts(out, s)
+}
+
+/// Writes the rest of a `hist` or `seghist` line: count, sum and the
+/// buckets that are not empty.
+fn write_counts(out: &mut impl Write, s: &Snapshot) -> fmt::Result {
+    write!(out, " {} {}", s.count, s.sum_ns)?;
     for (i, &n) in s.counts.iter().enumerate() {
         if n != 0 {
             write!(out, " {i}:{n}")?;
         }
     }
     out.write_char('\n')
+}
+
+/// The histograms of a namespace's segments (`breakdown`): for each
+/// direction, one per segment, in the order of
+/// [`Direction::segment_names`].
+pub struct SegmentHistograms {
+    egress: [Histogram; 3],
+    ingress: [Histogram; 3],
+}
+
+impl Default for SegmentHistograms {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SegmentHistograms {
+    /// Empty histograms.
+    pub const fn new() -> Self {
+        Self {
+            egress: [const { Histogram::new() }; 3],
+            ingress: [const { Histogram::new() }; 3],
+        }
+    }
+
+    /// The histograms of direction `dir`'s segments.
+    pub fn of(&self, dir: Direction) -> &[Histogram; 3] {
+        match dir {
+            Direction::Egress => &self.egress,
+            Direction::Ingress => &self.ingress,
+        }
+    }
+
+    /// Counts the segments `parts` of a latency of direction `dir`.
+    pub fn add(&self, dir: Direction, parts: [u64; 3]) {
+        for (h, ns) in self.of(dir).iter().zip(parts) {
+            h.add(ns);
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::chardev::opener_net;
 use crate::control::Control;
 use crate::ffi::file::UserWriter;
 use crate::ffi::log_ratelimit;
-use crate::hist::{write_counter, write_header, write_hist, write_netns};
+use crate::hist::{write_counter, write_header, write_hist, write_netns, write_seghist};
 use crate::netns::{NetState, NET_STATE};
 use crate::record::Direction;
 use core::fmt;
@@ -61,6 +61,13 @@ fn write_state(out: &mut Text, state: &NetState) -> fmt::Result {
     result?;
     for dir in [Direction::Egress, Direction::Ingress] {
         write_hist(out, inum, dir, &state.hist(dir).snapshot())?;
+    }
+    if let Some(hists) = state.segment_hists() {
+        for dir in [Direction::Egress, Direction::Ingress] {
+            for (name, h) in dir.segment_names().iter().zip(hists.of(dir)) {
+                write_seghist(out, inum, dir, name, &h.snapshot())?;
+            }
+        }
     }
     Ok(())
 }

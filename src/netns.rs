@@ -24,7 +24,7 @@ use crate::ffi::mono_to_real_ns;
 use crate::ffi::net::PernetKey;
 use crate::ffi::sync::{RcuSlot, Retired};
 use crate::ffi::tracepoint::ProbeCx;
-use crate::hist::Histogram;
+use crate::hist::{Histogram, SegmentHistograms};
 use crate::parse::TapEnd;
 use crate::record::{Direction, Record, Segments};
 use crate::ring::{Ring, RingStats, Slot};
@@ -136,6 +136,10 @@ pub(crate) struct NetState {
     egress_hist: Histogram,
     /// The ingress latencies recorded, in buckets.
     ingress_hist: Histogram,
+    /// The segments of the latencies recorded with `breakdown` on, in
+    /// buckets: allocated when the namespace first switches it on, kept as
+    /// long as the namespace.
+    segment_hists: RcuSlot<SegmentHistograms>,
 }
 
 impl NetState {
@@ -155,6 +159,7 @@ impl NetState {
                 counters: NetCounters::default(),
                 egress_hist: Histogram::new(),
                 ingress_hist: Histogram::new(),
+                segment_hists: RcuSlot::new(),
             },
             // Charged to the namespace's creator.
             GFP_KERNEL_ACCOUNT,
@@ -261,9 +266,27 @@ impl NetState {
     }
 
     /// Sets whether its latencies are broken down; returns whether they
-    /// were (only [`crate::control::Control`] calls it, under its lock).
+    /// were (only [`crate::control::Control`] calls it, under its lock,
+    /// after [`Self::alloc_segment_hists`]).
     pub(crate) fn set_breakdown(&self, on: bool) -> bool {
         self.breakdown.swap(on, Ordering::Relaxed)
+    }
+
+    /// Allocates the histograms of its segments, if it has none yet
+    /// (process context; charged to the caller's memory cgroup).
+    pub(crate) fn alloc_segment_hists(&self) -> Result {
+        if self.segment_hists.get_arc().is_none() {
+            let hists = Arc::new(SegmentHistograms::new(), GFP_KERNEL_ACCOUNT)?;
+            // Another caller's set first is as good.
+            let _ = self.segment_hists.try_set(hists);
+        }
+        Ok(())
+    }
+
+    /// The histograms of its segments, if it ever broke its latencies
+    /// down.
+    pub(crate) fn segment_hists(&self) -> Option<Arc<SegmentHistograms>> {
+        self.segment_hists.get_arc()
     }
 
     /// Records the latency of a window from `start` to `end` (both
@@ -296,7 +319,14 @@ impl NetState {
         pktid: u32,
         segments: Segments,
     ) -> bool {
-        self.record(cx, dir, start, end, pktid, segments)
+        let recorded = self.record(cx, dir, start, end, pktid, segments);
+        if recorded && !cfg!(mace_no_hist) {
+            let parts = segments.split(end.saturating_sub(start));
+            if let (Some(parts), Some(hists)) = (parts, self.segment_hists.get(cx)) {
+                hists.add(dir, parts);
+            }
+        }
+        recorded
     }
 
     /// The body of [`Self::report`] and [`Self::report_segments`].
