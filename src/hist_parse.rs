@@ -8,6 +8,12 @@
 //! was compiled with: [`Line::Bounds`] is only returned when every bound is
 //! the one [`upper_bound_ns`] gives.
 //!
+//! `hist` and `seghist` lines share their tail (count, sum, `index:count`
+//! pairs) and its rules: bucket indexes ascending and in range, no empty
+//! bucket listed, and a count that is the sum of the buckets' counts.
+//! A `seghist` line's segment must be one of its direction's
+//! [`Direction::segment_names`]; [`Line::SegHist`] carries its index there.
+//!
 //! This file uses only `core`. The kernel module writes the form but never
 //! reads it, so only the host crate (`mace-core`) compiles this file.
 
@@ -19,9 +25,9 @@ use crate::record_parse::{direction, number};
 use core::fmt;
 
 /// One line of the text form.
-// A `Hist` line carries its counts by value (about 0.8 KiB): a line is
-// parsed and used at once, and this `no_std` crate has no allocator to box
-// them in.
+// A `Hist` or `SegHist` line carries its counts by value (about 0.8 KiB):
+// a line is parsed and used at once, and this `no_std` crate has no
+// allocator to box them in.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<'a> {
@@ -55,6 +61,19 @@ pub enum Line<'a> {
         /// The direction.
         dir: Direction,
         /// The counts.
+        snapshot: Snapshot,
+    },
+    /// `seghist INUM egress|ingress SEGMENT COUNT SUM_NS INDEX:COUNT...`
+    /// (only for a namespace that ever had `breakdown` on).
+    SegHist {
+        /// The namespace's inode number.
+        inum: u32,
+        /// The direction.
+        dir: Direction,
+        /// The segment: its index in `dir.segment_names()` (0, 1 or 2),
+        /// whose entry is the name the line gave.
+        segment: usize,
+        /// The counts of the segment's durations.
         snapshot: Snapshot,
     },
 }
@@ -140,31 +159,24 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
         Some("hist") => {
             let inum = num(f.next())?;
             let dir = f.next().and_then(direction).ok_or(ParseError::BadField)?;
-            let mut snapshot = Snapshot {
-                count: num(f.next())?,
-                sum_ns: num(f.next())?,
-                ..Snapshot::default()
-            };
-            let mut next = 0usize;
-            let mut total = 0u64;
-            for pair in f.by_ref() {
-                let (i, n) = pair.split_once(':').ok_or(ParseError::BadField)?;
-                let i: usize = num(Some(i))?;
-                let n: u64 = num(Some(n))?;
-                if i < next || n == 0 {
-                    return Err(ParseError::BadBucket);
-                }
-                *snapshot.counts.get_mut(i).ok_or(ParseError::BadBucket)? = n;
-                total = total.checked_add(n).ok_or(ParseError::CountMismatch)?;
-                next = i + 1;
-            }
-            if total != snapshot.count {
-                return Err(ParseError::CountMismatch);
-            }
             Line::Hist {
                 inum,
                 dir,
-                snapshot,
+                snapshot: counts(&mut f)?,
+            }
+        }
+        Some("seghist") => {
+            let inum = num(f.next())?;
+            let dir = f.next().and_then(direction).ok_or(ParseError::BadField)?;
+            let segment = f
+                .next()
+                .and_then(|name| dir.segment_names().iter().position(|&n| n == name))
+                .ok_or(ParseError::BadField)?;
+            Line::SegHist {
+                inum,
+                dir,
+                segment,
+                snapshot: counts(&mut f)?,
             }
         }
         _ => return Err(ParseError::UnknownRecord),
@@ -173,6 +185,33 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
         return Err(ParseError::BadField);
     }
     Ok(line)
+}
+
+/// The tail of a `hist` or `seghist` line: `COUNT SUM_NS INDEX:COUNT...`,
+/// to the end of the line.
+fn counts<'a>(f: &mut impl Iterator<Item = &'a str>) -> Result<Snapshot, ParseError> {
+    let mut snapshot = Snapshot {
+        count: num(f.next())?,
+        sum_ns: num(f.next())?,
+        ..Snapshot::default()
+    };
+    let mut next = 0usize;
+    let mut total = 0u64;
+    for pair in f {
+        let (i, n) = pair.split_once(':').ok_or(ParseError::BadField)?;
+        let i: usize = num(Some(i))?;
+        let n: u64 = num(Some(n))?;
+        if i < next || n == 0 {
+            return Err(ParseError::BadBucket);
+        }
+        *snapshot.counts.get_mut(i).ok_or(ParseError::BadBucket)? = n;
+        total = total.checked_add(n).ok_or(ParseError::CountMismatch)?;
+        next = i + 1;
+    }
+    if total != snapshot.count {
+        return Err(ParseError::CountMismatch);
+    }
+    Ok(snapshot)
 }
 
 /// Whether `name` is a counter name: lowercase letters, digits and `_`,

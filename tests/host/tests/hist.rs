@@ -1,9 +1,10 @@
 //! Tests of the latency histograms: bucket bounds, concurrent counting, and
-//! the text form of `/dev/mace-hist` written and parsed back.
+//! the text form of `/dev/mace-hist` (`hist` and `seghist` lines) written
+//! and parsed back.
 
 use mace_core::hist::{
-    bucket, upper_bound_ns, write_counter, write_header, write_hist, write_netns, Histogram,
-    Snapshot, BUCKETS, SUB_BUCKETS, VERSION,
+    bucket, upper_bound_ns, write_counter, write_header, write_hist, write_netns, write_seghist,
+    Histogram, SegmentHistograms, Snapshot, BUCKETS, SUB_BUCKETS, VERSION,
 };
 use mace_core::hist_parse::{parse_line, Line, ParseError};
 use mace_core::record::Direction;
@@ -207,6 +208,40 @@ fn malformed_lines_are_rejected_with_a_reason() {
         ("hist 1 egress 0 0 4:0", ParseError::BadBucket),
         ("hist 1 egress 1 5 4-1", ParseError::BadField),
         ("hist 1 egress 1 5  4:1", ParseError::BadField),
+        ("hist 1 egress container 1 5 4:1", ParseError::BadField),
+        ("seghist", ParseError::BadField),
+        ("seghist 1 egress", ParseError::BadField),
+        ("seghist 1 egress container", ParseError::BadField),
+        ("seghist 1 egress container 0", ParseError::BadField),
+        ("seghist 1 egress 0 0", ParseError::BadField),
+        ("seghist 1 sideways host 0 0", ParseError::BadField),
+        // Each direction's own names only, exactly.
+        ("seghist 1 egress socket 0 0", ParseError::BadField),
+        ("seghist 1 ingress outer 0 0", ParseError::BadField),
+        ("seghist 1 egress Container 0 0", ParseError::BadField),
+        ("seghist 1 egress container= 0 0", ParseError::BadField),
+        ("seghist x egress container 0 0", ParseError::BadField),
+        ("seghist 1 egress container 0 -1", ParseError::BadField),
+        (
+            "seghist 1 egress container 1 5 0:2",
+            ParseError::CountMismatch,
+        ),
+        ("seghist 1 egress host 2 5 3:1", ParseError::CountMismatch),
+        (
+            "seghist 1 ingress socket 2 5 3:1 2:1",
+            ParseError::BadBucket,
+        ),
+        (
+            "seghist 1 ingress socket 2 5 3:1 3:1",
+            ParseError::BadBucket,
+        ),
+        ("seghist 1 ingress host 1 5 102:1", ParseError::BadBucket),
+        ("seghist 1 ingress host 0 0 4:0", ParseError::BadBucket),
+        ("seghist 1 egress outer 1 5 4-1", ParseError::BadField),
+        ("seghist 1 egress outer 1 5  4:1", ParseError::BadField),
+        ("seghist 1 egress outer 1 5 4:1 ", ParseError::BadField),
+        ("seghist 1 egress outer 0 0 extra", ParseError::BadField),
+        ("seghist  1 egress outer 0 0", ParseError::BadField),
     ];
     for (line, want) in cases {
         assert_eq!(parse_line(line), Err(*want), "{line:?}");
@@ -215,4 +250,95 @@ fn malformed_lines_are_rejected_with_a_reason() {
     let mut b = text(write_header).lines().nth(1).unwrap().to_owned();
     b = b.replacen(" 640 ", " 641 ", 1);
     assert_eq!(parse_line(&b), Err(ParseError::OtherBounds));
+}
+
+#[test]
+fn segment_histograms_are_written_after_the_hist_lines_and_parse_back() {
+    let segs = SegmentHistograms::new();
+    // Egress latencies of 2 and 3 us; ingress ones of 1.5 ms and above 2^34 ns.
+    segs.add(Direction::Egress, [700, 1100, 200]);
+    segs.add(Direction::Egress, [800, 1200, 1000]);
+    segs.add(Direction::Ingress, [40_000, 30_000, 1_430_000]);
+    segs.add(Direction::Ingress, [50_000, 20_000, 20_000_000_000]);
+    let lat = Histogram::new();
+    for ns in [2000, 3000] {
+        lat.add(ns);
+    }
+    let inum = 4026532211;
+    let out = text(|o| {
+        write_header(o)?;
+        write_netns(o, inum, true)?;
+        write_hist(o, inum, Direction::Egress, &lat.snapshot())?;
+        write_hist(o, inum, Direction::Ingress, &Snapshot::default())?;
+        for dir in [Direction::Egress, Direction::Ingress] {
+            for (name, h) in dir.segment_names().iter().zip(segs.of(dir)) {
+                write_seghist(o, inum, dir, name, &h.snapshot())?;
+            }
+        }
+        Ok(())
+    });
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 11);
+    assert_eq!(
+        &lines[5..],
+        &[
+            format!("seghist {inum} egress container 2 1500 2:1 3:1"),
+            format!("seghist {inum} egress host 2 2300 5:2"),
+            format!("seghist {inum} egress outer 2 1200 0:1 4:1"),
+            format!(
+                "seghist {inum} ingress host 2 90000 {}:1 {}:1",
+                bucket(40_000),
+                bucket(50_000)
+            ),
+            format!(
+                "seghist {inum} ingress container 2 50000 {}:1 {}:1",
+                bucket(20_000),
+                bucket(30_000)
+            ),
+            format!(
+                "seghist {inum} ingress socket 2 20001430000 {}:1 101:1",
+                bucket(1_430_000)
+            ),
+        ]
+    );
+    let mut seen = Vec::new();
+    for l in &lines[5..] {
+        match parse_line(l).unwrap() {
+            Line::SegHist {
+                inum: i,
+                dir,
+                segment,
+                snapshot,
+            } => {
+                assert_eq!(i, inum);
+                assert_eq!(snapshot, segs.of(dir)[segment].snapshot(), "{l}");
+                assert!(l.contains(&format!(" {} ", dir.segment_names()[segment])));
+                seen.push((dir, segment));
+            }
+            other => panic!("{l}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (Direction::Egress, 0),
+            (Direction::Egress, 1),
+            (Direction::Egress, 2),
+            (Direction::Ingress, 0),
+            (Direction::Ingress, 1),
+            (Direction::Ingress, 2),
+        ]
+    );
+    // Empty segment histograms (breakdown on, nothing measured yet).
+    let empty = text(|o| write_seghist(o, 7, Direction::Ingress, "socket", &Snapshot::default()));
+    assert_eq!(empty, "seghist 7 ingress socket 0 0\n");
+    assert_eq!(
+        parse_line(empty.trim_end()),
+        Ok(Line::SegHist {
+            inum: 7,
+            dir: Direction::Ingress,
+            segment: 2,
+            snapshot: Snapshot::default()
+        })
+    );
 }
