@@ -647,7 +647,12 @@ else
 		"^mace_egress_latency_seconds_sum\{$c\} 0\.002401837$" \
 		"^mace_packets_total\{$c,direction=\"egress\",outcome=\"expired\"\} 1$" \
 		"^mace_latency_segments_total\{$c,direction=\"egress\",segments=\"unknown\"\} 2$" \
+		'^# TYPE mace_latency_segment_seconds histogram$' \
+		"^mace_latency_segment_seconds_count\{$c,direction=\"egress\",segment=\"host\"\} 8$" \
+		"^mace_latency_segment_seconds_bucket\{$c,direction=\"ingress\",segment=\"socket\",le=\"\+Inf\"\} 9$" \
 		'^mace_probe_seconds_total\{hook="sys_enter"\} 0\.00025$' '^mace_host_packets_total\{event="ingress_stamped"\} 40$'
+	refute "mace-exporter --once: no segment series for the namespaces that never had breakdown on" \
+		'^mace_latency_segment_seconds_[a-z]+\{netns="(4026531840|4026532300)"'
 	if [[ ! -x $promtool ]]; then
 		fail "promtool check metrics: fixture" "no promtool at $promtool (run scripts/setup)"
 	else

@@ -36,6 +36,12 @@
 //! - `mace_egress_latency_seconds`, `mace_ingress_latency_seconds`
 //!   (histograms; `le` bounds are mace's buckets, 512 ns up to 2^34 ns by
 //!   quarter octaves, in seconds, then `+Inf`);
+//! - `mace_latency_segment_seconds{direction, segment}` (histograms, same
+//!   buckets): the durations of each segment of the latencies recorded with
+//!   known segments (`/dev/mace-hist`'s `seghist` lines), `segment` one of
+//!   `Direction::segment_names` (`container`, `host`, `outer` egress;
+//!   `host`, `container`, `socket` ingress); only for a namespace that has
+//!   had `breakdown` on;
 //! - `mace_packets_total{direction, outcome}`: `outcome` is `recorded`,
 //!   `expired`, `collision`, `evicted` (egress only), `capture_off`,
 //!   `unreported` and `task_lost` (ingress only): the kernel's `egress`,
@@ -74,12 +80,15 @@
 //!
 //! Every label has a fixed set of values except the namespace's three, which
 //! take one value set per namespace: a namespace costs about 240 series (2
-//! histograms of 102 buckets, their sums and counts, 29 counters). At most
-//! `--max-namespaces` namespaces get their own series (capturing ones first,
-//! then by inode number); the rest are summed into one set labelled
-//! `netns="other"` with empty `container_id` and `pod_uid`, and counted by
+//! histograms of 102 buckets, their sums and counts, 29 counters: 237), and
+//! one that has had `breakdown` on 624 more (6 segment histograms of 104
+//! series). At most `--max-namespaces` namespaces get their own series
+//! (capturing ones first, then by inode number); the rest are summed into
+//! one set labelled `netns="other"` with empty `container_id` and
+//! `pod_uid` (with the segment histograms any of them has), and counted by
 //! `mace_namespaces_folded`. The default, 128, covers Kubernetes' default of
-//! 110 pods a node, about 30 000 series at most.
+//! 110 pods a node: about 30 000 series at most, about 110 000 if every
+//! namespace has had `breakdown` on.
 //!
 //! # Why tiny_http
 //!

@@ -7,13 +7,16 @@
 //! `max_namespaces` namespaces get series of their own, capturing ones
 //! first, then by ascending inode number; the others are summed into series
 //! labelled `netns="other"` (empty `container_id` and `pod_uid`), and
-//! `mace_namespaces_folded` says how many. A namespace that moves between
-//! its own series and `other` makes both look like counter resets to
-//! `rate()`, which is why the bound is a safety net, not a sampling rule.
+//! `mace_namespaces_folded` says how many. Their segment histograms are
+//! summed there too: `other` has one of a segment if any namespace folded
+//! into it has. A namespace that moves between its own series and `other`
+//! makes both look like counter resets to `rate()`, which is why the bound
+//! is a safety net, not a sampling rule.
 
 use crate::ident::Identity;
 use crate::source::{Down, HistFile, HostStats, NetNs};
 use mace_core::hist::{upper_bound_ns, Snapshot};
+use mace_core::record::Direction;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -277,7 +280,8 @@ fn add_snapshot(a: &mut Snapshot, b: &Snapshot) {
     }
 }
 
-/// Adds namespace `b` into `a`: counters by name, histograms by bucket.
+/// Adds namespace `b` into `a`: counters by name, histograms by bucket (a
+/// segment histogram `a` lacks starts empty).
 fn add_ns(a: &mut NetNs, b: &NetNs) {
     a.capture |= b.capture;
     for (name, value) in &b.counters {
@@ -288,7 +292,17 @@ fn add_ns(a: &mut NetNs, b: &NetNs) {
     }
     add_snapshot(&mut a.egress, &b.egress);
     add_snapshot(&mut a.ingress, &b.ingress);
+    for dir in [Direction::Egress, Direction::Ingress] {
+        for (x, y) in a.segments_mut(dir).iter_mut().zip(b.segments(dir)) {
+            if let Some(y) = y {
+                add_snapshot(x.get_or_insert_with(Snapshot::default), y);
+            }
+        }
+    }
 }
+
+/// The help of `mace_latency_segment_seconds`.
+const SEGMENT_HELP: &str = "Time the host held a packet in one segment of its latency, with breakdown on (two waypoints cut a latency into three segments that add up to it): egress container (send syscall to the transmission on the namespace's device), host (to the hand-over to the outer device), outer (to the transmission there); ingress host (outer device to the receive on the namespace's device), container (to joining the socket's queue), socket (the wait there, to the latency's end)";
 
 impl Exposition {
     /// Builds the exposition of a snapshot (or of why there is none), the
@@ -491,6 +505,41 @@ impl Collector for Exposition {
             for s in &self.series {
                 let snap = if egress { &s.ns.egress } else { &s.ns.ingress };
                 let labels = s.labels(&[]);
+                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                    snap.sum_ns as f64 / 1e9,
+                    snap.count,
+                    &buckets_seconds(snap),
+                    None,
+                )?;
+            }
+        }
+
+        // Segments: only the namespaces (and `other`) that have them.
+        let segments: Vec<_> = self
+            .series
+            .iter()
+            .flat_map(|s| {
+                [Direction::Egress, Direction::Ingress]
+                    .into_iter()
+                    .flat_map(move |dir| {
+                        dir.segment_names()
+                            .into_iter()
+                            .zip(s.ns.segments(dir))
+                            .filter_map(move |(name, snap)| {
+                                let labels = [("direction", dir.name()), ("segment", name)];
+                                snap.as_ref().map(|snap| (s.labels(&labels), snap))
+                            })
+                    })
+            })
+            .collect();
+        if !segments.is_empty() {
+            let mut m = enc.encode_descriptor(
+                "mace_latency_segment_seconds",
+                SEGMENT_HELP,
+                None,
+                MetricType::Histogram,
+            )?;
+            for (labels, snap) in segments {
                 m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
                     snap.sum_ns as f64 / 1e9,
                     snap.count,
@@ -707,6 +756,116 @@ mod tests {
     }
 
     #[test]
+    fn segment_histograms_of_the_namespace_with_breakdown() {
+        let text = fixture(128).to_prometheus_text();
+        let s = samples(&text);
+        assert!(
+            text.contains("# TYPE mace_latency_segment_seconds histogram\n"),
+            "{text}"
+        );
+        let name = "mace_latency_segment_seconds";
+        let c = [
+            ("netns", "4026532211"),
+            ("container_id", ID),
+            ("pod_uid", UID),
+        ];
+        let mut series = Vec::new();
+        for dir in [Direction::Egress, Direction::Ingress] {
+            // Each segment counts the latencies with known segments.
+            let known = value(
+                &s,
+                "mace_latency_segments_total",
+                &[c[0], ("direction", dir.name()), ("segments", "known")],
+            );
+            for seg in dir.segment_names() {
+                let sel = [
+                    c[0],
+                    c[1],
+                    c[2],
+                    ("direction", dir.name()),
+                    ("segment", seg),
+                ];
+                assert_eq!(value(&s, &format!("{name}_count"), &sel), known, "{seg}");
+                let buckets: Vec<_> = s
+                    .iter()
+                    .filter(|(n, l, _)| {
+                        *n == format!("{name}_bucket") && sel.iter().all(|(k, v)| l[*k] == *v)
+                    })
+                    .collect();
+                assert_eq!(buckets.len(), mace_core::hist::BUCKETS);
+                assert_eq!(buckets[0].1["le"], "5.12e-07");
+                assert_eq!(buckets.last().unwrap().1["le"], "+Inf");
+                assert_eq!(buckets.last().unwrap().2, known);
+                series.push((dir.name(), seg));
+            }
+        }
+        assert_eq!(
+            series,
+            [
+                ("egress", "container"),
+                ("egress", "host"),
+                ("egress", "outer"),
+                ("ingress", "host"),
+                ("ingress", "container"),
+                ("ingress", "socket"),
+            ]
+        );
+        let seg = |d, g, suffix: &str, le: Option<&str>| {
+            let mut sel = vec![c[0], ("direction", d), ("segment", g)];
+            sel.extend(le.map(|le| ("le", le)));
+            value(&s, &format!("{name}{suffix}"), &sel)
+        };
+        assert_eq!(seg("egress", "host", "_sum", None), "0.00001034");
+        // Egress host: 3 in (1024, 1280] ns, 5 in (1280, 1536] ns.
+        assert_eq!(
+            (
+                seg("egress", "host", "_bucket", Some("1.024e-06")),
+                seg("egress", "host", "_bucket", Some("1.28e-06")),
+                seg("egress", "host", "_bucket", Some("1.536e-06")),
+            ),
+            ("0".into(), "3".into(), "8".into())
+        );
+        // One reader waited above 2^34 ns in its socket.
+        assert_eq!(
+            (
+                seg("ingress", "socket", "_bucket", Some("17.179869184")),
+                seg("ingress", "socket", "_bucket", Some("+Inf")),
+                seg("ingress", "socket", "_sum", None),
+            ),
+            ("8".into(), "9".into(), "17.1800107".into())
+        );
+        // Namespaces that never had breakdown on have no segment series.
+        let netns: std::collections::BTreeSet<_> = s
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(name))
+            .map(|(_, l, _)| l["netns"].as_str())
+            .collect();
+        assert_eq!(netns, ["4026532211"].into());
+        assert_eq!(
+            s.iter().filter(|(n, _, _)| n.starts_with(name)).count(),
+            6 * (mace_core::hist::BUCKETS + 2)
+        );
+    }
+
+    #[test]
+    fn no_segment_family_without_segments() {
+        let plain: String = HIST
+            .lines()
+            .filter(|l| !l.starts_with("seghist "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = Exposition::build(
+            parse_hist(&plain).map_err(|_| Down::BadFormat),
+            None,
+            &BTreeMap::new(),
+            128,
+        );
+        let text = e.to_prometheus_text();
+        assert!(text.contains("mace_egress_latency_seconds_count"), "{text}");
+        assert!(!text.contains("mace_latency_segment_seconds"), "{text}");
+    }
+
+    #[test]
     fn labels_counters_and_state() {
         let text = fixture(128).to_prometheus_text();
         let s = samples(&text);
@@ -827,6 +986,14 @@ mod tests {
         assert_eq!(value(&s, "mace_packets_total", &c), "10");
         let inf = [("netns", "4026532211"), ("le", "+Inf")];
         assert_eq!(value(&s, "mace_ingress_latency_seconds_bucket", &inf), "10");
+        assert!(text.contains("# TYPE mace_latency_segment_seconds histogram\n"));
+        let seg = [
+            ("netns", "4026532211"),
+            ("direction", "ingress"),
+            ("segment", "socket"),
+            ("le", "+Inf"),
+        ];
+        assert_eq!(value(&s, "mace_latency_segment_seconds_bucket", &seg), "9");
     }
 
     #[test]
@@ -855,11 +1022,65 @@ mod tests {
         assert_eq!(value(&s, "mace_packets_total", &eo), "5");
         let inf = [other[0], ("le", "+Inf")];
         assert_eq!(value(&s, "mace_ingress_latency_seconds_bucket", &inf), "10");
+        // The segments of the folded namespace with breakdown are other's.
+        let seg = |s: &[Sample], g, suffix: &str| {
+            let sel = [
+                other[0],
+                other[1],
+                other[2],
+                ("direction", "egress"),
+                ("segment", g),
+            ];
+            value(s, &format!("mace_latency_segment_seconds{suffix}"), &sel)
+        };
+        assert_eq!(seg(&s, "container", "_count"), "8");
+        assert_eq!(seg(&s, "container", "_sum"), "0.00000635");
+        let segment_netns: std::collections::BTreeSet<_> = s
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("mace_latency_segment_seconds"))
+            .map(|(_, l, _)| l["netns"].as_str())
+            .collect();
+        assert_eq!(segment_netns, ["other"].into());
 
         let s = samples(&fixture(0).to_prometheus_text());
         assert_eq!(value(&s, "mace_namespaces_folded", &[]), "3");
         let all = [("netns", "other")];
         assert_eq!(value(&s, "mace_egress_latency_seconds_count", &all), "15");
+
+        // Two namespaces with segments fold bucket by bucket; a segment
+        // only one of them has is that one's.
+        let more = format!(
+            "{HIST}seghist 4026532300 egress container 2 1000 0:2\n\
+             seghist 4026532300 egress host 1 700 2:1\n"
+        );
+        let e = Exposition::build(
+            parse_hist(&more).map_err(|_| Down::BadFormat),
+            None,
+            &BTreeMap::new(),
+            1,
+        );
+        let s = samples(&e.to_prometheus_text());
+        assert_eq!(seg(&s, "container", "_count"), "10");
+        assert_eq!(seg(&s, "container", "_sum"), "0.00000735");
+        let le = |g, le| {
+            let sel = [
+                other[0],
+                ("direction", "egress"),
+                ("segment", g),
+                ("le", le),
+            ];
+            value(&s, "mace_latency_segment_seconds_bucket", &sel)
+        };
+        // Container: 2 + 0 at 512 ns, 2 + 1 at 640 ns; host: 1 + 0 at 768 ns.
+        assert_eq!(
+            (le("container", "5.12e-07"), le("container", "6.4e-07")),
+            ("2".into(), "3".into())
+        );
+        assert_eq!(
+            (le("host", "7.68e-07"), le("host", "+Inf")),
+            ("1".into(), "9".into())
+        );
+        assert_eq!(seg(&s, "outer", "_count"), "8");
     }
 
     #[test]
@@ -879,6 +1100,7 @@ mod tests {
         assert_eq!(value(&s, "mace_capturing_namespaces", &[]), "0");
         assert_eq!(value(&s, "mace_stats_up", &[]), "0");
         assert!(!text.contains("latency_seconds"), "{text}");
+        assert!(!text.contains("segment_seconds"), "{text}");
 
         // Through the files: nothing there at all.
         let dir = crate::testutil::TempDir::new("absent");

@@ -28,6 +28,30 @@ pub struct NetNs {
     pub egress: Snapshot,
     /// Its ingress latencies.
     pub ingress: Snapshot,
+    /// Its egress segments' durations (`seghist` lines), in the order of
+    /// [`Direction::segment_names`]; `None` where the snapshot had no line
+    /// (every one, in a namespace that never had `breakdown` on).
+    pub egress_segments: [Option<Snapshot>; 3],
+    /// Its ingress segments' durations, likewise.
+    pub ingress_segments: [Option<Snapshot>; 3],
+}
+
+impl NetNs {
+    /// The segments' durations of direction `dir`.
+    pub fn segments(&self, dir: Direction) -> &[Option<Snapshot>; 3] {
+        match dir {
+            Direction::Egress => &self.egress_segments,
+            Direction::Ingress => &self.ingress_segments,
+        }
+    }
+
+    /// The segments' durations of direction `dir`, to change.
+    pub fn segments_mut(&mut self, dir: Direction) -> &mut [Option<Snapshot>; 3] {
+        match dir {
+            Direction::Egress => &mut self.egress_segments,
+            Direction::Ingress => &mut self.ingress_segments,
+        }
+    }
 }
 
 /// A parsed `/dev/mace-hist` snapshot: its namespaces by inode number.
@@ -105,8 +129,8 @@ impl std::error::Error for FormatError {}
 /// second the bounds of this build's buckets. Lines of a record this
 /// exporter does not know are skipped (a later kernel may add some without a
 /// new version); any other malformed line fails the whole snapshot. A
-/// `counter` or `hist` line of a namespace without a `netns` line adds that
-/// namespace, not capturing.
+/// `counter`, `hist` or `seghist` line of a namespace without a `netns`
+/// line adds that namespace, not capturing.
 pub fn parse_hist(text: &str) -> Result<HistFile, FormatError> {
     let mut file = HistFile::default();
     let mut lines = 0;
@@ -150,6 +174,20 @@ pub fn parse_hist(text: &str) -> Result<HistFile, FormatError> {
                 match dir {
                     Direction::Egress => ns.egress = snapshot,
                     Direction::Ingress => ns.ingress = snapshot,
+                }
+            }
+            (
+                _,
+                Line::SegHist {
+                    inum,
+                    dir,
+                    segment,
+                    snapshot,
+                },
+            ) => {
+                let ns = file.namespaces.entry(inum).or_default();
+                if let Some(slot) = ns.segments_mut(dir).get_mut(segment) {
+                    *slot = Some(snapshot);
                 }
             }
         }
@@ -242,6 +280,26 @@ mod tests {
         assert_eq!((c.egress.count, c.egress.sum_ns), (10, 2401837));
         assert_eq!((c.egress.counts[9], c.egress.counts[10]), (2, 8));
         assert_eq!(c.ingress.counts[mace_core::hist::BUCKETS - 1], 1);
+        // Its segments: each as many as the latencies with known segments.
+        for (dir, counter) in [
+            (Direction::Egress, "egress_segments"),
+            (Direction::Ingress, "ingress_segments"),
+        ] {
+            let known = c.counters.iter().find(|(n, _)| n == counter).unwrap().1;
+            for seg in c.segments(dir) {
+                assert_eq!(seg.as_ref().unwrap().count, known, "{dir:?}");
+            }
+        }
+        let host = c.egress_segments[1].as_ref().unwrap();
+        assert_eq!((host.sum_ns, host.counts[5], host.counts[6]), (10340, 3, 5));
+        let socket = c.ingress_segments[2].as_ref().unwrap();
+        assert_eq!(socket.counts[mace_core::hist::BUCKETS - 1], 1);
+        // The others never had breakdown on.
+        for inum in [4026531840, 4026532300] {
+            let ns = &f.namespaces[&inum];
+            assert_eq!(ns.egress_segments, [None, None, None]);
+            assert_eq!(ns.ingress_segments, [None, None, None]);
+        }
     }
 
     #[test]
@@ -258,6 +316,12 @@ mod tests {
         assert!(parse_hist(&bad).unwrap_err().what.contains("count"));
         let bad = format!("{HIST}counter 1 egress x\n");
         assert!(parse_hist(&bad).is_err());
+        let bad = format!("{HIST}seghist 4026532211 egress socket 0 0\n");
+        let e = parse_hist(&bad).unwrap_err();
+        assert_eq!(e.line, HIST.lines().count() + 1);
+        assert!(e.what.contains("malformed"), "{e}");
+        let bad = format!("{HIST}seghist 4026532211 ingress socket 2 10 4:1\n");
+        assert!(parse_hist(&bad).unwrap_err().what.contains("count"));
     }
 
     #[test]
