@@ -227,10 +227,8 @@ impl Control {
                 return Ok(on);
             }
             if on {
-                // The namespace's segment histograms first: nothing else
-                // changes if they cannot be had.
-                state.alloc_segment_hists()?;
-                if switch.waypoints.is_none() {
+                let first = switch.waypoints.is_none();
+                if first {
                     self.capture.attach_waypoints()?;
                     match WaypointRegistration::register(self.capture.clone()) {
                         Ok(r) => switch.waypoints = Some(r),
@@ -239,6 +237,15 @@ impl Control {
                             return Err(e);
                         }
                     }
+                }
+                // Then the namespace's segment histograms: if they cannot
+                // be had, nothing stays changed.
+                if let Err(e) = state.alloc_segment_hists() {
+                    if first {
+                        switch.waypoints = None;
+                        drop(self.capture.detach_waypoints());
+                    }
+                    return Err(e);
                 }
                 switch.breaking_down = switch.breaking_down.saturating_add(1);
                 state.set_breakdown(true);
