@@ -435,6 +435,20 @@ where
     Ok(())
 }
 
+/// Encodes the histogram `snap` with `labels` into the family `m`.
+fn encode_hist(
+    m: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    labels: &[(String, String)],
+    snap: &Snapshot,
+) -> std::fmt::Result {
+    m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+        snap.sum_ns as f64 / 1e9,
+        snap.count,
+        &buckets_seconds(snap),
+        None,
+    )
+}
+
 /// The bucket bounds of a snapshot in seconds with per-bucket counts (the
 /// encoder makes them cumulative), the last bound `+Inf`.
 pub fn buckets_seconds(s: &Snapshot) -> Vec<(f64, u64)> {
@@ -504,13 +518,7 @@ impl Collector for Exposition {
             let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
             for s in &self.series {
                 let snap = if egress { &s.ns.egress } else { &s.ns.ingress };
-                let labels = s.labels(&[]);
-                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                    snap.sum_ns as f64 / 1e9,
-                    snap.count,
-                    &buckets_seconds(snap),
-                    None,
-                )?;
+                encode_hist(&mut m, &s.labels(&[]), snap)?;
             }
         }
 
@@ -540,12 +548,7 @@ impl Collector for Exposition {
                 MetricType::Histogram,
             )?;
             for (labels, snap) in segments {
-                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                    snap.sum_ns as f64 / 1e9,
-                    snap.count,
-                    &buckets_seconds(snap),
-                    None,
-                )?;
+                encode_hist(&mut m, &labels, snap)?;
             }
         }
 
