@@ -69,6 +69,15 @@ impl Direction {
     }
 }
 
+/// The longest first or second segment a record keeps (32 bits of ns,
+/// 4.29 s): a window with a longer one has its segments unknown.
+pub const MAX_SEGMENT_NS: u64 = u32::MAX as u64;
+
+/// The longest latency a record keeps (42 bits of ns, 73 minutes; a
+/// window is at most a few times `max_age_ms`, at most 60 s): a longer one
+/// is kept as this.
+pub const MAX_LATENCY_NS: u64 = (1 << LATENCY_BITS) - 1;
+
 /// Where a packet's latency was spent, if known.
 ///
 /// Only the first two segments are kept: the third is the rest of the
@@ -89,16 +98,17 @@ pub enum Segments {
 
 impl Segments {
     /// The segments of a window from `start` to `end` through the
-    /// waypoints `w1` then `w2`, if they lie in order inside it.
+    /// waypoints `w1` then `w2`, if they lie in order inside it and the
+    /// first two are at most [`MAX_SEGMENT_NS`] each.
     pub fn of(start: u64, w1: u64, w2: u64, end: u64) -> Self {
-        if start <= w1 && w1 <= w2 && w2 <= end {
-            Segments::Known {
-                first: w1.wrapping_sub(start),
-                second: w2.wrapping_sub(w1),
-            }
-        } else {
-            Segments::Unknown
+        if !(start <= w1 && w1 <= w2 && w2 <= end) {
+            return Segments::Unknown;
         }
+        let (first, second) = (w1.wrapping_sub(start), w2.wrapping_sub(w1));
+        if first > MAX_SEGMENT_NS || second > MAX_SEGMENT_NS {
+            return Segments::Unknown;
+        }
+        Segments::Known { first, second }
     }
 
     /// As [`Segments::of`] for a window that may end before its waypoints
@@ -125,9 +135,10 @@ impl Segments {
 pub struct Record {
     /// Wall-clock time (CLOCK_REALTIME) of the measurement's end, in ns,
     /// taken when the record is written: a clock step before it is read
-    /// does not move it.
+    /// does not move it. The ring keeps it to the microsecond, as the line
+    /// shows it.
     pub time_ns: u64,
-    /// The latency, in ns.
+    /// The latency, in ns (the ring keeps at most [`MAX_LATENCY_NS`]).
     pub latency_ns: u64,
     /// The packet's id (ICMP sequence number, or the id documented for UDP
     /// and TCP in `Documentation/mace.rst`).
@@ -138,43 +149,82 @@ pub struct Record {
     pub segments: Segments,
 }
 
-/// The bit of a record's third word that says its segments are known.
-const KNOWN: u64 = 1 << 33;
+/// Bits of a packed record's latency.
+const LATENCY_BITS: u32 = 42;
 
+/// Bits of a packed record's time in microseconds (up to the year 2112).
+const TIME_BITS: u32 = 52;
+
+/// Bits of the packet id kept in the second word (the rest goes to the
+/// first).
+const PKTID_LOW_BITS: u32 = 64 - LATENCY_BITS;
+
+/// The bit of the first word that says the direction is ingress.
+const INGRESS: u64 = 1 << TIME_BITS;
+
+/// The bit of the first word that says the segments are known.
+const KNOWN: u64 = 1 << (TIME_BITS + 1);
+
+/// Where the first word keeps the packet id's high bits.
+const PKTID_HIGH_SHIFT: u32 = TIME_BITS + 2;
+
+/// Masks of `n` low bits.
+const fn low_bits(n: u32) -> u64 {
+    (1 << n) - 1
+}
+
+// A record fits three words, as it did before it had segments, so that a
+// ring slot stays 32 bytes (a power of two: a ring of any size takes what
+// it needs, not the next power of two of it):
+//
+//   word 0: time in us (52 bits) | ingress (1) | segments known (1) |
+//           packet id's high 10 bits
+//   word 1: latency in ns (42 bits) | packet id's low 22 bits
+//   word 2: first segment (32 bits) | second segment (32 bits)
 impl Packed for Record {
+    #[inline(always)]
     fn pack(&self) -> [u64; WORDS] {
+        let time_us = (self.time_ns / 1_000).min(low_bits(TIME_BITS));
         let dir = match self.dir {
-            Direction::Egress => 0u64,
-            Direction::Ingress => 1u64,
+            Direction::Egress => 0,
+            Direction::Ingress => INGRESS,
         };
-        let (known, first, second) = match self.segments {
-            Segments::Unknown => (0, 0, 0),
-            Segments::Known { first, second } => (KNOWN, first, second),
+        let pktid = u64::from(self.pktid);
+        let high = (pktid >> PKTID_LOW_BITS) << PKTID_HIGH_SHIFT;
+        let low = (pktid & low_bits(PKTID_LOW_BITS)) << LATENCY_BITS;
+        let latency = self.latency_ns.min(MAX_LATENCY_NS);
+        let (known, segments) = match self.segments {
+            Segments::Known { first, second }
+                if first <= MAX_SEGMENT_NS && second <= MAX_SEGMENT_NS =>
+            {
+                (KNOWN, first | second << 32)
+            }
+            _ => (0, 0),
         };
-        [
-            self.time_ns,
-            self.latency_ns,
-            u64::from(self.pktid) | (dir << 32) | known,
-            first,
-            second,
-        ]
+        [time_us | dir | known | high, latency | low, segments]
     }
 
     fn unpack(words: [u64; WORDS]) -> Self {
-        let [time_ns, latency_ns, id_dir, first, second] = words;
+        let [w0, w1, w2] = words;
+        let high = (w0 >> PKTID_HIGH_SHIFT) << PKTID_LOW_BITS;
+        let low = w1 >> LATENCY_BITS;
         Record {
-            time_ns,
-            latency_ns,
-            pktid: id_dir as u32,
-            dir: if id_dir >> 32 & 1 == 0 {
+            time_ns: (w0 & low_bits(TIME_BITS)).wrapping_mul(1_000),
+            latency_ns: w1 & MAX_LATENCY_NS,
+            // At most 32 bits: 10 high and 22 low.
+            pktid: (high | low) as u32,
+            dir: if w0 & INGRESS == 0 {
                 Direction::Egress
             } else {
                 Direction::Ingress
             },
-            segments: if id_dir & KNOWN == 0 {
+            segments: if w0 & KNOWN == 0 {
                 Segments::Unknown
             } else {
-                Segments::Known { first, second }
+                Segments::Known {
+                    first: w2 & low_bits(32),
+                    second: w2 >> 32,
+                }
             },
         }
     }

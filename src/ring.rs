@@ -26,7 +26,7 @@ use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Number of `u64` words a record is packed into.
-pub const WORDS: usize = 5;
+pub const WORDS: usize = 3;
 
 /// How often [`Ring::push`] and [`Ring::pop`] retry a lost compare-and-swap.
 pub const MAX_RETRIES: usize = 64;

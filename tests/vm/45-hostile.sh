@@ -22,8 +22,8 @@ OTHER=1001
 LIMIT=8
 TRIES=$((LIMIT + 2))
 RING=16384
-# A ring slot is 48 bytes (a sequence word and a 5-word record).
-RING_BYTES=$((RING * 48))
+# A ring slot is 32 bytes (a sequence word and a 3-word record).
+RING_BYTES=$((RING * 32))
 
 # wait_for FILE TEXT SECONDS: waits until FILE has a line TEXT.
 wait_for() {

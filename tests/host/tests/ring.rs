@@ -1,24 +1,22 @@
 //! Tests of the lock-free record ring, single- and multi-threaded.
 
-use mace_core::record::{Direction, Record, Segments};
+use mace_core::record::{Direction, Record, Segments, MAX_LATENCY_NS, MAX_SEGMENT_NS};
 use mace_core::ring::{Packed, PushError, Ring, RingStats, Slot, WORDS};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-/// A test payload that uses every word: the last two are checks of the
-/// first two, so that a slot read while it is written unpacks to a value
-/// that was never pushed.
+/// A test payload that uses every word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct V(u64, u64, u64);
 
 impl Packed for V {
     fn pack(&self) -> [u64; WORDS] {
-        [self.0, self.1, self.2, !self.0, !self.1]
+        [self.0, self.1, self.2]
     }
     fn unpack(w: [u64; WORDS]) -> Self {
-        V(w[0], w[1] ^ w[3] ^ !w[0], w[2] ^ w[4] ^ !w[1])
+        V(w[0], w[1], w[2])
     }
 }
 
@@ -94,9 +92,12 @@ fn wraps_around_many_laps() {
 #[test]
 fn records_round_trip_through_the_ring() {
     let r = ring(4);
+    // The extremes a record keeps: its time to the microsecond (up to the
+    // year 2112), its latency up to MAX_LATENCY_NS, any packet id, segments
+    // up to MAX_SEGMENT_NS each.
     let recs = [
         Record {
-            time_ns: u64::MAX,
+            time_ns: ((1 << 52) - 1) * 1000,
             latency_ns: 0,
             pktid: u32::MAX,
             dir: Direction::Ingress,
@@ -104,19 +105,29 @@ fn records_round_trip_through_the_ring() {
         },
         Record {
             time_ns: 0,
-            latency_ns: u64::MAX,
+            latency_ns: MAX_LATENCY_NS,
             pktid: 0,
             dir: Direction::Egress,
             segments: Segments::Unknown,
         },
         Record {
-            time_ns: 7,
+            time_ns: 1_795_313_566_956_168_000,
             latency_ns: 100,
-            pktid: 9,
+            pktid: 0x0040_0001,
             dir: Direction::Ingress,
             segments: Segments::Known {
-                first: u64::MAX,
+                first: MAX_SEGMENT_NS,
                 second: 0,
+            },
+        },
+        Record {
+            time_ns: 7_000,
+            latency_ns: 998_575,
+            pktid: 0xffc0_0000,
+            dir: Direction::Egress,
+            segments: Segments::Known {
+                first: 0,
+                second: MAX_SEGMENT_NS,
             },
         },
     ];
@@ -126,6 +137,44 @@ fn records_round_trip_through_the_ring() {
     for rec in &recs {
         assert_eq!(r.pop::<Record>().as_ref(), Some(rec));
     }
+}
+
+#[test]
+fn records_keep_what_their_words_hold() {
+    // The time to the microsecond, as the line shows it; a latency past
+    // MAX_LATENCY_NS as MAX_LATENCY_NS; a segment past MAX_SEGMENT_NS
+    // leaves the segments unknown (Segments::of never makes one).
+    let rec = Record {
+        time_ns: 1_795_313_566_956_168_999,
+        latency_ns: u64::MAX,
+        pktid: 77,
+        dir: Direction::Egress,
+        segments: Segments::Known {
+            first: MAX_SEGMENT_NS + 1,
+            second: 0,
+        },
+    };
+    let back = Record::unpack(rec.pack());
+    assert_eq!(
+        back,
+        Record {
+            time_ns: 1_795_313_566_956_168_000,
+            latency_ns: MAX_LATENCY_NS,
+            segments: Segments::Unknown,
+            ..rec
+        }
+    );
+    assert_eq!(
+        Segments::of(0, MAX_SEGMENT_NS + 1, MAX_SEGMENT_NS + 1, u64::MAX),
+        Segments::Unknown
+    );
+    assert_eq!(
+        Segments::of(0, MAX_SEGMENT_NS, MAX_SEGMENT_NS, u64::MAX),
+        Segments::Known {
+            first: MAX_SEGMENT_NS,
+            second: 0
+        }
+    );
 }
 
 /// Producers and consumers on several threads: every record pushed
