@@ -29,6 +29,9 @@ ip netns exec c1 cat /dev/mace | tee /tmp/mace.out
 ip netns exec c1 ping -U -c 3 -i 0.2 "$REMOTE4" >/dev/null
 ip netns exec c1 mace-ping --annotate
 
+say "Where the host held each packet: mace-ping --breakdown -c 3 $REMOTE4 (segments in us)"
+ip netns exec c1 mace-ping --breakdown -c 3 -i 0.2 "$REMOTE4"
+
 say "Inside the container: cat /sys/class/mace/stats"
 ip netns exec c1 cat /sys/class/mace/stats
 
