@@ -137,6 +137,12 @@ condition() {
 		# mace on, each line with its segments: what the breakdown costs.
 		load && ip netns exec c1 bash -c "echo 1 > $BD && echo 1 > $ON"
 		;;
+	on-prev)
+		# mace on, the module of another version of the code
+		# (MACE_PREV_MODULE): the two versions' cost in one run.
+		unload && insmod /lib/mace/mace-prev.ko outer_dev=eth0 &&
+			ip netns exec c1 bash -c "echo 1 > $ON"
+		;;
 	on-nohist)
 		# mace on, counting nothing in its histograms: what they cost.
 		unload && insmod /lib/mace/mace-nohist.ko outer_dev=eth0 &&
@@ -161,7 +167,7 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on on-breakdown $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on ftrace $(peer_ok && echo bpftrace); do
+		for cond in unloaded loaded-off null on on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on ftrace $(peer_ok && echo bpftrace); do
 			if ! condition "$cond"; then
 				echo "BENCH FAILED condition=$cond round=$r"
 				continue
