@@ -76,6 +76,24 @@ acc_tool() {
 }
 
 unload() { grep -q '^mace ' /proc/modules && rmmod mace; return 0; }
+
+# flood_start N: containers c2 .. c(N+1) flood-ping the remote host (their
+# pids in FLOODERS); flood_stop ends them.
+flood_start() {
+	local i
+	FLOODERS=()
+	for i in $(seq 2 $(($1 + 1))); do
+		ip netns exec "c$i" ping -f -q "$REMOTE4" >/dev/null 2>&1 &
+		FLOODERS+=($!)
+	done
+}
+flood_stop() {
+	# (With no flooders, a bare "wait" would wait for the servers.)
+	((${#FLOODERS[@]})) || return 0
+	kill "${FLOODERS[@]}" 2>/dev/null
+	wait "${FLOODERS[@]}" 2>/dev/null
+	FLOODERS=()
+}
 load() { unload; insmod "$KO" outer_dev=eth0 "$@"; }
 ftrace() {
 	local e
@@ -209,7 +227,7 @@ tcp_icount() {
 
 # accuracy: icount experiment 2 (accuracy and coverage per tool and load).
 accuracy() {
-	local netem tool pids tpid rpid load i
+	local netem tool tpid rpid load i
 
 	# 2. Accuracy and coverage, per tool, with LOAD co-located
 	#    flood-pinging containers, without and with a netem delay on c1's
@@ -228,11 +246,7 @@ accuracy() {
 	load
 	ip netns exec c1 bash -c "echo 1 > $ON; cat /dev/mace >/dev/null"
 	for load in $LOADS; do
-		pids=()
-		for i in $(seq 2 $((load + 1))); do
-			ip netns exec "c$i" ping -f -q "$REMOTE4" >/dev/null 2>&1 &
-			pids+=($!)
-		done
+		flood_start "$load"
 		for netem in 0 1; do
 			if ((netem)); then
 				ip netns exec c1 tc qdisc add dev eth0 root netem delay "$NETEM_MS"ms limit 10000
@@ -281,11 +295,7 @@ accuracy() {
 			section "acc load=$load netem=$netem stats" /tmp/stats
 			section "acc load=$load netem=$netem host.stats" /tmp/host.stats
 		done
-		# (With no flooders, a bare "wait" would wait for the servers.)
-		if ((${#pids[@]})); then
-			kill "${pids[@]}" 2>/dev/null
-			wait "${pids[@]}" 2>/dev/null
-		fi
+		flood_stop
 	done
 	kill $(jobs -p) 2>/dev/null
 	wait 2>/dev/null
@@ -306,7 +316,7 @@ bd_run() {
 
 # breakdown: icount experiment 2b (where the added time goes, per load).
 breakdown() {
-	local srv load i pids
+	local srv load
 
 	# 2b. The latencies' segments (breakdown on), with LOAD co-located
 	#     flood-pinging containers: UDP echo (all six segments), then
@@ -318,19 +328,12 @@ breakdown() {
 	load
 	ip netns exec c1 bash -c "echo 1 > $BD; echo 1 > $ON; cat /dev/mace >/dev/null"
 	for load in $LOADS; do
-		pids=()
-		for i in $(seq 2 $((load + 1))); do
-			ip netns exec "c$i" ping -f -q "$REMOTE4" >/dev/null 2>&1 &
-			pids+=($!)
-		done
+		flood_start "$load"
 		: >/tmp/bd.mace
 		bd_run udp mace-echo udp-client "$REMOTE4:7777" "$PINGS" 10
 		bd_run ping ping -c "$PINGS" -i 0.01 "$REMOTE4"
 		section "bd load=$load" /tmp/bd.mace
-		if ((${#pids[@]})); then
-			kill "${pids[@]}" 2>/dev/null
-			wait "${pids[@]}" 2>/dev/null
-		fi
+		flood_stop
 	done
 	kill "$srv" 2>/dev/null
 	wait "$srv" 2>/dev/null
