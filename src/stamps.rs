@@ -127,6 +127,11 @@ where
         })
     }
 
+    /// How many stamps the array holds.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The set of the socket buffer at `addr`, and the tag of a packet with
     /// fingerprint `fp` in it (neither empty nor the writer's mark).
     fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot], u64)> {

@@ -156,7 +156,7 @@ impl Capture {
     /// Allocates the waypoints' stamps, before their probes are registered
     /// (process context; `EBUSY` if they exist).
     pub(crate) fn attach_waypoints(&self) -> Result {
-        let stamps = WaypointStamps::new(self.arrivals_len)?;
+        let stamps = WaypointStamps::new(self.arrivals.capacity())?;
         let stamps = Arc::new(stamps, GFP_KERNEL)?;
         self.waypoints.try_set(stamps).map_err(|_| EBUSY)
     }
@@ -167,12 +167,11 @@ impl Capture {
         self.waypoints.take()
     }
 
-    /// The namespace with `state` if it captures and breaks its latencies
-    /// down.
-    fn breaking_down<'a>(&self, cx: &'a ProbeCx<'_>, net: &'a Net) -> Option<&'a NetState> {
+    /// Whether the namespace `net` captures and breaks its latencies down.
+    fn breaks_down(&self, cx: &ProbeCx<'_>, net: &Net) -> bool {
         NET_STATE
             .get(cx, net)
-            .filter(|s| s.breakdown() && s.enabled())
+            .is_some_and(|s| s.breakdown() && s.enabled())
     }
 
     /// A packet of the namespace with `state` leaves an outer device at
@@ -200,20 +199,15 @@ impl Capture {
             }
             _ => Segments::Unknown,
         };
-        let c = &state.counters;
-        if state.report_segments(
+        self.report_segmented(
             cx,
+            state,
             Direction::Egress,
             entry.start,
             now,
             entry.pktid,
             segments,
-        ) {
-            bump(match segments {
-                Segments::Known { .. } => &c.egress_segments,
-                Segments::Unknown => &c.egress_segments_unknown,
-            });
-        }
+        );
     }
 
     /// A reader of the namespace with `state` got the packet with data
@@ -262,26 +256,39 @@ impl Capture {
                 _ => Segments::Unknown,
             }
         });
-        self.ingress_segments(cx, state, p.t_rx, end, p.pktid, segments)
+        self.report_segmented(
+            cx,
+            state,
+            Direction::Ingress,
+            p.t_rx,
+            end,
+            p.pktid,
+            segments,
+        )
     }
 
-    /// Reports the ingress window from `t_rx` to `end` of packet `pktid` of
-    /// the namespace with `state`, with `segments`; counts them.
-    pub(super) fn ingress_segments(
+    /// Reports the window of direction `dir` from `start` to `end` of
+    /// packet `pktid` of the namespace with `state`, with `segments`, and
+    /// counts them as known or unknown; whether it was recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn report_segmented(
         &self,
         cx: &ProbeCx<'_>,
         state: &NetState,
-        t_rx: u64,
+        dir: Direction,
+        start: u64,
         end: u64,
         pktid: u32,
         segments: Segments,
     ) -> bool {
         let c = &state.counters;
-        let reported = state.report_segments(cx, Direction::Ingress, t_rx, end, pktid, segments);
+        let reported = state.report_segments(cx, dir, start, end, pktid, segments);
         if reported {
-            bump(match segments {
-                Segments::Known { .. } => &c.ingress_segments,
-                Segments::Unknown => &c.ingress_segments_unknown,
+            bump(match (dir, segments) {
+                (Direction::Egress, Segments::Known { .. }) => &c.egress_segments,
+                (Direction::Egress, Segments::Unknown) => &c.egress_segments_unknown,
+                (Direction::Ingress, Segments::Known { .. }) => &c.ingress_segments,
+                (Direction::Ingress, Segments::Unknown) => &c.ingress_segments_unknown,
             });
         }
         reported
@@ -315,7 +322,7 @@ impl Waypoints for Capture {
         if dev.ifindex() == LOOPBACK_IFINDEX || self.is_outer(dev) {
             return;
         }
-        if self.breaking_down(cx, dev.net()).is_none() {
+        if !self.breaks_down(cx, dev.net()) {
             return;
         }
         let Some(w) = self.waypoints.get(cx) else {
@@ -336,7 +343,7 @@ impl Waypoints for Capture {
             return;
         }
         let net = dev.net();
-        if self.breaking_down(cx, net).is_none() {
+        if !self.breaks_down(cx, net) {
             return;
         }
         let Some(w) = self.waypoints.get(cx) else {

@@ -412,7 +412,7 @@ impl Capture {
                 // The tap saw it on the namespace's device: the host
                 // segment ends there, and the rest is the packet socket's.
                 let segments = Segments::ended_by(t_rx, t_tap, t_tap, end);
-                self.ingress_segments(cx, state, t_rx, end, pktid, segments)
+                self.report_segmented(cx, state, Direction::Ingress, t_rx, end, pktid, segments)
             } else {
                 state.report(cx, Direction::Ingress, t_rx, end, pktid)
             };

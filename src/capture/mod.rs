@@ -219,10 +219,8 @@ pub(crate) struct Capture {
     /// Arrival times of the packets outer devices received, by socket
     /// buffer, until a capturing namespace's device takes them.
     arrivals: Stamps<KVVec<StampSlot>>,
-    /// How many stamps `arrivals` holds (and the waypoints' stamps).
-    arrivals_len: usize,
-    /// The waypoints' stamps, while some namespace breaks its latencies
-    /// down (their probes are registered).
+    /// The waypoints' stamps (as many as `arrivals`), while some namespace
+    /// breaks its latencies down (their probes are registered).
     waypoints: RcuSlot<WaypointStamps>,
     /// Entries of the egress table keyed by identity (GSO packets): while
     /// there are none, an outer device's transmission is looked up by its
@@ -268,7 +266,6 @@ impl Capture {
             egress: new_table(buckets, max_age)?,
             ingress: new_table(buckets, max_age)?,
             arrivals: new_stamps(n_stamps)?,
-            arrivals_len: n_stamps,
             waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
             sends: new_table((buckets / 4).max(64), max_age)?,

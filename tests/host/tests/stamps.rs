@@ -24,6 +24,12 @@ fn rejects_sizes_that_are_not_powers_of_two_or_below_a_set() {
 }
 
 #[test]
+fn capacity_is_the_number_of_slots() {
+    assert_eq!(stamps(WAYS).capacity(), WAYS);
+    assert_eq!(stamps(1024).capacity(), 1024);
+}
+
+#[test]
 fn a_stamp_is_taken_once_with_its_value() {
     let s = stamps(1024);
     let t = 5_000_000_123_456u64;
