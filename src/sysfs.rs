@@ -186,6 +186,31 @@ fn with_own_state(
     .ok_or(ENOENT)?
 }
 
+/// Applies a write of `1` or `0` (`input`) to `attr`, the switch `what` of
+/// the writer's namespace, with `set`, which returns whether it was on; a
+/// change is logged.
+fn store_switch(
+    attr: ClassAttr,
+    opener: &Opener<'_>,
+    input: &[u8],
+    what: &str,
+    set: impl FnOnce(&Net, &Arc<NetState>, bool) -> Result<bool>,
+) -> Result {
+    let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
+    with_own_state(attr, opener, |net, state| {
+        let was = set(net, state, on)?;
+        if was != on && log_ratelimit() {
+            pr_info!(
+                "{} {} in network namespace {}\n",
+                what,
+                if on { "on" } else { "off" },
+                net.inum()
+            );
+        }
+        Ok(())
+    })
+}
+
 /// Applies a write of `input` to `attr` through the file `opener`.
 pub(crate) fn store(
     control: &Control,
@@ -197,20 +222,9 @@ pub(crate) fn store(
         return Err(too_long(attr, input.len()));
     }
     match attr {
-        ClassAttr::On => {
-            let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
-            with_own_state(attr, opener, |net, state| {
-                let was = control.set_capture(net, state, on)?;
-                if was != on && log_ratelimit() {
-                    pr_info!(
-                        "capture {} in network namespace {}\n",
-                        if on { "on" } else { "off" },
-                        net.inum()
-                    );
-                }
-                Ok(())
-            })
-        }
+        ClassAttr::On => store_switch(attr, opener, input, "capture", |net, state, on| {
+            control.set_capture(net, state, on)
+        }),
         ClassAttr::OuterDevs => {
             let devs = parse_dev_list(input).map_err(|e| invalid(attr, e))?;
             with_current_net(|net| {
@@ -239,20 +253,9 @@ pub(crate) fn store(
                 Ok(())
             })
         }
-        ClassAttr::Breakdown => {
-            let on = parse_switch(input).map_err(|e| invalid(attr, e))?;
-            with_own_state(attr, opener, |net, state| {
-                let was = control.set_breakdown(state, on)?;
-                if was != on && log_ratelimit() {
-                    pr_info!(
-                        "breakdown {} in network namespace {}\n",
-                        if on { "on" } else { "off" },
-                        net.inum()
-                    );
-                }
-                Ok(())
-            })
-        }
+        ClassAttr::Breakdown => store_switch(attr, opener, input, "breakdown", |_, state, on| {
+            control.set_breakdown(state, on)
+        }),
         ClassAttr::Stats => Err(EPERM),
     }
 }
