@@ -16,7 +16,12 @@
 //! - ICMP and ICMPv6 echo: type, code and sequence number, not the
 //!   identifier (NAT and ping sockets rewrite it) nor the checksum;
 //! - UDP: the length; TCP: sequence and acknowledgment numbers and flags;
-//! - up to [`PAYLOAD_KEY_BYTES`] bytes of the transport payload.
+//! - ICMP, ICMPv6 and UDP: up to [`PAYLOAD_KEY_BYTES`] bytes of the
+//!   transport payload. Not TCP: its numbers already tell its segments
+//!   apart (a retransmission, the one segment they do not, carries the same
+//!   bytes), so its key needs only its headers, which are in the linear
+//!   part of a socket buffer even when the payload is in page fragments
+//!   ([`key_within`]).
 //!
 //! Packets that cannot be identified (other protocols, ICMP other than echo,
 //! non-first fragments, truncated headers) give `None` and are ignored. A
@@ -296,6 +301,35 @@ fn parse_ipv6(b: &[u8]) -> Option<Network<'_>> {
     None
 }
 
+/// Bytes of a TCP header that [`identify`], [`packet_id`] and
+/// [`fingerprint`] read: up to the flags.
+const TCP_KEY_BYTES: usize = 14;
+
+/// Whether `prefix`, the first bytes of a packet from its IP header on, cut
+/// short of the packet's end and of [`CAPTURE_BYTES`], holds every byte that
+/// [`identify`], [`packet_id`] and [`fingerprint`] read of the packet: they
+/// then give the same answers on `prefix` as on the whole.
+///
+/// True for a TCP segment (not a later fragment) whose header, as far as
+/// they read it, is within `prefix`: its key reads no payload. False for
+/// anything else, whose key reads payload bytes (or which they do not
+/// identify). A probe reads such a prefix in place where the payload is in
+/// page fragments (a TCP sender's data, GSO packets), instead of copying
+/// [`CAPTURE_BYTES`].
+pub fn key_within(prefix: &[u8]) -> bool {
+    let net = match prefix.first().map(|v| v >> 4) {
+        Some(4) => parse_ipv4(prefix),
+        Some(6) => parse_ipv6(prefix),
+        _ => None,
+    };
+    net.is_some_and(|n| {
+        n.proto == IPPROTO_TCP
+            && n.l4_off
+                .checked_add(TCP_KEY_BYTES)
+                .is_some_and(|end| end <= prefix.len())
+    })
+}
+
 /// TCP flags that only the last segment of a GSO packet keeps.
 const TCP_FIN_PSH: u8 = 0x01 | 0x08;
 
@@ -325,8 +359,9 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     h.addr(remote_addr);
 
     // The length of the packet (of its first segment, for GSO) from the
-    // transport header on, and what the protocol adds to the key.
-    let (proto, pktid, hdr_len, l4_len) = match net.proto {
+    // transport header on, and what the protocol adds to the key; where
+    // the payload that goes into the key starts (none for TCP).
+    let (proto, pktid, payload_at, l4_len) = match net.proto {
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             let [ty, code] = array(l4, 0)?;
             let echo = match net.proto {
@@ -343,7 +378,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             } else {
                 Proto::Icmp6
             };
-            (proto, u32::from(seq), 8, net.l4_len)
+            (proto, u32::from(seq), Some(8), net.l4_len)
         }
         IPPROTO_UDP => {
             let port = be16(l4, port_at)?;
@@ -357,7 +392,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             let pktid = (0..4).fold(0u32, |id, i| {
                 id << 8 | u32::from(payload.get(i).copied().unwrap_or(0))
             });
-            (Proto::Udp, pktid, 8, l4_len)
+            (Proto::Udp, pktid, Some(8), l4_len)
         }
         IPPROTO_TCP => {
             let port = be16(l4, port_at)?;
@@ -375,17 +410,19 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             }
             h.word(u64::from(port) << 8 | u64::from(flags));
             h.word(u64::from(seq) << 32 | u64::from(ack));
-            (Proto::Tcp, seq, doff, l4_len)
+            (Proto::Tcp, seq, None, l4_len)
         }
         _ => return None,
     };
     h.word((l4_len as u64) << 16 | u64::from(net.ip_id));
 
     // The payload as far as it was captured and belongs to this packet.
-    let payload_len = l4_len.saturating_sub(hdr_len).min(PAYLOAD_KEY_BYTES);
-    let payload = l4.get(hdr_len..).unwrap_or(&[]);
-    let payload = payload.get(..payload_len.min(payload.len())).unwrap_or(&[]);
-    h.payload(payload);
+    if let Some(at) = payload_at {
+        let payload_len = l4_len.saturating_sub(at).min(PAYLOAD_KEY_BYTES);
+        let payload = l4.get(at..).unwrap_or(&[]);
+        let payload = payload.get(..payload_len.min(payload.len())).unwrap_or(&[]);
+        h.payload(payload);
+    }
 
     Some(Identity {
         key: h.finish(),

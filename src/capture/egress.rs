@@ -27,7 +27,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{fingerprint, identify, Capture, LOOPBACK_IFINDEX};
+use super::{fingerprint, identify, key_bytes, Capture, LOOPBACK_IFINDEX};
 use crate::counters::{bump, sub};
 use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
 use crate::ffi::mono_ns;
@@ -149,7 +149,7 @@ impl Capture {
     fn queued_by_sender(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb) {
         // Not zeroed: usually the bytes are read in place, not copied here.
         let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-        let bytes = skb.net_bytes(&mut buf, false);
+        let bytes = key_bytes(skb, &mut buf, false);
         let gso = skb.gso_size();
         // A packet is found again at an outer device by its socket buffer,
         // and told from a later packet in the same socket buffer by its

@@ -59,7 +59,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{fingerprint, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
+use super::{fingerprint, key_bytes, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
 use crate::entry::{Ingress, Pending, Task, Words};
 use crate::ffi::mono_ns;
@@ -104,7 +104,7 @@ impl Capture {
         // The network header is not set yet: the packet starts at its data.
         // Not zeroed: usually the bytes are read in place, not copied here.
         let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-        let bytes = skb.net_bytes(&mut buf, true);
+        let bytes = key_bytes(skb, &mut buf, true);
         // The fingerprint first, the packet's id only for a stamped one:
         // loopback and container-to-container traffic cost little.
         let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
@@ -140,7 +140,7 @@ impl Capture {
             // The network header is not set yet: the packet starts at its
             // data.
             let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-            let bytes = skb.net_bytes(&mut buf, true);
+            let bytes = key_bytes(skb, &mut buf, true);
             let fp = packet::fingerprint(bytes, Side::Ingress);
             if let (Some(fp), Some(id)) = (fp, packet::packet_id(bytes, Side::Ingress)) {
                 self.store_received(skb.head(), fp, id, now);

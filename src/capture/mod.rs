@@ -367,8 +367,14 @@ impl Capture {
     /// filters above are all that most syscalls see.
     #[inline(never)]
     fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, nr: i64, ret: i64) {
-        let now = mono_ns();
         let (key, tid) = task::current_task();
+        // Most waits (a select() or poll() on anything) and many receives
+        // have no entry: they read no clock. (The ingress window's end is
+        // read again after the entry is taken, [`Self::recv_exited`].)
+        if !self.tasks.may_hold_key(key) {
+            return;
+        }
+        let now = mono_ns();
         let e = match self.tasks.take(key, now) {
             Take::Hit(e) => e,
             Take::Expired(e) | Take::Collided(e) => {
@@ -467,7 +473,21 @@ impl Capture {
 fn identify(skb: &Skb, from_data: bool, side: Side) -> Option<Identity> {
     // Not zeroed: usually the bytes are read in place, not copied here.
     let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-    packet::identify(skb.net_bytes(&mut buf, from_data), side, skb.gso_size())
+    packet::identify(key_bytes(skb, &mut buf, from_data), side, skb.gso_size())
+}
+
+/// The first bytes of the packet in `skb` that its identity, id and
+/// fingerprint read ([`Skb::net_bytes`], from its data when `from_data`):
+/// in place when they are in its linear part, and so are a TCP segment's
+/// whose payload is in page fragments ([`packet::key_within`]); else
+/// copied into `buf`.
+#[inline(always)]
+fn key_bytes<'b>(
+    skb: &'b Skb,
+    buf: &'b mut [MaybeUninit<u8>; CAPTURE_BYTES],
+    from_data: bool,
+) -> &'b [u8] {
+    skb.net_bytes_or_prefix(buf, from_data, packet::key_within)
 }
 
 /// Bytes of a packet's network header its fingerprint needs (an IPv6

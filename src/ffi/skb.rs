@@ -104,19 +104,34 @@ impl Skb {
         buf: &'b mut [MaybeUninit<u8>],
         from_data: bool,
     ) -> &'b [u8] {
+        self.net_bytes_or_prefix(buf, from_data, |_| false)
+    }
+
+    /// [`Self::net_bytes`], or the part of them in the linear part when
+    /// they go on in page fragments and `enough` says that part will do
+    /// (it is then not copied).
+    #[inline(always)]
+    pub(crate) fn net_bytes_or_prefix<'b>(
+        &'b self,
+        buf: &'b mut [MaybeUninit<u8>],
+        from_data: bool,
+        enough: impl FnOnce(&[u8]) -> bool,
+    ) -> &'b [u8] {
         match self.linear_net_bytes(buf.len(), from_data) {
-            Some(bytes) => bytes,
-            None => self.net_bytes_copy(buf, from_data),
+            Some((bytes, true)) => bytes,
+            Some((prefix, false)) if enough(prefix) => prefix,
+            _ => self.net_bytes_copy(buf, from_data),
         }
     }
 
     /// [`Self::net_bytes`] without a copy, as `mace_skb_net_bytes()`
-    /// computes it: the bytes in place, or empty where it returns none;
-    /// `None` where it would copy them (`skb_header_pointer()` out of the
-    /// linear part), and where C's `int` arithmetic would leave the range
-    /// this one models exactly (C then decides).
+    /// computes it: the bytes in place, or empty where it returns none,
+    /// with `true`; where it would copy them (`skb_header_pointer()` out of
+    /// the linear part), those of them in the linear part with `false`, or
+    /// `None` if there are none; `None` too where C's `int` arithmetic
+    /// would leave the range this one models exactly (C then decides).
     #[inline(always)]
-    fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<&[u8]> {
+    fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<(&[u8], bool)> {
         let skb = self.as_ptr();
         let want = u32::try_from(want).unwrap_or(u32::MAX);
         let head = self.head_ptr();
@@ -136,7 +151,7 @@ impl Skb {
             // head): not set.
             let net = head.wrapping_add(usize::from(nh));
             if nh == 0 || net as usize >= tail as usize {
-                return Some(&[]);
+                return Some((&[], true));
             }
             net
         };
@@ -153,27 +168,27 @@ impl Skb {
         // `(int)skb->len - off`.
         let avail = i32::try_from(i64::from(i32::try_from(len).ok()?) - i64::from(off)).ok()?;
         if avail <= 0 {
-            return Some(&[]);
+            return Some((&[], true));
         }
         let n = want.min(avail.unsigned_abs());
         // skb_header_pointer()'s fast path: in place if
         // `skb_headlen(skb) - off >= n`, as `int`s.
         let headlen = i32::try_from(len.wrapping_sub(data_len)).ok()?;
         let room = i32::try_from(i64::from(headlen) - i64::from(off)).ok()?;
-        if i64::from(room) < i64::from(n) {
-            return None;
-        }
+        // Else only the `room` bytes up to the end of the linear part.
+        let all = i64::from(room) >= i64::from(n);
+        let n = if all { n } else { u32::try_from(room).ok()? };
         let n = usize::try_from(n).ok()?;
         if n == 0 {
-            return Some(&[]);
+            return if all { Some((&[], true)) } else { None };
         }
         // SAFETY: `start` is `data + off`, at or after `head` (it is `data`
-        // or `head + network_header`), and `off + n <= skb_headlen(skb)`:
-        // the `n` bytes end at or before `data + skb_headlen(skb)`, the
-        // tail of the skb's linear data, inside its data buffer, which
-        // lives as long as the skb (type invariants: at least as long as
-        // `&self`).
-        Some(unsafe { core::slice::from_raw_parts(start, n) })
+        // or `head + network_header`), and `off + n <= skb_headlen(skb)`
+        // (`n` is at most `room`): the `n` bytes end at or before
+        // `data + skb_headlen(skb)`, the tail of the skb's linear data,
+        // inside its data buffer, which lives as long as the skb (type
+        // invariants: at least as long as `&self`).
+        Some((unsafe { core::slice::from_raw_parts(start, n) }, all))
     }
 
     /// [`Self::net_bytes`] by `mace_skb_net_bytes()`: bytes it copies into

@@ -1,7 +1,7 @@
 //! Tests of packet identification on crafted packets and their NAT twins.
 
 use mace_core::packet::{
-    fingerprint, identify, packet_id, Identity, PacketId, Proto, Side, CAPTURE_BYTES,
+    fingerprint, identify, key_within, packet_id, Identity, PacketId, Proto, Side, CAPTURE_BYTES,
     PAYLOAD_KEY_BYTES,
 };
 
@@ -395,8 +395,9 @@ fn tcp_survives_masquerade_and_ids_by_sequence_number() {
         );
         assert_eq!(identify(&bare6, Side::Ingress, 0), None, "flags {flags:#x}");
     }
-    // One byte of payload is enough, and its key differs from the segment
-    // with the same numbers but other data.
+    // One byte of payload is enough. The payload is not in TCP's key: the
+    // numbers tell segments apart, and a segment with the same numbers
+    // (a retransmission) carries the same bytes.
     let one = ipv6(
         CONTAINER6,
         REMOTE6,
@@ -412,7 +413,15 @@ fn tcp_survives_masquerade_and_ids_by_sequence_number() {
         &tcp(40000, 80, 7, 8, 0x18, 1, b"b"),
     );
     assert_eq!(id(&one, Side::Egress).pktid, 7);
-    assert_ne!(id(&one, Side::Egress).key, id(&other, Side::Egress).key);
+    assert_eq!(id(&one, Side::Egress).key, id(&other, Side::Egress).key);
+    let later = ipv6(
+        CONTAINER6,
+        REMOTE6,
+        6,
+        &[],
+        &tcp(40000, 80, 8, 8, 0x18, 1, b"a"),
+    );
+    assert_ne!(id(&one, Side::Egress).key, id(&later, Side::Egress).key);
 }
 
 #[test]
@@ -455,19 +464,75 @@ fn truncated_packets_never_panic_and_never_match_the_whole() {
     let whole = ipv4(
         CONTAINER4,
         REMOTE4,
-        6,
+        17,
         1,
-        &tcp(1, 2, 3, 4, 0x18, 0, b"some payload bytes here"),
+        &udp(1, 2, 0, b"some payload bytes here"),
     );
     let full = id(&whole, Side::Egress);
     for n in 0..whole.len() {
+        assert!(!key_within(&whole[..n]), "UDP's key reads its payload");
         if let Some(i) = identify(&whole[..n], Side::Egress, 0) {
-            // Only cuts after the fixed TCP header are identified, and then
-            // the key lacks payload bytes: it never equals the whole's.
-            assert!(n >= 20 + 14, "identified with only {n} bytes");
+            // Only cuts after the remote port are identified, and then the
+            // key lacks payload bytes: it never equals the whole's.
+            assert!(n >= 20 + 4, "identified with only {n} bytes");
             assert_ne!(i.key, full.key, "cut at {n}");
         }
     }
+}
+
+#[test]
+fn a_tcp_segment_is_known_by_its_headers() {
+    // A TCP sender's data is in page fragments: a probe reads the linear
+    // part, the headers, in place, and key_within() says when that will do.
+    let payload: Vec<u8> = (0..200u8).collect();
+    let v4 = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        6,
+        1,
+        &tcp(1, 2, 3, 4, 0x18, 0, &payload),
+    );
+    let v6 = ipv6(
+        CONTAINER6,
+        REMOTE6,
+        0,
+        &[6, 0, 1, 4, 0, 0, 0, 0],
+        &tcp(1, 2, 3, 4, 0x18, 0, &payload),
+    );
+    for (whole, l4) in [(&v4, 20), (&v6, 48)] {
+        let full = identify(whole, Side::Egress, 0).unwrap();
+        for n in 0..whole.len() {
+            let prefix = &whole[..n];
+            assert_eq!(key_within(prefix), n >= l4 + 14, "cut at {n}");
+            if key_within(prefix) {
+                assert_eq!(identify(prefix, Side::Egress, 0), Some(full), "cut at {n}");
+                assert_eq!(
+                    identify(prefix, Side::Egress, 1000),
+                    identify(whole, Side::Egress, 1000)
+                );
+                for side in [Side::Egress, Side::Ingress] {
+                    assert_eq!(
+                        packet_id(prefix, side),
+                        packet_id(whole, side),
+                        "cut at {n}"
+                    );
+                    assert_eq!(
+                        fingerprint(prefix, side),
+                        fingerprint(whole, side),
+                        "cut at {n}"
+                    );
+                }
+            }
+        }
+    }
+    // ICMP reads its payload; so do fragments and what is not IP.
+    let ping = ipv4(CONTAINER4, REMOTE4, 1, 1, &icmp(8, 1, 7, 0, PING_PAYLOAD));
+    assert!((0..=ping.len()).all(|n| !key_within(&ping[..n])));
+    let mut frag = v4.clone();
+    frag[6] = 0x00;
+    frag[7] = 0x10;
+    assert!(!key_within(&frag));
+    assert!(!key_within(&[0x55; 60]));
 }
 
 #[test]
