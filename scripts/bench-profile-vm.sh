@@ -12,7 +12,9 @@
 #                                   with System.map, moved by any offset)
 #   PROFILE-BEGIN kallsyms cond=C   mace.ko's symbols while C ran (module
 #   ... PROFILE-END                 text moves from one load to the next)
-#   PROFILE COND cond=C segment=K replies=R rc=S
+#   PROFILE COND cond=C segment=K replies=R rc=S [unit=MB]
+#                                   (with a TCP transfer: R is its size
+#                                   in MB, the unit of the report)
 #
 # Usage: bench-profile-vm.sh
 #   MACE_TEST_PROFILE_CONDS  conditions, in order (default "off null on other"):
@@ -23,6 +25,8 @@
 #     other     mace, c2 capturing (another namespace)
 #     breakdown mace, c1 capturing with breakdown on
 #   MACE_TEST_PINGS          pings per condition (default 2000)
+#   MACE_TEST_PROFILE_TCP_MB the workload is instead a TCP transfer of this
+#                            many MB from c1 to the remote host (iperf3 -n)
 #   MACE_TEST_PROFILE_START  guest uptime in seconds at which the first
 #                            condition's ping starts (default 5): under
 #                            -icount guest time is exact, so that in a VM
@@ -38,6 +42,7 @@ ON=/sys/class/mace/on
 CONDS=${MACE_TEST_PROFILE_CONDS:-"off null on other"}
 PINGS=${MACE_TEST_PINGS:-2000}
 START=${MACE_TEST_PROFILE_START:-5}
+TCP_MB=${MACE_TEST_PROFILE_TCP_MB:-}
 
 unload() { grep -q '^mace ' /proc/modules && rmmod mace; return 0; }
 capture() { ip netns exec "$1" bash -c "echo 1 > $ON"; }
@@ -65,6 +70,19 @@ for i in 1 2; do
 done
 # Warm up: neighbour caches and conntrack entries exist before counting.
 ip netns exec c1 ping -c 3 -i 0.01 "$REMOTE4" >/dev/null
+if [[ -n $TCP_MB ]]; then
+	ip netns exec remote iperf3 -s -D >/dev/null 2>&1
+	sleep 0.3
+fi
+
+# workload QUIET: the measured work (QUIET: a short warm-up run).
+workload() {
+	if [[ -n $TCP_MB ]]; then
+		ip netns exec c1 iperf3 -c "$REMOTE4" -n "$([[ $1 == quiet ]] && echo 1 || echo "$TCP_MB")M"
+	else
+		ip netns exec c1 mace-ping --plain --dgram $([[ $1 == quiet ]] && echo "-q -c 5" || echo "-c $PINGS") -i 0.001 "$REMOTE4"
+	fi
+}
 echo "PROFILE TEXT $(awk '$3 == "_text" { print $1; exit }' /proc/kallsyms)"
 
 status=0
@@ -79,7 +97,7 @@ for cond in $CONDS; do
 	grep '\[mace\]$' /proc/kallsyms
 	echo "PROFILE-END"
 	# Warm up after the change (deferred work of insmod, caches).
-	ip netns exec c1 mace-ping --plain --dgram -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
+	workload quiet >/dev/null 2>&1
 	if ((marks == 0)); then
 		read -r up _ </proc/uptime
 		if awk -v u="$up" -v s="$START" 'BEGIN { exit !(u < s) }'; then
@@ -89,11 +107,17 @@ for cond in $CONDS; do
 		fi
 	fi
 	sync
-	ip netns exec c1 mace-ping --plain --dgram -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/ping.out 2>&1
+	workload measured >/tmp/ping.out 2>&1
 	rc=$?
 	sync
 	marks=$((marks + 2))
-	echo "PROFILE COND cond=$cond segment=$marks replies=$(grep -c 'bytes from' /tmp/ping.out) rc=$rc"
+	if [[ -n $TCP_MB ]]; then
+		# iperf3's receiver line says the transfer completed.
+		done_mb=$(grep -q 'receiver' /tmp/ping.out && echo "$TCP_MB" || echo 0)
+		echo "PROFILE COND cond=$cond segment=$marks replies=$done_mb rc=$rc unit=MB"
+	else
+		echo "PROFILE COND cond=$cond segment=$marks replies=$(grep -c 'bytes from' /tmp/ping.out) rc=$rc"
+	fi
 	((rc == 0)) || { tail -n 3 /tmp/ping.out; status=1; }
 done
 unload
