@@ -141,6 +141,13 @@ expect "bench-profile-report: symbols by delta, demangled without hash" 0 \
 refute "bench-profile-report: --top 4 lists 4 symbols" '  ksys_b$'
 expect "bench-profile-report: mace.ko functions with calls per ping" 0 \
 	'^ +6\.0 +2\.00 +3\.0  mace_main::packet::identify$' '^ +4\.0 +0\.00 +-  mace_net_state$'
+# The same run as a TCP transfer (bench-profile --tcp): 10 MB, per MB.
+sed -i 's/^PROFILE COND \(.*\) rc=0$/PROFILE COND \1 rc=0 unit=MB/' "$prof/off/console.log" "$prof/on/console.log"
+run "$MACE_TOP/scripts/bench-profile-report" --top 4 "$prof"
+expect "bench-profile-report: a TCP transfer's run is read per MB" 0 \
+	'^== on against off, instructions per MB \(10 and 10 MBs\)$' \
+	'^kernel total +\+14\.0  \(on 39\.0, off 25\.0\)$' \
+	'^mace\.ko functions of on, per MB '
 rm -f "$prof/on/counts.2"
 run "$MACE_TOP/scripts/bench-profile-report" "$prof"
 expect "bench-profile-report: a missing segment is an error" 1 'on: no .*on/counts\.2'
