@@ -168,10 +168,16 @@ r = br.ping_rtts(["64 bytes from 198.18.0.2: icmp_seq=1 ttl=63 time=0.031 ms",
 print("rtts", r[1], r[2])
 f = br.fidelity([(31000, 10000, 11000, 8700, r[1][1]), (30000, 10000, 11000, 8700, r[1][1])], 2)
 print("errors", f["err_mean"], f["err_p99"])
+# Coverage is of the replies the tool reported: one without mace's ingress
+# counts against it, one the tool never reported (the third sent) does not.
+f = br.fidelity([(31000, 10000, 11000, 8700, 0), (30000, 10000, None, 8700, 0)], 3)
+print("coverage", f["n"], f["replied"], f["sent"], f["err_mean"])
 PY
 expect "bench-report: iputils ping's RTT is allowed 1 us below 1 ms, 6 us at 2 decimals" 0 \
 	'^rtts \(31000, 1000\) \(1230000, 6000\)$'
 expect "bench-report: a packet's error is what lies beyond that" 0 '^errors 150(\.0)? 300$'
+expect "bench-report: coverage counts mace's misses among the tool's replies, not the tool's losses" 0 \
+	'^coverage 1 2 3 1300(\.0)?$'
 
 # --- The running kernel -------------------------------------------------------
 
