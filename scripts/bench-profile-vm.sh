@@ -75,7 +75,8 @@ if [[ -n $TCP_MB ]]; then
 	sleep 0.3
 fi
 
-# workload QUIET: the measured work (QUIET: a short warm-up run).
+# workload quiet|measured: the work counted (ping or TCP transfer), or a
+# short warm-up run of it.
 workload() {
 	if [[ -n $TCP_MB ]]; then
 		ip netns exec c1 iperf3 -c "$REMOTE4" -n "$([[ $1 == quiet ]] && echo 1 || echo "$TCP_MB")M"
