@@ -123,16 +123,17 @@ pub struct SendCall {
     pub sock: u64,
     /// For a TCP socket, the sequence number of the first byte it writes.
     pub tcp_write_seq: Option<u32>,
-    /// Packets matched to it so far.
-    pub sent: u64,
 }
 
 /// A task in a send syscall of a capturing namespace.
 ///
 /// Keyed by the task; the thread id tells a live task's entry from that of a
 /// dead task that had the same key. Apart from [`Task`], so that the send
-/// path, which every packet of a capturing namespace takes, moves five
-/// words per table operation, not the nineteen of an entry that held both.
+/// path, which every packet of a capturing namespace takes, moves four
+/// words per table operation, not the eighteen of an entry that held both.
+/// Only its task writes it (at its send's entry) and reads it (where the
+/// send hands a packet over), so the read takes no lock
+/// ([`crate::table::Table::read`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sender {
     /// The task's thread id.
@@ -144,8 +145,8 @@ pub struct Sender {
 }
 
 /// Words of a [`Sender`] entry: tid and fd (`fd << 32 | tid`), start,
-/// socket, TCP sequence (`1 << 32 | seq`, or 0), sent.
-pub const SEND_WORDS: usize = 5;
+/// socket, TCP sequence (`1 << 32 | seq`, or 0).
+pub const SEND_WORDS: usize = 4;
 
 impl Words<SEND_WORDS> for Sender {
     fn to_words(&self) -> [u64; SEND_WORDS] {
@@ -155,12 +156,11 @@ impl Words<SEND_WORDS> for Sender {
             c.start,
             c.sock,
             c.tcp_write_seq.map_or(0, |q| 1 << 32 | u64::from(q)),
-            c.sent,
         ]
     }
 
     fn from_words(w: &[u64; SEND_WORDS]) -> Self {
-        let [tid_fd, start, sock, seq, sent] = *w;
+        let [tid_fd, start, sock, seq] = *w;
         Self {
             tid: tid_fd as u32,
             fd: (tid_fd >> 32) as u32,
@@ -168,7 +168,6 @@ impl Words<SEND_WORDS> for Sender {
                 start,
                 sock,
                 tcp_write_seq: (seq >> 32 == 1).then_some(seq as u32),
-                sent,
             },
         }
     }

@@ -119,6 +119,9 @@ pub(crate) struct NetState {
     tap_stamp: AtomicBool,
     /// Whether capture was ever on, so that the probes clean up after it.
     was_on: AtomicBool,
+    /// When capture was last switched on (monotonic ns): a send that
+    /// started before is not followed ([`Self::on_since`]).
+    on_since: AtomicU64,
     /// Whether its latencies are broken down into segments (`breakdown`).
     breakdown: AtomicBool,
     /// The handle in the namespace registry while capture is on; 0 if none.
@@ -151,6 +154,7 @@ impl NetState {
                 enabled: AtomicBool::new(false),
                 tap_stamp: AtomicBool::new(false),
                 was_on: AtomicBool::new(false),
+                on_since: AtomicU64::new(0),
                 breakdown: AtomicBool::new(false),
                 handle: AtomicU64::new(0),
                 charged_uid: AtomicU64::new(NO_USER),
@@ -183,8 +187,19 @@ impl NetState {
     pub(crate) fn set_enabled(&self, on: bool) -> bool {
         if on {
             self.was_on.store(true, Ordering::Relaxed);
+            // Before the flag: a probe that sees capture on sees this time.
+            self.on_since
+                .store(crate::ffi::mono_ns(), Ordering::Relaxed);
         }
         self.enabled.swap(on, Ordering::AcqRel)
+    }
+
+    /// When capture was last switched on (monotonic ns; read after
+    /// [`Self::enabled`] said it is on). A send syscall's entry that started
+    /// before is left from an earlier time capture was on: the send that
+    /// hands a packet over now started while it was off.
+    pub(crate) fn on_since(&self) -> u64 {
+        self.on_since.load(Ordering::Relaxed)
     }
 
     /// Whether capture was ever on in this namespace.

@@ -9,7 +9,10 @@
 //! its own lock. Each slot holds a 64-bit key (0 means empty), the time it was
 //! stored, a flags word and `D` words of data. Slots are atomics so that the
 //! table is safe code; they are only ever changed with their bucket's lock
-//! held, so relaxed accesses suffice. A lookup first looks at the bucket's
+//! held, so relaxed accesses suffice, but for the key, which a writer that
+//! gives a slot to another key clears first and sets last, so that
+//! [`Table::read`] can read an entry whole without the lock. A lookup first
+//! looks at the bucket's
 //! keys without the lock and takes it only if one of them is its key: the
 //! packets of namespaces that do not capture, and other misses, lock
 //! nothing.
@@ -32,7 +35,10 @@
 #![deny(unsafe_code)]
 
 use core::ops::Deref;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    fence, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// Slots per bucket.
 pub const WAYS: usize = 4;
@@ -78,12 +84,19 @@ impl<const D: usize> Slot<D> {
     }
 
     fn store(&self, key: u64, time: u64, data: &[u64; D]) {
+        // Another key's entry leaves the slot: its key goes first, so that
+        // a lockless reader of it ([`Table::read`]) that read any of the new
+        // words sees its key gone when it looks again.
+        if self.key.load(Relaxed) != key {
+            self.key.store(0, Relaxed);
+            fence(Release);
+        }
         self.time.store(time, Relaxed);
         self.flags.store(0, Relaxed);
         for (w, v) in self.data.iter().zip(data.iter()) {
             w.store(*v, Relaxed);
         }
-        self.key.store(key, Relaxed);
+        self.key.store(key, Release);
     }
 
     fn clear(&self) {
@@ -402,32 +415,42 @@ where
         outcome
     }
 
-    /// Whether a slot of `key`'s bucket has `key`, looked at without the
-    /// lock: `false` means no entry with `key` was there (a lookup would
-    /// miss), `true` that one may be (live, expired or collided, or gone by
-    /// the time the lock is taken). Lets a caller skip work a miss does not
-    /// need (reading the clock for [`Self::take`]).
-    pub fn may_hold_key(&self, key: u64) -> bool {
-        self.bucket(key).is_some_and(|b| Self::may_hold(b, key))
-    }
-
     /// Removes the entry with `key`, if any, and says what it was.
     ///
     /// `with` runs under the bucket's lock on a live entry before it is
     /// removed (e.g. to push its latency while the entry still pins the
     /// namespace it points to).
     pub fn take_with(&self, key: u64, now: u64, with: impl FnOnce(&Entry<D>)) -> Take<D> {
+        self.take_inner(key, || now, with).0
+    }
+
+    /// Removes the entry with `key`, if any, and says what it was, with
+    /// its age judged at the time `clock` gives: read only if a slot has
+    /// `key`, once, after the slot was found, and returned with it (0 if
+    /// it was not read). For a caller whose next use of the time is to end
+    /// a window: its own look into the table lies inside it.
+    pub fn take_timed(&self, key: u64, clock: impl FnOnce() -> u64) -> (Take<D>, u64) {
+        self.take_inner(key, clock, |_| {})
+    }
+
+    fn take_inner(
+        &self,
+        key: u64,
+        clock: impl FnOnce() -> u64,
+        with: impl FnOnce(&Entry<D>),
+    ) -> (Take<D>, u64) {
         let Some(bucket) = self.bucket(key) else {
-            return Take::Miss;
+            return (Take::Miss, 0);
         };
         if !Self::may_hold(bucket, key) {
-            return Take::Miss;
+            return (Take::Miss, 0);
         }
         let _guard = bucket.lock.lock();
         for slot in &bucket.slots {
             if slot.key.load(Relaxed) != key {
                 continue;
             }
+            let now = clock();
             let e = Self::entry(slot);
             let outcome = if slot.flags.load(Relaxed) & FLAG_COLLIDED != 0 {
                 Take::Collided(e)
@@ -438,9 +461,9 @@ where
                 Take::Hit(e)
             };
             slot.clear();
-            return outcome;
+            return (outcome, now);
         }
-        Take::Miss
+        (Take::Miss, 0)
     }
 
     /// Removes the entry with `key`, if any, and says what it was.
@@ -448,31 +471,28 @@ where
         self.take_with(key, now, |_| {})
     }
 
-    /// Runs `f` on the live entry with `key` under the bucket's lock, letting
-    /// it change the entry's data; returns `None` when there is no live
-    /// entry (an expired one is removed).
-    pub fn update<R>(&self, key: u64, now: u64, f: impl FnOnce(&mut Entry<D>) -> R) -> Option<R> {
+    /// The entry with `key`, read without the lock, as it was at some
+    /// instant: `None` if there is none, or if it is marked collided, or if
+    /// a writer changed its slot while it was being read. Its age is the
+    /// caller's to judge.
+    ///
+    /// Whole: a writer that gives the slot to another key clears the key
+    /// before it writes anything else, and the key is read again after the
+    /// rest (a sequence lock whose sequence is the key). A writer that
+    /// changes the data under the same key in place ([`Self::upsert`], a
+    /// [`Self::put`] over the key's own entry) is not
+    /// seen: only a table whose entries only their key's owner rewrites,
+    /// and never while it reads them, may be read this way (the sends
+    /// table, rewritten by its task's own next send).
+    pub fn read(&self, key: u64) -> Option<Entry<D>> {
         let bucket = self.bucket(key)?;
-        if !Self::may_hold(bucket, key) {
-            return None;
-        }
-        let _guard = bucket.lock.lock();
-        for slot in &bucket.slots {
-            if slot.key.load(Relaxed) != key {
-                continue;
-            }
-            let mut e = Self::entry(slot);
-            if self.expired(e.time, now) {
-                slot.clear();
-                return None;
-            }
-            let r = f(&mut e);
-            for (w, v) in slot.data.iter().zip(e.data.iter()) {
-                w.store(*v, Relaxed);
-            }
-            return Some(r);
-        }
-        None
+        let slot = bucket.slots.iter().find(|s| s.key.load(Acquire) == key)?;
+        let e = Self::entry(slot);
+        let collided = slot.flags.load(Relaxed) & FLAG_COLLIDED != 0;
+        // Pairs with the writers' release: had any word above been written
+        // for another key, the key read below is not `key` any more.
+        fence(Acquire);
+        (slot.key.load(Relaxed) == key && !collided).then_some(e)
     }
 
     /// Number of buckets.

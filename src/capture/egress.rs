@@ -93,7 +93,6 @@ impl Capture {
                 start: now,
                 sock: fd.sock,
                 tcp_write_seq: fd.tcp_write_seq,
-                sent: 0,
             },
         };
         // The entry of this task's last send is replaced; a full bucket
@@ -170,9 +169,10 @@ impl Capture {
             };
             (id.key, id.packet_id(), 0)
         };
-        let now = mono_ns();
-        if let Some(start) = self.send_start(now, skb.sock(), &id) {
-            self.store_egress(cx, state, key, id.pktid, fp, start, now);
+        // No clock: the entry is stored as of its send's start, whose age
+        // is its age.
+        if let Some(start) = self.send_start(state, skb.sock(), &id) {
+            self.store_egress(cx, state, key, id.pktid, fp, start, start);
         }
     }
 
@@ -276,37 +276,29 @@ impl Capture {
         }
     }
 
-    /// The start of the current task's send syscall, if it is in one and
-    /// the packet `id`, owned by socket `sock` (0: none), carries what it
-    /// sent; counts a packet sent by it.
-    fn send_start(&self, now: u64, sock: u64, id: &PacketId) -> Option<u64> {
+    /// The start of the current task's send syscall, if it is in one, in
+    /// the namespace with `state`, and the packet `id`, owned by socket
+    /// `sock` (0: none), carries what it sent.
+    fn send_start(&self, state: &NetState, sock: u64, id: &PacketId) -> Option<u64> {
         // The entry is the task's last send on a socket: it is the one the
         // task is in only while the task is in a send syscall on the same
-        // file descriptor (each such send's entry replaces the one before).
+        // file descriptor (each such send's entry replaces the one before),
+        // and if that send started while capture was on (else its entry is
+        // an earlier one's). Read without the lock: only this task writes
+        // it, at its sends' entries.
         let (nr, arg0) = task::current_syscall();
         if task::in_compat_syscall() || !self.syscalls.sends(nr) {
             return None;
         }
         let (key, tid) = task::current_task();
-        self.sends
-            .update(key, now, |e| {
-                let mut t = Sender::from_words(&e.data);
-                if t.tid != tid || u64::from(t.fd) != arg0 {
-                    return None;
-                }
-                let send = &mut t.call;
-                if sock != 0 && sock != send.sock {
-                    return None;
-                }
-                if !id.carries_send_of(send.tcp_write_seq) {
-                    return None;
-                }
-                send.sent = send.sent.wrapping_add(1);
-                let start = send.start;
-                e.data = t.to_words();
-                Some(start)
-            })
-            .flatten()
+        let t = Sender::from_words(&self.sends.read(key)?.data);
+        let send = &t.call;
+        let ok = t.tid == tid
+            && u64::from(t.fd) == arg0
+            && (sock == 0 || sock == send.sock)
+            && send.start.wrapping_sub(state.on_since()) as i64 >= 0
+            && id.carries_send_of(send.tcp_write_seq);
+        ok.then_some(send.start)
     }
 
     /// Stores the packet `pktid` of the namespace with `state`, sent by a

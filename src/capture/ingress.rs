@@ -110,18 +110,17 @@ impl Capture {
         let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
             return;
         };
-        let now = mono_ns();
-        let t_rx = self
-            .arrivals
-            .take(skb.addr(), fp)
-            .filter(|&t| self.fresh(t, now));
-        if let Some(t_rx) = t_rx {
+        // No clock: a stamp is stored as of its arrival, and a stale one
+        // (its packet never reached a capturing namespace, and a later
+        // one with the same fingerprint got its socket buffer) is found
+        // expired by its reader, which reads the clock anyway.
+        if let Some(t_rx) = self.arrivals.take(skb.addr(), fp) {
             if let Some(id) = packet::packet_id(bytes, Side::Ingress) {
                 self.store_received(skb.head(), fp, id, t_rx);
             }
         }
         if dev.has_taps() {
-            self.tapped(cx, state, skb.head(), fp, now);
+            self.tapped(cx, state, skb.head(), fp, mono_ns());
         }
     }
 
@@ -518,15 +517,18 @@ impl Capture {
         }
     }
 
-    /// The receiving syscall `t` was in returned `ret`: each packet it took
-    /// gets its ingress latency, or is counted as unreported if it failed.
-    pub(super) fn recv_exited(&self, cx: &ProbeCx<'_>, state: &NetState, t: &Task, ret: i64) {
+    /// The receiving syscall `t` was in returned `ret` at `now`: each
+    /// packet it took gets its ingress latency, or is counted as unreported
+    /// if it failed.
+    pub(super) fn recv_exited(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        t: &Task,
+        ret: i64,
+        now: u64,
+    ) {
         let c = &state.counters;
-        // A window that ends at the syscall's return ends after mace's
-        // work on the task's entry: the clock is read again, once, after
-        // it (`now` was read before the entry was taken), so that what the
-        // reader's RTT holds beyond the windows is as little as can be.
-        let mut returned = None;
         for p in t.pending() {
             sub(&c.ingress_pending, 1);
             if ret <= 0 {
@@ -535,10 +537,7 @@ impl Capture {
             }
             // The window ends at the reader's kernel timestamp, or now.
             let (end, counter) = match p.end {
-                0 => (
-                    *returned.get_or_insert_with(mono_ns),
-                    &c.ingress_end_syscall,
-                ),
+                0 => (now, &c.ingress_end_syscall),
                 end => (end, &c.ingress_end_stamp),
             };
             let reported = if state.breakdown() {

@@ -369,13 +369,12 @@ impl Capture {
     fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, nr: i64, ret: i64) {
         let (key, tid) = task::current_task();
         // Most waits (a select() or poll() on anything) and many receives
-        // have no entry: they read no clock. (The ingress window's end is
-        // read again after the entry is taken, [`Self::recv_exited`].)
-        if !self.tasks.may_hold_key(key) {
-            return;
-        }
-        let now = mono_ns();
-        let e = match self.tasks.take(key, now) {
+        // have no entry: they read no clock. Else the clock is read once the
+        // entry is found: a window that ends at the syscall's return ends
+        // after mace's look into the table, so that what the reader's RTT
+        // holds beyond the windows is as little as can be.
+        let (taken, now) = self.tasks.take_timed(key, mono_ns);
+        let e = match taken {
             Take::Hit(e) => e,
             Take::Expired(e) | Take::Collided(e) => {
                 return self.task_lost(cx, &Task::from_words(&e.data));
@@ -396,7 +395,7 @@ impl Capture {
         let Some(owner) = owner else {
             return;
         };
-        self.recv_exited(cx, owner, &t, ret);
+        self.recv_exited(cx, owner, &t, ret, now);
         if t.tap_reader && ret > 0 {
             // A read is where the reader got them; a wait returned
             // before the reader took them from its ring.

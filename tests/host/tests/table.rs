@@ -65,29 +65,6 @@ fn store_then_take() {
 }
 
 #[test]
-fn may_hold_key_is_false_only_where_a_lookup_misses() {
-    let t = table::<1>(16, 100);
-    assert!(!t.may_hold_key(0x1234), "empty table");
-    t.insert(0x1234, 10, &[1], |_| false);
-    assert!(t.may_hold_key(0x1234));
-    assert!(!t.may_hold_key(0x9999));
-    // An expired entry is still there until a lookup drops it.
-    assert!(t.may_hold_key(0x1234));
-    assert!(matches!(t.take(0x1234, 500), Take::Expired(_)));
-    assert!(!t.may_hold_key(0x1234), "taken");
-    // Whenever it says no, a take misses.
-    for k in 1..2000u64 {
-        t.insert(k * 0x9e37_79b9, k, &[k], |_| false);
-    }
-    for k in 1..4000u64 {
-        let key = k * 0x9e37_79b9;
-        if !t.may_hold_key(key) {
-            assert_eq!(t.take(key, 2000), Take::Miss, "key {key:#x}");
-        }
-    }
-}
-
-#[test]
 fn expired_entries_are_never_returned() {
     let t = table::<1>(16, 100);
     t.insert(5, 1000, &[1], |_| false);
@@ -96,9 +73,6 @@ fn expired_entries_are_never_returned() {
     // At exactly max_age the entry is still live.
     t.insert(5, 1000, &[1], |_| false);
     assert!(matches!(t.take(5, 1100), Take::Hit(_)));
-    // update() also refuses expired entries.
-    t.insert(6, 0, &[1], |_| false);
-    assert_eq!(t.update(6, 500, |_| ()), None);
 }
 
 #[test]
@@ -338,38 +312,6 @@ fn take_with_runs_under_the_lock_only_for_live_entries() {
 }
 
 #[test]
-fn update_changes_data_in_place() {
-    let t = table::<3>(16, 100);
-    t.insert(9, 0, &[1, 0, 0], |_| false);
-    assert_eq!(
-        t.update(9, 5, |e| {
-            e.data[1] += 10;
-            e.data[1]
-        }),
-        Some(10)
-    );
-    assert_eq!(
-        t.update(9, 6, |e| {
-            e.data[1] += 10;
-            e.data[1]
-        }),
-        Some(20)
-    );
-    assert_eq!(t.update(8, 6, |_| ()), None);
-    assert_eq!(
-        t.take(9, 7),
-        Take::Hit(Entry {
-            key: 9,
-            time: 0,
-            data: [1, 20, 0]
-        })
-    );
-}
-
-/// Inserters and takers on several threads over a small table: a taken entry
-/// is always one that was inserted with that key (never torn or mixed up),
-/// each is taken at most once, and every insert is accounted for.
-#[test]
 fn concurrent_inserts_and_takes_stay_consistent() {
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 40_000;
@@ -559,15 +501,117 @@ fn misses_take_no_lock() {
     // Keys that are not there, in full and empty buckets: no lock.
     for k in 1000..2000u64 {
         assert_eq!(t.take(k, 2), Take::Miss);
-        assert_eq!(t.update(k, 2, |_| ()), None);
+        assert_eq!(t.take_timed(k, || 2), (Take::Miss, 0));
     }
     assert_eq!(LOCKS.load(Ordering::Relaxed), 20, "a miss takes no lock");
-    // A key that is there is taken under the lock, once.
-    assert_eq!(t.update(7, 2, |e| e.data[0]), Some(7));
+    // A read takes none either; a key that is there is taken under the
+    // lock, once.
+    assert_eq!(t.read(7).map(|e| e.data), Some([7]));
     assert!(matches!(t.take(7, 2), Take::Hit(_)));
+    assert!(matches!(t.take_timed(6, || 2), (Take::Hit(_), 2)));
     assert_eq!(LOCKS.load(Ordering::Relaxed), 22);
     // An expired entry is still found (and dropped) under the lock.
     assert!(matches!(t.take(8, 500), Take::Expired(_)));
     assert_eq!(t.take(8, 500), Take::Miss);
     assert_eq!(LOCKS.load(Ordering::Relaxed), 23);
+}
+
+#[test]
+fn read_finds_live_entries_of_any_age_without_changing_them() {
+    let t = table::<2>(4, 100);
+    assert_eq!(t.read(7), None);
+    t.put(7, 10, &[1, 2]);
+    let e = t.read(7).expect("stored");
+    assert_eq!((e.key, e.time, e.data), (7, 10, [1, 2]));
+    // Reading leaves it there, and the age is the caller's to judge: an
+    // entry a take would call expired is still read.
+    assert_eq!(t.read(7), Some(e));
+    assert!(matches!(t.take(7, 10_000), Take::Expired(_)));
+    assert_eq!(t.read(7), None);
+    // A collided entry is not read.
+    let same = |_: &Entry<2>| false;
+    assert_eq!(t.insert(9, 1, &[3, 4], same), Insert::Stored);
+    assert!(matches!(
+        t.insert(9, 2, &[5, 6], same),
+        Insert::Collision(_)
+    ));
+    assert_eq!(t.read(9), None);
+}
+
+#[test]
+fn concurrent_read_by_owner_never_returns_a_torn_entry() {
+    // As the sends table is used: each key has one owner, which puts its
+    // entry and later reads it back, never both at once. Four owners of
+    // four keys each share one bucket of WAYS slots, so their puts keep
+    // evicting each other's entries and taking their slots. An owner reads
+    // either nothing (evicted) or exactly the entry it last put: never
+    // words of another key's entry that took the slot meanwhile. They run
+    // until 1000 reads found their entry evicted (the owners raced), at
+    // most 20 s.
+    const D: usize = 6;
+    let t = Arc::new(table::<D>(1, u64::MAX >> 1));
+    let misses = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(Barrier::new(4));
+    let words = |key: u64, time: u64| -> [u64; D] {
+        core::array::from_fn(|i| key.wrapping_mul(0x1000_0001) ^ time ^ (i as u64) << 56)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let owners: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (t, misses, start) = (Arc::clone(&t), Arc::clone(&misses), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let mut hits = 0u64;
+                let mut n = 0u64;
+                while misses.load(Ordering::Relaxed) < 1_000
+                    && (n % 1024 != 0 || std::time::Instant::now() < deadline)
+                {
+                    let key = w * 4 + n % 4 + 1;
+                    t.put(key, n, &words(key, n));
+                    match t.read(key) {
+                        Some(e) => {
+                            assert_eq!((e.key, e.time), (key, n));
+                            assert_eq!(e.data, words(key, n), "torn entry");
+                            hits += 1;
+                        }
+                        None => {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    n += 1;
+                }
+                hits
+            })
+        })
+        .collect();
+    let hits: u64 = owners.into_iter().map(|h| h.join().unwrap()).sum();
+    let misses = misses.load(Ordering::Relaxed);
+    assert!(hits > 0 && misses >= 1_000, "hits {hits}, misses {misses}");
+}
+
+#[test]
+fn take_timed_reads_its_clock_only_for_its_key_and_judges_age_by_it() {
+    let t = table::<1>(4, 100);
+    let reads = std::cell::Cell::new(0);
+    let clock = |now: u64| {
+        let reads = &reads;
+        move || {
+            reads.set(reads.get() + 1);
+            now
+        }
+    };
+    // No slot has the key: no clock.
+    assert_eq!(t.take_timed(5, clock(50)), (Take::Miss, 0));
+    assert_eq!(reads.get(), 0);
+    t.put(5, 10, &[7]);
+    let (taken, now) = t.take_timed(5, clock(60));
+    assert_eq!((reads.get(), now), (1, 60));
+    assert!(matches!(taken, Take::Hit(e) if e.data == [7]));
+    // The age is the clock's: 10 stored, 111 is past a max age of 100.
+    t.put(5, 10, &[8]);
+    let (taken, now) = t.take_timed(5, clock(111));
+    assert_eq!((reads.get(), now), (2, 111));
+    assert!(matches!(taken, Take::Expired(_)));
+    assert_eq!(t.take_timed(5, clock(120)), (Take::Miss, 0));
+    assert_eq!(reads.get(), 2);
 }
