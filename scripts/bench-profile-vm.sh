@@ -27,6 +27,9 @@
 #   MACE_TEST_PINGS          pings per condition (default 2000)
 #   MACE_TEST_PROFILE_TCP_MB the workload is instead a TCP transfer of this
 #                            many MB from c1 to the remote host (iperf3 -n)
+#   MACE_TEST_PROFILE_IPUTILS the ping is iputils ping in its default mode
+#                            (its replies' windows end at the kernel's
+#                            receive timestamp), if set to 1
 #   MACE_TEST_PROFILE_START  guest uptime in seconds at which the first
 #                            condition's ping starts (default 5): under
 #                            -icount guest time is exact, so that in a VM
@@ -43,6 +46,7 @@ CONDS=${MACE_TEST_PROFILE_CONDS:-"off null on other"}
 PINGS=${MACE_TEST_PINGS:-2000}
 START=${MACE_TEST_PROFILE_START:-5}
 TCP_MB=${MACE_TEST_PROFILE_TCP_MB:-}
+IPUTILS=${MACE_TEST_PROFILE_IPUTILS:-}
 
 unload() { grep -q '^mace ' /proc/modules && rmmod mace; return 0; }
 capture() { ip netns exec "$1" bash -c "echo 1 > $ON"; }
@@ -80,6 +84,8 @@ fi
 workload() {
 	if [[ -n $TCP_MB ]]; then
 		ip netns exec c1 iperf3 -c "$REMOTE4" -n "$([[ $1 == quiet ]] && echo 1 || echo "$TCP_MB")M"
+	elif [[ $IPUTILS == 1 ]]; then
+		ip netns exec c1 ping $([[ $1 == quiet ]] && echo "-q -c 5" || echo "-c $PINGS") -i 0.001 "$REMOTE4"
 	else
 		ip netns exec c1 mace-ping --plain --dgram $([[ $1 == quiet ]] && echo "-q -c 5" || echo "-c $PINGS") -i 0.001 "$REMOTE4"
 	fi
