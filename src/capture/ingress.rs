@@ -10,15 +10,17 @@
 //! the packet (or a copy sharing
 //!   its data) reaches a task in
 //!   a receiving syscall         take the entry if the fingerprint is the
-//!                               same; task table: Task.pending,
-//!                               with where the window ends
+//!                               same; if its socket reads a receive
+//!                               timestamp, its latency (breakdown off);
+//!                               else task table: Task.pending
 //! recv_exited (sys_exit)        ingress latency of each pending packet
 //! ```
 //!
 //! The window ends where the reader's clock stops: at the kernel's receive
 //! timestamp if its socket reads one (SO_TIMESTAMP, SO_TIMESTAMPNS,
 //! SO_TIMESTAMPING with software receive stamps: iputils `ping` by
-//! default), else at the syscall's return.
+//! default), known when the packet reaches its reader, else at the
+//! syscall's return.
 //!
 //! NAT hides the receiving namespace until the packet reaches a task, so
 //! every packet of an outer device is stamped (but a TCP segment without
@@ -499,6 +501,15 @@ impl Capture {
             Some(RxStamp::AtRead) => now,
             Some(RxStamp::None) | None => 0,
         };
+        if end != 0 && !state.breakdown() {
+            // Its window is known now: reported at once, without a task
+            // entry to carry it to the syscall's return (iputils ping's
+            // replies, in its default mode).
+            if state.report(cx, Direction::Ingress, t_rx, end, pktid) {
+                bump(&state.counters.ingress_end_stamp);
+            }
+            return;
+        }
         self.add_pending(cx, state, now, Pending { t_rx, pktid, end });
     }
 
