@@ -415,6 +415,15 @@ where
         outcome
     }
 
+    /// Whether a slot of `key`'s bucket has `key`, looked at without the
+    /// lock: `false` means no entry with `key` was there (a lookup would
+    /// miss), `true` that one may be (live, expired or collided, or gone by
+    /// the time the lock is taken). Lets a caller skip work a miss does not
+    /// need (a call to the code that takes the entry).
+    pub fn may_hold_key(&self, key: u64) -> bool {
+        self.bucket(key).is_some_and(|b| Self::may_hold(b, key))
+    }
+
     /// Removes the entry with `key`, if any, and says what it was.
     ///
     /// `with` runs under the bucket's lock on a live entry before it is

@@ -358,6 +358,14 @@ impl Capture {
             if !state.was_on() {
                 return;
             }
+            // Most waits (a select() or poll() on anything) and many
+            // receives (a non-blocking socket's EAGAIN: a tool that polls
+            // makes one after every packet, iputils ping at short intervals
+            // hundreds per ping) have no entry: a look at its bucket,
+            // inline, before the work's frame and saved registers.
+            if !self.tasks.may_hold_key(task::current_key()) {
+                return;
+            }
             self.exited_in(cx, state, nr, ret);
         });
     }
@@ -368,11 +376,10 @@ impl Capture {
     #[inline(never)]
     fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, nr: i64, ret: i64) {
         let (key, tid) = task::current_task();
-        // Most waits (a select() or poll() on anything) and many receives
-        // have no entry: they read no clock. Else the clock is read once the
-        // entry is found: a window that ends at the syscall's return ends
-        // after mace's look into the table, so that what the reader's RTT
-        // holds beyond the windows is as little as can be.
+        // The clock is read once the entry is found: a window that ends at
+        // the syscall's return ends after mace's look into the table, so
+        // that what the reader's RTT holds beyond the windows is as little
+        // as can be.
         let (taken, now) = self.tasks.take_timed(key, mono_ns);
         let e = match taken {
             Take::Hit(e) => e,

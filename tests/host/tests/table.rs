@@ -65,6 +65,29 @@ fn store_then_take() {
 }
 
 #[test]
+fn may_hold_key_is_false_only_where_a_lookup_misses() {
+    let t = table::<1>(16, 100);
+    assert!(!t.may_hold_key(0x1234), "empty table");
+    t.insert(0x1234, 10, &[1], |_| false);
+    assert!(t.may_hold_key(0x1234));
+    assert!(!t.may_hold_key(0x9999));
+    // An expired entry is still there until a lookup drops it.
+    assert!(t.may_hold_key(0x1234));
+    assert!(matches!(t.take(0x1234, 500), Take::Expired(_)));
+    assert!(!t.may_hold_key(0x1234), "taken");
+    // Whenever it says no, a take misses.
+    for k in 1..2000u64 {
+        t.insert(k * 0x9e37_79b9, k, &[k], |_| false);
+    }
+    for k in 1..4000u64 {
+        let key = k * 0x9e37_79b9;
+        if !t.may_hold_key(key) {
+            assert_eq!(t.take(key, 2000), Take::Miss, "key {key:#x}");
+        }
+    }
+}
+
+#[test]
 fn expired_entries_are_never_returned() {
     let t = table::<1>(16, 100);
     t.insert(5, 1000, &[1], |_| false);
