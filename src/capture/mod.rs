@@ -340,6 +340,7 @@ impl Capture {
     /// `sys_exit`: a send ends, a receive returns its packets
     /// ([`Self::recv_exited`]), or a reader of a packet socket returns
     /// ([`Self::tap_read`]), in a namespace that captures or did.
+    #[inline(always)]
     pub(crate) fn syscall_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
         let nr = regs.syscall_nr();
         let s = &self.syscalls;
