@@ -12,10 +12,9 @@
 //! held, so relaxed accesses suffice, but for the key, which a writer that
 //! gives a slot to another key clears first and sets last, so that
 //! [`Table::read`] can read an entry whole without the lock. A lookup first
-//! looks at the bucket's
-//! keys without the lock and takes it only if one of them is its key: the
-//! packets of namespaces that do not capture, and other misses, lock
-//! nothing.
+//! looks at the bucket's keys without the lock and takes it only if one of
+//! them is its key: the packets of namespaces that do not capture, and
+//! other misses, lock nothing.
 //!
 //! The policy that makes the tables trustworthy lives here too:
 //!
@@ -489,10 +488,10 @@ where
     /// before it writes anything else, and the key is read again after the
     /// rest (a sequence lock whose sequence is the key). A writer that
     /// changes the data under the same key in place ([`Self::upsert`], a
-    /// [`Self::put`] over the key's own entry) is not
-    /// seen: only a table whose entries only their key's owner rewrites,
-    /// and never while it reads them, may be read this way (the sends
-    /// table, rewritten by its task's own next send).
+    /// [`Self::put`] over the key's own entry) is not seen: only a table
+    /// whose entries only their key's owner rewrites, and never while it
+    /// reads them, may be read this way (the sends table, rewritten by its
+    /// task's own next send).
     pub fn read(&self, key: u64) -> Option<Entry<D>> {
         let bucket = self.bucket(key)?;
         let slot = bucket.slots.iter().find(|s| s.key.load(Acquire) == key)?;

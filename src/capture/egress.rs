@@ -169,10 +169,8 @@ impl Capture {
             };
             (id.key, id.packet_id(), 0)
         };
-        // No clock: the entry is stored as of its send's start, whose age
-        // is its age.
         if let Some(start) = self.send_start(state, skb.sock(), &id) {
-            self.store_egress(cx, state, key, id.pktid, fp, start, start);
+            self.store_egress(cx, state, key, id.pktid, fp, start);
         }
     }
 
@@ -304,8 +302,8 @@ impl Capture {
     /// Stores the packet `pktid` of the namespace with `state`, sent by a
     /// syscall that started at `start`, to await an outer device: under
     /// `key`, its socket buffer (then `fp` is its fingerprint) or its
-    /// identity (then `fp` is 0).
-    #[allow(clippy::too_many_arguments)]
+    /// identity (then `fp` is 0). No clock: the entry is stored as of its
+    /// send's start, whose age is its age.
     fn store_egress(
         &self,
         cx: &ProbeCx<'_>,
@@ -314,7 +312,6 @@ impl Capture {
         pktid: u32,
         fp: u64,
         start: u64,
-        now: u64,
     ) {
         let ns = state.handle();
         if ns == 0 {
@@ -341,10 +338,10 @@ impl Capture {
         let words = entry.to_words();
         let placed = if fp == 0 {
             // Two live packets with one identity: neither is reported.
-            self.egress.insert(key, now, &words, same)
+            self.egress.insert(key, start, &words, same)
         } else {
             // A live entry under the socket buffer is a leftover.
-            self.egress.insert_or_replace(key, now, &words, same)
+            self.egress.insert_or_replace(key, start, &words, same)
         };
         if let Insert::Same | Insert::Collision(_) = placed {
             // Not stored.
