@@ -181,6 +181,68 @@ enum Placement<const D: usize> {
     Collide,
 }
 
+/// Whether an entry stored at `slot_time` is expired at `now` in a table
+/// whose entries live `max_age` ([`Table::new`]); signed, as
+/// [`Table`]'s ages are.
+fn expired(max_age: u64, slot_time: u64, now: u64) -> bool {
+    (now.wrapping_sub(slot_time) as i64) > max_age as i64
+}
+
+/// The entry in `slot`, read with relaxed loads.
+fn entry_of<const D: usize>(slot: &Slot<D>) -> Entry<D> {
+    Entry {
+        key: slot.key.load(Relaxed),
+        time: slot.time.load(Relaxed),
+        data: slot.data(),
+    }
+}
+
+/// A key's bucket where a look without its lock found a slot with the key
+/// ([`Table::look`]).
+pub struct Look<'t, L, const D: usize> {
+    bucket: &'t Bucket<L, D>,
+    key: u64,
+    max_age: u64,
+}
+
+impl<L: BucketLock, const D: usize> Look<'_, L, D> {
+    /// Removes the entry with the key looked for, if it is still there, and
+    /// says what it was, with its age judged at the time `clock` gives:
+    /// read only if a slot has the key, once, after the slot was found, and
+    /// returned with it (0 if it was not read). For a caller whose next use
+    /// of the time is to end a window: its own look into the table lies
+    /// inside it.
+    pub fn take_timed(self, clock: impl FnOnce() -> u64) -> (Take<D>, u64) {
+        self.take_inner(clock, |_| {})
+    }
+
+    fn take_inner(
+        self,
+        clock: impl FnOnce() -> u64,
+        with: impl FnOnce(&Entry<D>),
+    ) -> (Take<D>, u64) {
+        let _guard = self.bucket.lock.lock();
+        for slot in &self.bucket.slots {
+            if slot.key.load(Relaxed) != self.key {
+                continue;
+            }
+            let now = clock();
+            let e = entry_of(slot);
+            let outcome = if slot.flags.load(Relaxed) & FLAG_COLLIDED != 0 {
+                Take::Collided(e)
+            } else if expired(self.max_age, e.time, now) {
+                Take::Expired(e)
+            } else {
+                with(&e);
+                Take::Hit(e)
+            };
+            slot.clear();
+            return (outcome, now);
+        }
+        (Take::Miss, 0)
+    }
+}
+
 /// A bucket-locked table over the buckets in `S` (a `Vec`, a `KVVec`...).
 ///
 /// # Invariants
@@ -229,7 +291,7 @@ where
     /// Ages are signed: an entry stored by another CPU after this one read
     /// its clock looks slightly younger than zero and is live.
     fn expired(&self, slot_time: u64, now: u64) -> bool {
-        (now.wrapping_sub(slot_time) as i64) > self.max_age as i64
+        expired(self.max_age, slot_time, now)
     }
 
     /// Whether a slot of `bucket` may hold `key`, looked at without the
@@ -245,11 +307,7 @@ where
     }
 
     fn entry(slot: &Slot<D>) -> Entry<D> {
-        Entry {
-            key: slot.key.load(Relaxed),
-            time: slot.time.load(Relaxed),
-            data: slot.data(),
-        }
+        entry_of(slot)
     }
 
     /// Stores `data` under `key` at time `now`.
@@ -414,13 +472,21 @@ where
         outcome
     }
 
-    /// Whether a slot of `key`'s bucket has `key`, looked at without the
-    /// lock: `false` means no entry with `key` was there (a lookup would
-    /// miss), `true` that one may be (live, expired or collided, or gone by
-    /// the time the lock is taken). Lets a caller skip work a miss does not
-    /// need (a call to the code that takes the entry).
-    pub fn may_hold_key(&self, key: u64) -> bool {
-        self.bucket(key).is_some_and(|b| Self::may_hold(b, key))
+    /// Looks for `key` in its bucket without the lock: `None` means no
+    /// entry with `key` was there (a lookup would miss); else the bucket,
+    /// where one may be (live, expired or collided, or gone by the time the
+    /// lock is taken), and where [`Look::take_timed`] takes it without
+    /// hashing the key or looking again. Lets a caller skip work a miss
+    /// does not need: the look inline, the work that takes the entry out of
+    /// line.
+    #[inline(always)]
+    pub fn look(&self, key: u64) -> Option<Look<'_, L, D>> {
+        let bucket = self.bucket(key)?;
+        Self::may_hold(bucket, key).then_some(Look {
+            bucket,
+            key,
+            max_age: self.max_age,
+        })
     }
 
     /// Removes the entry with `key`, if any, and says what it was.
@@ -432,46 +498,16 @@ where
         self.take_inner(key, || now, with).0
     }
 
-    /// Removes the entry with `key`, if any, and says what it was, with
-    /// its age judged at the time `clock` gives: read only if a slot has
-    /// `key`, once, after the slot was found, and returned with it (0 if
-    /// it was not read). For a caller whose next use of the time is to end
-    /// a window: its own look into the table lies inside it.
-    pub fn take_timed(&self, key: u64, clock: impl FnOnce() -> u64) -> (Take<D>, u64) {
-        self.take_inner(key, clock, |_| {})
-    }
-
     fn take_inner(
         &self,
         key: u64,
         clock: impl FnOnce() -> u64,
         with: impl FnOnce(&Entry<D>),
     ) -> (Take<D>, u64) {
-        let Some(bucket) = self.bucket(key) else {
-            return (Take::Miss, 0);
-        };
-        if !Self::may_hold(bucket, key) {
-            return (Take::Miss, 0);
+        match self.look(key) {
+            Some(look) => look.take_inner(clock, with),
+            None => (Take::Miss, 0),
         }
-        let _guard = bucket.lock.lock();
-        for slot in &bucket.slots {
-            if slot.key.load(Relaxed) != key {
-                continue;
-            }
-            let now = clock();
-            let e = Self::entry(slot);
-            let outcome = if slot.flags.load(Relaxed) & FLAG_COLLIDED != 0 {
-                Take::Collided(e)
-            } else if self.expired(e.time, now) {
-                Take::Expired(e)
-            } else {
-                with(&e);
-                Take::Hit(e)
-            };
-            slot.clear();
-            return (outcome, now);
-        }
-        (Take::Miss, 0)
     }
 
     /// Removes the entry with `key`, if any, and says what it was.

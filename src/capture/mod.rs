@@ -60,7 +60,7 @@ use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::stamps::{Slot as StampSlot, Stamps};
 
-use crate::table::{Bucket, BucketLock, Insert, Table, Take};
+use crate::table::{Bucket, BucketLock, Insert, Look, Table, Take};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
@@ -75,6 +75,9 @@ impl BucketLock for BucketSpinLock {
 
 /// A correlation table of mace in the kernel: `D` words per entry.
 pub(crate) type KTable<const D: usize> = Table<KVVec<Bucket<BucketSpinLock, D>>, BucketSpinLock, D>;
+
+/// A look into the task table that found a task's key ([`Table::look`]).
+type TaskLook<'a> = Look<'a, BucketSpinLock, TASK_WORDS>;
 
 /// Allocates a table of `buckets` buckets (a power of two) whose entries
 /// expire after `max_age` ns.
@@ -364,24 +367,25 @@ impl Capture {
             // makes one after every packet, iputils ping at short intervals
             // hundreds per ping) have no entry: a look at its bucket,
             // inline, before the work's frame and saved registers.
-            if !self.tasks.may_hold_key(task::current_key()) {
+            let Some(look) = self.tasks.look(task::current_key()) else {
                 return;
-            }
-            self.exited_in(cx, state, nr, ret);
+            };
+            self.exited_in(cx, state, look, nr, ret);
         });
     }
 
     /// A receiving or waiting syscall of a task of the namespace with
-    /// `state` (which captures or did) returns `ret`. Out of line: the
-    /// filters above are all that most syscalls see.
+    /// `state` (which captures or did) returns `ret`, and `look` found a
+    /// slot with its key in the task table. Out of line: the filters above
+    /// are all that most syscalls see.
     #[inline(never)]
-    fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, nr: i64, ret: i64) {
-        let (key, tid) = task::current_task();
+    fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, look: TaskLook<'_>, nr: i64, ret: i64) {
+        let (_, tid) = task::current_task();
         // The clock is read once the entry is found: a window that ends at
         // the syscall's return ends after mace's look into the table, so
         // that what the reader's RTT holds beyond the windows is as little
         // as can be.
-        let (taken, now) = self.tasks.take_timed(key, mono_ns);
+        let (taken, now) = look.take_timed(mono_ns);
         let e = match taken {
             Take::Hit(e) => e,
             Take::Expired(e) | Take::Collided(e) => {

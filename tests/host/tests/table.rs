@@ -41,6 +41,21 @@ fn table<const D: usize>(buckets: usize, max_age: u64) -> T<D> {
     Table::new(v, max_age).ok().expect("power of two")
 }
 
+/// Takes `key` as the task probe does: a look without the lock, then the
+/// take from the bucket it found.
+fn take_timed<S, L, const D: usize>(
+    t: &Table<S, L, D>,
+    key: u64,
+    clock: impl FnOnce() -> u64,
+) -> (Take<D>, u64)
+where
+    S: std::ops::Deref<Target = [Bucket<L, D>]>,
+    L: BucketLock,
+{
+    t.look(key)
+        .map_or((Take::Miss, 0), |look| look.take_timed(clock))
+}
+
 #[test]
 fn rejects_bucket_counts_that_are_not_powers_of_two() {
     let v: Vec<Bucket<Spin, 1>> = (0..3).map(|_| Bucket::new(Spin::default())).collect();
@@ -65,23 +80,23 @@ fn store_then_take() {
 }
 
 #[test]
-fn may_hold_key_is_false_only_where_a_lookup_misses() {
+fn look_is_none_only_where_a_lookup_misses() {
     let t = table::<1>(16, 100);
-    assert!(!t.may_hold_key(0x1234), "empty table");
+    assert!(t.look(0x1234).is_none(), "empty table");
     t.insert(0x1234, 10, &[1], |_| false);
-    assert!(t.may_hold_key(0x1234));
-    assert!(!t.may_hold_key(0x9999));
+    assert!(t.look(0x1234).is_some());
+    assert!(t.look(0x9999).is_none());
     // An expired entry is still there until a lookup drops it.
-    assert!(t.may_hold_key(0x1234));
+    assert!(t.look(0x1234).is_some());
     assert!(matches!(t.take(0x1234, 500), Take::Expired(_)));
-    assert!(!t.may_hold_key(0x1234), "taken");
+    assert!(t.look(0x1234).is_none(), "taken");
     // Whenever it says no, a take misses.
     for k in 1..2000u64 {
         t.insert(k * 0x9e37_79b9, k, &[k], |_| false);
     }
     for k in 1..4000u64 {
         let key = k * 0x9e37_79b9;
-        if !t.may_hold_key(key) {
+        if t.look(key).is_none() {
             assert_eq!(t.take(key, 2000), Take::Miss, "key {key:#x}");
         }
     }
@@ -524,14 +539,14 @@ fn misses_take_no_lock() {
     // Keys that are not there, in full and empty buckets: no lock.
     for k in 1000..2000u64 {
         assert_eq!(t.take(k, 2), Take::Miss);
-        assert_eq!(t.take_timed(k, || 2), (Take::Miss, 0));
+        assert_eq!(take_timed(&t, k, || 2), (Take::Miss, 0));
     }
     assert_eq!(LOCKS.load(Ordering::Relaxed), 20, "a miss takes no lock");
     // A read takes none either; a key that is there is taken under the
     // lock, once.
     assert_eq!(t.read(7).map(|e| e.data), Some([7]));
     assert!(matches!(t.take(7, 2), Take::Hit(_)));
-    assert!(matches!(t.take_timed(6, || 2), (Take::Hit(_), 2)));
+    assert!(matches!(take_timed(&t, 6, || 2), (Take::Hit(_), 2)));
     assert_eq!(LOCKS.load(Ordering::Relaxed), 22);
     // An expired entry is still found (and dropped) under the lock.
     assert!(matches!(t.take(8, 500), Take::Expired(_)));
@@ -624,17 +639,41 @@ fn take_timed_reads_its_clock_only_for_its_key_and_judges_age_by_it() {
         }
     };
     // No slot has the key: no clock.
-    assert_eq!(t.take_timed(5, clock(50)), (Take::Miss, 0));
+    assert_eq!(take_timed(&t, 5, clock(50)), (Take::Miss, 0));
     assert_eq!(reads.get(), 0);
     t.put(5, 10, &[7]);
-    let (taken, now) = t.take_timed(5, clock(60));
+    let (taken, now) = take_timed(&t, 5, clock(60));
     assert_eq!((reads.get(), now), (1, 60));
     assert!(matches!(taken, Take::Hit(e) if e.data == [7]));
     // The age is the clock's: 10 stored, 111 is past a max age of 100.
     t.put(5, 10, &[8]);
-    let (taken, now) = t.take_timed(5, clock(111));
+    let (taken, now) = take_timed(&t, 5, clock(111));
     assert_eq!((reads.get(), now), (2, 111));
     assert!(matches!(taken, Take::Expired(_)));
-    assert_eq!(t.take_timed(5, clock(120)), (Take::Miss, 0));
+    assert_eq!(take_timed(&t, 5, clock(120)), (Take::Miss, 0));
     assert_eq!(reads.get(), 2);
+}
+
+#[test]
+fn a_look_whose_entry_left_before_the_take_misses_without_a_clock() {
+    let t = table::<1>(4, 100);
+    let reads = std::cell::Cell::new(0);
+    t.put(5, 10, &[7]);
+    t.put(9, 10, &[9]);
+    let look = t.look(5).expect("5 is there");
+    // Taken by someone else between the look and the take.
+    assert!(matches!(t.take(5, 20), Take::Hit(_)));
+    let taken = look.take_timed(|| {
+        reads.set(reads.get() + 1);
+        30
+    });
+    assert_eq!((taken, reads.get()), ((Take::Miss, 0), 0));
+    // Replaced by another key of the bucket meanwhile: that one stays.
+    t.put(5, 10, &[8]);
+    let look = t.look(5).expect("5 is there again");
+    assert!(matches!(t.take(5, 20), Take::Hit(_)));
+    t.put(13, 10, &[13]);
+    assert_eq!(look.take_timed(|| 40), (Take::Miss, 0));
+    assert!(matches!(t.take(9, 20), Take::Hit(e) if e.data == [9]));
+    assert!(matches!(t.take(13, 20), Take::Hit(_)));
 }
