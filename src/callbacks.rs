@@ -29,8 +29,8 @@ impl PernetOps for Control {
         NetState::new(net.inum())
     }
 
-    fn pre_exit(&self, _net: &Net, state: &NetState) {
-        self.net_pre_exit(state);
+    fn pre_exit(&self, net: &Net, state: &NetState) {
+        self.net_pre_exit(net, state);
     }
 
     fn exit_batch(&self) {

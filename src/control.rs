@@ -20,6 +20,7 @@ use crate::ffi::sync::Retired;
 use crate::ffi::tracepoint::{Hook, ProbeRegistration, WaypointRegistration};
 use crate::ffi::work::SweepRegistration;
 use crate::netns::{NetState, RecordRing, REGISTRY_SLOTS};
+use crate::nsfilter::NsCounts;
 use crate::params::Params;
 use crate::parse::{DevList, MAX_OUTER_DEVS};
 use kernel::new_mutex;
@@ -66,6 +67,10 @@ struct Switch {
     /// count fell to 0 is reused for the next user, so there are never more
     /// entries than users capturing at once (at most [`REGISTRY_SLOTS`]).
     users: KVVec<(u32, u32)>,
+    /// The namespaces whose capture was ever on, counted on the bits of the
+    /// probes' first filter (`Capture::ns_mask`): from just before their
+    /// capture is first switched on until they go away.
+    ns_counts: NsCounts,
 }
 
 impl Switch {
@@ -170,6 +175,7 @@ impl Control {
                         breaking_down: 0,
                         waypoints: None,
                         users: KVVec::new(),
+                        ns_counts: NsCounts::new(),
                     },
                     "mace_switch"
                 ),
@@ -331,6 +337,12 @@ impl Control {
         }
         state.set_charged_uid(uid);
         switch.capturing = switch.capturing.saturating_add(1);
+        if !state.was_on() {
+            // Before the switch: a probe that sees capture on passes the
+            // first filter. Set as long as the namespace lives, since the
+            // probes clean up after a capture that was on.
+            switch.ns_counts.add(&self.capture.ns_mask, net.addr());
+        }
         state.set_enabled(true);
         Ok(())
     }
@@ -343,14 +355,20 @@ impl Control {
         }
     }
 
-    /// The namespace with `state` is going away: stop its capture and take
-    /// it out of the registry (waiting for the probes that may still use
-    /// it).
-    pub(crate) fn net_pre_exit(&self, state: &NetState) {
+    /// The namespace `net` with `state` is going away: stop its capture,
+    /// take it out of the registry (waiting for the probes that may still
+    /// use it) and out of the probes' first filter.
+    pub(crate) fn net_pre_exit(&self, net: &Net, state: &NetState) {
         let (released, waypoints) = {
             let mut switch = self.switch.lock();
             if state.set_enabled(false) {
                 switch.stopped(state);
+            }
+            if state.was_on() && !switch.ns_counts.remove(&self.capture.ns_mask, net.addr()) {
+                pr_warn!(
+                    "network namespace {} was not counted in the probes' filter\n",
+                    state.inum()
+                );
             }
             (
                 self.release(state),

@@ -65,6 +65,8 @@ mod fifo;
 #[allow(unreachable_pub)]
 mod hist;
 #[allow(unreachable_pub)]
+mod nsfilter;
+#[allow(unreachable_pub)]
 mod packet;
 #[allow(unreachable_pub)]
 mod params;

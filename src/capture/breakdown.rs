@@ -59,7 +59,7 @@ use crate::ffi::skb::{Dev, Skb, Sock};
 use crate::ffi::sync::Retired;
 use crate::ffi::tracepoint::{ProbeCx, Waypoints};
 use crate::ffi::{cpu, mono_ns, nr_cpu_ids, task};
-use crate::netns::{NetState, NET_STATE};
+use crate::netns::NetState;
 use crate::packet::Side;
 use crate::record::{Direction, Segments};
 use crate::stamps::{Slot as StampSlot, Stamps};
@@ -169,8 +169,7 @@ impl Capture {
 
     /// Whether the namespace `net` captures and breaks its latencies down.
     fn breaks_down(&self, cx: &ProbeCx<'_>, net: &Net) -> bool {
-        NET_STATE
-            .get(cx, net)
+        self.state_of(cx, net)
             .is_some_and(|s| s.breakdown() && s.enabled())
     }
 

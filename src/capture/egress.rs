@@ -35,7 +35,7 @@ use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, Skb};
 use crate::ffi::task::{self, Regs};
 use crate::ffi::tracepoint::ProbeCx;
-use crate::netns::{NetState, NET_STATE};
+use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
 use crate::table::{Entry, Insert, Take};
@@ -48,7 +48,7 @@ impl Capture {
         if regs.in_compat_syscall() {
             // Another syscall table: counted, never followed.
             with_current_net(|net| {
-                if let Some(state) = NET_STATE.get(cx, net).filter(|s| s.enabled()) {
+                if let Some(state) = self.state_of(cx, net).filter(|s| s.enabled()) {
                     bump(&state.counters.compat_syscalls);
                 }
             });
@@ -58,7 +58,7 @@ impl Capture {
             return;
         }
         with_current_net(|net| {
-            if !NET_STATE.get(cx, net).is_some_and(NetState::enabled) {
+            if !self.state_of(cx, net).is_some_and(NetState::enabled) {
                 return;
             }
             self.send_started(regs);
@@ -132,7 +132,7 @@ impl Capture {
         if !dev.net().is(net) {
             return;
         }
-        let Some(state) = NET_STATE.get(cx, net) else {
+        let Some(state) = self.state_of(cx, net) else {
             return;
         };
         if !state.enabled() {

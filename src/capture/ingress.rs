@@ -70,7 +70,7 @@ use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
 use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::work::schedule_sweep;
-use crate::netns::{NetState, NET_STATE};
+use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
 use crate::record::{Direction, Segments};
@@ -88,7 +88,7 @@ impl Capture {
         if self.is_outer(dev) {
             return self.outer_received(cx, skb, net);
         }
-        let Some(state) = NET_STATE.get(cx, net) else {
+        let Some(state) = self.state_of(cx, net) else {
             return;
         };
         if !state.enabled() {
@@ -137,7 +137,7 @@ impl Capture {
         // before its clock is neither in it nor in the wire's time.
         let now = mono_ns();
         let c = &self.counters;
-        if NET_STATE.get(cx, net).is_some_and(NetState::enabled) {
+        if self.state_of(cx, net).is_some_and(NetState::enabled) {
             // The network header is not set yet: the packet starts at its
             // data.
             let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
@@ -328,7 +328,7 @@ impl Capture {
     /// The handle of packet socket `sk`'s namespace, if it captures and its
     /// windows end where the reader gets a packet (`tap_end` `read`).
     fn reading_ns(&self, cx: &ProbeCx<'_>, sk: &Sock) -> Option<u64> {
-        let state = NET_STATE.get(cx, sk.net())?;
+        let state = self.state_of(cx, sk.net())?;
         let ns = state.handle();
         (state.enabled() && ns != 0 && self.tap_end(state) == TapEnd::Read).then_some(ns)
     }
@@ -471,7 +471,7 @@ impl Capture {
     /// reaches the current task: taken from the ingress table if the
     /// namespace captures and the task is in a receiving syscall.
     fn deliver_in(&self, cx: &ProbeCx<'_>, net: &Net, skb: &Skb, sk: Option<&Sock>) {
-        let Some(state) = NET_STATE.get(cx, net) else {
+        let Some(state) = self.state_of(cx, net) else {
             return;
         };
         // The namespace first: it is read inline, the syscall through C.

@@ -48,6 +48,7 @@ pub(crate) use breakdown::WaypointStamps;
 
 use crate::counters::{add, bump, sub, HostCounters};
 use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, SEND_WORDS, TASK_WORDS};
+use crate::ffi::net::Net;
 use crate::ffi::skb::Dev;
 use crate::ffi::skb::Skb;
 use crate::ffi::sync::{BucketGuard, BucketSpinLock, RcuSlot};
@@ -56,6 +57,7 @@ use crate::ffi::tracepoint::{ProbeCx, HOOKS};
 use crate::ffi::{mono_ns, netdev};
 use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NetState, NsRegistry, NET_STATE};
+use crate::nsfilter::NsMask;
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::stamps::{Slot as StampSlot, Stamps};
@@ -236,6 +238,9 @@ pub(crate) struct Capture {
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
     pub(crate) registry: NsRegistry,
+    /// The namespaces whose capture was ever on, as bits: the probes' first
+    /// filter ([`Self::state_of`]; written under the control's lock).
+    pub(crate) ns_mask: NsMask,
     /// The outer devices.
     pub(crate) outer: OuterSet,
     /// Packets a tap saw on their way to a reader, for the sweep.
@@ -275,6 +280,7 @@ impl Capture {
             tasks: new_table((buckets / 4).max(64), max_age)?,
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
+            ns_mask: NsMask::new(),
             outer: OuterSet::new(),
             taps: Fifo::new(tap_slots, BucketSpinLock::new()),
             // Well before the entry expires.
@@ -285,6 +291,23 @@ impl Capture {
             hooks: Default::default(),
             counters: HostCounters::default(),
         })
+    }
+
+    /// The state of namespace `net` if its capture was ever on, or of one
+    /// that shares its bit of [`Self::ns_mask`]: `None` for most namespaces
+    /// after one load and a bit test, before the chain of loads that finds
+    /// a state ([`NET_STATE`]). Its caller still asks the state whether it
+    /// captures.
+    #[inline(always)]
+    pub(crate) fn state_of<'a>(
+        &'a self,
+        cx: &'a ProbeCx<'_>,
+        net: &'a Net,
+    ) -> Option<&'a NetState> {
+        if !self.ns_mask.may_capture(net.addr()) {
+            return None;
+        }
+        NET_STATE.get(cx, net)
     }
 
     /// Whether `dev` is an outer device: a configured one of the initial
@@ -355,7 +378,7 @@ impl Capture {
             return;
         }
         crate::ffi::net::with_current_net(|net| {
-            let Some(state) = NET_STATE.get(cx, net) else {
+            let Some(state) = self.state_of(cx, net) else {
                 return;
             };
             // Once capture was on, clean up even if it is off now.

@@ -20,6 +20,8 @@ pub mod fifo;
 pub mod hist;
 #[path = "../../../src/hist_parse.rs"]
 pub mod hist_parse;
+#[path = "../../../src/nsfilter.rs"]
+pub mod nsfilter;
 #[path = "../../../src/packet.rs"]
 pub mod packet;
 #[path = "../../../src/params.rs"]
