@@ -106,6 +106,7 @@ impl Capture {
     /// `net_dev_queue` or `__neigh_event_send()`: a packet is handed to a
     /// device or to a neighbour. In its sender's context, inside a send of a
     /// capturing namespace, its egress window starts at that send.
+    #[inline(always)]
     pub(crate) fn queued(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         // From a softirq (a qdisc's or a neighbour's queue let it go, a
         // bridge forwards it) the packet was handed over before.

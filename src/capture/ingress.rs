@@ -82,6 +82,7 @@ impl Capture {
     /// `netif_receive_skb`: a packet arrives. On an outer device it starts
     /// an ingress window; on a device of a capturing namespace, the packet
     /// is stored for its reader (and the tap may be its only reader).
+    #[inline(always)]
     pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let Some(dev) = skb.dev() else { return };
         let net = dev.net();
