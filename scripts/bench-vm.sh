@@ -161,6 +161,12 @@ condition() {
 		unload && insmod /lib/mace/mace-prev.ko outer_dev=eth0 &&
 			ip netns exec c1 bash -c "echo 1 > $ON"
 		;;
+	other-prev)
+		# Capture on in another namespace only, with the module of the
+		# other version of the code: what its neighbours paid.
+		unload && insmod /lib/mace/mace-prev.ko outer_dev=eth0 &&
+			ip netns exec c2 bash -c "echo 1 > $ON"
+		;;
 	on-nohist)
 		# mace on, counting nothing in its histograms: what they cost.
 		unload && insmod /lib/mace/mace-nohist.ko outer_dev=eth0 &&
@@ -185,7 +191,7 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on ftrace $(peer_ok && echo bpftrace); do
+		for cond in unloaded loaded-off null on on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on $([[ -f /lib/mace/mace-prev.ko ]] && echo other-prev) ftrace $(peer_ok && echo bpftrace); do
 			if ! condition "$cond"; then
 				echo "BENCH FAILED condition=$cond round=$r"
 				continue
