@@ -182,9 +182,11 @@ enum Placement<const D: usize> {
 }
 
 /// Whether an entry stored at `slot_time` is expired at `now` in a table
-/// whose entries live `max_age` ([`Table::new`]); signed, as
-/// [`Table`]'s ages are.
-fn expired(max_age: u64, slot_time: u64, now: u64) -> bool {
+/// whose entries live `max_age` ([`Table::new`]).
+///
+/// Ages are signed: an entry stored by another CPU after this one read its
+/// clock looks slightly younger than zero and is live.
+fn is_expired(max_age: u64, slot_time: u64, now: u64) -> bool {
     (now.wrapping_sub(slot_time) as i64) > max_age as i64
 }
 
@@ -230,7 +232,7 @@ impl<L: BucketLock, const D: usize> Look<'_, L, D> {
             let e = entry_of(slot);
             let outcome = if slot.flags.load(Relaxed) & FLAG_COLLIDED != 0 {
                 Take::Collided(e)
-            } else if expired(self.max_age, e.time, now) {
+            } else if is_expired(self.max_age, e.time, now) {
                 Take::Expired(e)
             } else {
                 with(&e);
@@ -286,14 +288,6 @@ where
             .get(usize::try_from((h ^ h >> 32) & self.mask).ok()?)
     }
 
-    /// Whether an entry stored at `slot_time` is expired at `now`.
-    ///
-    /// Ages are signed: an entry stored by another CPU after this one read
-    /// its clock looks slightly younger than zero and is live.
-    fn expired(&self, slot_time: u64, now: u64) -> bool {
-        expired(self.max_age, slot_time, now)
-    }
-
     /// Whether a slot of `bucket` may hold `key`, looked at without the
     /// lock: a lookup that finds no slot with its key misses without
     /// taking it.
@@ -304,10 +298,6 @@ where
     /// interrupt: anything that orders the two) is seen.
     fn may_hold(bucket: &Bucket<L, D>, key: u64) -> bool {
         bucket.slots.iter().any(|s| s.key.load(Relaxed) == key)
-    }
-
-    fn entry(slot: &Slot<D>) -> Entry<D> {
-        entry_of(slot)
     }
 
     /// Stores `data` under `key` at time `now`.
@@ -405,9 +395,9 @@ where
                 continue;
             }
             let t = slot.time.load(Relaxed);
-            let stale = self.expired(t, now);
+            let stale = is_expired(self.max_age, t, now);
             if k == key {
-                let old = Self::entry(slot);
+                let old = entry_of(slot);
                 if stale {
                     return match decide(None) {
                         Placement::Store(data) | Placement::Update(data) => {
@@ -462,9 +452,9 @@ where
         let (slot, outcome) = if let Some(s) = free {
             (s, Insert::Stored)
         } else if let Some(s) = expired {
-            (s, Insert::ReplacedExpired(Self::entry(s)))
+            (s, Insert::ReplacedExpired(entry_of(s)))
         } else if let Some(s) = oldest {
-            (s, Insert::Evicted(Self::entry(s)))
+            (s, Insert::Evicted(entry_of(s)))
         } else {
             return Insert::Same;
         };
@@ -495,18 +485,9 @@ where
     /// removed (e.g. to push its latency while the entry still pins the
     /// namespace it points to).
     pub fn take_with(&self, key: u64, now: u64, with: impl FnOnce(&Entry<D>)) -> Take<D> {
-        self.take_inner(key, || now, with).0
-    }
-
-    fn take_inner(
-        &self,
-        key: u64,
-        clock: impl FnOnce() -> u64,
-        with: impl FnOnce(&Entry<D>),
-    ) -> (Take<D>, u64) {
         match self.look(key) {
-            Some(look) => look.take_inner(clock, with),
-            None => (Take::Miss, 0),
+            Some(look) => look.take_inner(|| now, with).0,
+            None => Take::Miss,
         }
     }
 
@@ -531,7 +512,7 @@ where
     pub fn read(&self, key: u64) -> Option<Entry<D>> {
         let bucket = self.bucket(key)?;
         let slot = bucket.slots.iter().find(|s| s.key.load(Acquire) == key)?;
-        let e = Self::entry(slot);
+        let e = entry_of(slot);
         let collided = slot.flags.load(Relaxed) & FLAG_COLLIDED != 0;
         // Pairs with the writers' release: had any word above been written
         // for another key, the key read below is not `key` any more.
