@@ -94,7 +94,17 @@ flood_stop() {
 	wait "${FLOODERS[@]}" 2>/dev/null
 	FLOODERS=()
 }
-load() { unload; insmod "$KO" outer_dev=eth0 "$@"; }
+# load_ko KO [PARAM...]: loads KO (the module under test, or another build
+# of mace) in place of the one loaded.
+load_ko() {
+	local ko=$1
+	shift
+	unload
+	insmod "$ko" outer_dev=eth0 "$@"
+}
+load() { load_ko "$KO" "$@"; }
+# capture_in NS: switches capture on in namespace NS.
+capture_in() { ip netns exec "$1" bash -c "echo 1 > $ON"; }
 ftrace() {
 	local e
 	echo 0 >$TR/tracing_on
@@ -147,10 +157,9 @@ condition() {
 	loaded-off) load ;;
 	null)
 		# The floor: the same probes registered, doing nothing.
-		unload && insmod /lib/mace/mace-null.ko outer_dev=eth0 &&
-			ip netns exec c1 bash -c "echo 1 > $ON"
+		load_ko /lib/mace/mace-null.ko && capture_in c1
 		;;
-	on) load && ip netns exec c1 bash -c "echo 1 > $ON" ;;
+	on) load && capture_in c1 ;;
 	on-breakdown)
 		# mace on, each line with its segments: what the breakdown costs.
 		load && ip netns exec c1 bash -c "echo 1 > $BD && echo 1 > $ON"
@@ -158,21 +167,18 @@ condition() {
 	on-prev)
 		# mace on, the module of another version of the code
 		# (MACE_PREV_MODULE): the two versions' cost in one run.
-		unload && insmod /lib/mace/mace-prev.ko outer_dev=eth0 &&
-			ip netns exec c1 bash -c "echo 1 > $ON"
+		load_ko /lib/mace/mace-prev.ko && capture_in c1
 		;;
 	other-prev)
 		# Capture on in another namespace only, with the module of the
 		# other version of the code: what its neighbours paid.
-		unload && insmod /lib/mace/mace-prev.ko outer_dev=eth0 &&
-			ip netns exec c2 bash -c "echo 1 > $ON"
+		load_ko /lib/mace/mace-prev.ko && capture_in c2
 		;;
 	on-nohist)
 		# mace on, counting nothing in its histograms: what they cost.
-		unload && insmod /lib/mace/mace-nohist.ko outer_dev=eth0 &&
-			ip netns exec c1 bash -c "echo 1 > $ON"
+		load_ko /lib/mace/mace-nohist.ko && capture_in c1
 		;;
-	other-on) load && ip netns exec c2 bash -c "echo 1 > $ON" ;;
+	other-on) load && capture_in c2 ;;
 	ftrace) unload && ftrace 1 ;;
 	bpftrace) unload && peer_start ;;
 	esac
