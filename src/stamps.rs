@@ -26,6 +26,14 @@
 //! another address), nor by another packet whose address maps to the same
 //! set. Taking a stamp clears it, so it is never found twice.
 //!
+//! A tag's upper half comes from the address, its lower half from the
+//! fingerprint. A socket buffer holds one packet at a time, so an arrival
+//! stamp is its buffer's only one ([`Stamps::put_sole`]): a new stamp of the
+//! same buffer goes over its earlier one, whose packet left the buffer
+//! before this one came (the set's slots are then not spent on stamps that
+//! can never be taken). The waypoints of a breakdown keep several stamps
+//! per buffer ([`Stamps::put`]).
+//!
 //! A writer claims the slot by setting its tag to a mark (one writer at a
 //! time: another gives up after a few tries), then writes the value and the
 //! new tag; a reader reads the tag, then the value, then empties the tag
@@ -82,6 +90,9 @@ pub const WAYS: usize = 4;
 pub enum Put {
     /// Stored in an empty slot.
     Empty,
+    /// Stored over an earlier stamp of the same socket buffer
+    /// ([`Stamps::put_sole`]), never taken: its packet left the buffer.
+    Superseded,
     /// Stored over another stamp, never taken, whose value is this.
     Replaced(u64),
     /// Not stored: other writers kept the slot busy.
@@ -133,26 +144,36 @@ where
     }
 
     /// The set of the socket buffer at `addr`, and the tag of a packet with
-    /// fingerprint `fp` in it (neither empty nor the writer's mark).
+    /// fingerprint `fp` in it: its upper half from the address (bit 63
+    /// clear: never the writer's mark), its lower half from the
+    /// fingerprint; never empty.
     fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot], u64)> {
         let h = mix(addr);
         let first = usize::try_from(h & self.mask).ok()?.checked_mul(WAYS)?;
         let set = self.slots.get(first..first.checked_add(WAYS)?)?;
-        let tag = fp ^ h.rotate_left(29);
-        Some((
-            set,
-            if tag == EMPTY || tag == WRITING {
-                1
-            } else {
-                tag
-            },
-        ))
+        let tag = (h >> 33) << 32 | (fp ^ fp >> 32) & 0xffff_ffff;
+        Some((set, if tag == EMPTY { 1 } else { tag }))
     }
 
     /// Stamps the packet with fingerprint `fp` in the socket buffer at
-    /// `addr` as arrived at `time`, in an empty slot of its set or over the
+    /// `addr` as arrived at `time`, beside the buffer's other stamps: in an
+    /// empty slot of its set, over the same packet's stamp, or over the
     /// oldest stamp there; says what was in the slot.
     pub fn put(&self, addr: u64, fp: u64, time: u64) -> Put {
+        self.put_in::<false>(addr, fp, time)
+    }
+
+    /// Stamps the packet with fingerprint `fp` in the socket buffer at
+    /// `addr` as arrived at `time`, as the buffer's only stamp: in the first
+    /// slot of its set that is empty or holds an earlier stamp of the same
+    /// buffer, else over the oldest stamp there; says what was in the slot.
+    pub fn put_sole(&self, addr: u64, fp: u64, time: u64) -> Put {
+        self.put_in::<true>(addr, fp, time)
+    }
+
+    /// [`Self::put`], or [`Self::put_sole`] if `SOLE`.
+    #[inline(always)]
+    fn put_in<const SOLE: bool>(&self, addr: u64, fp: u64, time: u64) -> Put {
         let Some((set, tag)) = self.set(addr, fp) else {
             return Put::Busy;
         };
@@ -162,7 +183,7 @@ where
         // Bounded: another writer holds it for three instructions.
         let mut claimed = None;
         for _ in 0..CLAIM_TRIES {
-            if let Some((slot, old)) = victim(set, tag, time) {
+            if let Some((slot, old)) = victim::<SOLE>(set, tag, time) {
                 if slot
                     .tag
                     .compare_exchange(old, WRITING, Ordering::Relaxed, Ordering::Relaxed)
@@ -183,6 +204,8 @@ where
         slot.tag.store(tag, Ordering::Release);
         if old == EMPTY {
             Put::Empty
+        } else if SOLE && same_buffer(old, tag) {
+            Put::Superseded
         } else {
             Put::Replaced(old_time)
         }
@@ -207,14 +230,22 @@ where
     }
 }
 
+/// Whether tags `a` and `b` are of the same socket buffer (the writer's mark
+/// is of none).
+fn same_buffer(a: u64, b: u64) -> bool {
+    (a ^ b) >> 32 == 0
+}
+
 /// The slot of `set` a stamp with `tag` at `time` goes to, and its tag now:
-/// one with the same tag (the same packet again), else an empty one, else
-/// the one with the oldest stamp; none while writers hold all of them.
-fn victim(set: &[Slot], tag: u64, time: u64) -> Option<(&Slot, u64)> {
+/// the first one that is empty or has the same tag (the same packet again),
+/// or if `SOLE` any tag of the same socket buffer, else the one with the
+/// oldest stamp; none while writers hold all of them.
+#[inline(always)]
+fn victim<const SOLE: bool>(set: &[Slot], tag: u64, time: u64) -> Option<(&Slot, u64)> {
     let mut oldest: Option<(&Slot, u64, i64)> = None;
     for slot in set {
         let t = slot.tag.load(Ordering::Relaxed);
-        if t == tag || t == EMPTY {
+        if t == tag || t == EMPTY || SOLE && same_buffer(t, tag) {
             return Some((slot, t));
         }
         if t == WRITING {

@@ -153,8 +153,10 @@ impl Capture {
             return;
         };
         bump(&c.ingress_stamped);
-        let lost = match self.arrivals.put(skb.addr(), fp, now) {
-            Put::Empty => false,
+        let lost = match self.arrivals.put_sole(skb.addr(), fp, now) {
+            // The buffer's earlier packet left it without reaching a
+            // capturing namespace's device.
+            Put::Empty | Put::Superseded => false,
             // Another packet's stamp, fresh: it loses its ingress window.
             Put::Replaced(t) => self.fresh(t, now),
             Put::Busy => true,

@@ -72,6 +72,54 @@ fn a_set_keeps_four_stamps_and_replaces_the_oldest() {
 }
 
 #[test]
+fn a_buffer_stamped_again_as_its_sole_stamp_keeps_only_the_latest() {
+    let s = stamps(1024);
+    assert_eq!(s.put_sole(0x100, 1, 10), Put::Empty);
+    // A new packet in the same socket buffer: the earlier one left it.
+    assert_eq!(s.put_sole(0x100, 2, 11), Put::Superseded);
+    assert_eq!(s.take(0x100, 1), None);
+    assert_eq!(s.take(0x100, 2), Some(11));
+    // The same packet stamped again (a second outer device) keeps one slot.
+    assert_eq!(s.put_sole(0x100, 3, 12), Put::Empty);
+    assert_eq!(s.put_sole(0x100, 3, 13), Put::Superseded);
+    assert_eq!(s.take(0x100, 3), Some(13));
+    assert_eq!(s.take(0x100, 3), None);
+}
+
+#[test]
+fn a_full_set_gives_a_restamped_buffer_its_own_slot_not_the_oldest() {
+    let s = stamps(WAYS);
+    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
+        assert_eq!(s.put_sole(*addr, 1, 10 + i as u64), Put::Empty);
+    }
+    assert_eq!(s.put_sole(0x300, 2, 14), Put::Superseded);
+    // The other buffers' stamps, the oldest among them, are all there.
+    for (addr, t) in [(0x100, 10), (0x200, 11), (0x400, 13)] {
+        assert_eq!(s.take(addr, 1), Some(t));
+    }
+    assert_eq!(s.take(0x300, 1), None);
+    assert_eq!(s.take(0x300, 2), Some(14));
+    // Another buffer in a full set still takes the oldest's slot.
+    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
+        assert_eq!(s.put_sole(*addr, 1, 20 + i as u64), Put::Empty);
+    }
+    assert_eq!(s.put_sole(0x500, 1, 24), Put::Replaced(20));
+    assert_eq!(s.take(0x100, 1), None);
+    assert_eq!(s.take(0x500, 1), Some(24));
+}
+
+#[test]
+fn put_keeps_several_stamps_of_one_buffer() {
+    // The waypoints of a breakdown: one buffer, a tag per waypoint.
+    let s = stamps(WAYS);
+    assert_eq!(s.put(0x100, 1, 10), Put::Empty);
+    assert_eq!(s.put(0x100, 2, 11), Put::Empty);
+    assert_eq!(s.put(0x100, 1, 12), Put::Replaced(10));
+    assert_eq!(s.take(0x100, 2), Some(11));
+    assert_eq!(s.take(0x100, 1), Some(12));
+}
+
+#[test]
 fn any_fingerprint_and_value_can_be_stamped() {
     let s = stamps(16);
     for fp in [0, 1, u64::MAX] {
@@ -84,9 +132,18 @@ fn any_fingerprint_and_value_can_be_stamped() {
 
 #[test]
 fn concurrent_stamps_and_takes_never_return_a_wrong_time() {
-    // Writers stamp packets whose fingerprint is their value; readers take
-    // them on other threads: whatever they get, with the fingerprint they
-    // ask for, is the value stamped with it.
+    race(S::put);
+}
+
+#[test]
+fn concurrent_sole_stamps_and_takes_never_return_a_wrong_time() {
+    race(S::put_sole);
+}
+
+/// Writers stamp packets with `put` whose fingerprint is their value;
+/// readers take them on other threads: whatever they get, with the
+/// fingerprint they ask for, is the value stamped with it.
+fn race(put: fn(&S, u64, u64, u64) -> Put) {
     let s = Arc::new(stamps(64));
     let taken = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4u64)
@@ -98,7 +155,7 @@ fn concurrent_stamps_and_takes_never_return_a_wrong_time() {
                     let addr = (i % 97) << 8;
                     // The fingerprint is the time: a time taken with another
                     // packet's fingerprint would show.
-                    s.put(addr, t, t);
+                    put(&s, addr, t, t);
                     if let Some(got) = s.take(addr, t) {
                         assert_eq!(got, t);
                         taken.fetch_add(1, Ordering::Relaxed);
