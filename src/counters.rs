@@ -171,12 +171,14 @@ counters! {
         /// Received packets a reader of a capturing namespace took.
         ingress_taken,
         /// Received packets no reader took in time: found too late, or
-        /// pushed out of the table once that old.
+        /// pushed out of the table once that old, or by a later packet in
+        /// their data buffer.
         ingress_expired,
         /// Received packets whose key another received packet had (both
         /// counted).
         ingress_collisions,
-        /// Received packets pushed out of a full bucket.
+        /// Received packets pushed out of a full set of the table, or not
+        /// stored because other CPUs kept their slot busy.
         ingress_evicted,
         /// Received packets in the ingress table now (a gauge).
         ingress_in_table,

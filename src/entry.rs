@@ -13,6 +13,10 @@
 //! |----------|---------------------|--------------|------------------------------|
 //! | egress   | socket buffer / key | [`Egress`]   | send syscall -> outer device |
 //! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
+//!
+//! The ingress entries are kept in a lockless array of stamps
+//! ([`crate::stamps`]), whose tag holds the packet's fingerprint, not in a
+//! table.
 //! | sends    | task                | [`Sender`]   | a task's send syscall        |
 //! | tasks    | task                | [`Task`]     | a task's receive             |
 //!
@@ -84,17 +88,17 @@ impl Egress {
 
 /// A packet received on an outer device, waiting for a receiving syscall.
 ///
-/// Keyed by its data buffer, which the copies its readers get share. The
-/// time it arrived is the table entry's own time stamp.
+/// Stamped under its data buffer, which the copies its readers get share,
+/// and its fingerprint ([`crate::packet::fingerprint`]): a reader takes the
+/// entry only if its packet has the same, so that the leftover of a packet
+/// that never reached a reader is not taken for a later packet given the
+/// same buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ingress {
+    /// When it arrived on the outer device (first: the stamps' time).
+    pub t_rx: u64,
     /// The packet's id.
     pub pktid: u32,
-    /// Its fingerprint ([`crate::packet::fingerprint`]): a reader takes the
-    /// entry only if its packet has the same, so that the leftover of a
-    /// packet that never reached a reader is not taken for a later packet
-    /// given the same buffer.
-    pub fp: u64,
 }
 
 /// Words of an [`Ingress`] entry.
@@ -102,14 +106,14 @@ pub const INGRESS_WORDS: usize = 2;
 
 impl Words<INGRESS_WORDS> for Ingress {
     fn to_words(&self) -> [u64; INGRESS_WORDS] {
-        [u64::from(self.pktid), self.fp]
+        [self.t_rx, u64::from(self.pktid)]
     }
 
     fn from_words(w: &[u64; INGRESS_WORDS]) -> Self {
-        let [pktid, fp] = *w;
+        let [t_rx, pktid] = *w;
         Self {
+            t_rx,
             pktid: pktid as u32,
-            fp,
         }
     }
 }

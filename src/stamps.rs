@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Arrival stamps of the packets an outer device receives, by socket buffer.
+//! Stamps of packets by the address of a buffer: socket buffers' arrival
+//! times on an outer device, and received packets waiting for their reader.
 //!
 //! Until a received packet reaches a device of some namespace, NAT hides
 //! whose it is, so every packet of an outer device has to be remembered: in
@@ -10,35 +11,39 @@
 //! the container's device (veth, bridge, routing, NAT) a packet stays the
 //! same socket buffer; there, in a namespace that captures, mace takes the
 //! stamp back and identifies the packet by its bytes ([`crate::packet`]),
-//! which is how its reader finds it.
+//! and stores its arrival time and id under its data buffer, which its
+//! readers' copies share, in another such array: the receiving task takes
+//! them from there.
 //!
-//! The array is set-associative and lockless: a socket buffer's address
-//! picks a set of [`WAYS`] slots of two words, a tag and the arrival time;
-//! a stamp goes to an empty slot of the set or over its oldest stamp, so a
-//! flood of other packets must bring four newer stamps to one set before a
-//! packet's stamp is lost (a direct-mapped array lost one of ten replies
-//! under the queueing suite's flood, 256 slots). The tag is the
-//! packet's fingerprint ([`crate::packet::fingerprint`]: the header fields
-//! that forwarding and NAT leave alone, the remote address among them) mixed
-//! with the address. A stamp is taken only by the same socket buffer holding
-//! a packet with the same fingerprint: not by a packet that a freed socket
+//! The array is set-associative and lockless: a buffer's address picks a
+//! set of [`WAYS`] slots, each a tag and `V` words of value, the first the
+//! arrival time; a stamp goes to an empty slot of the set or over its
+//! oldest stamp, so a flood of other packets must bring four newer stamps
+//! to one set before a packet's stamp is lost (a direct-mapped array lost
+//! one of ten replies under the queueing suite's flood, 256 slots). The tag
+//! comes from the packet's fingerprint ([`crate::packet::fingerprint`]: the
+//! header fields that forwarding and NAT leave alone, the remote address
+//! among them) and the address. A stamp is taken only by the same buffer
+//! holding a packet with the same fingerprint: not by a packet that a freed
 //! buffer was reused for (one that never crossed an outer device comes from
 //! another address), nor by another packet whose address maps to the same
 //! set. Taking a stamp clears it, so it is never found twice.
 //!
 //! A tag's upper half comes from the address, its lower half from the
-//! fingerprint. A socket buffer holds one packet at a time, so an arrival
-//! stamp is its buffer's only one ([`Stamps::put_sole`]): a new stamp of the
-//! same buffer goes over its earlier one, whose packet left the buffer
-//! before this one came (the set's slots are then not spent on stamps that
-//! can never be taken). The waypoints of a breakdown keep several stamps
-//! per buffer ([`Stamps::put`]).
+//! fingerprint. A buffer holds one packet at a time, so an arrival stamp is
+//! its buffer's only one ([`Stamps::put_sole`]): a new stamp of the same
+//! buffer goes over its earlier one, whose packet left the buffer before
+//! this one came (the set's slots are then not spent on stamps that can
+//! never be taken). The waypoints of a breakdown keep several stamps per
+//! buffer ([`Stamps::put`]).
 //!
 //! A writer claims the slot by setting its tag to a mark (one writer at a
 //! time: another gives up after a few tries), then writes the value and the
 //! new tag; a reader reads the tag, then the value, then empties the tag
 //! only if it still holds what it read. So a value is returned only if it
-//! was written with that tag.
+//! was written with that tag (or, if writers rewrote the slot meanwhile and
+//! the last one wrote the same tag again, with the same packet's, whose
+//! words other than the time are the same).
 //!
 //! [`Stamps::put`] says when it overwrote a stamp never taken.
 //!
@@ -50,23 +55,23 @@
 use core::ops::Deref;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
-/// One slot: a tag (0: empty) and a value.
-pub struct Slot {
+/// One slot: a tag (0: empty) and `V` words of value, the first a time.
+pub struct Slot<const V: usize = 1> {
     tag: AtomicU64,
-    value: AtomicU64,
+    value: [AtomicU64; V],
 }
 
-impl Slot {
+impl<const V: usize> Slot<V> {
     /// An empty slot.
     pub const fn new() -> Self {
         Self {
             tag: AtomicU64::new(0),
-            value: AtomicU64::new(0),
+            value: [const { AtomicU64::new(0) }; V],
         }
     }
 }
 
-impl Default for Slot {
+impl<const V: usize> Default for Slot<V> {
     fn default() -> Self {
         Self::new()
     }
@@ -99,15 +104,16 @@ pub enum Put {
     Busy,
 }
 
-/// A set-associative array of arrival stamps over the slots in `S`.
+/// A set-associative array of stamps over the slots in `S`, `V` words
+/// each.
 ///
 /// # Invariants
 ///
 /// `slots.len()` is a power of two, at least [`WAYS`]; `mask ==
 /// slots.len() / WAYS - 1` (the number of sets less one).
-pub struct Stamps<S>
+pub struct Stamps<S, const V: usize = 1>
 where
-    S: Deref<Target = [Slot]>,
+    S: Deref<Target = [Slot<V>]>,
 {
     slots: S,
     mask: u64,
@@ -120,9 +126,9 @@ fn mix(addr: u64) -> u64 {
     h ^ h >> 32
 }
 
-impl<S> Stamps<S>
+impl<S, const V: usize> Stamps<S, V>
 where
-    S: Deref<Target = [Slot]>,
+    S: Deref<Target = [Slot<V>]>,
 {
     /// An array over `slots` (a power of two of them, at least [`WAYS`],
     /// or they are given back), all empty.
@@ -147,7 +153,7 @@ where
     /// fingerprint `fp` in it: its upper half from the address (bit 63
     /// clear: never the writer's mark), its lower half from the
     /// fingerprint; never empty.
-    fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot], u64)> {
+    fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot<V>], u64)> {
         let h = mix(addr);
         let first = usize::try_from(h & self.mask).ok()?.checked_mul(WAYS)?;
         let set = self.slots.get(first..first.checked_add(WAYS)?)?;
@@ -155,35 +161,36 @@ where
         Some((set, if tag == EMPTY { 1 } else { tag }))
     }
 
-    /// Stamps the packet with fingerprint `fp` in the socket buffer at
-    /// `addr` as arrived at `time`, beside the buffer's other stamps: in an
+    /// Stamps the packet with fingerprint `fp` in the buffer at `addr` with
+    /// `value` (its time first), beside the buffer's other stamps: in an
     /// empty slot of its set, over the same packet's stamp, or over the
     /// oldest stamp there; says what was in the slot.
-    pub fn put(&self, addr: u64, fp: u64, time: u64) -> Put {
-        self.put_in::<false>(addr, fp, time)
+    pub fn put_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put {
+        self.put_in::<false>(addr, fp, value)
     }
 
-    /// Stamps the packet with fingerprint `fp` in the socket buffer at
-    /// `addr` as arrived at `time`, as the buffer's only stamp: in the first
+    /// Stamps the packet with fingerprint `fp` in the buffer at `addr` with
+    /// `value` (its time first), as the buffer's only stamp: in the first
     /// slot of its set that is empty or holds an earlier stamp of the same
     /// buffer, else over the oldest stamp there; says what was in the slot.
-    pub fn put_sole(&self, addr: u64, fp: u64, time: u64) -> Put {
-        self.put_in::<true>(addr, fp, time)
+    pub fn put_sole_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put {
+        self.put_in::<true>(addr, fp, value)
     }
 
-    /// [`Self::put`], or [`Self::put_sole`] if `SOLE`.
+    /// [`Self::put_value`], or [`Self::put_sole_value`] if `SOLE`.
     #[inline(always)]
-    fn put_in<const SOLE: bool>(&self, addr: u64, fp: u64, time: u64) -> Put {
+    fn put_in<const SOLE: bool>(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put {
         let Some((set, tag)) = self.set(addr, fp) else {
             return Put::Busy;
         };
+        let time = value.first().copied().unwrap_or(0);
         // The slot is the writer's while its tag says WRITING: one writer at
-        // a time, and a reader that read the new time (after the fence)
-        // sees the tag changed when it tries to clear it ([`Self::take`]).
-        // Bounded: another writer holds it for three instructions.
+        // a time, and a reader that read a new word (after the fence) sees
+        // the tag changed when it tries to clear it ([`Self::take_value`]).
+        // Bounded: another writer holds it for a few instructions.
         let mut claimed = None;
         for _ in 0..CLAIM_TRIES {
-            if let Some((slot, old)) = victim::<SOLE>(set, tag, time) {
+            if let Some((slot, old)) = victim::<SOLE, V>(set, tag, time) {
                 if slot
                     .tag
                     .compare_exchange(old, WRITING, Ordering::Relaxed, Ordering::Relaxed)
@@ -199,8 +206,10 @@ where
             return Put::Busy;
         };
         fence(Ordering::Release);
-        let old_time = slot.value.load(Ordering::Relaxed);
-        slot.value.store(time, Ordering::Relaxed);
+        let old_time = slot.value.first().map_or(0, |w| w.load(Ordering::Relaxed));
+        for (w, v) in slot.value.iter().zip(value) {
+            w.store(*v, Ordering::Relaxed);
+        }
         slot.tag.store(tag, Ordering::Release);
         if old == EMPTY {
             Put::Empty
@@ -211,22 +220,59 @@ where
         }
     }
 
-    /// Takes the stamp of the packet with fingerprint `fp` in the socket
-    /// buffer at `addr`, if there is one: its arrival time.
-    pub fn take(&self, addr: u64, fp: u64) -> Option<u64> {
+    /// Takes the stamp of the packet with fingerprint `fp` in the buffer at
+    /// `addr`, if there is one: its value.
+    pub fn take_value(&self, addr: u64, fp: u64) -> Option<[u64; V]> {
         let (set, tag) = self.set(addr, fp)?;
         let slot = set.iter().find(|s| s.tag.load(Ordering::Acquire) == tag)?;
-        let time = slot.value.load(Ordering::Relaxed);
-        // Pairs with the writer's fence: a time written by a writer that
+        let value =
+            core::array::from_fn(|i| slot.value.get(i).map_or(0, |w| w.load(Ordering::Relaxed)));
+        // Pairs with the writer's fence: a word written by a writer that
         // began after the tag was read makes the exchange below see that
         // writer's mark (or a later tag) and fail.
         fence(Ordering::Acquire);
-        // Only if the tag is still the one read: then no writer began since,
-        // and `time` is the one written with it.
+        // Only if the tag is still the one read: then no writer began since
+        // (or the last one wrote the same packet's stamp again).
         slot.tag
             .compare_exchange(tag, EMPTY, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
-        Some(time)
+        Some(value)
+    }
+
+    /// How many of the slots from `first`, at most `n` of them, hold a
+    /// stamp (or a writer), read without claiming them.
+    pub fn occupancy_of(&self, first: usize, n: usize) -> usize {
+        let end = first.saturating_add(n).min(self.slots.len());
+        self.slots.get(first..end).map_or(0, |s| {
+            s.iter()
+                .filter(|s| s.tag.load(Ordering::Relaxed) != EMPTY)
+                .count()
+        })
+    }
+}
+
+impl<S> Stamps<S>
+where
+    S: Deref<Target = [Slot]>,
+{
+    /// Stamps the packet with fingerprint `fp` in the buffer at `addr` as
+    /// arrived at `time`, beside the buffer's other stamps
+    /// ([`Self::put_value`]).
+    pub fn put(&self, addr: u64, fp: u64, time: u64) -> Put {
+        self.put_value(addr, fp, &[time])
+    }
+
+    /// Stamps the packet with fingerprint `fp` in the buffer at `addr` as
+    /// arrived at `time`, as the buffer's only stamp
+    /// ([`Self::put_sole_value`]).
+    pub fn put_sole(&self, addr: u64, fp: u64, time: u64) -> Put {
+        self.put_sole_value(addr, fp, &[time])
+    }
+
+    /// Takes the stamp of the packet with fingerprint `fp` in the buffer at
+    /// `addr`, if there is one: its arrival time.
+    pub fn take(&self, addr: u64, fp: u64) -> Option<u64> {
+        self.take_value(addr, fp).map(|[time]| time)
     }
 }
 
@@ -241,8 +287,12 @@ fn same_buffer(a: u64, b: u64) -> bool {
 /// or if `SOLE` any tag of the same socket buffer, else the one with the
 /// oldest stamp; none while writers hold all of them.
 #[inline(always)]
-fn victim<const SOLE: bool>(set: &[Slot], tag: u64, time: u64) -> Option<(&Slot, u64)> {
-    let mut oldest: Option<(&Slot, u64, i64)> = None;
+fn victim<const SOLE: bool, const V: usize>(
+    set: &[Slot<V>],
+    tag: u64,
+    time: u64,
+) -> Option<(&Slot<V>, u64)> {
+    let mut oldest: Option<(&Slot<V>, u64, i64)> = None;
     for slot in set {
         let t = slot.tag.load(Ordering::Relaxed);
         if t == tag || t == EMPTY || SOLE && same_buffer(t, tag) {
@@ -251,7 +301,8 @@ fn victim<const SOLE: bool>(set: &[Slot], tag: u64, time: u64) -> Option<(&Slot,
         if t == WRITING {
             continue;
         }
-        let age = time.wrapping_sub(slot.value.load(Ordering::Relaxed)) as i64;
+        let t0 = slot.value.first().map_or(0, |w| w.load(Ordering::Relaxed));
+        let age = time.wrapping_sub(t0) as i64;
         // A `match`, not `is_none_or` (Rust 1.82, newer than 6.12's
         // minimum).
         let older = match oldest {

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! receive on the outer device   arrival stamp by socket buffer
-//! receive on a device of the    ingress table: data buffer -> Ingress,
-//!   capturing namespace           as stamped
+//! receive on a device of the    received packets: data buffer ->
+//!   capturing namespace           Ingress, as stamped (lockless)
 //! the packet (or a copy sharing
 //!   its data) reaches a task in
 //!   a receiving syscall         take the entry if the fingerprint is the
@@ -75,7 +75,6 @@ use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
 use crate::record::{Direction, Segments};
 use crate::stamps::Put;
-use crate::table::{Insert, Take};
 use core::mem::MaybeUninit;
 
 impl Capture {
@@ -175,7 +174,8 @@ impl Capture {
 
     /// Stores the received packet `id` with fingerprint `fp`, arrived at
     /// `t_rx` on an outer device, for its reader: under `key`, its data
-    /// buffer, which the copies readers get share.
+    /// buffer, which the copies readers get share. Without a lock: a stamp
+    /// of the data buffer ([`crate::stamps`]).
     fn store_received(&self, key: u64, fp: u64, id: PacketId, t_rx: u64) {
         let c = &self.counters;
         if id.first_fragment {
@@ -184,20 +184,25 @@ impl Capture {
             return bump(&c.ingress_fragments);
         }
         let entry = Ingress {
+            t_rx,
             pktid: id.pktid,
-            fp,
         };
         bump(&c.ingress_received);
-        match self.ingress.put(key, t_rx, &entry.to_words()) {
-            Insert::Stored => bump(&c.ingress_in_table),
-            // The entry it took the place of leaves the table: a live one
-            // is the leftover of a packet that never reached a reader and
-            // whose buffer this one got; expired as well.
-            Insert::Replaced(_) | Insert::ReplacedExpired(_) => bump(&c.ingress_expired),
-            Insert::Evicted(_) => bump(&c.ingress_evicted),
-            // Not from `put`.
-            Insert::Same | Insert::Collision(_) => bump(&c.ingress_in_table),
-        }
+        // Up before a reader can take it (and count it down).
+        bump(&c.ingress_in_table);
+        let gone = match self.received.put_sole_value(key, fp, &entry.to_words()) {
+            Put::Empty => return,
+            // The leftover of a packet that never reached a reader, in the
+            // buffer this one got.
+            Put::Superseded => &c.ingress_expired,
+            // Another buffer's packet, pushed out of a full set.
+            Put::Replaced(t) if self.fresh(t, t_rx) => &c.ingress_evicted,
+            Put::Replaced(_) => &c.ingress_expired,
+            // This one: other CPUs kept the slot busy.
+            Put::Busy => &c.ingress_evicted,
+        };
+        sub(&c.ingress_in_table, 1);
+        bump(gone);
     }
 
     /// Takes the ingress entry with `key` for a reader of the namespace with
@@ -206,37 +211,18 @@ impl Capture {
     /// time and packet id if it is there, and this packet's.
     fn take_ingress(&self, state: &NetState, key: u64, fp: u64, now: u64) -> Option<(u64, u32)> {
         let (host, c) = (&self.counters, &state.counters);
-        let taken = self.ingress.take(key, now);
-        if let Take::Miss = taken {
+        // Only this packet's: another packet's leftover in the buffer has
+        // another fingerprint, and stays until it is pushed out.
+        let entry = Ingress::from_words(&self.received.take_value(key, fp)?);
+        sub(&host.ingress_in_table, 1);
+        if !self.fresh(entry.t_rx, now) {
+            bump(&host.ingress_expired);
+            bump(&c.ingress_expired);
             return None;
         }
-        sub(&host.ingress_in_table, 1);
-        match taken {
-            Take::Hit(e) => {
-                let entry = Ingress::from_words(&e.data);
-                if entry.fp != fp {
-                    // Another packet's leftover, which never reached a
-                    // reader, in the buffer this one got: expired.
-                    bump(&host.ingress_expired);
-                    bump(&c.ingress_expired);
-                    return None;
-                }
-                bump(&host.ingress_taken);
-                bump(&c.ingress_taken);
-                Some((e.time, entry.pktid))
-            }
-            Take::Expired(_) => {
-                bump(&host.ingress_expired);
-                bump(&c.ingress_expired);
-                None
-            }
-            Take::Collided(_) => {
-                bump(&host.ingress_collisions);
-                bump(&c.ingress_collisions);
-                None
-            }
-            Take::Miss => None,
-        }
+        bump(&host.ingress_taken);
+        bump(&c.ingress_taken);
+        Some((entry.t_rx, entry.pktid))
     }
 
     /// The packet `id` arrives at `now` on a device of the capturing

@@ -15,7 +15,7 @@
 //!           [arrival stamps: skb -> t_rx]
 //!                                   ──> netif_receive_skb, a device of the
 //!                                        capturing namespace
-//!                                        [ingress table: data -> Ingress]
+//!                                        [received: data -> Ingress]
 //!                                   ──> skb_copy_datagram_iovec, or
 //!                                        skb_consume_udp(), in a receiving task
 //!                                        [task table: Task.pending]
@@ -95,8 +95,11 @@ fn new_table<const D: usize>(buckets: usize, max_age: u64) -> Result<KTable<D>> 
     .map_err(|_| EINVAL)
 }
 
-/// Allocates an array of `n` stamps (a power of two).
-fn new_stamps(n: usize) -> Result<Stamps<KVVec<StampSlot>>> {
+/// An array of stamps of `V` words in mace in the kernel.
+pub(crate) type KStamps<const V: usize> = Stamps<KVVec<StampSlot<V>>, V>;
+
+/// Allocates an array of `n` stamps (a power of two) of `V` words.
+fn new_stamps<const V: usize>(n: usize) -> Result<KStamps<V>> {
     Stamps::new(filled(n, StampSlot::new)?).map_err(|_| EINVAL)
 }
 
@@ -185,7 +188,7 @@ const OCCUPANCY_CHUNK: usize = 4096;
 /// The `ifindex` of every namespace's loopback device.
 const LOOPBACK_IFINDEX: i32 = 1;
 
-/// Packets a tap saw, taken from the ingress table, waiting to be looked at
+/// Packets a tap saw, taken from the received packets, waiting to be looked at
 /// by the sweep: (packet key (its data buffer), namespace handle (0: an IP
 /// socket's reader took it since), when the tap saw it, when a reader of a
 /// packet socket of the namespace got it (or 0, or [`READABLE`] before),
@@ -212,18 +215,21 @@ const READABLE: u64 = 1;
 /// has this bit.
 const PROVISIONAL: u64 = 1 << 63;
 
-/// Arrival stamps per bucket of the ingress table (two words each): the
-/// stamps of every packet an outer device receives, where the table holds
-/// only those of capturing namespaces.
+/// Stamps per bucket of the packet tables (`table_size`): the arrival
+/// stamps of every packet an outer device receives, and the received
+/// packets of capturing namespaces.
 const STAMPS_PER_BUCKET: usize = 4;
 
 /// Everything the probes share.
 pub(crate) struct Capture {
     egress: KTable<EGRESS_WORDS>,
-    ingress: KTable<INGRESS_WORDS>,
     /// Arrival times of the packets outer devices received, by socket
     /// buffer, until a capturing namespace's device takes them.
-    arrivals: Stamps<KVVec<StampSlot>>,
+    arrivals: KStamps<1>,
+    /// The ingress table: packets of capturing namespaces that arrived on
+    /// an outer device, by data buffer, until their reader takes them;
+    /// lockless ([`crate::stamps`]).
+    received: KStamps<INGRESS_WORDS>,
     /// The waypoints' stamps (as many as `arrivals`), while some namespace
     /// breaks its latencies down (their probes are registered).
     waypoints: RcuSlot<WaypointStamps>,
@@ -272,8 +278,8 @@ impl Capture {
         let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
         Ok(Self {
             egress: new_table(buckets, max_age)?,
-            ingress: new_table(buckets, max_age)?,
             arrivals: new_stamps(n_stamps)?,
+            received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
             sends: new_table((buckets / 4).max(64), max_age)?,
@@ -341,7 +347,8 @@ impl Capture {
     /// Table occupancy (egress, ingress, tasks in receives, tasks in
     /// sends), for `stats` (process context).
     ///
-    /// Counted without locks, [`OCCUPANCY_CHUNK`] buckets at a time with a
+    /// Counted without locks, [`OCCUPANCY_CHUNK`] buckets (or as many
+    /// entries' worth of received packets' stamps) at a time with a
     /// chance to reschedule between chunks: however large the tables, a
     /// reader neither holds up the probes nor keeps its CPU.
     pub(crate) fn occupancy(&self) -> [usize; 4] {
@@ -355,9 +362,17 @@ impl Capture {
             }
             n
         }
+        let mut received = 0usize;
+        let mut first = 0usize;
+        let chunk = OCCUPANCY_CHUNK.saturating_mul(STAMPS_PER_BUCKET);
+        while first < self.received.capacity() {
+            received = received.wrapping_add(self.received.occupancy_of(first, chunk));
+            first = first.saturating_add(chunk);
+            crate::ffi::cond_resched();
+        }
         [
             count(&self.egress),
-            count(&self.ingress),
+            received,
             count(&self.tasks),
             count(&self.sends),
         ]

@@ -46,11 +46,14 @@ fn egress_same_send_compares_syscall_and_namespace() {
 #[test]
 fn ingress_round_trip() {
     for pktid in [0, 1, 0xffff, u32::MAX] {
-        for fp in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
-            round_trip(Ingress { pktid, fp });
+        for t_rx in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
+            round_trip(Ingress { t_rx, pktid });
         }
     }
     assert_eq!(INGRESS_WORDS, 2);
+    // The stamps' victim choice reads the time from the first word.
+    let w = Ingress { t_rx: 7, pktid: 9 }.to_words();
+    assert_eq!(w[0], 7);
 }
 
 #[test]

@@ -119,6 +119,87 @@ fn put_keeps_several_stamps_of_one_buffer() {
     assert_eq!(s.take(0x100, 1), Some(12));
 }
 
+/// An array of stamps with a second word of value (a packet id).
+type S2 = Stamps<Vec<Slot<2>>, 2>;
+
+fn stamps2(n: usize) -> S2 {
+    Stamps::new((0..n).map(|_| Slot::new()).collect())
+        .ok()
+        .expect("power of two")
+}
+
+#[test]
+fn a_stamp_of_two_words_is_taken_whole_once() {
+    let s = stamps2(64);
+    assert_eq!(s.put_sole_value(0x100, 7, &[10, 42]), Put::Empty);
+    assert_eq!(s.take_value(0x100, 8), None);
+    assert_eq!(s.take_value(0x100, 7), Some([10, 42]));
+    assert_eq!(s.take_value(0x100, 7), None);
+    // The oldest by the first word.
+    let one = stamps2(WAYS);
+    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
+        let t = [13, 10, 12, 11][i];
+        assert_eq!(one.put_sole_value(*addr, 1, &[t, *addr]), Put::Empty);
+    }
+    assert_eq!(one.put_sole_value(0x500, 1, &[14, 5]), Put::Replaced(10));
+    assert_eq!(one.take_value(0x200, 1), None);
+    assert_eq!(one.put_sole_value(0x300, 2, &[15, 6]), Put::Superseded);
+    assert_eq!(one.take_value(0x300, 2), Some([15, 6]));
+    assert_eq!(one.take_value(0x100, 1), Some([13, 0x100]));
+}
+
+#[test]
+fn occupancy_counts_the_stamps_in_a_range_of_slots() {
+    let s = stamps2(64);
+    assert_eq!(s.occupancy_of(0, 64), 0);
+    for addr in 1..=10u64 {
+        s.put_sole_value(addr << 8, addr, &[addr, 0]);
+    }
+    assert_eq!(s.occupancy_of(0, 64), 10);
+    // Chunks add up, and a range past the end counts what is there.
+    let chunks: usize = (0..64).step_by(16).map(|f| s.occupancy_of(f, 16)).sum();
+    assert_eq!(chunks, 10);
+    assert_eq!(s.occupancy_of(32, 1000), s.occupancy_of(32, 32));
+    assert_eq!(s.occupancy_of(64, 16), 0);
+    assert_eq!(s.occupancy_of(usize::MAX, usize::MAX), 0);
+    s.take_value(3 << 8, 3);
+    assert_eq!(s.occupancy_of(0, 64), 9);
+}
+
+#[test]
+fn concurrent_two_word_stamps_are_never_torn() {
+    // Both words come from the fingerprint: a value whose words disagree,
+    // or that is another packet's, would show.
+    let s = Arc::new(stamps2(64));
+    let taken = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..4u64)
+        .map(|id| {
+            let (s, taken) = (s.clone(), taken.clone());
+            thread::spawn(move || {
+                for i in 0..50_000u64 {
+                    let t = (1 << 40) + i * 16 + id;
+                    let addr = (i % 97) << 8;
+                    s.put_sole_value(addr, t, &[t, !t]);
+                    if let Some(got) = s.take_value(addr, t) {
+                        assert_eq!(got, [t, !t]);
+                        taken.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let other = t.wrapping_sub(16);
+                    let other_addr = (i.wrapping_sub(1) % 97) << 8;
+                    if let Some(got) = s.take_value(other_addr, other) {
+                        assert_eq!(got, [other, !other]);
+                        taken.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(taken.load(Ordering::Relaxed) > 0);
+}
+
 #[test]
 fn any_fingerprint_and_value_can_be_stamped() {
     let s = stamps(16);
