@@ -14,9 +14,9 @@
 //! | egress   | socket buffer / key | [`Egress`]   | send syscall -> outer device |
 //! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
 //!
-//! The ingress entries are kept in a lockless array of stamps
-//! ([`crate::stamps`]), whose tag holds the packet's fingerprint, not in a
-//! table.
+//! The ingress entries, and the egress entries keyed by socket buffer, are
+//! kept in lockless arrays of stamps ([`crate::stamps`]), whose tag holds
+//! the packet's fingerprint, not in tables.
 //! | sends    | task                | [`Sender`]   | a task's send syscall        |
 //! | tasks    | task                | [`Task`]     | a task's receive             |
 //!
@@ -77,7 +77,28 @@ impl Words<EGRESS_WORDS> for Egress {
     }
 }
 
+/// Words of an [`Egress`] entry kept by socket buffer in an array of stamps
+/// ([`crate::stamps`]), whose tag holds its fingerprint: all but that.
+pub const SENT_WORDS: usize = 3;
+
 impl Egress {
+    /// The entry as the words of a stamp, without its fingerprint.
+    pub fn to_sent_words(self) -> [u64; SENT_WORDS] {
+        [self.start, self.ns, u64::from(self.pktid)]
+    }
+
+    /// The entry that [`Self::to_sent_words`] turned into `w`, with
+    /// fingerprint `fp` (its stamp's).
+    pub fn from_sent_words(w: &[u64; SENT_WORDS], fp: u64) -> Self {
+        let [start, ns, pktid] = *w;
+        Self {
+            start,
+            ns,
+            pktid: pktid as u32,
+            fp,
+        }
+    }
+
     /// Whether `other` is this very packet stored again by the same syscall
     /// (it crossed a second device of its namespace on its way out), not
     /// another packet with the same key.

@@ -90,16 +90,18 @@ const CLAIM_TRIES: usize = 4;
 /// to any slot of it.
 pub const WAYS: usize = 4;
 
-/// What [`Stamps::put`] did.
+/// What [`Stamps::put_value`] did, with the `V` words of value a stamp it
+/// went over had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Put {
+pub enum Put<const V: usize = 1> {
     /// Stored in an empty slot.
     Empty,
-    /// Stored over an earlier stamp of the same socket buffer
-    /// ([`Stamps::put_sole`]), never taken: its packet left the buffer.
-    Superseded,
-    /// Stored over another stamp, never taken, whose value is this.
-    Replaced(u64),
+    /// Stored over an earlier stamp of the same buffer
+    /// ([`Stamps::put_sole_value`]), never taken: its packet left the
+    /// buffer, or it is this packet's, stamped again.
+    Superseded([u64; V]),
+    /// Stored over another stamp, never taken.
+    Replaced([u64; V]),
     /// Not stored: other writers kept the slot busy.
     Busy,
 }
@@ -165,7 +167,7 @@ where
     /// `value` (its time first), beside the buffer's other stamps: in an
     /// empty slot of its set, over the same packet's stamp, or over the
     /// oldest stamp there; says what was in the slot.
-    pub fn put_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put {
+    pub fn put_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<V> {
         self.put_in::<false>(addr, fp, value)
     }
 
@@ -173,13 +175,13 @@ where
     /// `value` (its time first), as the buffer's only stamp: in the first
     /// slot of its set that is empty or holds an earlier stamp of the same
     /// buffer, else over the oldest stamp there; says what was in the slot.
-    pub fn put_sole_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put {
+    pub fn put_sole_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<V> {
         self.put_in::<true>(addr, fp, value)
     }
 
     /// [`Self::put_value`], or [`Self::put_sole_value`] if `SOLE`.
     #[inline(always)]
-    fn put_in<const SOLE: bool>(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put {
+    fn put_in<const SOLE: bool>(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<V> {
         let Some((set, tag)) = self.set(addr, fp) else {
             return Put::Busy;
         };
@@ -206,7 +208,8 @@ where
             return Put::Busy;
         };
         fence(Ordering::Release);
-        let old_time = slot.value.first().map_or(0, |w| w.load(Ordering::Relaxed));
+        let was =
+            core::array::from_fn(|i| slot.value.get(i).map_or(0, |w| w.load(Ordering::Relaxed)));
         for (w, v) in slot.value.iter().zip(value) {
             w.store(*v, Ordering::Relaxed);
         }
@@ -214,9 +217,9 @@ where
         if old == EMPTY {
             Put::Empty
         } else if SOLE && same_buffer(old, tag) {
-            Put::Superseded
+            Put::Superseded(was)
         } else {
-            Put::Replaced(old_time)
+            Put::Replaced(was)
         }
     }
 
@@ -225,6 +228,45 @@ where
     pub fn take_value(&self, addr: u64, fp: u64) -> Option<[u64; V]> {
         let (set, tag) = self.set(addr, fp)?;
         let slot = set.iter().find(|s| s.tag.load(Ordering::Acquire) == tag)?;
+        self.claim(slot, tag)
+    }
+
+    /// Takes the stamp of the buffer at `addr`, of whatever packet, if it
+    /// has one: its value, and whether it is the packet's with fingerprint
+    /// `fp` (else the leftover of another packet in that buffer). `fp` is
+    /// asked only once a stamp of the buffer is seen: a buffer without one
+    /// costs no fingerprint (`None`: the stamp stays).
+    #[inline(always)]
+    pub fn take_buffer(
+        &self,
+        addr: u64,
+        fp: impl FnOnce() -> Option<u64>,
+    ) -> Option<([u64; V], bool)> {
+        let (set, any) = self.set(addr, 0)?;
+        if !set.iter().any(|s| of_buffer(s, any)) {
+            return None;
+        }
+        let (_, tag) = self.set(addr, fp()?)?;
+        // This packet's stamp, else the buffer's leftover (a buffer may
+        // hold two stamps: [`Self::put_sole_value`] takes the first slot
+        // that is empty or the buffer's).
+        let slot = set
+            .iter()
+            .find(|s| s.tag.load(Ordering::Relaxed) == tag)
+            .or_else(|| set.iter().find(|s| of_buffer(s, tag)))?;
+        let t = slot.tag.load(Ordering::Acquire);
+        if t == EMPTY || !same_buffer(t, tag) {
+            return None;
+        }
+        let value = self.claim(slot, t)?;
+        Some((value, t == tag))
+    }
+
+    /// The value of `slot`, whose tag was `tag` (read with acquire), if it
+    /// still is: then the slot is emptied, and the value is the one written
+    /// with that tag.
+    #[inline(always)]
+    fn claim(&self, slot: &Slot<V>, tag: u64) -> Option<[u64; V]> {
         let value =
             core::array::from_fn(|i| slot.value.get(i).map_or(0, |w| w.load(Ordering::Relaxed)));
         // Pairs with the writer's fence: a word written by a writer that
@@ -280,6 +322,12 @@ where
 /// is of none).
 fn same_buffer(a: u64, b: u64) -> bool {
     (a ^ b) >> 32 == 0
+}
+
+/// Whether `slot` holds a stamp of the buffer that `tag` is of.
+fn of_buffer<const V: usize>(slot: &Slot<V>, tag: u64) -> bool {
+    let t = slot.tag.load(Ordering::Relaxed);
+    t != EMPTY && same_buffer(t, tag)
 }
 
 /// The slot of `set` a stamp with `tag` at `time` goes to, and its tag now:

@@ -319,26 +319,6 @@ where
         })
     }
 
-    /// Stores `data` under `key` at time `now`, unless a live entry with
-    /// the key is this very packet (`same`: then nothing changes), over a
-    /// live entry that is not (then the outcome is [`Insert::Replaced`]).
-    ///
-    /// For keys that name an object rather than a packet's contents (a
-    /// socket buffer): a live entry under the key of another packet is the
-    /// leftover of one whose object was freed and given to this one.
-    pub fn insert_or_replace(
-        &self,
-        key: u64,
-        now: u64,
-        data: &[u64; D],
-        same: impl FnOnce(&Entry<D>) -> bool,
-    ) -> Insert<D> {
-        self.place(key, now, |live| match live {
-            Some(old) if same(old) => Placement::Keep(Insert::Same),
-            _ => Placement::Store(*data),
-        })
-    }
-
     /// Stores `data` under `key` at time `now`, over the entry with that key
     /// if there is one (then the outcome is [`Insert::Replaced`]).
     pub fn put(&self, key: u64, now: u64, data: &[u64; D]) -> Insert<D> {

@@ -5,8 +5,9 @@
 //! ```text
 //! send_entered (sys_enter)       sends table: Sender, start = now (it stays
 //!                                  after the syscall, until the next send)
-//! queued: the packet is handed   egress table: skb (GSO: key) -> Egress
-//!                                  { start, ns, pktid, fingerprint }
+//! queued: the packet is handed   sent stamps: skb + fingerprint -> Egress
+//!                                  { start, ns, pktid } (lockless); GSO:
+//!                                  egress table: key -> Egress
 //!   to its first device
 //!   (net_dev_queue) or to its
 //!   neighbour (__neigh_event_send),
@@ -38,6 +39,7 @@ use crate::ffi::tracepoint::ProbeCx;
 use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
+use crate::stamps::Put;
 use crate::table::{Entry, Insert, Take};
 use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering::Relaxed;
@@ -195,11 +197,23 @@ impl Capture {
     #[inline(never)]
     fn outer_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let now = mono_ns();
-        // By its socket buffer; another packet's entry there never got here
-        // and this one got its socket buffer.
-        let mine = |e: &Egress| e.fp != 0 && fingerprint(skb, false, Side::Egress) == Some(e.fp);
-        if self.take_egress(cx, skb.addr(), skb.addr(), now, mine) {
-            return;
+        // By its socket buffer: its fingerprint only once the buffer is seen
+        // to have an entry. Another packet's entry there never got here, and
+        // this one got its socket buffer.
+        let mut fp = UNKNOWN_FP;
+        let fp_of = || {
+            let got = fingerprint(skb, false, Side::Egress);
+            fp = got.unwrap_or(UNKNOWN_FP);
+            got
+        };
+        if let Some((words, mine)) = self.sent.take_buffer(skb.addr(), fp_of) {
+            if mine {
+                let entry = Egress::from_sent_words(&words, fp);
+                let live = self.fresh(entry.start, now);
+                return self.egress_taken(cx, entry, live, skb.addr(), now);
+            }
+            let leftover = Egress::from_sent_words(&words, UNKNOWN_FP);
+            self.egress_gone(cx, &leftover, Left::Expired);
         }
         // By its identity: a segment of a GSO packet.
         if self.egress_by_identity.load(Relaxed) == 0 {
@@ -208,63 +222,49 @@ impl Capture {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
-        self.take_egress(cx, id.key, skb.addr(), now, |e| e.fp == 0);
-    }
-
-    /// Takes the egress entry with `key` for a packet leaving an outer
-    /// device at `now` in the socket buffer at `addr`: its latency if
-    /// `mine` says it is this packet's (and it is live), else it is counted
-    /// as expired. Whether there was one that is this packet's.
-    fn take_egress(
-        &self,
-        cx: &ProbeCx<'_>,
-        key: u64,
-        addr: u64,
-        now: u64,
-        mine: impl FnOnce(&Egress) -> bool,
-    ) -> bool {
-        let taken = self.egress.take(key, now);
+        let taken = self.egress.take(id.key, now);
         let (Take::Hit(e) | Take::Expired(e) | Take::Collided(e)) = taken else {
-            return false;
+            return;
         };
+        // An identity's (sent packets keyed by socket buffer are stamps).
         let entry = Egress::from_words(&e.data);
-        if !mine(&entry) {
-            self.egress_gone(cx, &e, Left::Expired);
-            return false;
+        match taken {
+            Take::Hit(_) => self.egress_taken(cx, entry, true, skb.addr(), now),
+            Take::Expired(_) => self.egress_taken(cx, entry, false, skb.addr(), now),
+            Take::Collided(_) => self.egress_collided(cx, &entry),
+            Take::Miss => {}
         }
-        self.egress_taken(cx, &taken, entry, addr, now);
-        true
     }
 
-    /// The packet of `entry`, taken from the egress table (`taken`), leaves
-    /// an outer device at `now` in the socket buffer at `addr`: its
-    /// latency, if it is live (with its segments, if its namespace breaks
-    /// them down).
-    fn egress_taken(
-        &self,
-        cx: &ProbeCx<'_>,
-        taken: &Take<EGRESS_WORDS>,
-        entry: Egress,
-        addr: u64,
-        now: u64,
-    ) {
+    /// The packet of `entry`, taken from the egress table, leaves an outer
+    /// device at `now` in the socket buffer at `addr`: its latency if it is
+    /// `live` (with its segments, if its namespace breaks them down), else
+    /// it expired.
+    fn egress_taken(&self, cx: &ProbeCx<'_>, entry: Egress, live: bool, addr: u64, now: u64) {
+        if !live {
+            return self.egress_gone(cx, &entry, Left::Expired);
+        }
         self.egress_out(&entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
         };
-        let c = &state.counters;
-        sub(&c.egress_in_table, 1);
-        match taken {
-            Take::Hit(_) if state.breakdown() => {
-                self.egress_segmented(cx, state, &entry, addr, now);
-            }
-            Take::Hit(_) => {
-                state.report(cx, Direction::Egress, entry.start, now, entry.pktid);
-            }
-            Take::Expired(_) => bump(&c.egress_expired),
-            Take::Collided(_) => bump(&c.egress_collisions),
-            Take::Miss => {}
+        sub(&state.counters.egress_in_table, 1);
+        if state.breakdown() {
+            self.egress_segmented(cx, state, &entry, addr, now);
+        } else {
+            state.report(cx, Direction::Egress, entry.start, now, entry.pktid);
         }
+    }
+
+    /// The GSO packet of `entry` shared its identity with another live one:
+    /// neither is reported.
+    fn egress_collided(&self, cx: &ProbeCx<'_>, entry: &Egress) {
+        self.egress_out(entry);
+        let Some(state) = self.registry.get(cx, entry.ns) else {
+            return;
+        };
+        sub(&state.counters.egress_in_table, 1);
+        bump(&state.counters.egress_collisions);
     }
 
     /// An entry left the egress table: the host's gauges go down.
@@ -302,9 +302,10 @@ impl Capture {
 
     /// Stores the packet `pktid` of the namespace with `state`, sent by a
     /// syscall that started at `start`, to await an outer device: under
-    /// `key`, its socket buffer (then `fp` is its fingerprint) or its
-    /// identity (then `fp` is 0). No clock: the entry is stored as of its
-    /// send's start, whose age is its age.
+    /// `key`, its socket buffer (then `fp` is its fingerprint, and the entry
+    /// is a stamp of the buffer, [`Self::store_sent`]) or its identity (then
+    /// `fp` is 0). No clock: the entry is stored as of its send's start,
+    /// whose age is its age.
     fn store_egress(
         &self,
         cx: &ProbeCx<'_>,
@@ -324,6 +325,9 @@ impl Capture {
             pktid,
             fp,
         };
+        if fp != 0 {
+            return self.store_sent(cx, state, key, &entry);
+        }
         // The same packet again in the same syscall (handed to its neighbour,
         // then to its device) is not another packet.
         let same = |e: &Entry<EGRESS_WORDS>| Egress::from_words(&e.data).same_send(&entry);
@@ -333,17 +337,9 @@ impl Capture {
         // they are above 0), down again unless the table holds one more
         // entry ([`Self::egress_out`] for what leaves).
         bump(&host.egress_in_table);
-        if fp == 0 {
-            bump(&self.egress_by_identity);
-        }
-        let words = entry.to_words();
-        let placed = if fp == 0 {
-            // Two live packets with one identity: neither is reported.
-            self.egress.insert(key, start, &words, same)
-        } else {
-            // A live entry under the socket buffer is a leftover.
-            self.egress.insert_or_replace(key, start, &words, same)
-        };
+        bump(&self.egress_by_identity);
+        // Two live packets with one identity: neither is reported.
+        let placed = self.egress.insert(key, start, &entry.to_words(), same);
         if let Insert::Same | Insert::Collision(_) = placed {
             // Not stored.
             self.egress_out(&entry);
@@ -355,25 +351,69 @@ impl Capture {
         match placed {
             Insert::Collision(_) => return bump(&c.egress_collisions),
             Insert::Stored | Insert::Same => {}
-            // The entry it took the place of leaves the table (a live one
-            // under a socket buffer is a leftover).
+            // The entry it took the place of leaves the table.
             Insert::Replaced(old) | Insert::ReplacedExpired(old) => {
-                self.egress_gone(cx, &old, Left::Expired)
+                self.egress_gone(cx, &Egress::from_words(&old.data), Left::Expired)
             }
             Insert::Evicted(old) => {
                 bump(&host.egress_evicted);
-                self.egress_gone(cx, &old, Left::Evicted);
+                self.egress_gone(cx, &Egress::from_words(&old.data), Left::Evicted);
             }
         }
         bump(&c.egress_in_table);
     }
 
-    /// The entry `e` left the egress table without a latency (pushed out by
-    /// another, or taken by a packet it is not): the host's gauges, and its
-    /// namespace's counters.
-    fn egress_gone(&self, cx: &ProbeCx<'_>, e: &Entry<EGRESS_WORDS>, why: Left) {
-        let entry = Egress::from_words(&e.data);
-        self.egress_out(&entry);
+    /// Stores `entry`, a packet of the namespace with `state` in the socket
+    /// buffer at `key`, as a stamp of that buffer: without a lock, over the
+    /// buffer's earlier entry, whose packet never reached an outer device
+    /// (or which is this packet's, stored again by the same syscall).
+    fn store_sent(&self, cx: &ProbeCx<'_>, state: &NetState, key: u64, entry: &Egress) {
+        let c = &state.counters;
+        let host = &self.counters;
+        // Up before the entry can be found ([`Self::xmit`] looks only while
+        // it is above 0).
+        bump(&host.egress_in_table);
+        match self
+            .sent
+            .put_sole_value(key, entry.fp, &entry.to_sent_words())
+        {
+            Put::Empty => {}
+            Put::Superseded(old) => {
+                let old = Egress::from_sent_words(&old, UNKNOWN_FP);
+                if old.same_send(entry) {
+                    // This packet, handed over again by its syscall (to its
+                    // neighbour, then to its device): counted once.
+                    return self.egress_out(entry);
+                }
+                self.egress_gone(cx, &old, Left::Expired);
+            }
+            Put::Replaced(old) => {
+                // Another socket buffer's packet, pushed out of a full set.
+                let old = Egress::from_sent_words(&old, UNKNOWN_FP);
+                if self.fresh(old.start, entry.start) {
+                    bump(&host.egress_evicted);
+                    self.egress_gone(cx, &old, Left::Evicted);
+                } else {
+                    self.egress_gone(cx, &old, Left::Expired);
+                }
+            }
+            Put::Busy => {
+                // Not stored: other CPUs kept the slot busy.
+                self.egress_out(entry);
+                bump(&c.egress_sent);
+                bump(&host.egress_evicted);
+                return bump(&c.egress_evicted);
+            }
+        }
+        bump(&c.egress_sent);
+        bump(&c.egress_in_table);
+    }
+
+    /// The entry `entry` left the egress table without a latency (pushed out
+    /// by another, or taken by a packet it is not): the host's gauges, and
+    /// its namespace's counters.
+    fn egress_gone(&self, cx: &ProbeCx<'_>, entry: &Egress, why: Left) {
+        self.egress_out(entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
         };
@@ -385,6 +425,11 @@ impl Capture {
         });
     }
 }
+
+/// The fingerprint of an entry kept by socket buffer whose fingerprint is not
+/// known (another packet's, pushed out or left over): any but 0, which marks
+/// an entry keyed by identity ([`Capture::egress_out`]).
+const UNKNOWN_FP: u64 = u64::MAX;
 
 /// Why an entry was pushed out of its table.
 pub(super) enum Left {

@@ -155,21 +155,14 @@ impl Capture {
         let lost = match self.arrivals.put_sole(skb.addr(), fp, now) {
             // The buffer's earlier packet left it without reaching a
             // capturing namespace's device.
-            Put::Empty | Put::Superseded => false,
+            Put::Empty | Put::Superseded(_) => false,
             // Another packet's stamp, fresh: it loses its ingress window.
-            Put::Replaced(t) => self.fresh(t, now),
+            Put::Replaced([t]) => self.fresh(t, now),
             Put::Busy => true,
         };
         if lost {
             bump(&c.ingress_stamps_lost);
         }
-    }
-
-    /// Whether an arrival stamped at `t` is no older than `max_age_ms` at
-    /// `now`; signed: one stamped on another CPU just after this one read
-    /// its clock is a little younger than 0.
-    fn fresh(&self, t: u64, now: u64) -> bool {
-        (now.wrapping_sub(t) as i64).unsigned_abs() <= self.max_age
     }
 
     /// Stores the received packet `id` with fingerprint `fp`, arrived at
@@ -194,9 +187,9 @@ impl Capture {
             Put::Empty => return,
             // The leftover of a packet that never reached a reader, in the
             // buffer this one got.
-            Put::Superseded => &c.ingress_expired,
+            Put::Superseded(_) => &c.ingress_expired,
             // Another buffer's packet, pushed out of a full set.
-            Put::Replaced(t) if self.fresh(t, t_rx) => &c.ingress_evicted,
+            Put::Replaced([t, _]) if self.fresh(t, t_rx) => &c.ingress_evicted,
             Put::Replaced(_) => &c.ingress_expired,
             // This one: other CPUs kept the slot busy.
             Put::Busy => &c.ingress_evicted,
@@ -211,11 +204,12 @@ impl Capture {
     /// time and packet id if it is there, and this packet's.
     fn take_ingress(&self, state: &NetState, key: u64, fp: u64, now: u64) -> Option<(u64, u32)> {
         let (host, c) = (&self.counters, &state.counters);
-        // Only this packet's: another packet's leftover in the buffer has
-        // another fingerprint, and stays until it is pushed out.
-        let entry = Ingress::from_words(&self.received.take_value(key, fp)?);
+        let (words, mine) = self.received.take_buffer(key, || Some(fp))?;
+        let entry = Ingress::from_words(&words);
         sub(&host.ingress_in_table, 1);
-        if !self.fresh(entry.t_rx, now) {
+        // Another packet's leftover, which never reached a reader, in the
+        // buffer this one got: expired.
+        if !mine || !self.fresh(entry.t_rx, now) {
             bump(&host.ingress_expired);
             bump(&c.ingress_expired);
             return None;

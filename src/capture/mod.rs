@@ -8,7 +8,8 @@
 //! ```text
 //!  egress   sys_enter (send family) ──> net_dev_queue (or the neighbour),
 //!           [sends table: Sender]         the sender's first device
-//!                                         [egress table: skb -> Egress]
+//!                                         [sent: skb -> Egress, or
+//!                                          egress table: key -> Egress]
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
@@ -47,7 +48,7 @@ mod ingress;
 pub(crate) use breakdown::WaypointStamps;
 
 use crate::counters::{add, bump, sub, HostCounters};
-use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, SEND_WORDS, TASK_WORDS};
+use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, SEND_WORDS, SENT_WORDS, TASK_WORDS};
 use crate::ffi::net::Net;
 use crate::ffi::skb::Dev;
 use crate::ffi::skb::Skb;
@@ -222,7 +223,12 @@ const STAMPS_PER_BUCKET: usize = 4;
 
 /// Everything the probes share.
 pub(crate) struct Capture {
+    /// Sent packets of capturing namespaces keyed by identity (GSO
+    /// packets), until an outer device transmits them.
     egress: KTable<EGRESS_WORDS>,
+    /// Sent packets of capturing namespaces keyed by socket buffer, until
+    /// an outer device transmits them; lockless ([`crate::stamps`]).
+    sent: KStamps<SENT_WORDS>,
     /// Arrival times of the packets outer devices received, by socket
     /// buffer, until a capturing namespace's device takes them.
     arrivals: KStamps<1>,
@@ -278,6 +284,7 @@ impl Capture {
         let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
         Ok(Self {
             egress: new_table(buckets, max_age)?,
+            sent: new_stamps(n_stamps)?,
             arrivals: new_stamps(n_stamps)?,
             received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
@@ -314,6 +321,13 @@ impl Capture {
             return None;
         }
         NET_STATE.get(cx, net)
+    }
+
+    /// Whether a stamp or entry dated `t` is no older than `max_age_ms` at
+    /// `now`; signed: one dated on another CPU just after this one read its
+    /// clock is a little younger than 0.
+    fn fresh(&self, t: u64, now: u64) -> bool {
+        (now.wrapping_sub(t) as i64).unsigned_abs() <= self.max_age
     }
 
     /// Whether `dev` is an outer device: a configured one of the initial
@@ -362,17 +376,20 @@ impl Capture {
             }
             n
         }
-        let mut received = 0usize;
-        let mut first = 0usize;
-        let chunk = OCCUPANCY_CHUNK.saturating_mul(STAMPS_PER_BUCKET);
-        while first < self.received.capacity() {
-            received = received.wrapping_add(self.received.occupancy_of(first, chunk));
-            first = first.saturating_add(chunk);
-            crate::ffi::cond_resched();
+        fn count_stamps<const V: usize>(stamps: &KStamps<V>) -> usize {
+            let mut n = 0usize;
+            let mut first = 0usize;
+            let chunk = OCCUPANCY_CHUNK.saturating_mul(STAMPS_PER_BUCKET);
+            while first < stamps.capacity() {
+                n = n.wrapping_add(stamps.occupancy_of(first, chunk));
+                first = first.saturating_add(chunk);
+                crate::ffi::cond_resched();
+            }
+            n
         }
         [
-            count(&self.egress),
-            received,
+            count(&self.egress).wrapping_add(count_stamps(&self.sent)),
+            count_stamps(&self.received),
             count(&self.tasks),
             count(&self.sends),
         ]

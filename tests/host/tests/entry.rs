@@ -3,7 +3,7 @@
 
 use mace_core::entry::{
     Egress, Ingress, Pending, SendCall, Sender, Task, Words, EGRESS_WORDS, INGRESS_WORDS,
-    MAX_PENDING, SEND_WORDS, TASK_WORDS,
+    MAX_PENDING, SEND_WORDS, SENT_WORDS, TASK_WORDS,
 };
 
 fn round_trip<const D: usize, T: Words<D> + PartialEq + std::fmt::Debug>(v: T) {
@@ -28,6 +28,30 @@ fn egress_round_trip() {
         fp: u64::MAX,
     });
     assert_eq!(EGRESS_WORDS, 4);
+}
+
+#[test]
+fn egress_round_trip_as_a_stamp_keeps_all_but_the_fingerprint() {
+    for e in [
+        Egress {
+            start: 1,
+            ns: 2,
+            pktid: 3,
+            fp: 4,
+        },
+        Egress {
+            start: u64::MAX,
+            ns: u64::MAX,
+            pktid: u32::MAX,
+            fp: u64::MAX,
+        },
+    ] {
+        let w = e.to_sent_words();
+        // The stamps' victim choice reads the time from the first word.
+        assert_eq!(w[0], e.start);
+        assert_eq!(Egress::from_sent_words(&w, e.fp), e);
+    }
+    assert_eq!(SENT_WORDS, 3);
 }
 
 #[test]

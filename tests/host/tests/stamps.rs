@@ -56,7 +56,7 @@ fn a_set_keeps_four_stamps_and_replaces_the_oldest() {
         assert_eq!(s.put(*addr, 1, 10 + i as u64), Put::Empty);
     }
     // A fifth packet takes the oldest's slot, whatever order they came in.
-    assert_eq!(s.put(0x500, 1, 14), Put::Replaced(10));
+    assert_eq!(s.put(0x500, 1, 14), Put::Replaced([10]));
     assert_eq!(s.take(0x100, 1), None);
     for (addr, t) in [(0x200, 11), (0x300, 12), (0x400, 13), (0x500, 14)] {
         assert_eq!(s.take(addr, 1), Some(t));
@@ -64,7 +64,7 @@ fn a_set_keeps_four_stamps_and_replaces_the_oldest() {
     // Taken: the set is empty again.
     assert_eq!(s.put(0x100, 1, 20), Put::Empty);
     // The same packet stamped again keeps one slot.
-    assert_eq!(s.put(0x100, 1, 21), Put::Replaced(20));
+    assert_eq!(s.put(0x100, 1, 21), Put::Replaced([20]));
     for addr in [0x200, 0x300, 0x400] {
         assert_eq!(s.put(addr, 1, 22), Put::Empty);
     }
@@ -76,12 +76,12 @@ fn a_buffer_stamped_again_as_its_sole_stamp_keeps_only_the_latest() {
     let s = stamps(1024);
     assert_eq!(s.put_sole(0x100, 1, 10), Put::Empty);
     // A new packet in the same socket buffer: the earlier one left it.
-    assert_eq!(s.put_sole(0x100, 2, 11), Put::Superseded);
+    assert_eq!(s.put_sole(0x100, 2, 11), Put::Superseded([10]));
     assert_eq!(s.take(0x100, 1), None);
     assert_eq!(s.take(0x100, 2), Some(11));
     // The same packet stamped again (a second outer device) keeps one slot.
     assert_eq!(s.put_sole(0x100, 3, 12), Put::Empty);
-    assert_eq!(s.put_sole(0x100, 3, 13), Put::Superseded);
+    assert_eq!(s.put_sole(0x100, 3, 13), Put::Superseded([12]));
     assert_eq!(s.take(0x100, 3), Some(13));
     assert_eq!(s.take(0x100, 3), None);
 }
@@ -92,7 +92,7 @@ fn a_full_set_gives_a_restamped_buffer_its_own_slot_not_the_oldest() {
     for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
         assert_eq!(s.put_sole(*addr, 1, 10 + i as u64), Put::Empty);
     }
-    assert_eq!(s.put_sole(0x300, 2, 14), Put::Superseded);
+    assert_eq!(s.put_sole(0x300, 2, 14), Put::Superseded([12]));
     // The other buffers' stamps, the oldest among them, are all there.
     for (addr, t) in [(0x100, 10), (0x200, 11), (0x400, 13)] {
         assert_eq!(s.take(addr, 1), Some(t));
@@ -103,7 +103,7 @@ fn a_full_set_gives_a_restamped_buffer_its_own_slot_not_the_oldest() {
     for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
         assert_eq!(s.put_sole(*addr, 1, 20 + i as u64), Put::Empty);
     }
-    assert_eq!(s.put_sole(0x500, 1, 24), Put::Replaced(20));
+    assert_eq!(s.put_sole(0x500, 1, 24), Put::Replaced([20]));
     assert_eq!(s.take(0x100, 1), None);
     assert_eq!(s.take(0x500, 1), Some(24));
 }
@@ -114,7 +114,7 @@ fn put_keeps_several_stamps_of_one_buffer() {
     let s = stamps(WAYS);
     assert_eq!(s.put(0x100, 1, 10), Put::Empty);
     assert_eq!(s.put(0x100, 2, 11), Put::Empty);
-    assert_eq!(s.put(0x100, 1, 12), Put::Replaced(10));
+    assert_eq!(s.put(0x100, 1, 12), Put::Replaced([10]));
     assert_eq!(s.take(0x100, 2), Some(11));
     assert_eq!(s.take(0x100, 1), Some(12));
 }
@@ -141,11 +141,42 @@ fn a_stamp_of_two_words_is_taken_whole_once() {
         let t = [13, 10, 12, 11][i];
         assert_eq!(one.put_sole_value(*addr, 1, &[t, *addr]), Put::Empty);
     }
-    assert_eq!(one.put_sole_value(0x500, 1, &[14, 5]), Put::Replaced(10));
+    assert_eq!(
+        one.put_sole_value(0x500, 1, &[14, 5]),
+        Put::Replaced([10, 0x200])
+    );
     assert_eq!(one.take_value(0x200, 1), None);
-    assert_eq!(one.put_sole_value(0x300, 2, &[15, 6]), Put::Superseded);
+    assert_eq!(
+        one.put_sole_value(0x300, 2, &[15, 6]),
+        Put::Superseded([12, 0x300])
+    );
     assert_eq!(one.take_value(0x300, 2), Some([15, 6]));
     assert_eq!(one.take_value(0x100, 1), Some([13, 0x100]));
+}
+
+#[test]
+fn take_buffer_takes_the_packets_stamp_or_the_buffers_leftover() {
+    let s = stamps2(WAYS);
+    // No stamp of the buffer: no fingerprint asked.
+    assert_eq!(s.take_buffer(0x100, || panic!("asked")), None);
+    s.put_sole_value(0x100, 7, &[1, 2]);
+    // No fingerprint: the stamp stays.
+    assert_eq!(s.take_buffer(0x100, || None), None);
+    assert_eq!(s.take_buffer(0x100, || Some(7)), Some(([1, 2], true)));
+    assert_eq!(s.occupancy_of(0, WAYS), 0);
+    // Another packet's leftover in the buffer: taken, and said so.
+    s.put_sole_value(0x100, 8, &[3, 4]);
+    assert_eq!(s.take_buffer(0x100, || Some(9)), Some(([3, 4], false)));
+    assert_eq!(s.occupancy_of(0, WAYS), 0);
+    // Two stamps of one buffer (an empty slot came first): the packet's own.
+    s.put_sole_value(0x200, 1, &[5, 0]);
+    s.put_sole_value(0x100, 8, &[6, 0]);
+    assert_eq!(s.take_value(0x200, 1), Some([5, 0]));
+    s.put_sole_value(0x100, 9, &[7, 0]);
+    assert_eq!(s.occupancy_of(0, WAYS), 2);
+    assert_eq!(s.take_buffer(0x100, || Some(8)), Some(([6, 0], true)));
+    assert_eq!(s.take_buffer(0x100, || Some(8)), Some(([7, 0], false)));
+    assert_eq!(s.occupancy_of(0, WAYS), 0);
 }
 
 #[test]

@@ -226,41 +226,6 @@ fn an_expired_entry_never_hides_a_newer_one_with_its_key() {
 }
 
 #[test]
-fn insert_or_replace_keeps_the_same_packet_and_replaces_a_leftover() {
-    let t = table::<2>(16, 100);
-    let same = |e: &Entry<2>| e.data[0] == 1;
-    assert_eq!(t.insert_or_replace(5, 10, &[1, 2], same), Insert::Stored);
-    // The same packet again: nothing changes, not even the time.
-    assert_eq!(t.insert_or_replace(5, 20, &[1, 9], same), Insert::Same);
-    // Another packet under the key: the live entry is a leftover, replaced.
-    assert_eq!(
-        t.insert_or_replace(5, 30, &[3, 4], |e| e.data[0] == 3),
-        Insert::Replaced(Entry {
-            key: 5,
-            time: 10,
-            data: [1, 2]
-        })
-    );
-    // An expired one is replaced as such.
-    assert_eq!(
-        t.insert_or_replace(5, 200, &[5, 6], |_| true),
-        Insert::ReplacedExpired(Entry {
-            key: 5,
-            time: 30,
-            data: [3, 4]
-        })
-    );
-    assert_eq!(
-        t.take(5, 210),
-        Take::Hit(Entry {
-            key: 5,
-            time: 200,
-            data: [5, 6]
-        })
-    );
-}
-
-#[test]
 fn put_overwrites_the_entry_with_its_key() {
     let t = table::<2>(16, 100);
     assert_eq!(t.put(5, 10, &[1, 2]), Insert::Stored);
