@@ -14,9 +14,10 @@
 //! | egress   | socket buffer / key | [`Egress`]   | send syscall -> outer device |
 //! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
 //!
-//! The ingress entries, and the egress entries keyed by socket buffer, are
-//! kept in lockless arrays of stamps ([`crate::stamps`]), whose tag holds
-//! the packet's fingerprint, not in tables.
+//! The ingress entries, the egress entries keyed by socket buffer and the
+//! senders are kept in lockless arrays of stamps ([`crate::stamps`]), whose
+//! tag holds the packet's fingerprint (a sender's: its thread id), not in
+//! tables.
 //! | sends    | task                | [`Sender`]   | a task's send syscall        |
 //! | tasks    | task                | [`Task`]     | a task's receive             |
 //!
@@ -157,8 +158,9 @@ pub struct SendCall {
 /// path, which every packet of a capturing namespace takes, moves four
 /// words per table operation, not the eighteen of an entry that held both.
 /// Only its task writes it (at its send's entry) and reads it (where the
-/// send hands a packet over), so the read takes no lock
-/// ([`crate::table::Table::read`]).
+/// send hands a packet over), so it is kept as a stamp of the task, with
+/// the thread id for a fingerprint, and read without taking it
+/// ([`crate::stamps::Stamps::read_value`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sender {
     /// The task's thread id.
@@ -169,23 +171,23 @@ pub struct Sender {
     pub call: SendCall,
 }
 
-/// Words of a [`Sender`] entry: tid and fd (`fd << 32 | tid`), start,
-/// socket, TCP sequence (`1 << 32 | seq`, or 0).
+/// Words of a [`Sender`] entry: start (first: the stamps' time), tid and fd
+/// (`fd << 32 | tid`), socket, TCP sequence (`1 << 32 | seq`, or 0).
 pub const SEND_WORDS: usize = 4;
 
 impl Words<SEND_WORDS> for Sender {
     fn to_words(&self) -> [u64; SEND_WORDS] {
         let c = &self.call;
         [
-            u64::from(self.fd) << 32 | u64::from(self.tid),
             c.start,
+            u64::from(self.fd) << 32 | u64::from(self.tid),
             c.sock,
             c.tcp_write_seq.map_or(0, |q| 1 << 32 | u64::from(q)),
         ]
     }
 
     fn from_words(w: &[u64; SEND_WORDS]) -> Self {
-        let [tid_fd, start, sock, seq] = *w;
+        let [start, tid_fd, sock, seq] = *w;
         Self {
             tid: tid_fd as u32,
             fd: (tid_fd >> 32) as u32,

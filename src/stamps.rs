@@ -231,6 +231,25 @@ where
         self.claim(slot, tag)
     }
 
+    /// The stamp of the packet with fingerprint `fp` in the buffer at
+    /// `addr`, read without taking it: its value as it was at some instant,
+    /// or `None` if there is none or a writer took its slot meanwhile.
+    ///
+    /// Whole only if no writer stamps the same packet again while it is
+    /// read (a writer of another tag claims the slot first, which the tag
+    /// read again after the value shows): for stamps that only their reader
+    /// writes (a task's own entry, rewritten at its next send).
+    pub fn read_value(&self, addr: u64, fp: u64) -> Option<[u64; V]> {
+        let (set, tag) = self.set(addr, fp)?;
+        let slot = set.iter().find(|s| s.tag.load(Ordering::Acquire) == tag)?;
+        let value =
+            core::array::from_fn(|i| slot.value.get(i).map_or(0, |w| w.load(Ordering::Relaxed)));
+        // Pairs with the writers' fence: had a writer claimed the slot after
+        // the tag was read, the tag read below is not `tag` any more.
+        fence(Ordering::Acquire);
+        (slot.tag.load(Ordering::Relaxed) == tag).then_some(value)
+    }
+
     /// Takes the stamp of the buffer at `addr`, of whatever packet, if it
     /// has one: its value, and whether it is the packet's with fingerprint
     /// `fp` (else the leftover of another packet in that buffer). `fp` is

@@ -9,9 +9,7 @@
 //! its own lock. Each slot holds a 64-bit key (0 means empty), the time it was
 //! stored, a flags word and `D` words of data. Slots are atomics so that the
 //! table is safe code; they are only ever changed with their bucket's lock
-//! held, so relaxed accesses suffice, but for the key, which a writer that
-//! gives a slot to another key clears first and sets last, so that
-//! [`Table::read`] can read an entry whole without the lock. A lookup first
+//! held, so relaxed accesses suffice, but for the key, set last. A lookup first
 //! looks at the bucket's keys without the lock and takes it only if one of
 //! them is its key: the packets of namespaces that do not capture, and
 //! other misses, lock nothing.
@@ -35,8 +33,8 @@
 
 use core::ops::Deref;
 use core::sync::atomic::{
-    fence, AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
+    AtomicU64,
+    Ordering::{Relaxed, Release},
 };
 
 /// Slots per bucket.
@@ -83,13 +81,6 @@ impl<const D: usize> Slot<D> {
     }
 
     fn store(&self, key: u64, time: u64, data: &[u64; D]) {
-        // Another key's entry leaves the slot: its key goes first, so that
-        // a lockless reader of it ([`Table::read`]) that read any of the new
-        // words sees its key gone when it looks again.
-        if self.key.load(Relaxed) != key {
-            self.key.store(0, Relaxed);
-            fence(Release);
-        }
         self.time.store(time, Relaxed);
         self.flags.store(0, Relaxed);
         for (w, v) in self.data.iter().zip(data.iter()) {
@@ -319,12 +310,6 @@ where
         })
     }
 
-    /// Stores `data` under `key` at time `now`, over the entry with that key
-    /// if there is one (then the outcome is [`Insert::Replaced`]).
-    pub fn put(&self, key: u64, now: u64, data: &[u64; D]) -> Insert<D> {
-        self.place(key, now, |_| Placement::Store(*data))
-    }
-
     /// Runs `f` on the live entry with `key`, or else on a new entry with
     /// data `init` stored at `now`, under the bucket's lock; `f` may change
     /// the data. Returns what `f` returned and how the entry was placed
@@ -474,30 +459,6 @@ where
     /// Removes the entry with `key`, if any, and says what it was.
     pub fn take(&self, key: u64, now: u64) -> Take<D> {
         self.take_with(key, now, |_| {})
-    }
-
-    /// The entry with `key`, read without the lock, as it was at some
-    /// instant: `None` if there is none, or if it is marked collided, or if
-    /// a writer changed its slot while it was being read. Its age is the
-    /// caller's to judge.
-    ///
-    /// Whole: a writer that gives the slot to another key clears the key
-    /// before it writes anything else, and the key is read again after the
-    /// rest (a sequence lock whose sequence is the key). A writer that
-    /// changes the data under the same key in place ([`Self::upsert`], a
-    /// [`Self::put`] over the key's own entry) is not seen: only a table
-    /// whose entries only their key's owner rewrites, and never while it
-    /// reads them, may be read this way (the sends table, rewritten by its
-    /// task's own next send).
-    pub fn read(&self, key: u64) -> Option<Entry<D>> {
-        let bucket = self.bucket(key)?;
-        let slot = bucket.slots.iter().find(|s| s.key.load(Acquire) == key)?;
-        let e = entry_of(slot);
-        let collided = slot.flags.load(Relaxed) & FLAG_COLLIDED != 0;
-        // Pairs with the writers' release: had any word above been written
-        // for another key, the key read below is not `key` any more.
-        fence(Acquire);
-        (slot.key.load(Relaxed) == key && !collided).then_some(e)
     }
 
     /// Number of buckets.

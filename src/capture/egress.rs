@@ -3,8 +3,9 @@
 //! The egress path: from a send syscall to the outer device.
 //!
 //! ```text
-//! send_entered (sys_enter)       sends table: Sender, start = now (it stays
-//!                                  after the syscall, until the next send)
+//! send_entered (sys_enter)       senders: task + tid -> Sender, start = now
+//!                                  (it stays after the syscall, until the
+//!                                  next send; lockless)
 //! queued: the packet is handed   sent stamps: skb + fingerprint -> Egress
 //!                                  { start, ns, pktid } (lockless); GSO:
 //!                                  egress table: key -> Egress
@@ -97,10 +98,18 @@ impl Capture {
                 tcp_write_seq: fd.tcp_write_seq,
             },
         };
-        // The entry of this task's last send is replaced; a full bucket
-        // loses its oldest sender, whose packets (if it is still in its
-        // send) then leave unmatched.
-        if let Insert::Evicted(_) = self.sends.put(key, now, &t.to_words()) {
+        // The entry of this task's last send (or a dead task's under the
+        // same key) is replaced; a full set loses its oldest sender, whose
+        // packets (if it is still in its send) then leave unmatched.
+        let evicted = match self
+            .sends
+            .put_sole_value(key, u64::from(tid), &t.to_words())
+        {
+            Put::Empty | Put::Superseded(_) => false,
+            Put::Replaced([start, ..]) => self.fresh(start, now),
+            Put::Busy => true,
+        };
+        if evicted {
             bump(&self.counters.tasks_evicted);
         }
     }
@@ -290,10 +299,10 @@ impl Capture {
             return None;
         }
         let (key, tid) = task::current_task();
-        let t = Sender::from_words(&self.sends.read(key)?.data);
+        // This task's: the thread id is the stamp's fingerprint.
+        let t = Sender::from_words(&self.sends.read_value(key, u64::from(tid))?);
         let send = &t.call;
-        let ok = t.tid == tid
-            && u64::from(t.fd) == arg0
+        let ok = u64::from(t.fd) == arg0
             && (sock == 0 || sock == send.sock)
             && send.start.wrapping_sub(state.on_since()) as i64 >= 0
             && id.carries_send_of(send.tcp_write_seq);

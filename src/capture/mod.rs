@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!  egress   sys_enter (send family) ──> net_dev_queue (or the neighbour),
-//!           [sends table: Sender]         the sender's first device
+//!           [senders: task -> Sender]     the sender's first device
 //!                                         [sent: skb -> Egress, or
 //!                                          egress table: key -> Egress]
 //!                                   ──> net_dev_start_xmit, outer device
@@ -243,8 +243,9 @@ pub(crate) struct Capture {
     /// there are none, an outer device's transmission is looked up by its
     /// socket buffer only, never identified.
     egress_by_identity: AtomicU64,
-    /// Tasks in a send syscall.
-    sends: KTable<SEND_WORDS>,
+    /// Tasks in a send syscall (their last send): stamps of the task, with
+    /// its thread id for a fingerprint.
+    sends: KStamps<SEND_WORDS>,
     /// Tasks in a receiving syscall (or a packet socket's wait).
     tasks: KTable<TASK_WORDS>,
     syscalls: Syscalls,
@@ -289,7 +290,7 @@ impl Capture {
             received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
-            sends: new_table((buckets / 4).max(64), max_age)?,
+            sends: new_stamps((buckets / 4).max(64).saturating_mul(STAMPS_PER_BUCKET))?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
@@ -391,7 +392,7 @@ impl Capture {
             count(&self.egress).wrapping_add(count_stamps(&self.sent)),
             count_stamps(&self.received),
             count(&self.tasks),
-            count(&self.sends),
+            count_stamps(&self.sends),
         ]
     }
 

@@ -3,7 +3,7 @@
 use mace_core::packet::{fingerprint, Side};
 use mace_core::stamps::{Put, Slot, Stamps, WAYS};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 
 type S = Stamps<Vec<Slot>>;
@@ -177,6 +177,72 @@ fn take_buffer_takes_the_packets_stamp_or_the_buffers_leftover() {
     assert_eq!(s.take_buffer(0x100, || Some(8)), Some(([6, 0], true)));
     assert_eq!(s.take_buffer(0x100, || Some(8)), Some(([7, 0], false)));
     assert_eq!(s.occupancy_of(0, WAYS), 0);
+}
+
+#[test]
+fn read_value_leaves_the_stamp_and_reads_only_its_packets() {
+    let s = stamps2(WAYS);
+    assert_eq!(s.read_value(0x100, 7), None);
+    s.put_sole_value(0x100, 7, &[1, 2]);
+    assert_eq!(s.read_value(0x100, 8), None);
+    assert_eq!(s.read_value(0x100, 7), Some([1, 2]));
+    assert_eq!(s.read_value(0x100, 7), Some([1, 2]));
+    assert_eq!(s.take_value(0x100, 7), Some([1, 2]));
+    assert_eq!(s.read_value(0x100, 7), None);
+}
+
+#[test]
+fn concurrent_read_by_owner_never_returns_a_torn_stamp() {
+    // As the senders' stamps are used: each key has one owner (a task, its
+    // thread id the fingerprint), which stamps it and later reads it back,
+    // never both at once. Four owners of four keys each share one set of
+    // WAYS slots, so their stamps keep pushing each other's out and taking
+    // their slots. An owner reads either nothing (pushed out) or exactly
+    // what it last stamped: never words of another key's stamp that took
+    // the slot meanwhile. They run until 1000 reads found their stamp gone
+    // (the owners raced), at most 20 s.
+    const V: usize = 6;
+    let s: Arc<Stamps<Vec<Slot<V>>, V>> = Arc::new(
+        Stamps::new((0..WAYS).map(|_| Slot::new()).collect())
+            .ok()
+            .expect("power of two"),
+    );
+    let misses = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(Barrier::new(4));
+    let words = |key: u64, time: u64| -> [u64; V] {
+        core::array::from_fn(|i| key.wrapping_mul(0x1000_0001) ^ time ^ (i as u64) << 56)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let owners: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (s, misses, start) = (Arc::clone(&s), Arc::clone(&misses), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let mut hits = 0u64;
+                let mut n = 0u64;
+                while misses.load(Ordering::Relaxed) < 1_000
+                    && (n % 1024 != 0 || std::time::Instant::now() < deadline)
+                {
+                    let key = w * 4 + n % 4 + 1;
+                    s.put_sole_value(key << 8, key, &words(key, n));
+                    match s.read_value(key << 8, key) {
+                        Some(got) => {
+                            assert_eq!(got, words(key, n), "torn stamp");
+                            hits += 1;
+                        }
+                        None => {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    n += 1;
+                }
+                hits
+            })
+        })
+        .collect();
+    let hits: u64 = owners.into_iter().map(|h| h.join().unwrap()).sum();
+    let misses = misses.load(Ordering::Relaxed);
+    assert!(hits > 0 && misses >= 1_000, "hits {hits}, misses {misses}");
 }
 
 #[test]

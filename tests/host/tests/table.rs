@@ -41,6 +41,12 @@ fn table<const D: usize>(buckets: usize, max_age: u64) -> T<D> {
     Table::new(v, max_age).ok().expect("power of two")
 }
 
+/// Stores `data` under `key` at `now`, over a live entry with the key (whose
+/// time stays).
+fn put<const D: usize>(t: &T<D>, key: u64, now: u64, data: &[u64; D]) -> Insert<D> {
+    t.upsert(key, now, data, |d| *d = *data).1
+}
+
 /// Takes `key` as the task probe does: a look without the lock, then the
 /// take from the bucket it found.
 fn take_timed<S, L, const D: usize>(
@@ -226,42 +232,6 @@ fn an_expired_entry_never_hides_a_newer_one_with_its_key() {
 }
 
 #[test]
-fn put_overwrites_the_entry_with_its_key() {
-    let t = table::<2>(16, 100);
-    assert_eq!(t.put(5, 10, &[1, 2]), Insert::Stored);
-    assert_eq!(
-        t.put(5, 20, &[3, 4]),
-        Insert::Replaced(Entry {
-            key: 5,
-            time: 10,
-            data: [1, 2]
-        }),
-        "what it overwrote comes back"
-    );
-    assert_eq!(
-        t.take(5, 30),
-        Take::Hit(Entry {
-            key: 5,
-            time: 20,
-            data: [3, 4]
-        })
-    );
-    assert_eq!(t.take(5, 30), Take::Miss);
-    // A collided entry is overwritten too: put says "this is the entry now".
-    t.insert(6, 0, &[1, 1], |_| false);
-    t.insert(6, 0, &[2, 2], |_| false);
-    assert!(matches!(t.put(6, 1, &[3, 3]), Insert::Replaced(_)));
-    assert_eq!(
-        t.take(6, 2),
-        Take::Hit(Entry {
-            key: 6,
-            time: 1,
-            data: [3, 3]
-        })
-    );
-}
-
-#[test]
 fn upsert_updates_a_live_entry_or_starts_one() {
     let t = table::<2>(16, 100);
     let push = |d: &mut [u64; 2]| {
@@ -410,7 +380,7 @@ fn concurrent_upserts_lose_no_update() {
 fn occupancy_counts_any_range_of_buckets() {
     let t = table::<1>(64, 1_000_000);
     for key in 1..=100u64 {
-        t.put(key, 1, &[key]);
+        put(&t, key, 1, &[key]);
     }
     let all = t.occupancy_of(0, t.buckets());
     assert!(all > 0 && all <= 100);
@@ -439,7 +409,7 @@ fn occupancy_takes_no_lock_while_others_use_the_table() {
     // next key, stored in a bucket not yet counted after its previous one
     // was counted, makes 3: the first version of this test missed that).
     let t = Arc::new(table::<1>(16, 1_000_000));
-    t.put(1, 1, &[1]);
+    put(&t, 1, 1, &[1]);
     let stop = Arc::new(AtomicBool::new(false));
     let stored = Arc::new(AtomicU64::new(0));
     let writer = {
@@ -450,7 +420,7 @@ fn occupancy_takes_no_lock_while_others_use_the_table() {
                 // Counted before the store: a count that saw no change of
                 // `stored` overlapped no store that had not started.
                 stored.fetch_add(1, Ordering::SeqCst);
-                t.put(key, 1, &[key]);
+                put(&t, key, 1, &[key]);
                 let _ = t.take(key, 1);
                 key = key.wrapping_add(1).max(2);
             }
@@ -498,7 +468,7 @@ fn misses_take_no_lock() {
     let t: Table<Vec<Bucket<Counting, 1>>, Counting, 1> =
         Table::new(v, 100).ok().expect("power of two");
     for k in 1..=20u64 {
-        assert_eq!(t.put(k, 1, &[k]), Insert::Stored);
+        assert_eq!(t.upsert(k, 1, &[k], |_| {}).1, Insert::Stored);
     }
     assert_eq!(LOCKS.load(Ordering::Relaxed), 20, "a store locks");
     // Keys that are not there, in full and empty buckets: no lock.
@@ -507,9 +477,7 @@ fn misses_take_no_lock() {
         assert_eq!(take_timed(&t, k, || 2), (Take::Miss, 0));
     }
     assert_eq!(LOCKS.load(Ordering::Relaxed), 20, "a miss takes no lock");
-    // A read takes none either; a key that is there is taken under the
-    // lock, once.
-    assert_eq!(t.read(7).map(|e| e.data), Some([7]));
+    // A key that is there is taken under the lock, once.
     assert!(matches!(t.take(7, 2), Take::Hit(_)));
     assert!(matches!(take_timed(&t, 6, || 2), (Take::Hit(_), 2)));
     assert_eq!(LOCKS.load(Ordering::Relaxed), 22);
@@ -517,79 +485,6 @@ fn misses_take_no_lock() {
     assert!(matches!(t.take(8, 500), Take::Expired(_)));
     assert_eq!(t.take(8, 500), Take::Miss);
     assert_eq!(LOCKS.load(Ordering::Relaxed), 23);
-}
-
-#[test]
-fn read_finds_live_entries_of_any_age_without_changing_them() {
-    let t = table::<2>(4, 100);
-    assert_eq!(t.read(7), None);
-    t.put(7, 10, &[1, 2]);
-    let e = t.read(7).expect("stored");
-    assert_eq!((e.key, e.time, e.data), (7, 10, [1, 2]));
-    // Reading leaves it there, and the age is the caller's to judge: an
-    // entry a take would call expired is still read.
-    assert_eq!(t.read(7), Some(e));
-    assert!(matches!(t.take(7, 10_000), Take::Expired(_)));
-    assert_eq!(t.read(7), None);
-    // A collided entry is not read.
-    let same = |_: &Entry<2>| false;
-    assert_eq!(t.insert(9, 1, &[3, 4], same), Insert::Stored);
-    assert!(matches!(
-        t.insert(9, 2, &[5, 6], same),
-        Insert::Collision(_)
-    ));
-    assert_eq!(t.read(9), None);
-}
-
-#[test]
-fn concurrent_read_by_owner_never_returns_a_torn_entry() {
-    // As the sends table is used: each key has one owner, which puts its
-    // entry and later reads it back, never both at once. Four owners of
-    // four keys each share one bucket of WAYS slots, so their puts keep
-    // evicting each other's entries and taking their slots. An owner reads
-    // either nothing (evicted) or exactly the entry it last put: never
-    // words of another key's entry that took the slot meanwhile. They run
-    // until 1000 reads found their entry evicted (the owners raced), at
-    // most 20 s.
-    const D: usize = 6;
-    let t = Arc::new(table::<D>(1, u64::MAX >> 1));
-    let misses = Arc::new(AtomicU64::new(0));
-    let start = Arc::new(Barrier::new(4));
-    let words = |key: u64, time: u64| -> [u64; D] {
-        core::array::from_fn(|i| key.wrapping_mul(0x1000_0001) ^ time ^ (i as u64) << 56)
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let owners: Vec<_> = (0..4u64)
-        .map(|w| {
-            let (t, misses, start) = (Arc::clone(&t), Arc::clone(&misses), Arc::clone(&start));
-            thread::spawn(move || {
-                start.wait();
-                let mut hits = 0u64;
-                let mut n = 0u64;
-                while misses.load(Ordering::Relaxed) < 1_000
-                    && (n % 1024 != 0 || std::time::Instant::now() < deadline)
-                {
-                    let key = w * 4 + n % 4 + 1;
-                    t.put(key, n, &words(key, n));
-                    match t.read(key) {
-                        Some(e) => {
-                            assert_eq!((e.key, e.time), (key, n));
-                            assert_eq!(e.data, words(key, n), "torn entry");
-                            hits += 1;
-                        }
-                        None => {
-                            misses.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    n += 1;
-                }
-                hits
-            })
-        })
-        .collect();
-    let hits: u64 = owners.into_iter().map(|h| h.join().unwrap()).sum();
-    let misses = misses.load(Ordering::Relaxed);
-    assert!(hits > 0 && misses >= 1_000, "hits {hits}, misses {misses}");
 }
 
 #[test]
@@ -606,12 +501,12 @@ fn take_timed_reads_its_clock_only_for_its_key_and_judges_age_by_it() {
     // No slot has the key: no clock.
     assert_eq!(take_timed(&t, 5, clock(50)), (Take::Miss, 0));
     assert_eq!(reads.get(), 0);
-    t.put(5, 10, &[7]);
+    put(&t, 5, 10, &[7]);
     let (taken, now) = take_timed(&t, 5, clock(60));
     assert_eq!((reads.get(), now), (1, 60));
     assert!(matches!(taken, Take::Hit(e) if e.data == [7]));
     // The age is the clock's: 10 stored, 111 is past a max age of 100.
-    t.put(5, 10, &[8]);
+    put(&t, 5, 10, &[8]);
     let (taken, now) = take_timed(&t, 5, clock(111));
     assert_eq!((reads.get(), now), (2, 111));
     assert!(matches!(taken, Take::Expired(_)));
@@ -623,8 +518,8 @@ fn take_timed_reads_its_clock_only_for_its_key_and_judges_age_by_it() {
 fn a_look_whose_entry_left_before_the_take_misses_without_a_clock() {
     let t = table::<1>(4, 100);
     let reads = std::cell::Cell::new(0);
-    t.put(5, 10, &[7]);
-    t.put(9, 10, &[9]);
+    put(&t, 5, 10, &[7]);
+    put(&t, 9, 10, &[9]);
     let look = t.look(5).expect("5 is there");
     // Taken by someone else between the look and the take.
     assert!(matches!(t.take(5, 20), Take::Hit(_)));
@@ -634,10 +529,10 @@ fn a_look_whose_entry_left_before_the_take_misses_without_a_clock() {
     });
     assert_eq!((taken, reads.get()), ((Take::Miss, 0), 0));
     // Replaced by another key of the bucket meanwhile: that one stays.
-    t.put(5, 10, &[8]);
+    put(&t, 5, 10, &[8]);
     let look = t.look(5).expect("5 is there again");
     assert!(matches!(t.take(5, 20), Take::Hit(_)));
-    t.put(13, 10, &[13]);
+    put(&t, 13, 10, &[13]);
     assert_eq!(look.take_timed(|| 40), (Take::Miss, 0));
     assert!(matches!(t.take(9, 20), Take::Hit(e) if e.data == [9]));
     assert!(matches!(t.take(13, 20), Take::Hit(_)));
