@@ -151,22 +151,16 @@ where
         self.slots.len()
     }
 
-    /// The set of the socket buffer at `addr`, and the upper half of its
-    /// stamps' tags (bit 63 clear: never the writer's mark).
-    #[inline(always)]
-    fn locate(&self, addr: u64) -> Option<(&[Slot<V>], u64)> {
+    /// The set of the socket buffer at `addr`, and the tag of a packet with
+    /// fingerprint `fp` in it: its upper half from the address (bit 63
+    /// clear: never the writer's mark), its lower half from the
+    /// fingerprint; never empty.
+    fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot<V>], u64)> {
         let h = mix(addr);
         let first = usize::try_from(h & self.mask).ok()?.checked_mul(WAYS)?;
         let set = self.slots.get(first..first.checked_add(WAYS)?)?;
-        Some((set, (h >> 33) << 32))
-    }
-
-    /// The set of the socket buffer at `addr`, and the tag of a packet with
-    /// fingerprint `fp` in it.
-    #[inline(always)]
-    fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot<V>], u64)> {
-        let (set, half) = self.locate(addr)?;
-        Some((set, tag_of(half, fp)))
+        let tag = (h >> 33) << 32 | (fp ^ fp >> 32) & 0xffff_ffff;
+        Some((set, if tag == EMPTY { 1 } else { tag }))
     }
 
     /// Stamps the packet with fingerprint `fp` in the buffer at `addr` with
@@ -267,17 +261,18 @@ where
         addr: u64,
         fp: impl FnOnce() -> Option<u64>,
     ) -> Option<([u64; V], bool)> {
-        let (set, half) = self.locate(addr)?;
-        let first = set.iter().position(|s| of_buffer(s, half))?;
-        let tag = tag_of(half, fp()?);
-        // This packet's stamp, else the buffer's first (a buffer may hold
-        // two stamps: [`Self::put_sole_value`] takes the first slot that is
-        // empty or the buffer's); neither comes before the first.
+        let (set, any) = self.set(addr, 0)?;
+        if !set.iter().any(|s| of_buffer(s, any)) {
+            return None;
+        }
+        let (_, tag) = self.set(addr, fp()?)?;
+        // This packet's stamp, else the buffer's leftover (a buffer may
+        // hold two stamps: [`Self::put_sole_value`] takes the first slot
+        // that is empty or the buffer's).
         let slot = set
-            .get(first..)?
             .iter()
             .find(|s| s.tag.load(Ordering::Relaxed) == tag)
-            .or_else(|| set.get(first))?;
+            .or_else(|| set.iter().find(|s| of_buffer(s, tag)))?;
         let t = slot.tag.load(Ordering::Acquire);
         if t == EMPTY || !same_buffer(t, tag) {
             return None;
@@ -346,18 +341,6 @@ where
 /// is of none).
 fn same_buffer(a: u64, b: u64) -> bool {
     (a ^ b) >> 32 == 0
-}
-
-/// The tag of a packet with fingerprint `fp` in a buffer whose tags' upper
-/// half is `half`: never empty.
-#[inline(always)]
-fn tag_of(half: u64, fp: u64) -> u64 {
-    let tag = half | (fp ^ fp >> 32) & 0xffff_ffff;
-    if tag == EMPTY {
-        1
-    } else {
-        tag
-    }
 }
 
 /// Whether `slot` holds a stamp of the buffer that `tag` is of.
