@@ -204,12 +204,13 @@ impl Capture {
     /// time and packet id if it is there, and this packet's.
     fn take_ingress(&self, state: &NetState, key: u64, fp: u64, now: u64) -> Option<(u64, u32)> {
         let (host, c) = (&self.counters, &state.counters);
-        let (words, mine) = self.received.take_buffer(key, || Some(fp))?;
-        let entry = Ingress::from_words(&words);
+        // Only this packet's: another packet's leftover in the data buffer,
+        // which never reached a reader, has another fingerprint, and stays
+        // until a later packet's entry in the buffer goes over it or a full
+        // set pushes it out ([`Self::store_received`] counts it then).
+        let entry = Ingress::from_words(&self.received.take_value(key, fp)?);
         sub(&host.ingress_in_table, 1);
-        // Another packet's leftover, which never reached a reader, in the
-        // buffer this one got: expired.
-        if !mine || !self.fresh(entry.t_rx, now) {
+        if !self.fresh(entry.t_rx, now) {
             bump(&host.ingress_expired);
             bump(&c.ingress_expired);
             return None;
