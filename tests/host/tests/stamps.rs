@@ -1,4 +1,5 @@
-//! Tests of the arrival stamps and the packet fingerprint they use.
+//! Tests of the arrays of stamps (arrival stamps, the ingress table, sent
+//! packets, senders) and of the packet fingerprint they use.
 
 use mace_core::packet::{fingerprint, Side};
 use mace_core::stamps::{Put, Slot, Stamps, WAYS};
@@ -8,10 +9,22 @@ use std::thread;
 
 type S = Stamps<Vec<Slot>>;
 
-fn stamps(n: usize) -> S {
+/// An array of `n` empty stamps of `V` words.
+fn stamps_of<const V: usize>(n: usize) -> Stamps<Vec<Slot<V>>, V> {
     Stamps::new((0..n).map(|_| Slot::new()).collect())
         .ok()
         .expect("power of two")
+}
+
+fn stamps(n: usize) -> S {
+    stamps_of(n)
+}
+
+/// Stamps four buffers with `put` (address, index), each into an empty slot.
+fn fill<const V: usize>(put: impl Fn(u64, u64) -> Put<V>) {
+    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].into_iter().enumerate() {
+        assert_eq!(put(addr, i as u64), Put::Empty);
+    }
 }
 
 #[test]
@@ -52,9 +65,7 @@ fn another_address_in_the_same_set_does_not_take_it() {
 #[test]
 fn a_set_keeps_four_stamps_and_replaces_the_oldest() {
     let s = stamps(WAYS);
-    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
-        assert_eq!(s.put(*addr, 1, 10 + i as u64), Put::Empty);
-    }
+    fill(|addr, i| s.put(addr, 1, 10 + i));
     // A fifth packet takes the oldest's slot, whatever order they came in.
     assert_eq!(s.put(0x500, 1, 14), Put::Replaced([10]));
     assert_eq!(s.take(0x100, 1), None);
@@ -89,9 +100,7 @@ fn a_buffer_stamped_again_as_its_sole_stamp_keeps_only_the_latest() {
 #[test]
 fn a_full_set_gives_a_restamped_buffer_its_own_slot_not_the_oldest() {
     let s = stamps(WAYS);
-    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
-        assert_eq!(s.put_sole(*addr, 1, 10 + i as u64), Put::Empty);
-    }
+    fill(|addr, i| s.put_sole(addr, 1, 10 + i));
     assert_eq!(s.put_sole(0x300, 2, 14), Put::Superseded([12]));
     // The other buffers' stamps, the oldest among them, are all there.
     for (addr, t) in [(0x100, 10), (0x200, 11), (0x400, 13)] {
@@ -100,9 +109,7 @@ fn a_full_set_gives_a_restamped_buffer_its_own_slot_not_the_oldest() {
     assert_eq!(s.take(0x300, 1), None);
     assert_eq!(s.take(0x300, 2), Some(14));
     // Another buffer in a full set still takes the oldest's slot.
-    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
-        assert_eq!(s.put_sole(*addr, 1, 20 + i as u64), Put::Empty);
-    }
+    fill(|addr, i| s.put_sole(addr, 1, 20 + i));
     assert_eq!(s.put_sole(0x500, 1, 24), Put::Replaced([20]));
     assert_eq!(s.take(0x100, 1), None);
     assert_eq!(s.take(0x500, 1), Some(24));
@@ -123,9 +130,7 @@ fn put_keeps_several_stamps_of_one_buffer() {
 type S2 = Stamps<Vec<Slot<2>>, 2>;
 
 fn stamps2(n: usize) -> S2 {
-    Stamps::new((0..n).map(|_| Slot::new()).collect())
-        .ok()
-        .expect("power of two")
+    stamps_of(n)
 }
 
 #[test]
@@ -137,10 +142,7 @@ fn a_stamp_of_two_words_is_taken_whole_once() {
     assert_eq!(s.take_value(0x100, 7), None);
     // The oldest by the first word.
     let one = stamps2(WAYS);
-    for (i, addr) in [0x100u64, 0x200, 0x300, 0x400].iter().enumerate() {
-        let t = [13, 10, 12, 11][i];
-        assert_eq!(one.put_sole_value(*addr, 1, &[t, *addr]), Put::Empty);
-    }
+    fill(|addr, i| one.put_sole_value(addr, 1, &[[13, 10, 12, 11][i as usize], addr]));
     assert_eq!(
         one.put_sole_value(0x500, 1, &[14, 5]),
         Put::Replaced([10, 0x200])
@@ -202,11 +204,7 @@ fn concurrent_read_by_owner_never_returns_a_torn_stamp() {
     // the slot meanwhile. They run until 1000 reads found their stamp gone
     // (the owners raced), at most 20 s.
     const V: usize = 6;
-    let s: Arc<Stamps<Vec<Slot<V>>, V>> = Arc::new(
-        Stamps::new((0..WAYS).map(|_| Slot::new()).collect())
-            .ok()
-            .expect("power of two"),
-    );
+    let s = Arc::new(stamps_of::<V>(WAYS));
     let misses = Arc::new(AtomicU64::new(0));
     let start = Arc::new(Barrier::new(4));
     let words = |key: u64, time: u64| -> [u64; V] {
@@ -264,40 +262,6 @@ fn occupancy_counts_the_stamps_in_a_range_of_slots() {
 }
 
 #[test]
-fn concurrent_two_word_stamps_are_never_torn() {
-    // Both words come from the fingerprint: a value whose words disagree,
-    // or that is another packet's, would show.
-    let s = Arc::new(stamps2(64));
-    let taken = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..4u64)
-        .map(|id| {
-            let (s, taken) = (s.clone(), taken.clone());
-            thread::spawn(move || {
-                for i in 0..50_000u64 {
-                    let t = (1 << 40) + i * 16 + id;
-                    let addr = (i % 97) << 8;
-                    s.put_sole_value(addr, t, &[t, !t]);
-                    if let Some(got) = s.take_value(addr, t) {
-                        assert_eq!(got, [t, !t]);
-                        taken.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let other = t.wrapping_sub(16);
-                    let other_addr = (i.wrapping_sub(1) % 97) << 8;
-                    if let Some(got) = s.take_value(other_addr, other) {
-                        assert_eq!(got, [other, !other]);
-                        taken.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert!(taken.load(Ordering::Relaxed) > 0);
-}
-
-#[test]
 fn any_fingerprint_and_value_can_be_stamped() {
     let s = stamps(16);
     for fp in [0, 1, u64::MAX] {
@@ -310,19 +274,28 @@ fn any_fingerprint_and_value_can_be_stamped() {
 
 #[test]
 fn concurrent_stamps_and_takes_never_return_a_wrong_time() {
-    race(S::put);
+    race(S::put_value, |t| [t]);
 }
 
 #[test]
 fn concurrent_sole_stamps_and_takes_never_return_a_wrong_time() {
-    race(S::put_sole);
+    race(S::put_sole_value, |t| [t]);
 }
 
-/// Writers stamp packets with `put` whose fingerprint is their value;
-/// readers take them on other threads: whatever they get, with the
-/// fingerprint they ask for, is the value stamped with it.
-fn race(put: fn(&S, u64, u64, u64) -> Put) {
-    let s = Arc::new(stamps(64));
+#[test]
+fn concurrent_two_word_stamps_are_never_torn() {
+    race(S2::put_sole_value, |t| [t, !t]);
+}
+
+/// Writers stamp packets with `put`, whose fingerprint is their time and
+/// whose words come from it (`words`); readers take them on other threads:
+/// whatever they get, with the fingerprint they ask for, is what was
+/// stamped with it, whole.
+fn race<const V: usize>(
+    put: fn(&Stamps<Vec<Slot<V>>, V>, u64, u64, &[u64; V]) -> Put<V>,
+    words: fn(u64) -> [u64; V],
+) {
+    let s = Arc::new(stamps_of::<V>(64));
     let taken = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4u64)
         .map(|id| {
@@ -331,17 +304,17 @@ fn race(put: fn(&S, u64, u64, u64) -> Put) {
                 for i in 0..50_000u64 {
                     let t = (1 << 40) + i * 16 + id;
                     let addr = (i % 97) << 8;
-                    // The fingerprint is the time: a time taken with another
-                    // packet's fingerprint would show.
-                    put(&s, addr, t, t);
-                    if let Some(got) = s.take(addr, t) {
-                        assert_eq!(got, t);
+                    // The fingerprint is the time: a value taken with
+                    // another packet's fingerprint would show.
+                    put(&s, addr, t, &words(t));
+                    if let Some(got) = s.take_value(addr, t) {
+                        assert_eq!(got, words(t));
                         taken.fetch_add(1, Ordering::Relaxed);
                     }
                     // Another thread's recent stamp, by its fingerprint.
                     let other = t.wrapping_sub(16);
-                    if let Some(got) = s.take((i.wrapping_sub(1) % 97) << 8, other) {
-                        assert_eq!(got, other);
+                    if let Some(got) = s.take_value((i.wrapping_sub(1) % 97) << 8, other) {
+                        assert_eq!(got, words(other));
                         taken.fetch_add(1, Ordering::Relaxed);
                     }
                 }
