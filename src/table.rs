@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Bucket-locked, set-associative hash tables that correlate the two ends of
-//! a latency window.
+//! a latency window: the GSO packets' egress entries, by key, and the
+//! receiving tasks' entries, which are updated in place. Entries with one
+//! owner at a time (a buffer's packet, a task's last send) are stamps
+//! instead ([`crate::stamps`]), which need no lock.
 //!
 //! A table is an array of buckets, a power of two of them; a key selects one
 //! bucket by a multiplicative hash (keys such as pointers to aligned objects
