@@ -71,22 +71,28 @@ use kernel::sync::Arc;
 /// The waypoints, each a tag mixed into the fingerprint of its stamps, so
 /// that one packet's stamps at different waypoints never take each other's
 /// place.
+///
+/// A stamp's tag keeps 32 bits of its fingerprint, the XOR of its two
+/// halves ([`crate::stamps`]): the tags differ in their low half only, so
+/// that they still differ there. (Tags with ASCII names in their high half
+/// made two of them, `dlv1`/5 and `dlv2`/6, the same after that XOR, and
+/// the second delivered waypoint took the first's slot.)
 #[derive(Clone, Copy)]
 #[repr(u64)]
 enum Waypoint {
     /// Egress: the packet left the namespace's device.
-    LeftDevice = 0x6c65_6674_0000_0001,
+    LeftDevice = 1,
     /// Egress: the packet was queued on the outer device.
-    OuterQueued = 0x6f75_7471_0000_0002,
+    OuterQueued = 2,
     /// Ingress: the packet arrived on the namespace's device.
-    ArrivedDevice = 0x6172_7276_0000_0003,
+    ArrivedDevice = 3,
     /// Ingress: the packet joined its socket's queue.
-    QueuedSocket = 0x7175_6575_0000_0004,
+    QueuedSocket = 4,
     /// Ingress: the first waypoint of a packet its reader got, by arrival
     /// time and packet id.
-    Delivered1 = 0x646c_7631_0000_0005,
+    Delivered1 = 5,
     /// Ingress: the second waypoint, as above.
-    Delivered2 = 0x646c_7632_0000_0006,
+    Delivered2 = 6,
 }
 
 impl Waypoint {

@@ -262,6 +262,27 @@ fn occupancy_counts_the_stamps_in_a_range_of_slots() {
 }
 
 #[test]
+fn a_tag_keeps_the_xor_of_the_fingerprints_halves() {
+    // What a caller that mixes constants into fingerprints must know (the
+    // breakdown's waypoints): two fingerprints whose halves XOR alike are
+    // one packet to the stamps; ones that differ in the low half only are
+    // not.
+    let s = stamps(WAYS);
+    let fp = 0x646c_7631_0000_0005u64;
+    let alike = 0x646c_7632_0000_0006u64;
+    assert_eq!(s.put(0x100, fp, 1), Put::Empty);
+    assert_eq!(s.put(0x100, alike, 2), Put::Replaced([1]));
+    assert_eq!(s.take(0x100, fp), Some(2));
+    // Four stamps of one buffer that differ in the low half: four slots.
+    for w in 3..=6u64 {
+        assert_eq!(s.put(0x200, 77 ^ w, w), Put::Empty, "waypoint {w}");
+    }
+    for w in 3..=6u64 {
+        assert_eq!(s.take(0x200, 77 ^ w), Some(w), "waypoint {w}");
+    }
+}
+
+#[test]
 fn any_fingerprint_and_value_can_be_stamped() {
     let s = stamps(16);
     for fp in [0, 1, u64::MAX] {
