@@ -139,8 +139,8 @@ pub enum Insert<const D: usize> {
     ReplacedExpired(Entry<D>),
     /// Stored over the oldest live entry of a full bucket, which is returned.
     Evicted(Entry<D>),
-    /// Stored over the live entry with the same key ([`Table::put`]), which
-    /// is returned.
+    /// Stored over the live entry with the same key, which is returned (no
+    /// caller's placement does this now).
     Replaced(Entry<D>),
     /// A live entry had the same key and the caller said it is the same
     /// packet: nothing changed ([`Table::upsert`]: its data was updated).
