@@ -13,13 +13,13 @@
 //! |----------|---------------------|--------------|------------------------------|
 //! | egress   | socket buffer / key | [`Egress`]   | send syscall -> outer device |
 //! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
+//! | sends    | task                | [`Sender`]   | a task's send syscall        |
+//! | tasks    | task                | [`Task`]     | a task's receive             |
 //!
 //! The ingress entries, the egress entries keyed by socket buffer and the
 //! senders are kept in lockless arrays of stamps ([`crate::stamps`]), whose
 //! tag holds the packet's fingerprint (a sender's: its thread id), not in
 //! tables.
-//! | sends    | task                | [`Sender`]   | a task's send syscall        |
-//! | tasks    | task                | [`Task`]     | a task's receive             |
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.

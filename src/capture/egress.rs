@@ -218,8 +218,10 @@ impl Capture {
         if let Some((words, mine)) = self.sent.take_buffer(skb.addr(), fp_of) {
             if mine {
                 let entry = Egress::from_sent_words(&words, fp);
-                let live = self.fresh(entry.start, now);
-                return self.egress_taken(cx, entry, live, skb.addr(), now);
+                if self.fresh(entry.start, now) {
+                    return self.egress_taken(cx, entry, skb.addr(), now);
+                }
+                return self.egress_gone(cx, &entry, Left::Expired);
             }
             let leftover = Egress::from_sent_words(&words, UNKNOWN_FP);
             self.egress_gone(cx, &leftover, Left::Expired);
@@ -231,28 +233,22 @@ impl Capture {
         let Some(id) = identify(skb, false, Side::Egress) else {
             return;
         };
-        let taken = self.egress.take(id.key, now);
-        let (Take::Hit(e) | Take::Expired(e) | Take::Collided(e)) = taken else {
-            return;
-        };
-        // An identity's (sent packets keyed by socket buffer are stamps).
-        let entry = Egress::from_words(&e.data);
-        match taken {
-            Take::Hit(_) => self.egress_taken(cx, entry, true, skb.addr(), now),
-            Take::Expired(_) => self.egress_taken(cx, entry, false, skb.addr(), now),
-            Take::Collided(_) => self.egress_collided(cx, &entry),
+        // An identity's entry (sent packets keyed by socket buffer are
+        // stamps).
+        let entry = |e: &Entry<EGRESS_WORDS>| Egress::from_words(&e.data);
+        match self.egress.take(id.key, now) {
+            Take::Hit(e) => self.egress_taken(cx, entry(&e), skb.addr(), now),
+            Take::Expired(e) => self.egress_gone(cx, &entry(&e), Left::Expired),
+            // Two live packets shared the identity: neither is reported.
+            Take::Collided(e) => self.egress_gone(cx, &entry(&e), Left::Collided),
             Take::Miss => {}
         }
     }
 
-    /// The packet of `entry`, taken from the egress table, leaves an outer
-    /// device at `now` in the socket buffer at `addr`: its latency if it is
-    /// `live` (with its segments, if its namespace breaks them down), else
-    /// it expired.
-    fn egress_taken(&self, cx: &ProbeCx<'_>, entry: Egress, live: bool, addr: u64, now: u64) {
-        if !live {
-            return self.egress_gone(cx, &entry, Left::Expired);
-        }
+    /// The live packet of `entry`, taken from the egress table, leaves an
+    /// outer device at `now` in the socket buffer at `addr`: its latency
+    /// (with its segments, if its namespace breaks them down).
+    fn egress_taken(&self, cx: &ProbeCx<'_>, entry: Egress, addr: u64, now: u64) {
         self.egress_out(&entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {
             return;
@@ -263,17 +259,6 @@ impl Capture {
         } else {
             state.report(cx, Direction::Egress, entry.start, now, entry.pktid);
         }
-    }
-
-    /// The GSO packet of `entry` shared its identity with another live one:
-    /// neither is reported.
-    fn egress_collided(&self, cx: &ProbeCx<'_>, entry: &Egress) {
-        self.egress_out(entry);
-        let Some(state) = self.registry.get(cx, entry.ns) else {
-            return;
-        };
-        sub(&state.counters.egress_in_table, 1);
-        bump(&state.counters.egress_collisions);
     }
 
     /// An entry left the egress table: the host's gauges go down.
@@ -419,8 +404,8 @@ impl Capture {
     }
 
     /// The entry `entry` left the egress table without a latency (pushed out
-    /// by another, or taken by a packet it is not): the host's gauges, and
-    /// its namespace's counters.
+    /// by another, taken by a packet it is not, or collided): the host's
+    /// gauges, and its namespace's counters.
     fn egress_gone(&self, cx: &ProbeCx<'_>, entry: &Egress, why: Left) {
         self.egress_out(entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {
@@ -431,6 +416,7 @@ impl Capture {
         bump(match why {
             Left::Expired => &c.egress_expired,
             Left::Evicted => &c.egress_evicted,
+            Left::Collided => &c.egress_collisions,
         });
     }
 }
@@ -440,10 +426,12 @@ impl Capture {
 /// an entry keyed by identity ([`Capture::egress_out`]).
 const UNKNOWN_FP: u64 = u64::MAX;
 
-/// Why an entry was pushed out of its table.
+/// Why an entry left its table without a latency.
 pub(super) enum Left {
-    /// It was older than the table's maximum age.
+    /// It was older than the table's maximum age (or another packet's).
     Expired,
     /// It was the oldest of a full bucket.
     Evicted,
+    /// A GSO packet's identity was another live packet's too.
+    Collided,
 }

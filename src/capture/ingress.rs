@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! receive on the outer device   arrival stamp by socket buffer
-//! receive on a device of the    received packets: data buffer ->
-//!   capturing namespace           Ingress, as stamped (lockless)
+//! receive on a device of the    ingress table: data buffer -> Ingress,
+//!   capturing namespace           as stamped (lockless stamps)
 //! the packet (or a copy sharing
 //!   its data) reaches a task in
 //!   a receiving syscall         take the entry if the fingerprint is the

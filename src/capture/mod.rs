@@ -16,7 +16,7 @@
 //!           [arrival stamps: skb -> t_rx]
 //!                                   ──> netif_receive_skb, a device of the
 //!                                        capturing namespace
-//!                                        [received: data -> Ingress]
+//!                                        [ingress table: data -> Ingress]
 //!                                   ──> skb_copy_datagram_iovec, or
 //!                                        skb_consume_udp(), in a receiving task
 //!                                        [task table: Task.pending]
@@ -189,7 +189,7 @@ const OCCUPANCY_CHUNK: usize = 4096;
 /// The `ifindex` of every namespace's loopback device.
 const LOOPBACK_IFINDEX: i32 = 1;
 
-/// Packets a tap saw, taken from the received packets, waiting to be looked at
+/// Packets a tap saw, taken from the ingress table, waiting to be looked at
 /// by the sweep: (packet key (its data buffer), namespace handle (0: an IP
 /// socket's reader took it since), when the tap saw it, when a reader of a
 /// packet socket of the namespace got it (or 0, or [`READABLE`] before),
@@ -216,9 +216,10 @@ const READABLE: u64 = 1;
 /// has this bit.
 const PROVISIONAL: u64 = 1 << 63;
 
-/// Stamps per bucket of the packet tables (`table_size`): the arrival
-/// stamps of every packet an outer device receives, and the received
-/// packets of capturing namespaces.
+/// Stamps per bucket of the packet tables (`table_size`): in the arrival
+/// stamps of every packet an outer device receives, the ingress table and
+/// the sent packets that are not GSO (per bucket of the tasks' tables, in
+/// the senders').
 const STAMPS_PER_BUCKET: usize = 4;
 
 /// Everything the probes share.
@@ -367,26 +368,30 @@ impl Capture {
     /// chance to reschedule between chunks: however large the tables, a
     /// reader neither holds up the probes nor keeps its CPU.
     pub(crate) fn occupancy(&self) -> [usize; 4] {
-        fn count<const D: usize>(table: &KTable<D>) -> usize {
+        // `len` places (buckets, or stamps' slots) counted `chunk` at a
+        // time by `occupancy_of(first, n)`.
+        fn chunked(
+            len: usize,
+            chunk: usize,
+            occupancy_of: impl Fn(usize, usize) -> usize,
+        ) -> usize {
             let mut n = 0usize;
             let mut first = 0usize;
-            while first < table.buckets() {
-                n = n.wrapping_add(table.occupancy_of(first, OCCUPANCY_CHUNK));
-                first = first.saturating_add(OCCUPANCY_CHUNK);
-                crate::ffi::cond_resched();
-            }
-            n
-        }
-        fn count_stamps<const V: usize>(stamps: &KStamps<V>) -> usize {
-            let mut n = 0usize;
-            let mut first = 0usize;
-            let chunk = OCCUPANCY_CHUNK.saturating_mul(STAMPS_PER_BUCKET);
-            while first < stamps.capacity() {
-                n = n.wrapping_add(stamps.occupancy_of(first, chunk));
+            while first < len {
+                n = n.wrapping_add(occupancy_of(first, chunk));
                 first = first.saturating_add(chunk);
                 crate::ffi::cond_resched();
             }
             n
+        }
+        fn count<const D: usize>(table: &KTable<D>) -> usize {
+            chunked(table.buckets(), OCCUPANCY_CHUNK, |f, n| {
+                table.occupancy_of(f, n)
+            })
+        }
+        fn count_stamps<const V: usize>(stamps: &KStamps<V>) -> usize {
+            let chunk = OCCUPANCY_CHUNK.saturating_mul(STAMPS_PER_BUCKET);
+            chunked(stamps.capacity(), chunk, |f, n| stamps.occupancy_of(f, n))
         }
         [
             count(&self.egress).wrapping_add(count_stamps(&self.sent)),
