@@ -139,9 +139,6 @@ pub enum Insert<const D: usize> {
     ReplacedExpired(Entry<D>),
     /// Stored over the oldest live entry of a full bucket, which is returned.
     Evicted(Entry<D>),
-    /// Stored over the live entry with the same key, which is returned (no
-    /// caller's placement does this now).
-    Replaced(Entry<D>),
     /// A live entry had the same key and the caller said it is the same
     /// packet: nothing changed ([`Table::upsert`]: its data was updated).
     Same,
@@ -165,10 +162,9 @@ pub enum Take<const D: usize> {
 
 /// What [`Table::place`]'s caller wants done with a key.
 enum Placement<const D: usize> {
-    /// Store this data (over the live entry with the key, if any).
+    /// Store this data: in a new entry, or over the live entry's data in
+    /// place, keeping its time.
     Store([u64; D]),
-    /// Store this data: the live entry's data in place, keeping its time.
-    Update([u64; D]),
     /// Leave the bucket as it is and report this.
     Keep(Insert<D>),
     /// Mark the live entry collided.
@@ -328,10 +324,7 @@ where
         let outcome = self.place(key, now, |live| {
             let mut data = live.map_or(*init, |e| e.data);
             r = Some(f(&mut data));
-            match live {
-                Some(_) => Placement::Update(data),
-                None => Placement::Store(data),
-            }
+            Placement::Store(data)
         });
         (r, outcome)
     }
@@ -368,7 +361,7 @@ where
                 let old = entry_of(slot);
                 if stale {
                     return match decide(None) {
-                        Placement::Store(data) | Placement::Update(data) => {
+                        Placement::Store(data) => {
                             slot.store(key, now, &data);
                             Insert::ReplacedExpired(old)
                         }
@@ -379,10 +372,6 @@ where
                 }
                 return match decide(Some(&old)) {
                     Placement::Store(data) => {
-                        slot.store(key, now, &data);
-                        Insert::Replaced(old)
-                    }
-                    Placement::Update(data) => {
                         for (w, v) in slot.data.iter().zip(data.iter()) {
                             w.store(*v, Relaxed);
                         }
@@ -412,7 +401,7 @@ where
             }
         }
         let data = match decide(None) {
-            Placement::Store(data) | Placement::Update(data) => data,
+            Placement::Store(data) => data,
             Placement::Keep(outcome) => return outcome,
             Placement::Collide => return Insert::Same,
         };

@@ -346,7 +346,7 @@ impl Capture {
             Insert::Collision(_) => return bump(&c.egress_collisions),
             Insert::Stored | Insert::Same => {}
             // The entry it took the place of leaves the table.
-            Insert::Replaced(old) | Insert::ReplacedExpired(old) => {
+            Insert::ReplacedExpired(old) => {
                 self.egress_gone(cx, &Egress::from_words(&old.data), Left::Expired)
             }
             Insert::Evicted(old) => {

@@ -518,7 +518,7 @@ impl Capture {
                 bump(&self.counters.tasks_evicted);
                 self.task_lost(cx, &Task::from_words(&old.data));
             }
-            Insert::Replaced(old) | Insert::ReplacedExpired(old) => {
+            Insert::ReplacedExpired(old) => {
                 self.task_lost(cx, &Task::from_words(&old.data));
             }
             Insert::Stored | Insert::Same | Insert::Collision(_) => {}
