@@ -141,6 +141,27 @@ expect "bench-profile-report: symbols by delta, demangled without hash" 0 \
 refute "bench-profile-report: --top 4 lists 4 symbols" '  ksys_b$'
 expect "bench-profile-report: mace.ko functions with calls per ping" 0 \
 	'^ +6\.0 +2\.00 +3\.0  mace_main::packet::identify$' '^ +4\.0 +0\.00 +-  mace_net_state$'
+# --annotate: the instructions of a function that ran, from the module file
+# (here an object assembled with the function's mangled name: three 4-byte
+# nops and a ret, loaded at ffffffffa0010000 in the run above).
+if command -v as >/dev/null && command -v objdump >/dev/null && command -v nm >/dev/null; then
+	printf '%s\n' '.text' '.globl _RNvNtCs1234_9mace_main6packet8identify' \
+		'_RNvNtCs1234_9mace_main6packet8identify:' \
+		'.byte 0x0f, 0x1f, 0x40, 0x00' '.byte 0x0f, 0x1f, 0x40, 0x00' '.byte 0x0f, 0x1f, 0x40, 0x00' 'ret' \
+		'.globl mace_net_state' 'mace_net_state:' 'ret' >"$tmp/fn.s"
+	as -o "$prof/mace.ko" "$tmp/fn.s"
+	run "$MACE_TOP/scripts/bench-profile-report" --top 4 --annotate identify "$prof"
+	expect "bench-profile-report: --annotate lists a function's instructions that ran, per ping" 0 \
+		'^== on: mace_main::packet::identify, instructions that ran, per ping$' \
+		'^    2\.00  nopl   0x0\(%rax\)$' '^     6\.0  in all$'
+	refute "bench-profile-report: --annotate lists only the functions asked for" 'mace_net_state, instructions'
+	refute "bench-profile-report: --annotate leaves out instructions that did not run" 'ret *$'
+	rm "$prof/mace.ko"
+	run "$MACE_TOP/scripts/bench-profile-report" --annotate identify "$prof"
+	expect "bench-profile-report: --annotate without the module is an error" 1 'no .*/mace\.ko'
+else
+	skip "bench-profile-report: --annotate" "binutils (as, nm, objdump) not installed"
+fi
 # The same run as a TCP transfer (bench-profile --tcp): 10 MB, per MB.
 sed -i 's/^PROFILE COND \(.*\) rc=0$/PROFILE COND \1 rc=0 unit=MB/' "$prof/off/console.log" "$prof/on/console.log"
 run "$MACE_TOP/scripts/bench-profile-report" --top 4 "$prof"
