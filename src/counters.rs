@@ -107,8 +107,9 @@ counters! {
         /// Taken packets not reported: the syscall failed, or it returned
         /// more than [`crate::entry::MAX_PENDING`] of them.
         ingress_unreported,
-        /// Taken packets lost with their task's entry, which expired or was
-        /// pushed out before the receiving syscall returned.
+        /// Taken packets lost with their task's entry (or the stamp of its
+        /// receive's first packet), which expired or was pushed out before
+        /// the receiving syscall returned.
         ingress_task_lost,
         /// Taken packets whose window ended after capture was switched off
         /// (not recorded).
@@ -191,7 +192,8 @@ counters! {
         /// while it is 0, an outer device's transmissions are not looked
         /// at).
         egress_in_table,
-        /// Task entries pushed out of a full bucket.
+        /// Task entries pushed out of a full bucket, and tasks' stamps (a
+        /// send's, a receive's first packet's) out of a full set.
         tasks_evicted,
         /// Packets a tap saw that found the tap queue full (they expire in
         /// the ingress table instead, counted there).

@@ -9,17 +9,18 @@
 //! written once, in the conversions below, and the round trips are tested on
 //! the host.
 //!
-//! | table    | key                 | entry        | one window end ...           |
-//! |----------|---------------------|--------------|------------------------------|
-//! | egress   | socket buffer / key | [`Egress`]   | send syscall -> outer device |
-//! | ingress  | packet data buffer  | [`Ingress`]  | outer device -> receive      |
-//! | sends    | task                | [`Sender`]   | a task's send syscall        |
-//! | tasks    | task                | [`Task`]     | a task's receive             |
+//! | table    | key                 | entry            | one window end ...           |
+//! |----------|---------------------|------------------|------------------------------|
+//! | egress   | socket buffer / key | [`Egress`]       | send syscall -> outer device |
+//! | ingress  | packet data buffer  | [`Ingress`]      | outer device -> receive      |
+//! | sends    | task                | [`Sender`]       | a task's send syscall        |
+//! | tasks    | task                | [`Task`]         | a task's receive             |
+//! | pending  | task                | [`FirstPending`] | a receive's first packet     |
 //!
-//! The ingress entries, the egress entries keyed by socket buffer and the
-//! senders are kept in lockless arrays of stamps ([`crate::stamps`]), whose
-//! tag holds the packet's fingerprint (a sender's: its thread id), not in
-//! tables.
+//! The ingress entries, the egress entries keyed by socket buffer, the
+//! senders and a receive's first packet are kept in lockless arrays of
+//! stamps ([`crate::stamps`]), whose tag holds the packet's fingerprint (a
+//! task's: its thread id), not in tables.
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
@@ -214,6 +215,43 @@ pub struct Pending {
     /// Where its ingress window ends: the receive timestamp its reader gets
     /// (monotonic ns), or 0 for the syscall's return.
     pub end: u64,
+}
+
+/// The first packet a receiving syscall took, kept as a stamp of its task
+/// (the thread id its fingerprint) instead of in a [`Task`] entry: most
+/// receives take one packet, which then costs no lock and no whole entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FirstPending {
+    /// When the task took it (monotonic ns): the stamp's age.
+    pub taken: u64,
+    /// The packet.
+    pub packet: Pending,
+    /// The handle of the namespace it belongs to (its socket's).
+    pub ns: u64,
+}
+
+/// Words of a [`FirstPending`]: when it was taken (first: the stamps'
+/// time), arrival time, end, packet id, namespace.
+pub const FIRST_PENDING_WORDS: usize = 5;
+
+impl Words<FIRST_PENDING_WORDS> for FirstPending {
+    fn to_words(&self) -> [u64; FIRST_PENDING_WORDS] {
+        let p = &self.packet;
+        [self.taken, p.t_rx, p.end, u64::from(p.pktid), self.ns]
+    }
+
+    fn from_words(w: &[u64; FIRST_PENDING_WORDS]) -> Self {
+        let [taken, t_rx, end, pktid, ns] = *w;
+        Self {
+            taken,
+            packet: Pending {
+                t_rx,
+                pktid: pktid as u32,
+                end,
+            },
+            ns,
+        }
+    }
 }
 
 /// What mace knows about a task of a capturing namespace in a receiving

@@ -12,7 +12,9 @@
 //!   a receiving syscall         take the entry if the fingerprint is the
 //!                               same; if its socket reads a receive
 //!                               timestamp, its latency (breakdown off);
-//!                               else task table: Task.pending
+//!                               else the syscall's first packet: a stamp
+//!                               of the task (FirstPending, lockless);
+//!                               later ones: task table, Task.pending
 //! recv_exited (sys_exit)        ingress latency of each pending packet
 //! ```
 //!
@@ -63,7 +65,7 @@
 
 use super::{fingerprint, key_bytes, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
-use crate::entry::{Ingress, Pending, Task, Words};
+use crate::entry::{FirstPending, Ingress, Pending, Words};
 use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
@@ -498,9 +500,29 @@ impl Capture {
     }
 
     /// Adds a received packet of the namespace with `state` to the current
-    /// task's pending list.
+    /// task's pending list: as a stamp of the task if it is the first one
+    /// (the task has neither that stamp nor an entry), else to its entry.
     fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, now: u64, p: Pending) {
         let ns = state.handle();
+        let (key, tid) = task::current_task();
+        let fp = u64::from(tid);
+        // Only this task writes its stamp: read without taking it. An
+        // entry (a packet socket's reader, or a stamp that found its set
+        // busy) keeps the order: the packet goes after what it holds.
+        if self.first_pending.read_value(key, fp).is_none() && self.tasks.look(key).is_none() {
+            return self.store_first_pending(
+                cx,
+                state,
+                key,
+                fp,
+                FirstPending {
+                    taken: now,
+                    packet: p,
+                    ns,
+                },
+                now,
+            );
+        }
         let added = self.update_task(cx, ns, now, |t| {
             t.ns = ns;
             t.push_pending(p)
@@ -512,19 +534,88 @@ impl Capture {
         }
     }
 
-    /// The receiving syscall `t` was in returned `ret` at `now`: each
-    /// packet it took gets its ingress latency, or is counted as unreported
-    /// if it failed.
+    /// Stores `f`, the first packet the current task's receiving syscall
+    /// took (a packet of the namespace with `state`), as a stamp of the task
+    /// under `key` with fingerprint `fp` (its thread id), at `now`.
+    fn store_first_pending(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        key: u64,
+        fp: u64,
+        f: FirstPending,
+        now: u64,
+    ) {
+        let c = &state.counters;
+        // Up before the stamp can be taken (and counted down).
+        bump(&c.ingress_pending);
+        bump(&self.first_pending_out);
+        match self.first_pending.put_sole_value(key, fp, &f.to_words()) {
+            Put::Empty => {}
+            // A dead task's, under the same key (this task's was looked
+            // for): its receive never returned.
+            Put::Superseded(old) => {
+                sub(&self.first_pending_out, 1);
+                self.pending_lost(cx, FirstPending::from_words(&old).ns, 1);
+            }
+            // Another task's, pushed out of a full set.
+            Put::Replaced(old) => {
+                sub(&self.first_pending_out, 1);
+                let old = FirstPending::from_words(&old);
+                if self.fresh(old.taken, now) {
+                    bump(&self.counters.tasks_evicted);
+                }
+                self.pending_lost(cx, old.ns, 1);
+            }
+            // Other CPUs kept the slot busy.
+            Put::Busy => {
+                sub(&self.first_pending_out, 1);
+                sub(&c.ingress_pending, 1);
+                bump(&c.ingress_unreported);
+            }
+        }
+    }
+
+    /// The receiving syscall of the current task, of the namespace with
+    /// `state`, returned `ret` at `now`, and `f` was the first packet
+    /// stamped under its key: the task's own if `mine` (its ingress
+    /// latency, [`Self::recv_exited`]), else a dead task's leftover (lost).
+    pub(super) fn first_exited(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        f: &FirstPending,
+        mine: bool,
+        ret: i64,
+        now: u64,
+    ) {
+        if !mine || !self.fresh(f.taken, now) {
+            return self.pending_lost(cx, f.ns, 1);
+        }
+        // The namespace of the socket it read, which the task may have
+        // left since (setns()).
+        let owner = match f.ns {
+            0 => Some(state),
+            ns => self.registry.get(cx, ns),
+        };
+        if let Some(owner) = owner {
+            self.recv_exited(cx, owner, core::slice::from_ref(&f.packet), ret, now);
+        }
+    }
+
+    /// The receiving syscall that took `pending` returned `ret` at `now`:
+    /// each packet gets its ingress latency, or is counted as unreported if
+    /// it failed.
     pub(super) fn recv_exited(
         &self,
         cx: &ProbeCx<'_>,
         state: &NetState,
-        t: &Task,
+        pending: &[Pending],
         ret: i64,
         now: u64,
     ) {
         let c = &state.counters;
-        for p in t.pending() {
+        for p in pending {
             sub(&c.ingress_pending, 1);
             if ret <= 0 {
                 bump(&c.ingress_unreported);

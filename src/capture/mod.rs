@@ -48,7 +48,10 @@ mod ingress;
 pub(crate) use breakdown::WaypointStamps;
 
 use crate::counters::{add, bump, sub, HostCounters};
-use crate::entry::{Task, Words, EGRESS_WORDS, INGRESS_WORDS, SEND_WORDS, SENT_WORDS, TASK_WORDS};
+use crate::entry::{
+    FirstPending, Task, Words, EGRESS_WORDS, FIRST_PENDING_WORDS, INGRESS_WORDS, SEND_WORDS,
+    SENT_WORDS, TASK_WORDS,
+};
 use crate::ffi::net::Net;
 use crate::ffi::skb::Dev;
 use crate::ffi::skb::Skb;
@@ -247,8 +250,15 @@ pub(crate) struct Capture {
     /// Tasks in a send syscall (their last send): stamps of the task, with
     /// its thread id for a fingerprint.
     sends: KStamps<SEND_WORDS>,
-    /// Tasks in a receiving syscall (or a packet socket's wait).
+    /// Tasks in a receiving syscall (or a packet socket's wait): their
+    /// packets after the first, and packet sockets' readers.
     tasks: KTable<TASK_WORDS>,
+    /// The first packet of a task's receiving syscall: stamps of the task,
+    /// with its thread id for a fingerprint.
+    first_pending: KStamps<FIRST_PENDING_WORDS>,
+    /// Stamps in `first_pending`: while there are none, a receive's return
+    /// looks only into the task table.
+    first_pending_out: AtomicU64,
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
     pub(crate) registry: NsRegistry,
@@ -293,6 +303,8 @@ impl Capture {
             egress_by_identity: AtomicU64::new(0),
             sends: new_stamps((buckets / 4).max(64).saturating_mul(STAMPS_PER_BUCKET))?,
             tasks: new_table((buckets / 4).max(64), max_age)?,
+            first_pending: new_stamps((buckets / 4).max(64).saturating_mul(STAMPS_PER_BUCKET))?,
+            first_pending_out: AtomicU64::new(0),
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
             ns_mask: NsMask::new(),
@@ -396,7 +408,7 @@ impl Capture {
         [
             count(&self.egress).wrapping_add(count_stamps(&self.sent)),
             count_stamps(&self.received),
-            count(&self.tasks),
+            count(&self.tasks).wrapping_add(count_stamps(&self.first_pending)),
             count_stamps(&self.sends),
         ]
     }
@@ -415,38 +427,73 @@ impl Capture {
         if !s.receives(nr) && !s.waits(nr) || regs.in_compat_syscall() {
             return;
         }
-        crate::ffi::net::with_current_net(|net| {
-            let Some(state) = self.state_of(cx, net) else {
-                return;
-            };
-            // Once capture was on, clean up even if it is off now.
-            if !state.was_on() {
-                return;
-            }
-            // Most waits (a select() or poll() on anything) and many
-            // receives (a non-blocking socket's EAGAIN: a tool that polls
-            // makes one after every packet, iputils ping at short intervals
-            // hundreds per ping) have no entry: a look at its bucket,
-            // inline, before the work's frame and saved registers.
-            let Some(look) = self.tasks.look(task::current_key()) else {
-                return;
-            };
-            self.exited_in(cx, state, look, nr, ret);
-        });
+        crate::ffi::net::with_current_net(|net| self.exit_in(cx, net, nr, ret));
+    }
+
+    /// A receiving or waiting syscall `nr` of a task of the namespace `net`
+    /// returns `ret`: the filters that most such syscalls end in, inline in
+    /// the probe. With a sixth argument to [`Self::exited_in`] (whether any
+    /// first packet is stamped) the compiler called them out of line, a
+    /// frame for every such exit and two more instructions for every exit
+    /// of another namespace (profile): `exited_in` reads that again.
+    #[inline(always)]
+    fn exit_in(&self, cx: &ProbeCx<'_>, net: &Net, nr: i64, ret: i64) {
+        let Some(state) = self.state_of(cx, net) else {
+            return;
+        };
+        // Once capture was on, clean up even if it is off now.
+        if !state.was_on() {
+            return;
+        }
+        // Most waits (a select() or poll() on anything) and many
+        // receives (a non-blocking socket's EAGAIN: a tool that polls
+        // makes one after every packet, iputils ping at short intervals
+        // hundreds per ping) have no entry: a look at its bucket, and
+        // whether any first packet is stamped, inline, before the
+        // work's frame and saved registers.
+        let look = self.tasks.look(task::current_key());
+        if look.is_none() && self.first_pending_out.load(Relaxed) == 0 {
+            return;
+        }
+        self.exited_in(cx, state, look, nr, ret);
     }
 
     /// A receiving or waiting syscall of a task of the namespace with
-    /// `state` (which captures or did) returns `ret`, and `look` found a
-    /// slot with its key in the task table. Out of line: the filters above
-    /// are all that most syscalls see.
+    /// `state` (which captures or did) returns `ret`; `look` found a slot
+    /// with its key in the task table, if there is one. Out of line: the
+    /// filters above are all that most syscalls see.
     #[inline(never)]
-    fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, look: TaskLook<'_>, nr: i64, ret: i64) {
-        let (_, tid) = task::current_task();
-        // The clock is read once the entry is found: a window that ends at
-        // the syscall's return ends after mace's look into the table, so
-        // that what the reader's RTT holds beyond the windows is as little
-        // as can be.
-        let (taken, now) = look.take_timed(mono_ns);
+    fn exited_in(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        look: Option<TaskLook<'_>>,
+        nr: i64,
+        ret: i64,
+    ) {
+        let (key, tid) = task::current_task();
+        // The clock is read once an entry is found: a window that ends at
+        // the syscall's return ends after mace's look for it, so that what
+        // the reader's RTT holds beyond the windows is as little as can be.
+        let mut read = None;
+        // The first packet first: the table holds the later ones.
+        if self.first_pending_out.load(Relaxed) != 0 {
+            if let Some((words, mine)) =
+                self.first_pending.take_buffer(key, || Some(u64::from(tid)))
+            {
+                sub(&self.first_pending_out, 1);
+                let now = mono_ns();
+                read = Some(now);
+                self.first_exited(cx, state, &FirstPending::from_words(&words), mine, ret, now);
+            }
+        }
+        let Some(look) = look else {
+            return;
+        };
+        let (taken, now) = match read {
+            Some(now) => look.take_timed(|| now),
+            None => look.take_timed(mono_ns),
+        };
         let e = match taken {
             Take::Hit(e) => e,
             Take::Expired(e) | Take::Collided(e) => {
@@ -468,7 +515,7 @@ impl Capture {
         let Some(owner) = owner else {
             return;
         };
-        self.recv_exited(cx, owner, &t, ret, now);
+        self.recv_exited(cx, owner, t.pending(), ret, now);
         if t.tap_reader && ret > 0 {
             // A read is where the reader got them; a wait returned
             // before the reader took them from its ring.
@@ -528,11 +575,16 @@ impl Capture {
     /// Task `t`'s entry is gone before its receiving syscall returned: its
     /// pending packets are lost, counted for their namespace.
     fn task_lost(&self, cx: &ProbeCx<'_>, t: &Task) {
-        let n = t.pending().len() as u64;
+        self.pending_lost(cx, t.ns, t.pending().len() as u64);
+    }
+
+    /// `n` pending packets of the namespace with handle `ns` are gone before
+    /// their receiving syscall returned: counted as lost.
+    pub(super) fn pending_lost(&self, cx: &ProbeCx<'_>, ns: u64, n: u64) {
         if n == 0 {
             return;
         }
-        if let Some(state) = self.registry.get(cx, t.ns) {
+        if let Some(state) = self.registry.get(cx, ns) {
             sub(&state.counters.ingress_pending, n);
             add(&state.counters.ingress_task_lost, n);
         }

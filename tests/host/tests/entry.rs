@@ -2,8 +2,8 @@
 //! bounded list inside task entries.
 
 use mace_core::entry::{
-    Egress, Ingress, Pending, SendCall, Sender, Task, Words, EGRESS_WORDS, INGRESS_WORDS,
-    MAX_PENDING, SEND_WORDS, SENT_WORDS, TASK_WORDS,
+    Egress, FirstPending, Ingress, Pending, SendCall, Sender, Task, Words, EGRESS_WORDS,
+    FIRST_PENDING_WORDS, INGRESS_WORDS, MAX_PENDING, SEND_WORDS, SENT_WORDS, TASK_WORDS,
 };
 
 fn round_trip<const D: usize, T: Words<D> + PartialEq + std::fmt::Debug>(v: T) {
@@ -78,6 +78,25 @@ fn ingress_round_trip() {
     // The stamps' victim choice reads the time from the first word.
     let w = Ingress { t_rx: 7, pktid: 9 }.to_words();
     assert_eq!(w[0], 7);
+}
+
+#[test]
+fn first_pending_round_trip_starts_with_its_time() {
+    let f = FirstPending {
+        taken: 11,
+        packet: Pending {
+            t_rx: 7,
+            pktid: u32::MAX,
+            end: 9,
+        },
+        ns: 1 << 32 | 3,
+    };
+    round_trip(f);
+    round_trip(FirstPending::default());
+    // The stamps' time is the first word: a full set loses the stamp
+    // taken longest ago.
+    assert_eq!(f.to_words()[0], 11);
+    assert_eq!(FIRST_PENDING_WORDS, 5);
 }
 
 #[test]
