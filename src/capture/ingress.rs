@@ -550,17 +550,21 @@ impl Capture {
         // Up before the stamp can be taken (and counted down).
         bump(&c.ingress_pending);
         bump(&self.first_pending_out);
-        match self.first_pending.put_sole_value(key, fp, &f.to_words()) {
+        let put = self.first_pending.put_sole_value(key, fp, &f.to_words());
+        // Stored over another stamp, which leaves, or not stored: as many
+        // stamps as before.
+        if put != Put::Empty {
+            sub(&self.first_pending_out, 1);
+        }
+        match put {
             Put::Empty => {}
             // A dead task's, under the same key (this task's was looked
             // for): its receive never returned.
             Put::Superseded(old) => {
-                sub(&self.first_pending_out, 1);
                 self.pending_lost(cx, FirstPending::from_words(&old).ns, 1);
             }
             // Another task's, pushed out of a full set.
             Put::Replaced(old) => {
-                sub(&self.first_pending_out, 1);
                 let old = FirstPending::from_words(&old);
                 if self.fresh(old.taken, now) {
                     bump(&self.counters.tasks_evicted);
@@ -569,7 +573,6 @@ impl Capture {
             }
             // Other CPUs kept the slot busy.
             Put::Busy => {
-                sub(&self.first_pending_out, 1);
                 sub(&c.ingress_pending, 1);
                 bump(&c.ingress_unreported);
             }
@@ -592,13 +595,7 @@ impl Capture {
         if !mine || !self.fresh(f.taken, now) {
             return self.pending_lost(cx, f.ns, 1);
         }
-        // The namespace of the socket it read, which the task may have
-        // left since (setns()).
-        let owner = match f.ns {
-            0 => Some(state),
-            ns => self.registry.get(cx, ns),
-        };
-        if let Some(owner) = owner {
+        if let Some(owner) = self.pending_owner(cx, state, f.ns) {
             self.recv_exited(cx, owner, core::slice::from_ref(&f.packet), ret, now);
         }
     }

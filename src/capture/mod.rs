@@ -294,6 +294,9 @@ impl Capture {
         let max_age = u64::from(max_age_ms).saturating_mul(1_000_000);
         let tap_slots = filled(TAP_QUEUE, fifo_slot)?;
         let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
+        // The tasks' table and stamps: a quarter of the buckets.
+        let task_buckets = (buckets / 4).max(64);
+        let n_task_stamps = task_buckets.saturating_mul(STAMPS_PER_BUCKET);
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             sent: new_stamps(n_stamps)?,
@@ -301,9 +304,9 @@ impl Capture {
             received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
-            sends: new_stamps((buckets / 4).max(64).saturating_mul(STAMPS_PER_BUCKET))?,
-            tasks: new_table((buckets / 4).max(64), max_age)?,
-            first_pending: new_stamps((buckets / 4).max(64).saturating_mul(STAMPS_PER_BUCKET))?,
+            sends: new_stamps(n_task_stamps)?,
+            tasks: new_table(task_buckets, max_age)?,
+            first_pending: new_stamps(n_task_stamps)?,
             first_pending_out: AtomicU64::new(0),
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
@@ -506,13 +509,7 @@ impl Capture {
             // A dead task's leftover under a reused key.
             return self.task_lost(cx, &t);
         }
-        // The namespace of the sockets it read, which the task may have
-        // left since (setns()).
-        let owner = match t.ns {
-            0 => Some(state),
-            ns => self.registry.get(cx, ns),
-        };
-        let Some(owner) = owner else {
+        let Some(owner) = self.pending_owner(cx, state, t.ns) else {
             return;
         };
         self.recv_exited(cx, owner, t.pending(), ret, now);
@@ -569,6 +566,21 @@ impl Capture {
                 self.task_lost(cx, &Task::from_words(&old.data));
             }
             Insert::Stored | Insert::Same | Insert::Collision(_) => {}
+        }
+    }
+
+    /// The state of the namespace with handle `ns`, that of the sockets a
+    /// task read, which the task (of the namespace with `state`) may have
+    /// left since (setns()); `state` for 0.
+    pub(super) fn pending_owner<'a>(
+        &'a self,
+        cx: &'a ProbeCx<'_>,
+        state: &'a NetState,
+        ns: u64,
+    ) -> Option<&'a NetState> {
+        match ns {
+            0 => Some(state),
+            ns => self.registry.get(cx, ns),
         }
     }
 
