@@ -1015,15 +1015,22 @@ void mace_syscall_sets(struct mace_syscall_sets *out)
 		__NR_epoll_pwait2,
 #endif
 	};
+	static const long file[] = {
+		__NR_write, __NR_writev, __NR_read, __NR_readv,
+	};
 	int i;
 
 	memset(out, 0, sizeof(*out));
 	for (i = 0; i < ARRAY_SIZE(send); i++)
 		mace_syscall_set(out->send, send[i]);
-	for (i = 0; i < ARRAY_SIZE(recv); i++)
+	for (i = 0; i < ARRAY_SIZE(recv); i++) {
 		mace_syscall_set(out->recv, recv[i]);
+		mace_syscall_set(out->exit, recv[i]);
+	}
 	for (i = 0; i < ARRAY_SIZE(wait); i++)
-		mace_syscall_set(out->wait, wait[i]);
+		mace_syscall_set(out->exit, wait[i]);
+	for (i = 0; i < ARRAY_SIZE(file); i++)
+		mace_syscall_set(out->file, file[i]);
 }
 
 long mace_syscall_nr(struct pt_regs *regs)

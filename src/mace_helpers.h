@@ -363,18 +363,21 @@ void mace_sweep_schedule(unsigned int ms);
 enum { MACE_SYSCALL_WORDS = 8 };
 
 /**
- * The syscalls that send and that receive on sockets, and those that wait
- * for a file to become readable (poll, select, epoll), as bit sets.
+ * The syscalls that send and that receive on sockets, those whose return
+ * mace looks at (the receives, and the waits for a file to become readable:
+ * poll, select, epoll), and those that take any file, not only a socket
+ * (write, read and their vector forms), as bit sets.
  */
 struct mace_syscall_sets {
 	unsigned long long send[MACE_SYSCALL_WORDS];
 	unsigned long long recv[MACE_SYSCALL_WORDS];
-	unsigned long long wait[MACE_SYSCALL_WORDS];
+	unsigned long long exit[MACE_SYSCALL_WORDS];
+	unsigned long long file[MACE_SYSCALL_WORDS];
 };
 
 /**
- * Fills @out with this kernel's send and receive syscalls (the numbers of
- * its syscall table; a number beyond the sets' size is left out).
+ * Fills @out with this kernel's sets of syscalls (the numbers of its
+ * syscall table; a number beyond the sets' size is left out).
  */
 void mace_syscall_sets(struct mace_syscall_sets *out);
 /**

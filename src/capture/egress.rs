@@ -57,26 +57,32 @@ impl Capture {
             });
             return;
         }
-        if !self.syscalls.sends(nr) {
+        let kind = self.syscalls.kind(nr);
+        if !kind.sends() {
             return;
         }
         with_current_net(|net| {
             if !self.state_of(cx, net).is_some_and(NetState::enabled) {
                 return;
             }
-            self.send_started(regs);
+            self.send_started(regs, !kind.takes_files());
         });
     }
 
     /// A send syscall starts in a capturing namespace: its task's sender
-    /// entry, if it sends on a socket. Out of line: the filters above are
-    /// all that most syscalls see.
+    /// entry, if it sends on a socket (`on_socket`: the syscall takes only
+    /// sockets). Out of line: the filters above are all that most syscalls
+    /// see.
     #[inline(never)]
-    fn send_started(&self, regs: &Regs) {
-        // The window starts here, before the descriptor is looked up: what
-        // mace does before its clock lies in the sender's RTT and in no
-        // window.
-        let now = mono_ns();
+    fn send_started(&self, regs: &Regs, on_socket: bool) {
+        // A socket's send syscall starts its window here, before the
+        // descriptor is looked up: what mace does before its clock lies in
+        // the sender's RTT and in no window. `write(2)` and `writev(2)`
+        // mostly write to a terminal, a pipe or a file (a tool's output,
+        // a line per reply): for those the clock is read once the
+        // descriptor turned out to be a socket, which moves the start of
+        // a socket's window by the look-up.
+        let early = if on_socket { mono_ns() } else { 0 };
         // Every send syscall's first argument is a file descriptor; only
         // IP sockets matter (write(2) to a file or a pipe does not).
         let arg0 = regs.arg0();
@@ -86,6 +92,7 @@ impl Capture {
             // names another file descriptor than this syscall's.
             return;
         }
+        let now = if on_socket { early } else { mono_ns() };
         let (key, tid) = task::current_task();
         let t = Sender {
             tid,

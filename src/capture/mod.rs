@@ -422,12 +422,11 @@ impl Capture {
     #[inline(always)]
     pub(crate) fn syscall_exit(&self, cx: &ProbeCx<'_>, regs: &Regs, ret: i64) {
         let nr = regs.syscall_nr();
-        let s = &self.syscalls;
         // The number first: most syscalls are none of these. A send's exit
         // has nothing to do: its entry stays until the task's next send
         // replaces it (or it expires), and only a packet handed over inside
         // a send syscall looks at it ([`Self::send_start`]).
-        if !s.receives(nr) && !s.waits(nr) || regs.in_compat_syscall() {
+        if !self.syscalls.kind(nr).receives_or_waits() || regs.in_compat_syscall() {
             return;
         }
         crate::ffi::net::with_current_net(|net| self.exit_in(cx, net, nr, ret));

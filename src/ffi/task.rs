@@ -234,7 +234,52 @@ impl Regs {
 
 /// The syscalls mace follows: those that send and those that receive on
 /// sockets (and files: `write`, `read` and their vector forms).
-pub(crate) struct Syscalls(sys::mace_syscall_sets);
+///
+/// A byte of kinds per syscall number, not the C side's bit sets: a
+/// probe's filter is then one load and one test, and a send learns from the
+/// same byte whether it may be on a file.
+pub(crate) struct Syscalls([SyscallKind; SYSCALL_SLOTS]);
+
+/// How many syscall numbers [`Syscalls`] knows (a number beyond is none of
+/// its kinds).
+const SYSCALL_SLOTS: usize = sys::MACE_SYSCALL_WORDS as usize * 64;
+
+/// What mace does with a syscall (bits of [`Syscalls`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SyscallKind(u8);
+
+impl SyscallKind {
+    const SEND: u8 = 1;
+    const RECV: u8 = 2;
+    const EXIT: u8 = 4;
+    const FILE: u8 = 8;
+
+    /// Whether the syscall sends.
+    #[inline(always)]
+    pub(crate) fn sends(self) -> bool {
+        self.0 & Self::SEND != 0
+    }
+
+    /// Whether the syscall receives.
+    #[inline(always)]
+    pub(crate) fn receives(self) -> bool {
+        self.0 & Self::RECV != 0
+    }
+
+    /// Whether the syscall receives or waits for files to become readable
+    /// (poll, select, epoll): where most syscalls' returns end.
+    #[inline(always)]
+    pub(crate) fn receives_or_waits(self) -> bool {
+        self.0 & Self::EXIT != 0
+    }
+
+    /// Whether the syscall takes any file, not only a socket (`write`,
+    /// `read` and their vector forms).
+    #[inline(always)]
+    pub(crate) fn takes_files(self) -> bool {
+        self.0 & Self::FILE != 0
+    }
+}
 
 impl Syscalls {
     /// This kernel's syscalls that send, receive and wait.
@@ -242,35 +287,49 @@ impl Syscalls {
         let mut sets = sys::mace_syscall_sets {
             send: [0; sys::MACE_SYSCALL_WORDS as usize],
             recv: [0; sys::MACE_SYSCALL_WORDS as usize],
-            wait: [0; sys::MACE_SYSCALL_WORDS as usize],
+            exit: [0; sys::MACE_SYSCALL_WORDS as usize],
+            file: [0; sys::MACE_SYSCALL_WORDS as usize],
         };
         // SAFETY: `sets` is a valid, writable `struct mace_syscall_sets`.
         unsafe { sys::mace_syscall_sets(&mut sets) };
-        Self(sets)
+        let has = |set: &[u64], nr: usize| {
+            set.get(nr / 64)
+                .is_some_and(|w| w & (1u64 << (nr % 64)) != 0)
+        };
+        let mut kinds = [SyscallKind::default(); SYSCALL_SLOTS];
+        for (nr, k) in kinds.iter_mut().enumerate() {
+            for (set, bit) in [
+                (&sets.send, SyscallKind::SEND),
+                (&sets.recv, SyscallKind::RECV),
+                (&sets.exit, SyscallKind::EXIT),
+                (&sets.file, SyscallKind::FILE),
+            ] {
+                if has(set, nr) {
+                    k.0 |= bit;
+                }
+            }
+        }
+        Self(kinds)
     }
 
-    fn has(set: &[u64], nr: i64) -> bool {
-        let Ok(nr) = usize::try_from(nr) else {
-            return false;
-        };
-        set.get(nr / 64)
-            .is_some_and(|w| w & (1u64 << (nr % 64)) != 0)
+    /// What mace does with syscall `nr`.
+    #[inline(always)]
+    pub(crate) fn kind(&self, nr: i64) -> SyscallKind {
+        usize::try_from(nr)
+            .ok()
+            .and_then(|nr| self.0.get(nr))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Whether syscall `nr` sends.
     pub(crate) fn sends(&self, nr: i64) -> bool {
-        Self::has(&self.0.send, nr)
+        self.kind(nr).sends()
     }
 
     /// Whether syscall `nr` receives.
     pub(crate) fn receives(&self, nr: i64) -> bool {
-        Self::has(&self.0.recv, nr)
-    }
-
-    /// Whether syscall `nr` waits for files to become readable (poll,
-    /// select, epoll).
-    pub(crate) fn waits(&self, nr: i64) -> bool {
-        Self::has(&self.0.wait, nr)
+        self.kind(nr).receives()
     }
 }
 
