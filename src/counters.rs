@@ -104,11 +104,12 @@ counters! {
         ingress_expired,
         /// Received packets whose key another received packet had.
         ingress_collisions,
-        /// Taken packets not reported: the syscall failed, or it returned
-        /// more than [`crate::entry::MAX_PENDING`] of them.
+        /// Taken packets not reported: the syscall failed, or it took more
+        /// than [`crate::entry::MAX_PENDING`] and its latest (the fifth and
+        /// later ones but the last).
         ingress_unreported,
         /// Taken packets lost with their task's entry (or the stamp of its
-        /// receive's first packet), which expired or was pushed out before
+        /// receive's latest packet), which expired or was pushed out before
         /// the receiving syscall returned.
         ingress_task_lost,
         /// Taken packets whose window ended after capture was switched off
@@ -193,7 +194,7 @@ counters! {
         /// at).
         egress_in_table,
         /// Task entries pushed out of a full bucket, and tasks' stamps (a
-        /// send's, a receive's first packet's) out of a full set.
+        /// send's, a receive's latest packet's) out of a full set.
         tasks_evicted,
         /// Packets a tap saw that found the tap queue full (they expire in
         /// the ingress table instead, counted there).

@@ -9,16 +9,16 @@
 //! written once, in the conversions below, and the round trips are tested on
 //! the host.
 //!
-//! | table    | key                 | entry            | one window end ...           |
-//! |----------|---------------------|------------------|------------------------------|
-//! | egress   | socket buffer / key | [`Egress`]       | send syscall -> outer device |
-//! | ingress  | packet data buffer  | [`Ingress`]      | outer device -> receive      |
-//! | sends    | task                | [`Sender`]       | a task's send syscall        |
-//! | tasks    | task                | [`Task`]         | a task's receive             |
-//! | pending  | task                | [`FirstPending`] | a receive's first packet     |
+//! | table    | key                 | entry             | one window end ...           |
+//! |----------|---------------------|-------------------|------------------------------|
+//! | egress   | socket buffer / key | [`Egress`]        | send syscall -> outer device |
+//! | ingress  | packet data buffer  | [`Ingress`]       | outer device -> receive      |
+//! | sends    | task                | [`Sender`]        | a task's send syscall        |
+//! | tasks    | task                | [`Task`]          | a task's receive             |
+//! | pending  | task                | [`LatestPending`] | a receive's latest packet    |
 //!
 //! The ingress entries, the egress entries keyed by socket buffer, the
-//! senders and a receive's first packet are kept in lockless arrays of
+//! senders and a receive's latest packet are kept in lockless arrays of
 //! stamps ([`crate::stamps`]), whose tag holds the packet's fingerprint (a
 //! task's: its thread id), not in tables.
 //!
@@ -217,39 +217,45 @@ pub struct Pending {
     pub end: u64,
 }
 
-/// The first packet a receiving syscall took, kept as a stamp of its task
+/// The latest packet a receiving syscall took, kept as a stamp of its task
 /// (the thread id its fingerprint) instead of in a [`Task`] entry: most
 /// receives take one packet, which then costs no lock and no whole entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FirstPending {
+pub struct LatestPending {
     /// When the task took it (monotonic ns): the stamp's age.
     pub taken: u64,
     /// The packet.
     pub packet: Pending,
     /// The handle of the namespace it belongs to (its socket's).
     pub ns: u64,
+    /// The task's thread id: tells the task's own earlier packet, which a
+    /// later one's stamp goes over, from a dead task's leftover under the
+    /// same key.
+    pub tid: u32,
 }
 
-/// Words of a [`FirstPending`]: when it was taken (first: the stamps'
-/// time), arrival time, end, packet id, namespace.
-pub const FIRST_PENDING_WORDS: usize = 5;
+/// Words of a [`LatestPending`]: when it was taken (first: the stamps'
+/// time), arrival time, end, packet id with the thread id, namespace.
+pub const LATEST_PENDING_WORDS: usize = 5;
 
-impl Words<FIRST_PENDING_WORDS> for FirstPending {
-    fn to_words(&self) -> [u64; FIRST_PENDING_WORDS] {
+impl Words<LATEST_PENDING_WORDS> for LatestPending {
+    fn to_words(&self) -> [u64; LATEST_PENDING_WORDS] {
         let p = &self.packet;
-        [self.taken, p.t_rx, p.end, u64::from(p.pktid), self.ns]
+        let ids = u64::from(self.tid) << 32 | u64::from(p.pktid);
+        [self.taken, p.t_rx, p.end, ids, self.ns]
     }
 
-    fn from_words(w: &[u64; FIRST_PENDING_WORDS]) -> Self {
-        let [taken, t_rx, end, pktid, ns] = *w;
+    fn from_words(w: &[u64; LATEST_PENDING_WORDS]) -> Self {
+        let [taken, t_rx, end, ids, ns] = *w;
         Self {
             taken,
             packet: Pending {
                 t_rx,
-                pktid: pktid as u32,
+                pktid: ids as u32,
                 end,
             },
             ns,
+            tid: (ids >> 32) as u32,
         }
     }
 }

@@ -12,10 +12,11 @@
 //!   a receiving syscall         take the entry if the fingerprint is the
 //!                               same; if its socket reads a receive
 //!                               timestamp, its latency (breakdown off);
-//!                               else the syscall's first packet: a stamp
-//!                               of the task (FirstPending, lockless);
-//!                               later ones: task table, Task.pending
-//! recv_exited (sys_exit)        ingress latency of each pending packet
+//!                               else the syscall's latest packet: a stamp
+//!                               of the task (LatestPending, lockless);
+//!                               earlier ones: task table, Task.pending
+//! recv_exited (sys_exit)        ingress latency of each pending packet,
+//!                               the table's, then the stamp's
 //! ```
 //!
 //! The window ends where the reader's clock stops: at the kernel's receive
@@ -65,7 +66,7 @@
 
 use super::{fingerprint, key_bytes, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
-use crate::entry::{FirstPending, Ingress, Pending, Words};
+use crate::entry::{Ingress, LatestPending, Pending, Words};
 use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
@@ -500,72 +501,47 @@ impl Capture {
     }
 
     /// Adds a received packet of the namespace with `state` to the current
-    /// task's pending list: as a stamp of the task if it is the first one
-    /// (the task has neither that stamp nor an entry), else to its entry.
+    /// task's pending packets: as the stamp of the task, which holds its
+    /// receiving syscall's latest packet; an earlier one the stamp held goes
+    /// to the task's entry, which the syscall's return reports first.
     fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, now: u64, p: Pending) {
-        let ns = state.handle();
         let (key, tid) = task::current_task();
-        let fp = u64::from(tid);
-        // Only this task writes its stamp: read without taking it. An
-        // entry (a packet socket's reader, or a stamp that found its set
-        // busy) keeps the order: the packet goes after what it holds.
-        if self.first_pending.read_value(key, fp).is_none() && self.tasks.look(key).is_none() {
-            return self.store_first_pending(
-                cx,
-                state,
-                key,
-                fp,
-                FirstPending {
-                    taken: now,
-                    packet: p,
-                    ns,
-                },
-                now,
-            );
-        }
-        let added = self.update_task(cx, ns, now, |t| {
-            t.ns = ns;
-            t.push_pending(p)
-        });
-        if added == Some(true) {
-            bump(&state.counters.ingress_pending);
-        } else {
-            bump(&state.counters.ingress_unreported);
-        }
-    }
-
-    /// Stores `f`, the first packet the current task's receiving syscall
-    /// took (a packet of the namespace with `state`), as a stamp of the task
-    /// under `key` with fingerprint `fp` (its thread id), at `now`.
-    fn store_first_pending(
-        &self,
-        cx: &ProbeCx<'_>,
-        state: &NetState,
-        key: u64,
-        fp: u64,
-        f: FirstPending,
-        now: u64,
-    ) {
+        let f = LatestPending {
+            taken: now,
+            packet: p,
+            ns: state.handle(),
+            tid,
+        };
         let c = &state.counters;
         // Up before the stamp can be taken (and counted down).
         bump(&c.ingress_pending);
-        bump(&self.first_pending_out);
-        let put = self.first_pending.put_sole_value(key, fp, &f.to_words());
+        bump(&self.latest_pending_out);
+        // No look first: most receiving syscalls take one packet, and the
+        // put says what the slot held.
+        let put = self
+            .latest_pending
+            .put_sole_value(key, u64::from(tid), &f.to_words());
         // Stored over another stamp, which leaves, or not stored: as many
         // stamps as before.
         if put != Put::Empty {
-            sub(&self.first_pending_out, 1);
+            sub(&self.latest_pending_out, 1);
         }
         match put {
             Put::Empty => {}
-            // A dead task's, under the same key (this task's was looked
-            // for): its receive never returned.
             Put::Superseded(old) => {
-                self.pending_lost(cx, FirstPending::from_words(&old).ns, 1);
+                let old = LatestPending::from_words(&old);
+                if old.tid == tid && self.fresh(old.taken, now) {
+                    // This syscall's earlier packet: to the task's entry.
+                    self.pend_in_entry(cx, now, &old);
+                } else {
+                    // A dead task's, under the same key, or this task's
+                    // from a receive whose return it never saw.
+                    self.pending_lost(cx, old.ns, 1);
+                }
             }
             // Another task's, pushed out of a full set.
             Put::Replaced(old) => {
-                let old = FirstPending::from_words(&old);
+                let old = LatestPending::from_words(&old);
                 if self.fresh(old.taken, now) {
                     bump(&self.counters.tasks_evicted);
                 }
@@ -579,15 +555,33 @@ impl Capture {
         }
     }
 
+    /// Moves `old`, a packet the current task's receiving syscall took at
+    /// `now` or before, from the task's stamp to the task's entry (a
+    /// [`crate::entry::Task`], up to four pending packets), after the
+    /// packets it holds; counted as unreported if it does not fit.
+    fn pend_in_entry(&self, cx: &ProbeCx<'_>, now: u64, old: &LatestPending) {
+        let ns = old.ns;
+        let added = self.update_task(cx, ns, now, |t| {
+            t.ns = ns;
+            t.push_pending(old.packet)
+        });
+        if added != Some(true) {
+            if let Some(state) = self.registry.get(cx, ns) {
+                sub(&state.counters.ingress_pending, 1);
+                bump(&state.counters.ingress_unreported);
+            }
+        }
+    }
+
     /// The receiving syscall of the current task, of the namespace with
-    /// `state`, returned `ret` at `now`, and `f` was the first packet
+    /// `state`, returned `ret` at `now`, and `f` was the latest packet
     /// stamped under its key: the task's own if `mine` (its ingress
     /// latency, [`Self::recv_exited`]), else a dead task's leftover (lost).
-    pub(super) fn first_exited(
+    pub(super) fn latest_exited(
         &self,
         cx: &ProbeCx<'_>,
         state: &NetState,
-        f: &FirstPending,
+        f: &LatestPending,
         mine: bool,
         ret: i64,
         now: u64,

@@ -49,7 +49,7 @@ pub(crate) use breakdown::WaypointStamps;
 
 use crate::counters::{add, bump, sub, HostCounters};
 use crate::entry::{
-    FirstPending, Task, Words, EGRESS_WORDS, FIRST_PENDING_WORDS, INGRESS_WORDS, SEND_WORDS,
+    LatestPending, Task, Words, EGRESS_WORDS, INGRESS_WORDS, LATEST_PENDING_WORDS, SEND_WORDS,
     SENT_WORDS, TASK_WORDS,
 };
 use crate::ffi::net::Net;
@@ -251,14 +251,14 @@ pub(crate) struct Capture {
     /// its thread id for a fingerprint.
     sends: KStamps<SEND_WORDS>,
     /// Tasks in a receiving syscall (or a packet socket's wait): their
-    /// packets after the first, and packet sockets' readers.
+    /// packets before the latest, and packet sockets' readers.
     tasks: KTable<TASK_WORDS>,
-    /// The first packet of a task's receiving syscall: stamps of the task,
-    /// with its thread id for a fingerprint.
-    first_pending: KStamps<FIRST_PENDING_WORDS>,
-    /// Stamps in `first_pending`: while there are none, a receive's return
+    /// The latest packet of a task's receiving syscall: stamps of the
+    /// task, with its thread id for a fingerprint.
+    latest_pending: KStamps<LATEST_PENDING_WORDS>,
+    /// Stamps in `latest_pending`: while there are none, a receive's return
     /// looks only into the task table.
-    first_pending_out: AtomicU64,
+    latest_pending_out: AtomicU64,
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
     pub(crate) registry: NsRegistry,
@@ -306,8 +306,8 @@ impl Capture {
             egress_by_identity: AtomicU64::new(0),
             sends: new_stamps(n_task_stamps)?,
             tasks: new_table(task_buckets, max_age)?,
-            first_pending: new_stamps(n_task_stamps)?,
-            first_pending_out: AtomicU64::new(0),
+            latest_pending: new_stamps(n_task_stamps)?,
+            latest_pending_out: AtomicU64::new(0),
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
             ns_mask: NsMask::new(),
@@ -411,7 +411,7 @@ impl Capture {
         [
             count(&self.egress).wrapping_add(count_stamps(&self.sent)),
             count_stamps(&self.received),
-            count(&self.tasks).wrapping_add(count_stamps(&self.first_pending)),
+            count(&self.tasks).wrapping_add(count_stamps(&self.latest_pending)),
             count_stamps(&self.sends),
         ]
     }
@@ -435,7 +435,7 @@ impl Capture {
     /// A receiving or waiting syscall `nr` of a task of the namespace `net`
     /// returns `ret`: the filters that most such syscalls end in, inline in
     /// the probe. With a sixth argument to [`Self::exited_in`] (whether any
-    /// first packet is stamped) the compiler called them out of line, a
+    /// latest packet is stamped) the compiler called them out of line, a
     /// frame for every such exit and two more instructions for every exit
     /// of another namespace (profile): `exited_in` reads that again.
     #[inline(always)]
@@ -451,10 +451,10 @@ impl Capture {
         // receives (a non-blocking socket's EAGAIN: a tool that polls
         // makes one after every packet, iputils ping at short intervals
         // hundreds per ping) have no entry: a look at its bucket, and
-        // whether any first packet is stamped, inline, before the
+        // whether any latest packet is stamped, inline, before the
         // work's frame and saved registers.
         let look = self.tasks.look(task::current_key());
-        if look.is_none() && self.first_pending_out.load(Relaxed) == 0 {
+        if look.is_none() && self.latest_pending_out.load(Relaxed) == 0 {
             return;
         }
         self.exited_in(cx, state, look, nr, ret);
@@ -477,46 +477,67 @@ impl Capture {
         // The clock is read once an entry is found: a window that ends at
         // the syscall's return ends after mace's look for it, so that what
         // the reader's RTT holds beyond the windows is as little as can be.
-        let mut read = None;
-        // The first packet first: the table holds the later ones.
-        if self.first_pending_out.load(Relaxed) != 0 {
-            if let Some((words, mine)) =
-                self.first_pending.take_buffer(key, || Some(u64::from(tid)))
+        // The task's entry first: it holds the syscall's earlier packets,
+        // the stamp its latest.
+        let read = look.and_then(|look| self.entry_exited(cx, state, look, tid, nr, ret));
+        if self.latest_pending_out.load(Relaxed) != 0 {
+            if let Some((words, mine)) = self
+                .latest_pending
+                .take_buffer(key, || Some(u64::from(tid)))
             {
-                sub(&self.first_pending_out, 1);
-                let now = mono_ns();
-                read = Some(now);
-                self.first_exited(cx, state, &FirstPending::from_words(&words), mine, ret, now);
+                sub(&self.latest_pending_out, 1);
+                let now = read.unwrap_or_else(mono_ns);
+                self.latest_exited(
+                    cx,
+                    state,
+                    &LatestPending::from_words(&words),
+                    mine,
+                    ret,
+                    now,
+                );
             }
         }
-        let Some(look) = look else {
-            return;
-        };
-        let (taken, now) = match read {
-            Some(now) => look.take_timed(|| now),
-            None => look.take_timed(mono_ns),
-        };
+    }
+
+    /// The receiving or waiting syscall `nr` of the current task (thread
+    /// `tid`, of the namespace with `state`) returns `ret`, and `look` found
+    /// a slot with its key in the task table: its entry is taken and its
+    /// pending packets reported. Returns when the clock was read, if it was
+    /// (an entry had the key).
+    #[inline(always)]
+    fn entry_exited(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        look: TaskLook<'_>,
+        tid: u32,
+        nr: i64,
+        ret: i64,
+    ) -> Option<u64> {
+        let (taken, now) = look.take_timed(mono_ns);
         let e = match taken {
             Take::Hit(e) => e,
             Take::Expired(e) | Take::Collided(e) => {
-                return self.task_lost(cx, &Task::from_words(&e.data));
+                self.task_lost(cx, &Task::from_words(&e.data));
+                return Some(now);
             }
-            Take::Miss => return,
+            Take::Miss => return None,
         };
         let t = Task::from_words(&e.data);
         if t.tid != tid {
             // A dead task's leftover under a reused key.
-            return self.task_lost(cx, &t);
+            self.task_lost(cx, &t);
+            return Some(now);
         }
-        let Some(owner) = self.pending_owner(cx, state, t.ns) else {
-            return;
-        };
-        self.recv_exited(cx, owner, t.pending(), ret, now);
-        if t.tap_reader && ret > 0 {
-            // A read is where the reader got them; a wait returned
-            // before the reader took them from its ring.
-            self.tap_read(cx, t.ns, now, self.syscalls.receives(nr));
+        if let Some(owner) = self.pending_owner(cx, state, t.ns) {
+            self.recv_exited(cx, owner, t.pending(), ret, now);
+            if t.tap_reader && ret > 0 {
+                // A read is where the reader got them; a wait returned
+                // before the reader took them from its ring.
+                self.tap_read(cx, t.ns, now, self.syscalls.receives(nr));
+            }
         }
+        Some(now)
     }
 
     /// Updates the current task's entry with `f`: a new entry for namespace

@@ -284,6 +284,45 @@ run_echo "UDP over IPv6" udp-client "[$REMOTE6]:7778" seq
 run_echo "TCP over IPv4" tcp-client "$REMOTE4:7779" distinct
 run_echo "TCP over IPv6" tcp-client "[$REMOTE6]:7780" distinct
 
+# Several packets taken by one receiving syscall: recvmmsg takes a burst's
+# queued echoes at once. The syscall's latest packet is its task's stamp,
+# the earlier ones go to its task entry (four at most), and the return
+# reports the entry's, then the stamp's: all of them, in the order taken.
+# A sixth finds the entry full: the fifth, which it pushes out of the
+# stamp, is unreported.
+burst() {
+	local name=$1 n=$2 count=$3 want=$4 unrep=$5 u0 l0 u1 l1 ids batches
+	drain c1
+	u0=$(stat c1 ingress_unreported)
+	l0=$(stat c1 ingress_task_lost)
+	if ! ip netns exec c1 mace-echo udp-client --burst "$n" --recv-delay-ms 200 "$REMOTE4:7777" "$count" 20 >/tmp/burst.out 2>&1; then
+		fail "$name: exchanges" "$(tail -3 /tmp/burst.out)"
+		return
+	fi
+	batches=$(grep -c "^batch $n\$" /tmp/burst.out)
+	if ((batches != count / n)); then
+		fail "$name: one recvmmsg per burst" "$(grep '^batch' /tmp/burst.out | tr '\n' ' ')"
+		return
+	fi
+	pass "$name: $((count / n)) recvmmsg calls took $n echoes each"
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	ids=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | tr '\n' ' ')
+	u1=$(stat c1 ingress_unreported)
+	l1=$(stat c1 ingress_task_lost)
+	if [[ $ids == "$want" ]]; then
+		pass "$name: ingress lines of ids $want"
+	else
+		fail "$name: ingress lines" "ids '$ids', want '$want'"
+	fi
+	if ((u1 - u0 == unrep && l1 == l0)); then
+		pass "$name: $unrep unreported, none lost"
+	else
+		fail "$name: counters" "ingress_unreported +$((u1 - u0)) (want $unrep), ingress_task_lost +$((l1 - l0))"
+	fi
+}
+burst "UDP, 3 echoes per recvmmsg" 3 12 "1 2 3 4 5 6 7 8 9 10 11 12 " 0
+burst "UDP, 6 echoes per recvmmsg" 6 12 "1 2 3 4 6 7 8 9 10 12 " 2
+
 # TCP while data flows both ways: the client's stack acknowledges the
 # incoming stream, also from inside the client's send syscalls. Those bare
 # ACKs are no send's data: exactly one egress line per request. (Before

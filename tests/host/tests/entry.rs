@@ -2,8 +2,8 @@
 //! bounded list inside task entries.
 
 use mace_core::entry::{
-    Egress, FirstPending, Ingress, Pending, SendCall, Sender, Task, Words, EGRESS_WORDS,
-    FIRST_PENDING_WORDS, INGRESS_WORDS, MAX_PENDING, SEND_WORDS, SENT_WORDS, TASK_WORDS,
+    Egress, Ingress, LatestPending, Pending, SendCall, Sender, Task, Words, EGRESS_WORDS,
+    INGRESS_WORDS, LATEST_PENDING_WORDS, MAX_PENDING, SEND_WORDS, SENT_WORDS, TASK_WORDS,
 };
 
 fn round_trip<const D: usize, T: Words<D> + PartialEq + std::fmt::Debug>(v: T) {
@@ -81,8 +81,8 @@ fn ingress_round_trip() {
 }
 
 #[test]
-fn first_pending_round_trip_starts_with_its_time() {
-    let f = FirstPending {
+fn latest_pending_round_trip_starts_with_its_time() {
+    let f = LatestPending {
         taken: 11,
         packet: Pending {
             t_rx: 7,
@@ -90,13 +90,17 @@ fn first_pending_round_trip_starts_with_its_time() {
             end: 9,
         },
         ns: 1 << 32 | 3,
+        tid: u32::MAX - 1,
     };
     round_trip(f);
-    round_trip(FirstPending::default());
+    round_trip(LatestPending::default());
+    // The thread id and the packet id share a word, each whole.
+    let back = LatestPending::from_words(&f.to_words());
+    assert_eq!((back.tid, back.packet.pktid), (u32::MAX - 1, u32::MAX));
     // The stamps' time is the first word: a full set loses the stamp
     // taken longest ago.
     assert_eq!(f.to_words()[0], 11);
-    assert_eq!(FIRST_PENDING_WORDS, 5);
+    assert_eq!(LATEST_PENDING_WORDS, 5);
 }
 
 #[test]
