@@ -253,6 +253,9 @@ pub(crate) struct Capture {
     /// Tasks in a receiving syscall (or a packet socket's wait): their
     /// packets before the latest, and packet sockets' readers.
     tasks: KTable<TASK_WORDS>,
+    /// Entries in `tasks`: while there are none, a receive's return does not
+    /// look there.
+    task_entries_out: AtomicU64,
     /// The latest packet of a task's receiving syscall: stamps of the
     /// task, with its thread id for a fingerprint.
     latest_pending: KStamps<LATEST_PENDING_WORDS>,
@@ -308,6 +311,7 @@ impl Capture {
             tasks: new_table(task_buckets, max_age)?,
             latest_pending: new_stamps(n_task_stamps)?,
             latest_pending_out: AtomicU64::new(0),
+            task_entries_out: AtomicU64::new(0),
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
             ns_mask: NsMask::new(),
@@ -434,10 +438,10 @@ impl Capture {
 
     /// A receiving or waiting syscall `nr` of a task of the namespace `net`
     /// returns `ret`: the filters that most such syscalls end in, inline in
-    /// the probe. With a sixth argument to [`Self::exited_in`] (whether any
-    /// latest packet is stamped) the compiler called them out of line, a
-    /// frame for every such exit and two more instructions for every exit
-    /// of another namespace (profile): `exited_in` reads that again.
+    /// the probe. Kept small: with a sixth argument to [`Self::exited_in`],
+    /// or with the look into the task table here, the compiler called them
+    /// out of line, a frame for every such exit and more instructions for
+    /// every exit of another namespace (profile).
     #[inline(always)]
     fn exit_in(&self, cx: &ProbeCx<'_>, net: &Net, nr: i64, ret: i64) {
         let Some(state) = self.state_of(cx, net) else {
@@ -450,30 +454,27 @@ impl Capture {
         // Most waits (a select() or poll() on anything) and many
         // receives (a non-blocking socket's EAGAIN: a tool that polls
         // makes one after every packet, iputils ping at short intervals
-        // hundreds per ping) have no entry: a look at its bucket, and
-        // whether any latest packet is stamped, inline, before the
-        // work's frame and saved registers.
-        let look = self.tasks.look(task::current_key());
-        if look.is_none() && self.latest_pending_out.load(Relaxed) == 0 {
+        // hundreds per ping) have nothing pending: whether any task entry
+        // is out and whether any latest packet is stamped, inline, before
+        // the work's frame and saved registers. A task's own entry or
+        // stamp counts before its return: it stored it.
+        if self.task_entries_out.load(Relaxed) == 0 && self.latest_pending_out.load(Relaxed) == 0 {
             return;
         }
-        self.exited_in(cx, state, look, nr, ret);
+        self.exited_in(cx, state, nr, ret);
     }
 
-    /// A receiving or waiting syscall of a task of the namespace with
-    /// `state` (which captures or did) returns `ret`; `look` found a slot
-    /// with its key in the task table, if there is one. Out of line: the
-    /// filters above are all that most syscalls see.
+    /// A receiving or waiting syscall `nr` of a task of the namespace with
+    /// `state` (which captures or did) returns `ret`, while task entries or
+    /// stamps are out. Out of line: the filters above are all that most
+    /// syscalls see.
     #[inline(never)]
-    fn exited_in(
-        &self,
-        cx: &ProbeCx<'_>,
-        state: &NetState,
-        look: Option<TaskLook<'_>>,
-        nr: i64,
-        ret: i64,
-    ) {
+    fn exited_in(&self, cx: &ProbeCx<'_>, state: &NetState, nr: i64, ret: i64) {
         let (key, tid) = task::current_task();
+        let look = match self.task_entries_out.load(Relaxed) {
+            0 => None,
+            _ => self.tasks.look(key),
+        };
         // The clock is read once an entry is found: a window that ends at
         // the syscall's return ends after mace's look for it, so that what
         // the reader's RTT holds beyond the windows is as little as can be.
@@ -515,6 +516,9 @@ impl Capture {
         ret: i64,
     ) -> Option<u64> {
         let (taken, now) = look.take_timed(mono_ns);
+        if !matches!(taken, Take::Miss) {
+            sub(&self.task_entries_out, 1);
+        }
         let e = match taken {
             Take::Hit(e) => e,
             Take::Expired(e) | Take::Collided(e) => {
@@ -573,9 +577,9 @@ impl Capture {
         r
     }
 
-    /// A task entry was placed: one it took the place of (another task's
-    /// pushed out of a full bucket, or this task's leftover) loses its
-    /// pending packets.
+    /// A task entry was placed: counted if it is one more; one it took the
+    /// place of (another task's pushed out of a full bucket, or this task's
+    /// leftover) loses its pending packets.
     fn task_placed(&self, cx: &ProbeCx<'_>, placed: Insert<TASK_WORDS>) {
         match placed {
             Insert::Evicted(old) => {
@@ -585,7 +589,9 @@ impl Capture {
             Insert::ReplacedExpired(old) => {
                 self.task_lost(cx, &Task::from_words(&old.data));
             }
-            Insert::Stored | Insert::Same | Insert::Collision(_) => {}
+            // One more entry: the others took a slot's place, or none.
+            Insert::Stored => bump(&self.task_entries_out),
+            Insert::Same | Insert::Collision(_) => {}
         }
     }
 

@@ -333,13 +333,6 @@ impl Syscalls {
     }
 }
 
-/// The current task's identity (a number unique among live tasks), as the
-/// first half of [`current_task`].
-#[inline(always)]
-pub(crate) fn current_key() -> u64 {
-    current_ptr() as usize as u64
-}
-
 /// The current task's identity (a number unique among live tasks) and its
 /// thread id.
 #[inline(always)]
