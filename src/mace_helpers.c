@@ -1117,6 +1117,11 @@ unsigned int mace_preempt_count(void)
 	return preempt_count();
 }
 
+unsigned long mace_current_pt_regs(void)
+{
+	return (unsigned long)task_pt_regs(current);
+}
+
 long mace_current_syscall_nr(void)
 {
 	if (current->flags & (PF_KTHREAD | PF_IO_WORKER))

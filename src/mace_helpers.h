@@ -413,6 +413,8 @@ void mace_percpu_addrs(unsigned long *current_task,
 		       unsigned long *preempt_count);
 /** preempt_count(), to check an inline read of it against. */
 unsigned int mace_preempt_count(void);
+/** task_pt_regs(current), to check an inline computation of it against. */
+unsigned long mace_current_pt_regs(void);
 /**
  * The number of the syscall the current task is in, or -1 (kernel threads,
  * or not in a syscall). Meaningful only in task context.

@@ -79,6 +79,16 @@ static_assert(sizeof(pid_t) == sizeof(int));
 #ifdef CONFIG_X86_64
 MACE_FIELD_IS(task_struct, thread_info.status, u32);
 MACE_FIELD_IS(pt_regs, orig_ax, unsigned long);
+/*
+ * The current task's own registers, task_pt_regs(): the top of its stack
+ * (task->stack, CONFIG_THREAD_INFO_IN_TASK), less the padding and the
+ * registers; whether it is a kernel thread or an io_uring worker, which
+ * are in no syscall (task->flags); the first argument of a 64-bit syscall
+ * (di).
+ */
+MACE_FIELD_IS(task_struct, stack, void *);
+MACE_FIELD_IS(task_struct, flags, unsigned int);
+MACE_FIELD_IS(pt_regs, di, unsigned long);
 #endif
 #ifdef CONFIG_PREEMPT_RT
 MACE_FIELD_IS(task_struct, softirq_disable_cnt, int);
@@ -133,6 +143,12 @@ int main(void)
 	DEFINE(TS_COMPAT_MASK, IS_ENABLED(CONFIG_IA32_EMULATION) ? TS_COMPAT : 0);
 	DEFINE(X32_SYSCALL_MASK, IS_ENABLED(CONFIG_X86_X32_ABI) ? __X32_SYSCALL_BIT : 0);
 	OFFSET(PT_REGS_ORIG_AX, pt_regs, orig_ax);
+	OFFSET(PT_REGS_DI, pt_regs, di);
+	OFFSET(TASK_STACK, task_struct, stack);
+	OFFSET(TASK_FLAGS, task_struct, flags);
+	DEFINE(TASK_NO_SYSCALL_FLAGS, PF_KTHREAD | PF_IO_WORKER);
+	DEFINE(TASK_STACK_TO_PT_REGS,
+	       THREAD_SIZE - TOP_OF_KERNEL_STACK_PADDING - sizeof(struct pt_regs));
 #endif
 	return 0;
 }

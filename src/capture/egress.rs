@@ -85,7 +85,8 @@ impl Capture {
         let early = if on_socket { mono_ns() } else { 0 };
         // Every send syscall's first argument is a file descriptor; only
         // IP sockets matter (write(2) to a file or a pipe does not).
-        let arg0 = regs.arg0();
+        // Not a compat syscall: send_entered() returned for those.
+        let arg0 = regs.native_arg0();
         let fd = task::fd_sock(arg0);
         if fd.sock == 0 {
             // The task's last send's entry (its exit leaves it) stays: it
@@ -286,8 +287,8 @@ impl Capture {
         // and if that send started while capture was on (else its entry is
         // an earlier one's). Read without the lock: only this task writes
         // it, at its sends' entries.
-        let (nr, arg0) = task::current_syscall();
-        if task::in_compat_syscall() || !self.syscalls.sends(nr) {
+        let (nr, arg0) = task::current_syscall()?;
+        if !self.syscalls.sends(nr) {
             return None;
         }
         let (key, tid) = task::current_task();

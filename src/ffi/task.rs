@@ -81,7 +81,8 @@ unsafe fn percpu_read_u32(addr: usize) -> u32 {
 
 /// Finds the per-CPU addresses of the current task pointer and the preempt
 /// count (x86_64), which the probes read inline, and checks that reading
-/// them gives what C reads. Called at load, in process context, before any
+/// them, and finding the current task's registers from its stack, gives what
+/// C reads. Called at load, in process context, before any
 /// probe is attached; an error fails the load.
 pub(crate) fn init() -> Result {
     #[cfg(target_arch = "x86_64")]
@@ -111,6 +112,14 @@ pub(crate) fn init() -> Result {
         }
         PERCPU_CURRENT.store(current, Relaxed);
         PERCPU_PREEMPT.store(preempt, Relaxed);
+        // The loading task is in a syscall (init_module), so its registers
+        // are where the probes find a task's: the same place as C's.
+        // SAFETY: No preconditions.
+        let c_regs = unsafe { sys::mace_current_pt_regs() };
+        if current_regs() as usize as u64 != c_regs {
+            pr_err!("the current task's registers found inline are not where C finds them\n");
+            return Err(EINVAL);
+        }
     }
     Ok(())
 }
@@ -210,25 +219,27 @@ impl Regs {
                 // A kernel without 32-bit syscalls.
                 return false;
             }
-            // SAFETY: The current task's thread_info status is a u32 at
-            // TASK_TI_STATUS (mace_offsets.c checks).
-            let status: u32 = unsafe { read_once(current_ptr(), offs::TASK_TI_STATUS) };
-            let ax = self.orig_ax();
-            // A mask is 0 where the configuration lacks its kind of
-            // syscall (the check above returned if both are).
-            #[allow(clippy::bad_bit_mask)]
-            let compat = status as usize & offs::TS_COMPAT_MASK != 0
-                || ax as usize & offs::X32_SYSCALL_MASK != 0;
-            compat
+            compat_syscall(self.orig_ax())
         }
         #[cfg(not(target_arch = "x86_64"))]
         in_compat_syscall()
     }
 
-    /// The syscall's first argument.
-    pub(crate) fn arg0(&self) -> u64 {
+    /// The first argument of the syscall, a native one: the caller ruled
+    /// out a 32-bit compat syscall ([`Self::in_compat_syscall`]).
+    #[inline(always)]
+    pub(crate) fn native_arg0(&self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: The registers are the current task's (type
+            // invariants).
+            unsafe { regs_arg0(self.as_ptr().cast::<u8>()) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: The registers are the current task's (type invariants).
-        unsafe { sys::mace_syscall_arg0(self.as_ptr()) }
+        unsafe {
+            sys::mace_syscall_arg0(self.as_ptr())
+        }
     }
 }
 
@@ -346,6 +357,7 @@ pub(crate) fn current_task() -> (u64, u32) {
 
 /// Whether the current task is in a 32-bit compat syscall (whose numbers
 /// are another table's).
+#[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn in_compat_syscall() -> bool {
     // SAFETY: No preconditions.
     unsafe { sys::mace_in_compat_syscall() }
@@ -378,22 +390,114 @@ pub(crate) fn in_task() -> bool {
     }
 }
 
-/// The syscall the current task is in (-1 if none); meaningful only in task
-/// context ([`in_task`]).
-pub(crate) fn current_syscall_nr() -> i64 {
-    // SAFETY: No preconditions; in an interrupt it reads the interrupted
-    // task's registers, which is harmless.
-    unsafe { sys::mace_current_syscall_nr() }
+/// Whether the current task, whose syscall number register is `ax`, is in a
+/// 32-bit compat syscall: in_compat_syscall().
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn compat_syscall(ax: u64) -> bool {
+    if offs::TS_COMPAT_MASK == 0 && offs::X32_SYSCALL_MASK == 0 {
+        // A kernel without 32-bit syscalls.
+        return false;
+    }
+    // SAFETY: The current task's thread_info status is a u32 at
+    // TASK_TI_STATUS (mace_offsets.c checks).
+    let status: u32 = unsafe { read_once(current_ptr(), offs::TASK_TI_STATUS) };
+    // A mask is 0 where the configuration lacks its kind of syscall (the
+    // check above returned if both are).
+    #[allow(clippy::bad_bit_mask)]
+    let compat =
+        status as usize & offs::TS_COMPAT_MASK != 0 || ax as usize & offs::X32_SYSCALL_MASK != 0;
+    compat
 }
 
-/// The syscall the current task is in (-1 if none) and its first argument;
-/// meaningful only in task context ([`in_task`]).
-pub(crate) fn current_syscall() -> (i64, u64) {
-    let mut arg0 = 0;
-    // SAFETY: `arg0` is writable; in an interrupt it reads the interrupted
+/// The first argument of the native syscall whose registers are at `regs`
+/// (syscall_get_arguments() outside a compat syscall).
+///
+/// # Safety
+///
+/// `regs` points to a task's `struct pt_regs`, live for the call.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn regs_arg0(regs: *const u8) -> u64 {
+    // SAFETY: By the caller's promise, a `struct pt_regs`, whose di is an
+    // unsigned long at PT_REGS_DI (mace_offsets.c checks).
+    unsafe { read_once(regs, offs::PT_REGS_DI) }
+}
+
+/// The current task's registers as its entry into the kernel saved them
+/// (task_pt_regs(current)), or null for a kernel thread or an io_uring
+/// worker, which are in no syscall.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn current_regs() -> *const u8 {
+    let task = current_ptr();
+    // SAFETY: `task` is the current task, alive while it runs (or is
+    // interrupted here); its flags are an unsigned int at TASK_FLAGS
+    // (mace_offsets.c checks), which the task itself sets.
+    let flags: u32 = unsafe { read_once(task, offs::TASK_FLAGS) };
+    if flags as usize & offs::TASK_NO_SYSCALL_FLAGS != 0 {
+        return core::ptr::null();
+    }
+    // SAFETY: Its stack is a `void *` at TASK_STACK (checked), set before
+    // the task first ran; the registers lie at its top, which `init`
+    // checked against task_pt_regs().
+    let stack: *const u8 = unsafe { read_once(task, offs::TASK_STACK) };
+    stack.wrapping_add(offs::TASK_STACK_TO_PT_REGS)
+}
+
+/// The syscall the current task is in (-1 if none); meaningful only in task
+/// context ([`in_task`]).
+#[inline(always)]
+pub(crate) fn current_syscall_nr() -> i64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let regs = current_regs();
+        if regs.is_null() {
+            return -1;
+        }
+        // SAFETY: The current task's registers, live while it runs (in an
+        // interrupt, the interrupted task's, which is harmless): orig_ax
+        // is an unsigned long at PT_REGS_ORIG_AX (checked), which
+        // syscall_get_nr() returns as an int.
+        let ax: u64 = unsafe { read_once(regs, offs::PT_REGS_ORIG_AX) };
+        i64::from(ax as i32)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: No preconditions; in an interrupt it reads the interrupted
     // task's registers, which is harmless.
-    let nr = unsafe { sys::mace_current_syscall(&mut arg0) };
-    (nr, arg0)
+    unsafe {
+        sys::mace_current_syscall_nr()
+    }
+}
+
+/// The native syscall the current task is in and its first argument;
+/// `None` outside a syscall or in a 32-bit compat one (whose numbers are
+/// another table's). Meaningful only in task context ([`in_task`]).
+#[inline(always)]
+pub(crate) fn current_syscall() -> Option<(i64, u64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let regs = current_regs();
+        if regs.is_null() {
+            return None;
+        }
+        // SAFETY: As in `current_syscall_nr`.
+        let ax: u64 = unsafe { read_once(regs, offs::PT_REGS_ORIG_AX) };
+        if compat_syscall(ax) {
+            return None;
+        }
+        // SAFETY: The same registers.
+        let arg0 = unsafe { regs_arg0(regs) };
+        Some((i64::from(ax as i32), arg0))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut arg0 = 0;
+        // SAFETY: `arg0` is writable; in an interrupt it reads the
+        // interrupted task's registers, which is harmless.
+        let nr = unsafe { sys::mace_current_syscall(&mut arg0) };
+        (nr >= 0 && !in_compat_syscall()).then_some((nr, arg0))
+    }
 }
 
 /// The socket behind one of the current task's file descriptors.
