@@ -39,6 +39,20 @@ impl Skb {
         unsafe { ptr.cast::<Skb>().as_ref() }
     }
 
+    /// Borrows the socket buffer at `ptr`, a tracepoint's argument that is
+    /// never null: no test on the hot path.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is not null and points to a live `struct sk_buff` that stays
+    /// alive for `'a`.
+    #[inline(always)]
+    pub(super) unsafe fn from_nonnull<'a>(ptr: *const sys::sk_buff) -> &'a Skb {
+        // SAFETY: `Skb` is a transparent wrapper of `struct sk_buff`;
+        // non-null and liveness are the caller's promise.
+        unsafe { &*ptr.cast::<Skb>() }
+    }
+
     fn as_ptr(&self) -> *const sys::sk_buff {
         self.0.get().cast_const()
     }
@@ -358,6 +372,20 @@ impl Dev {
         // SAFETY: `Dev` is a transparent wrapper of `struct net_device`;
         // liveness is the caller's promise.
         unsafe { ptr.cast::<Dev>().as_ref() }
+    }
+
+    /// Borrows the device at `ptr`, a tracepoint's argument that is never
+    /// null: no test on the hot path.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is not null and points to a `struct net_device` that is not
+    /// freed for `'a`.
+    #[inline(always)]
+    pub(super) unsafe fn from_nonnull<'a>(ptr: *const sys::net_device) -> &'a Dev {
+        // SAFETY: `Dev` is a transparent wrapper of `struct net_device`;
+        // non-null and liveness are the caller's promise.
+        unsafe { &*ptr.cast::<Dev>() }
     }
 
     fn as_ptr(&self) -> *const sys::net_device {
