@@ -985,13 +985,13 @@ void mace_sweep_schedule(unsigned int ms)
 
 /* Syscalls and tasks */
 
-static void mace_syscall_set(unsigned long long *set, long nr)
+static void mace_syscall_mark(unsigned char *kinds, long nr, unsigned char kind)
 {
-	if (nr >= 0 && nr < MACE_SYSCALL_WORDS * 64)
-		set[nr / 64] |= 1ULL << (nr % 64);
+	if (nr >= 0 && nr < MACE_SYSCALL_SLOTS)
+		kinds[nr] |= kind;
 }
 
-void mace_syscall_sets(struct mace_syscall_sets *out)
+void mace_syscall_kinds(unsigned char *kinds)
 {
 	/* The one list of the syscalls mace follows. */
 	static const long send[] = {
@@ -1020,17 +1020,15 @@ void mace_syscall_sets(struct mace_syscall_sets *out)
 	};
 	int i;
 
-	memset(out, 0, sizeof(*out));
+	memset(kinds, 0, MACE_SYSCALL_SLOTS);
 	for (i = 0; i < ARRAY_SIZE(send); i++)
-		mace_syscall_set(out->send, send[i]);
-	for (i = 0; i < ARRAY_SIZE(recv); i++) {
-		mace_syscall_set(out->recv, recv[i]);
-		mace_syscall_set(out->exit, recv[i]);
-	}
+		mace_syscall_mark(kinds, send[i], MACE_SYSCALL_SEND);
+	for (i = 0; i < ARRAY_SIZE(recv); i++)
+		mace_syscall_mark(kinds, recv[i], MACE_SYSCALL_RECV | MACE_SYSCALL_EXIT);
 	for (i = 0; i < ARRAY_SIZE(wait); i++)
-		mace_syscall_set(out->exit, wait[i]);
+		mace_syscall_mark(kinds, wait[i], MACE_SYSCALL_EXIT);
 	for (i = 0; i < ARRAY_SIZE(file); i++)
-		mace_syscall_set(out->file, file[i]);
+		mace_syscall_mark(kinds, file[i], MACE_SYSCALL_FILE);
 }
 
 long mace_syscall_nr(struct pt_regs *regs)

@@ -360,26 +360,29 @@ void mace_sweep_schedule(unsigned int ms);
 /* Syscalls and tasks. */
 
 /** Words of a syscall bit set: one bit per syscall number. */
-enum { MACE_SYSCALL_WORDS = 8 };
+/** How many syscall numbers mace_syscall_kinds() describes. */
+enum { MACE_SYSCALL_SLOTS = 512 };
 
-/**
- * The syscalls that send and that receive on sockets, those whose return
- * mace looks at (the receives, and the waits for a file to become readable:
- * poll, select, epoll), and those that take any file, not only a socket
- * (write, read and their vector forms), as bit sets.
- */
-struct mace_syscall_sets {
-	unsigned long long send[MACE_SYSCALL_WORDS];
-	unsigned long long recv[MACE_SYSCALL_WORDS];
-	unsigned long long exit[MACE_SYSCALL_WORDS];
-	unsigned long long file[MACE_SYSCALL_WORDS];
+/** What mace does with a syscall: bits of its byte in mace_syscall_kinds(). */
+enum {
+	/** It sends (on a socket, or a file for write and writev). */
+	MACE_SYSCALL_SEND = 1,
+	/** It receives (on a socket, or a file for read and readv). */
+	MACE_SYSCALL_RECV = 2,
+	/**
+	 * Its return is looked at: the receives, and the waits for a file to
+	 * become readable (poll, select, epoll).
+	 */
+	MACE_SYSCALL_EXIT = 4,
+	/** It takes any file, not only a socket (write, read, their vector forms). */
+	MACE_SYSCALL_FILE = 8,
 };
 
 /**
- * Fills @out with this kernel's sets of syscalls (the numbers of its
- * syscall table; a number beyond the sets' size is left out).
+ * Fills @kinds, MACE_SYSCALL_SLOTS bytes, with the MACE_SYSCALL_* bits of
+ * each of this kernel's syscall numbers (a number beyond is left out).
  */
-void mace_syscall_sets(struct mace_syscall_sets *out);
+void mace_syscall_kinds(unsigned char *kinds);
 /**
  * The number of the syscall the current task entered or leaves, given the
  * registers its syscall tracepoint passed (syscall_get_nr()).

@@ -191,9 +191,8 @@ impl Regs {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn orig_ax(&self) -> u64 {
-        // SAFETY: The registers are a `struct pt_regs`, whose orig_ax is an
-        // unsigned long at PT_REGS_ORIG_AX (mace_offsets.c checks).
-        unsafe { read_once(self.as_ptr(), offs::PT_REGS_ORIG_AX) }
+        // SAFETY: The registers are the current task's (type invariants).
+        unsafe { regs_orig_ax(self.as_ptr().cast::<u8>()) }
     }
 
     /// The number of the syscall the task enters or leaves.
@@ -217,10 +216,6 @@ impl Regs {
     pub(crate) fn in_compat_syscall(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if offs::TS_COMPAT_MASK == 0 && offs::X32_SYSCALL_MASK == 0 {
-                // A kernel without 32-bit syscalls.
-                return false;
-            }
             compat_syscall(self.orig_ax())
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -248,24 +243,24 @@ impl Regs {
 /// The syscalls mace follows: those that send and those that receive on
 /// sockets (and files: `write`, `read` and their vector forms).
 ///
-/// A byte of kinds per syscall number, not the C side's bit sets: a
-/// probe's filter is then one load and one test, and a send learns from the
-/// same byte whether it may be on a file.
-pub(crate) struct Syscalls([SyscallKind; SYSCALL_SLOTS]);
+/// A byte of kinds per syscall number, as `mace_syscall_kinds()` fills
+/// them: a probe's filter is one load and one test, and a send learns from
+/// the same byte whether it may be on a file.
+pub(crate) struct Syscalls([u8; SYSCALL_SLOTS]);
 
 /// How many syscall numbers [`Syscalls`] knows (a number beyond is none of
 /// its kinds).
-const SYSCALL_SLOTS: usize = sys::MACE_SYSCALL_WORDS as usize * 64;
+const SYSCALL_SLOTS: usize = sys::MACE_SYSCALL_SLOTS as usize;
 
-/// What mace does with a syscall (bits of [`Syscalls`]).
-#[derive(Clone, Copy, Default)]
+/// What mace does with a syscall: its byte of [`Syscalls`].
+#[derive(Clone, Copy)]
 pub(crate) struct SyscallKind(u8);
 
 impl SyscallKind {
-    const SEND: u8 = 1;
-    const RECV: u8 = 2;
-    const EXIT: u8 = 4;
-    const FILE: u8 = 8;
+    const SEND: u8 = sys::MACE_SYSCALL_SEND as u8;
+    const RECV: u8 = sys::MACE_SYSCALL_RECV as u8;
+    const EXIT: u8 = sys::MACE_SYSCALL_EXIT as u8;
+    const FILE: u8 = sys::MACE_SYSCALL_FILE as u8;
 
     /// Whether the syscall sends.
     #[inline(always)]
@@ -297,42 +292,22 @@ impl SyscallKind {
 impl Syscalls {
     /// This kernel's syscalls that send, receive and wait.
     pub(crate) fn new() -> Self {
-        let mut sets = sys::mace_syscall_sets {
-            send: [0; sys::MACE_SYSCALL_WORDS as usize],
-            recv: [0; sys::MACE_SYSCALL_WORDS as usize],
-            exit: [0; sys::MACE_SYSCALL_WORDS as usize],
-            file: [0; sys::MACE_SYSCALL_WORDS as usize],
-        };
-        // SAFETY: `sets` is a valid, writable `struct mace_syscall_sets`.
-        unsafe { sys::mace_syscall_sets(&mut sets) };
-        let has = |set: &[u64], nr: usize| {
-            set.get(nr / 64)
-                .is_some_and(|w| w & (1u64 << (nr % 64)) != 0)
-        };
-        let mut kinds = [SyscallKind::default(); SYSCALL_SLOTS];
-        for (nr, k) in kinds.iter_mut().enumerate() {
-            for (set, bit) in [
-                (&sets.send, SyscallKind::SEND),
-                (&sets.recv, SyscallKind::RECV),
-                (&sets.exit, SyscallKind::EXIT),
-                (&sets.file, SyscallKind::FILE),
-            ] {
-                if has(set, nr) {
-                    k.0 |= bit;
-                }
-            }
-        }
+        let mut kinds = [0; SYSCALL_SLOTS];
+        // SAFETY: `kinds` is MACE_SYSCALL_SLOTS writable bytes.
+        unsafe { sys::mace_syscall_kinds(kinds.as_mut_ptr()) };
         Self(kinds)
     }
 
     /// What mace does with syscall `nr`.
     #[inline(always)]
     pub(crate) fn kind(&self, nr: i64) -> SyscallKind {
-        usize::try_from(nr)
-            .ok()
-            .and_then(|nr| self.0.get(nr))
-            .copied()
-            .unwrap_or_default()
+        SyscallKind(
+            usize::try_from(nr)
+                .ok()
+                .and_then(|nr| self.0.get(nr))
+                .copied()
+                .unwrap_or(0),
+        )
     }
 
     /// Whether syscall `nr` sends.
@@ -412,6 +387,20 @@ fn compat_syscall(ax: u64) -> bool {
     compat
 }
 
+/// The `orig_ax` of the registers at `regs`: the syscall's number as the
+/// entry code saved it (syscall_get_nr() returns it as an int).
+///
+/// # Safety
+///
+/// `regs` points to a task's `struct pt_regs`, live for the call.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn regs_orig_ax(regs: *const u8) -> u64 {
+    // SAFETY: By the caller's promise, a `struct pt_regs`, whose orig_ax is
+    // an unsigned long at PT_REGS_ORIG_AX (mace_offsets.c checks).
+    unsafe { read_once(regs, offs::PT_REGS_ORIG_AX) }
+}
+
 /// The first argument of the native syscall whose registers are at `regs`
 /// (syscall_get_arguments() outside a compat syscall).
 ///
@@ -458,10 +447,8 @@ pub(crate) fn current_syscall_nr() -> i64 {
             return -1;
         }
         // SAFETY: The current task's registers, live while it runs (in an
-        // interrupt, the interrupted task's, which is harmless): orig_ax
-        // is an unsigned long at PT_REGS_ORIG_AX (checked), which
-        // syscall_get_nr() returns as an int.
-        let ax: u64 = unsafe { read_once(regs, offs::PT_REGS_ORIG_AX) };
+        // interrupt, the interrupted task's, which is harmless).
+        let ax = unsafe { regs_orig_ax(regs) };
         i64::from(ax as i32)
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -484,7 +471,7 @@ pub(crate) fn current_syscall() -> Option<(i64, u64)> {
             return None;
         }
         // SAFETY: As in `current_syscall_nr`.
-        let ax: u64 = unsafe { read_once(regs, offs::PT_REGS_ORIG_AX) };
+        let ax = unsafe { regs_orig_ax(regs) };
         if compat_syscall(ax) {
             return None;
         }
