@@ -1199,18 +1199,6 @@ _Bool mace_dev_has_taps(const struct net_device *dev)
 	return dev_nit_active((struct net_device *)dev);
 }
 
-/* Time */
-
-unsigned long long mace_mono_ns(void)
-{
-	return ktime_get_ns();
-}
-
-unsigned long long mace_mono_to_real_ns(unsigned long long mono_ns)
-{
-	return ktime_to_ns(ktime_mono_to_real(ns_to_ktime(mono_ns)));
-}
-
 /* Logging */
 
 static DEFINE_RATELIMIT_STATE(mace_log_rs, 5 * HZ, 10);

@@ -507,13 +507,6 @@ _Bool mace_net_opener_capable(const struct net *net, const struct file *file);
  */
 long long mace_net_owner_uid(const struct net *net);
 
-/* Time. */
-
-/** Monotonic clock (CLOCK_MONOTONIC) in nanoseconds. */
-unsigned long long mace_mono_ns(void);
-/** The CLOCK_REALTIME time of the CLOCK_MONOTONIC time @mono_ns, now. */
-unsigned long long mace_mono_to_real_ns(unsigned long long mono_ns);
-
 /* Logging. */
 
 /**

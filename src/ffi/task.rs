@@ -216,7 +216,10 @@ impl Regs {
     pub(crate) fn in_compat_syscall(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            compat_syscall(self.orig_ax())
+            // The number register is read only if the kernel has 32-bit
+            // syscalls: a volatile read, which the compiler cannot drop
+            // when the answer does not need it (a load every hit).
+            compat_syscall(|| self.orig_ax())
         }
         #[cfg(not(target_arch = "x86_64"))]
         in_compat_syscall()
@@ -367,11 +370,11 @@ pub(crate) fn in_task() -> bool {
     }
 }
 
-/// Whether the current task, whose syscall number register is `ax`, is in a
-/// 32-bit compat syscall: in_compat_syscall().
+/// Whether the current task, whose syscall number register `ax` reads, is
+/// in a 32-bit compat syscall: in_compat_syscall().
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn compat_syscall(ax: u64) -> bool {
+fn compat_syscall(ax: impl FnOnce() -> u64) -> bool {
     if offs::TS_COMPAT_MASK == 0 && offs::X32_SYSCALL_MASK == 0 {
         // A kernel without 32-bit syscalls.
         return false;
@@ -383,7 +386,7 @@ fn compat_syscall(ax: u64) -> bool {
     // check above returned if both are).
     #[allow(clippy::bad_bit_mask)]
     let compat =
-        status as usize & offs::TS_COMPAT_MASK != 0 || ax as usize & offs::X32_SYSCALL_MASK != 0;
+        status as usize & offs::TS_COMPAT_MASK != 0 || ax() as usize & offs::X32_SYSCALL_MASK != 0;
     compat
 }
 
@@ -472,7 +475,7 @@ pub(crate) fn current_syscall() -> Option<(i64, u64)> {
         }
         // SAFETY: As in `current_syscall_nr`.
         let ax = unsafe { regs_orig_ax(regs) };
-        if compat_syscall(ax) {
+        if compat_syscall(|| ax) {
             return None;
         }
         // SAFETY: The same registers.
