@@ -96,8 +96,8 @@ counters! {
         /// outer device, or never reach one, as in the CC and CH
         /// topologies, until they are pushed out).
         egress_in_table,
-        /// Received packets a reader of this namespace took from the
-        /// ingress table.
+        /// Received packets a reader of this namespace took: their outer
+        /// device's stamp, or their entry of the ingress table.
         ingress_taken,
         /// Received packets a reader found too late (older than
         /// `max_age_ms`).
@@ -157,13 +157,19 @@ counters! {
     /// `ingress_received = ingress_taken + ingress_expired +
     /// ingress_collisions + ingress_evicted + ingress_in_table`.
     pub struct HostCounters {
-        /// Packets received on outer devices and stamped by socket buffer
-        /// (while the initial namespace does not capture).
+        /// Packets received on outer devices and stamped (while the initial
+        /// namespace does not capture): by data buffer, for their readers
+        /// to take, or by socket buffer while the device has a packet tap,
+        /// for a capturing namespace's device to take.
         ingress_stamped,
-        /// Stamps of received packets lost before any capturing namespace's
-        /// device took them: overwritten by another packet's while fresh
-        /// (most are packets of namespaces that do not capture), or not made
-        /// because other writers held the slot.
+        /// Stamps of received packets a reader of a capturing namespace
+        /// took in time, straight from the outer device's stamps.
+        ingress_stamps_taken,
+        /// Stamps of received packets lost before a reader or a capturing
+        /// namespace's device took them: overwritten by another packet's
+        /// while fresh (most are packets of namespaces that do not
+        /// capture), or not made because other writers held the slot; and
+        /// stamps their reader found too late (older than `max_age_ms`).
         ingress_stamps_lost,
         /// Received packets stored for matching (or refused as colliding):
         /// on a capturing namespace's device, with the stamp its outer

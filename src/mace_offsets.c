@@ -56,6 +56,13 @@ static_assert(sizeof(sk_buff_data_t) == sizeof(u32));
 static_assert(sizeof(sk_buff_data_t) == sizeof(void *));
 #endif
 MACE_FIELD_IS(skb_shared_info, gso_size, unsigned short);
+/*
+ * Skb::cloned(): the byte of the sk_buff's "cloned" bit, as the kernel
+ * gives it to BPF (CLONED_OFFSET, CLONED_MASK); a bit field has no
+ * offsetof().
+ */
+static_assert(sizeof(((struct sk_buff *)0)->__cloned_offset) == 0);
+static_assert(CLONED_MASK > 0 && CLONED_MASK <= 0xff);
 
 /* struct net_device and struct sock: Dev::ifindex(), Dev::net(), Sock::net(). */
 MACE_FIELD_IS(net_device, ifindex, int);
@@ -115,6 +122,8 @@ int main(void)
 	DEFINE(SKB_DATA_USES_OFFSET, 0);
 #endif
 	OFFSET(SHINFO_GSO_SIZE, skb_shared_info, gso_size);
+	DEFINE(SKB_CLONED_OFFSET, CLONED_OFFSET);
+	DEFINE(SKB_CLONED_MASK, CLONED_MASK);
 
 	OFFSET(DEV_IFINDEX, net_device, ifindex);
 	OFFSET(DEV_ND_NET, net_device, nd_net);

@@ -79,9 +79,9 @@ impl Hooks for Capture {
     }
 
     #[inline(always)]
-    fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb) {
+    fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
         if Self::handles_hits() {
-            self.receive(cx, skb);
+            self.receive(cx, skb, dev);
         }
     }
 

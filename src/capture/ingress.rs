@@ -4,20 +4,36 @@
 //! return.
 //!
 //! ```text
-//! receive on the outer device   arrival stamp by socket buffer
-//! receive on a device of the    ingress table: data buffer -> Ingress,
-//!   capturing namespace           as stamped (lockless stamps)
+//! receive on the outer device   arrival stamp by data buffer (by socket
+//!                               buffer while the device has a packet tap)
+//! receive on a device of the    nothing, unless a tap there may be the
+//!   capturing namespace           packet's reader (tap queue, below) or
+//!                               stamps by socket buffer are about: then
+//!                               ingress table: data buffer -> Ingress,
+//!                               as stamped (lockless stamps)
 //! the packet (or a copy sharing
 //!   its data) reaches a task in
-//!   a receiving syscall         take the entry if the fingerprint is the
-//!                               same; if its socket reads a receive
-//!                               timestamp, its latency (breakdown off);
-//!                               else the syscall's latest packet: a stamp
-//!                               of the task (LatestPending, lockless);
-//!                               earlier ones: task table, Task.pending
+//!   a receiving syscall         take the stamp (or the table's entry) if
+//!                               the fingerprint is the same; if its
+//!                               socket reads a receive timestamp, its
+//!                               latency (breakdown off); else the
+//!                               syscall's latest packet: a stamp of the
+//!                               task (LatestPending, lockless); earlier
+//!                               ones: task table, Task.pending
 //! recv_exited (sys_exit)        ingress latency of each pending packet,
 //!                               the table's, then the stamp's
 //! ```
+//!
+//! From the outer device to its reader a received packet keeps its data
+//! buffer, which the copy a raw or ping socket's reader gets shares: the
+//! outer device's stamp is what the reader takes. NAT writes the packet's
+//! header in place, unless another holder shares the buffer: a packet
+//! tap's copy on the outer device (a packet socket that queues it, not
+//! one that copies it to its ring and lets it go at once), and NAT then
+//! gives the packet a new data buffer. While the outer device has a tap,
+//! it stamps by socket buffer, which the packet keeps to the capturing
+//! namespace's device, and that device moves the stamp to the ingress
+//! table under the data buffer the packet has by then.
 //!
 //! The window ends where the reader's clock stops: at the kernel's receive
 //! timestamp if its socket reads one (SO_TIMESTAMP, SO_TIMESTAMPNS,
@@ -79,17 +95,17 @@ use crate::parse::TapEnd;
 use crate::record::{Direction, Segments};
 use crate::stamps::Put;
 use core::mem::MaybeUninit;
+use core::sync::atomic::Ordering::Relaxed;
 
 impl Capture {
     /// `netif_receive_skb`: a packet arrives. On an outer device it starts
     /// an ingress window; on a device of a capturing namespace, the packet
     /// is stored for its reader (and the tap may be its only reader).
     #[inline(always)]
-    pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb) {
-        let Some(dev) = skb.dev() else { return };
+    pub(crate) fn receive(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
         let net = dev.net();
         if self.is_outer(dev) {
-            return self.outer_received(cx, skb, net);
+            return self.outer_received(cx, skb, dev, net);
         }
         let Some(state) = self.state_of(cx, net) else {
             return;
@@ -101,11 +117,25 @@ impl Capture {
     }
 
     /// A packet arrives on `dev`, a device of the capturing namespace with
-    /// `state`: if an outer device stamped it, it is stored for its reader,
-    /// as arrived then, and a tap there may be that reader. Out of line:
-    /// most receptions are other namespaces'.
+    /// `state`. Its reader takes the outer device's stamp itself: the
+    /// device has work only for a stamp by socket buffer, or for a tap
+    /// there. Out of line, as the test of the device's taps, a call, would
+    /// give the probe a frame for every packet.
     #[inline(never)]
     fn received_in(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, dev: &Dev) {
+        if self.stamped_by_skb.load(Relaxed) == 0 && !dev.has_taps() {
+            return;
+        }
+        self.received_stamped(cx, state, skb, dev);
+    }
+
+    /// A packet arrives on `dev`, a device of the capturing namespace with
+    /// `state`, while an outer device may have stamped it by socket buffer
+    /// or while a tap there may be its reader: the stamp is moved to the
+    /// ingress table, as arrived then, under the data buffer, and from there
+    /// to the tap queue if the device has a tap.
+    #[inline(never)]
+    fn received_stamped(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, dev: &Dev) {
         // The network header is not set yet: the packet starts at its data.
         // Not zeroed: usually the bytes are read in place, not copied here.
         let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
@@ -115,27 +145,52 @@ impl Capture {
         let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
             return;
         };
-        // No clock: a stamp is stored as of its arrival, and a stale one
-        // (its packet never reached a capturing namespace, and a later
-        // one with the same fingerprint got its socket buffer) is found
-        // expired by its reader, which reads the clock anyway.
-        if let Some(t_rx) = self.arrivals.take(skb.addr(), fp) {
+        let taps = dev.has_taps();
+        // No clock but for the gate: a stamp is stored as of its arrival,
+        // and a stale one (its packet never reached a capturing namespace,
+        // and a later one with the same fingerprint got its buffer) is
+        // found expired by its reader, which reads the clock anyway.
+        let stamp = self
+            .by_skb_open()
+            .then(|| self.arrivals.take(skb.addr(), fp))
+            .flatten()
+            .or_else(|| taps.then(|| self.arrivals.take(skb.head(), fp)).flatten());
+        if let Some(t_rx) = stamp {
             if let Some(id) = packet::packet_id(bytes, Side::Ingress) {
                 self.store_received(skb.head(), fp, id, t_rx);
             }
         }
-        if dev.has_taps() {
+        if taps {
             self.tapped(cx, state, skb.head(), fp, mono_ns());
         }
     }
 
-    /// A packet arrives on the outer device of the initial namespace `net`:
-    /// its arrival is stamped by socket buffer, for a capturing namespace's
-    /// device to take ([`Self::received_in`]). While the initial namespace
-    /// captures, whose processes read straight from the outer device, it is
-    /// stored at once.
+    /// Whether an outer device stamped a packet by socket buffer less than
+    /// `max_age_ms` ago ([`Self::stamped_by_skb`]); if it did longer ago,
+    /// the time is cleared, so that the next device does not read the
+    /// clock again.
+    fn by_skb_open(&self) -> bool {
+        let t = self.stamped_by_skb.load(Relaxed);
+        if t == 0 {
+            return false;
+        }
+        if self.fresh(t, mono_ns()) {
+            return true;
+        }
+        // An outer device that stamps by socket buffer meanwhile stored a
+        // later time: it stays.
+        let _ = self.stamped_by_skb.compare_exchange(t, 0, Relaxed, Relaxed);
+        false
+    }
+
+    /// A packet arrives on the outer device `dev` of the initial namespace
+    /// `net`: its arrival is stamped by data buffer, for its reader to take
+    /// ([`Self::deliver_in`]), or by socket buffer while the device has a
+    /// packet tap, for a capturing namespace's device to take
+    /// ([`Self::received_in`]). While the initial namespace captures, whose
+    /// processes read straight from the outer device, it is stored at once.
     #[inline(never)]
-    fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, net: &Net) {
+    fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev, net: &Net) {
         // The window starts here, before anything of mace's: what runs
         // before its clock is neither in it nor in the wire's time.
         let now = mono_ns();
@@ -155,7 +210,17 @@ impl Capture {
             return;
         };
         bump(&c.ingress_stamped);
-        let lost = match self.arrivals.put_sole(skb.addr(), fp, now) {
+        // Its data may move to a new buffer where NAT or forwarding writes
+        // its header: while the buffer is shared with a copy, the
+        // packet's own (TCP keeps its segments for retransmission, so a
+        // local sender's reach the outer device as copies), or a tap's.
+        let key = if skb.cloned() || dev.has_taps() {
+            self.stamped_by_skb.store(now, Relaxed);
+            skb.addr()
+        } else {
+            skb.head()
+        };
+        let lost = match self.arrivals.put_sole(key, fp, now) {
             // The buffer's earlier packet left it without reaching a
             // capturing namespace's device.
             Put::Empty | Put::Superseded(_) => false,
@@ -199,6 +264,35 @@ impl Capture {
         };
         sub(&c.ingress_in_table, 1);
         bump(gone);
+    }
+
+    /// Takes the outer device's stamp of the packet with data buffer `key`,
+    /// fingerprint `fp` and first bytes `bytes` for a reader of the
+    /// namespace with `state`, at `now`, counting how it left: its arrival
+    /// time and packet id if it is there and in time.
+    #[inline(always)]
+    fn take_stamp(
+        &self,
+        state: &NetState,
+        key: u64,
+        fp: u64,
+        bytes: &[u8],
+        now: u64,
+    ) -> Option<(u64, u32)> {
+        let (host, c) = (&self.counters, &state.counters);
+        let t_rx = self.arrivals.take(key, fp)?;
+        // A packet with a fingerprint and without an id (not an echo, say)
+        // gives its stamp up unreported, as before a capturing namespace's
+        // device stored only what had an id.
+        let id = packet::packet_id(bytes, Side::Ingress)?;
+        if !self.fresh(t_rx, now) {
+            bump(&host.ingress_stamps_lost);
+            bump(&c.ingress_expired);
+            return None;
+        }
+        bump(&host.ingress_stamps_taken);
+        bump(&c.ingress_taken);
+        Some((t_rx, id.pktid))
     }
 
     /// Takes the ingress entry with `key` for a reader of the namespace with
@@ -467,13 +561,20 @@ impl Capture {
         }
         // Found by its data buffer (a raw or ping socket's reader gets a
         // copy that shares it) and its fingerprint.
-        let Some(fp) = fingerprint(skb, false, Side::Ingress) else {
+        // Not zeroed: usually the bytes are read in place, not copied here.
+        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+        let bytes = key_bytes(skb, &mut buf, false);
+        let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
             return;
         };
         let key = skb.head();
         let now = mono_ns();
+        // The outer device's stamp, usually; the ingress table's entry
+        // where the stamp was moved there (a tap, a stamp by socket buffer,
+        // the initial namespace capturing); the tap queue's.
         let taken = self
-            .take_ingress(state, key, fp, now)
+            .take_stamp(state, key, fp, bytes, now)
+            .or_else(|| self.take_ingress(state, key, fp, now))
             .or_else(|| self.take_tapped(state, key, fp));
         let Some((t_rx, pktid)) = taken else {
             return;

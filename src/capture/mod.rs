@@ -13,9 +13,11 @@
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
-//!           [arrival stamps: skb -> t_rx]
-//!                                   ──> netif_receive_skb, a device of the
-//!                                        capturing namespace
+//!           [arrival stamps: data -> t_rx; skb -> t_rx while the outer
+//!            device has a packet tap]
+//!                                   ──> (only for a stamp by skb, or a tap
+//!                                        there) netif_receive_skb, a device
+//!                                        of the capturing namespace
 //!                                        [ingress table: data -> Ingress]
 //!                                   ──> skb_copy_datagram_iovec, or
 //!                                        skb_consume_udp(), in a receiving task
@@ -233,9 +235,15 @@ pub(crate) struct Capture {
     /// Sent packets of capturing namespaces keyed by socket buffer, until
     /// an outer device transmits them; lockless ([`crate::stamps`]).
     sent: KStamps<SENT_WORDS>,
-    /// Arrival times of the packets outer devices received, by socket
-    /// buffer, until a capturing namespace's device takes them.
+    /// Arrival times of the packets outer devices received, by data
+    /// buffer until their reader takes them, or by socket buffer until a
+    /// capturing namespace's device does (while the outer device has a
+    /// packet tap, [`Self::stamped_by_skb`]).
     arrivals: KStamps<1>,
+    /// When an outer device last stamped a packet by socket buffer (0:
+    /// not since the last look found that older than `max_age_ms`): while
+    /// it is 0, a capturing namespace's device looks for no stamp.
+    stamped_by_skb: AtomicU64,
     /// The ingress table: packets of capturing namespaces that arrived on
     /// an outer device, by data buffer, until their reader takes them;
     /// lockless ([`crate::stamps`]).
@@ -307,6 +315,7 @@ impl Capture {
             received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
+            stamped_by_skb: AtomicU64::new(0),
             sends: new_stamps(n_task_stamps)?,
             tasks: new_table(task_buckets, max_age)?,
             latest_pending: new_stamps(n_task_stamps)?,

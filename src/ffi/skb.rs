@@ -285,6 +285,34 @@ impl Skb {
         // read-side critical section, as long as its `&self`.
         unsafe { Dev::from_raw(dev) }
     }
+
+    /// Whether the packet was ever cloned: its data may be shared with
+    /// another socket buffer (the `cloned` bit, which `skb_cloned()` reads
+    /// with the data's reference count), so that whoever writes its headers
+    /// may first move them to a data buffer of its own
+    /// (`skb_ensure_writable()`, `skb_cow()`). A packet whose copy has
+    /// gone keeps the bit.
+    #[inline(always)]
+    pub(crate) fn cloned(&self) -> bool {
+        // SAFETY: The skb is alive (type invariants); `SKB_CLONED_OFFSET`
+        // is the offset of the byte holding its `cloned` bit field
+        // (`CLONED_OFFSET`, mace_offsets.c checks).
+        let flags: u8 = unsafe { read_once(self.as_ptr(), offs::SKB_CLONED_OFFSET) };
+        usize::from(flags) & offs::SKB_CLONED_MASK != 0
+    }
+
+    /// The device the packet is on, known not to be null.
+    ///
+    /// # Safety
+    ///
+    /// The packet's `dev` is not null: the caller's kernel code reads it.
+    #[inline(always)]
+    pub(super) unsafe fn dev_nonnull(&self) -> &Dev {
+        // SAFETY: As in `dev`.
+        let dev: *const sys::net_device = unsafe { read_once(self.as_ptr(), offs::SKB_DEV) };
+        // SAFETY: Not null (the caller's promise), alive as in `dev`.
+        unsafe { Dev::from_nonnull(dev) }
+    }
 }
 
 /// A socket (`struct sock`).

@@ -32,8 +32,11 @@
 //! kernel's own list of raw tracepoints whose pointer arguments may be
 //! null, for BPF programs (`raw_tp_null_args` in `kernel/bpf/btf.c`), names
 //! none of these. Their probes borrow them without a test (`from_nonnull`),
-//! which every probe hit paid for (two to four instructions; profile). The
-//! hooked functions' arguments are tested.
+//! which every probe hit paid for (two to four instructions; profile). So
+//! does `netif_receive_skb`'s with the packet's device, which its only
+//! call site (`__netif_receive_skb_core()`) reads right after the
+//! tracepoint (`skb->dev->ifindex`). The hooked functions' arguments are
+//! tested.
 
 use super::arc_data;
 use super::skb::{Dev, Skb, Sock};
@@ -162,8 +165,8 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn net_dev_queue(&self, cx: &ProbeCx<'_>, skb: &Skb);
     /// `net_dev_start_xmit`: `dev` starts transmitting `skb`.
     fn net_dev_start_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev);
-    /// `netif_receive_skb`: `skb` enters the stack from its device.
-    fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
+    /// `netif_receive_skb`: `skb` enters the stack from its device `dev`.
+    fn netif_receive_skb(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev);
     /// `skb_copy_datagram_iovec`: `len` bytes of `skb` are copied to a task.
     fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, len: i32);
     /// `skb_consume_udp()`: the reader of UDP socket `sk` is done with
@@ -482,11 +485,12 @@ unsafe extern "C" fn netif_receive_skb<T: Hooks, const TIMED: bool>(
     data: *mut c_void,
     skb: *mut sys::sk_buff,
 ) {
-    // SAFETY: See above; the packet is alive during the call, and not
-    // null (module documentation).
+    // SAFETY: See above; the packet and its device are alive during the
+    // call, and not null (module documentation).
     unsafe {
         enter::<T, TIMED>(data, Hook::NetifReceiveSkb, |h, cx| {
-            h.netif_receive_skb(cx, Skb::from_nonnull(skb));
+            let skb = Skb::from_nonnull(skb);
+            h.netif_receive_skb(cx, skb, skb.dev_nonnull());
         })
     }
 }

@@ -247,6 +247,53 @@ fi
 kill "$tcpdump_pid" 2>/dev/null
 wait "$tcpdump_pid" 2>/dev/null
 
+# A reply's reader takes the outer device's stamp straight, by the data
+# buffer the reply keeps through NAT, the bridge and the veth pair: no
+# stamp goes through the ingress table (host_ingress_received).
+received0=$(counter - host_ingress_received)
+taken0=$(counter - host_ingress_stamps_taken)
+run_ping "ICMPv4 raw socket, no tap anywhere" c1 "$REMOTE4"
+received=$(($(counter - host_ingress_received) - received0))
+taken=$(($(counter - host_ingress_stamps_taken) - taken0))
+if ((taken == N && received == 0)); then
+	pass "no tap: each reader took its outer device's stamp ($taken), none went through the ingress table"
+else
+	fail "no tap: stamps" "host_ingress_stamps_taken +$taken, host_ingress_received +$received, want +$N and +0"
+fi
+# A packet socket on the outer device that keeps a copy of each packet
+# (it never reads) shares the replies' data, so NAT copies each reply to a
+# new data buffer before it rewrites the address: the outer device then
+# stamps by socket buffer, and the container's device moves each stamp to
+# the ingress table under the data buffer the reply has by then.
+mace-echo hold-tap eth0 60 >/tmp/hold.out 2>&1 &
+hold_pid=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q holding /tmp/hold.out && break; sleep 0.2; done
+received0=$(counter - host_ingress_received)
+taken0=$(counter - host_ingress_stamps_taken)
+run_ping "ICMPv4 raw socket, a packet socket holding the outer device's packets" c1 "$REMOTE4"
+received=$(($(counter - host_ingress_received) - received0))
+taken=$(($(counter - host_ingress_stamps_taken) - taken0))
+if grep -q holding /tmp/hold.out && ((received == N && taken == 0)); then
+	pass "a tap on the outer device: every stamp went through the container's device ($received)"
+else
+	fail "a tap on the outer device: stamps" "host_ingress_received +$received, host_ingress_stamps_taken +$taken, want +$N and +0; $(head -c 200 /tmp/hold.out)"
+fi
+kill "$hold_pid" 2>/dev/null
+wait "$hold_pid" 2>/dev/null
+# Once no stamp by socket buffer is younger than max_age_ms (1 s), the
+# readers take the stamps straight again.
+sleep 1.5
+received0=$(counter - host_ingress_received)
+taken0=$(counter - host_ingress_stamps_taken)
+run_ping "ICMPv4 raw socket, the tap gone" c1 "$REMOTE4"
+received=$(($(counter - host_ingress_received) - received0))
+taken=$(($(counter - host_ingress_stamps_taken) - taken0))
+if ((taken == N && received == 0)); then
+	pass "the tap gone: the readers take the outer device's stamps again ($taken)"
+else
+	fail "the tap gone: stamps" "host_ingress_stamps_taken +$taken, host_ingress_received +$received, want +$N and +0"
+fi
+
 # ------------------------------------------------------------- UDP, TCP
 ip netns exec remote mace-echo udp-server 0.0.0.0:7777 &
 ip netns exec remote mace-echo udp-server '[::]:7778' &

@@ -9,6 +9,7 @@
 //! mace-echo tcp-client ADDR:PORT COUNT [INTERVAL_MS]
 //! mace-echo tcp-push-server ADDR:PORT
 //! mace-echo tcp-push-client ADDR:PORT COUNT [INTERVAL_MS]
+//! mace-echo hold-tap DEV SECONDS
 //! ```
 //!
 //! A client sends COUNT requests of 64 bytes, one at a time, each starting
@@ -37,6 +38,15 @@
 //! the push client reads and discards that stream in a second thread while
 //! it sends its COUNT requests (printing `seq N` for each), so that TCP
 //! acknowledges incoming data while the client is inside its send syscalls.
+//!
+//! `hold-tap` opens a packet socket on device DEV (of its network
+//! namespace) and reads nothing for SECONDS: the socket keeps a copy of
+//! each packet the device sends or receives, sharing its data, until its
+//! receive buffer is full, as a capturing tool that reads slowly does (a
+//! packet socket that copies packets to a ring, libpcap's, lets them go at
+//! once). It prints `holding` once the socket is bound. While such a copy
+//! shares a received packet's data, NAT gives the packet a data buffer of
+//! its own before it writes the header.
 //!
 //! Arguments are parsed by clap; a usage error exits with 1 too.
 
@@ -92,6 +102,15 @@ enum Mode {
     },
     /// Sends COUNT requests while reading a push server's stream.
     TcpPushClient(Client),
+    /// Holds a packet socket on DEV that reads nothing, for SECONDS.
+    HoldTap {
+        /// The device, in this network namespace.
+        #[arg(value_name = "DEV")]
+        dev: String,
+        /// How long to hold it.
+        #[arg(value_name = "SECONDS")]
+        seconds: u64,
+    },
 }
 
 /// A client's arguments.
@@ -330,6 +349,44 @@ fn tcp_push_client(addr: SocketAddr, count: u32, interval: Duration) -> Result<(
     Ok(())
 }
 
+fn hold_tap(dev: &str, seconds: u64) -> Result<(), String> {
+    use nix::libc;
+    use nix::sys::socket::{bind, socket, AddressFamily, LinkAddr, SockFlag, SockProtocol};
+    use nix::sys::socket::{SockType, SockaddrLike};
+    let index = std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
+        .map_err(|e| format!("device {dev}: {e}"))?;
+    let index: i32 = index
+        .trim()
+        .parse()
+        .map_err(|e| format!("device {dev}: ifindex {index:?}: {e}"))?;
+    let fd = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::EthAll,
+    )
+    .map_err(|e| format!("packet socket: {e}"))?;
+    let ll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
+        sll_ifindex: index,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `ll` is a whole `sockaddr_ll` of `len` bytes, alive for the
+    // call, which copies it.
+    let addr = unsafe { LinkAddr::from_raw(std::ptr::addr_of!(ll).cast(), Some(len)) }
+        .ok_or("packet socket: no link address")?;
+    bind(fd.as_raw_fd(), &addr).map_err(|e| format!("bind to {dev}: {e}"))?;
+    println!("holding");
+    std::io::stdout().flush().map_err(|e| format!("{e}"))?;
+    thread::sleep(Duration::from_secs(seconds));
+    Ok(())
+}
+
 fn run(mode: &Mode) -> Result<(), String> {
     match mode {
         Mode::UdpServer { addr } => udp_server(*addr),
@@ -338,6 +395,7 @@ fn run(mode: &Mode) -> Result<(), String> {
         Mode::TcpClient(c) => tcp_client(c.addr, c.count, c.interval()),
         Mode::TcpPushServer { addr } => tcp_push_server(*addr),
         Mode::TcpPushClient(c) => tcp_push_client(c.addr, c.count, c.interval()),
+        Mode::HoldTap { dev, seconds } => hold_tap(dev, *seconds),
     }
 }
 
@@ -409,6 +467,21 @@ mod tests {
         let c = &u.client;
         assert_eq!((c.count, c.interval()), (5, Duration::from_millis(10)));
         assert_eq!(u.recv_delay(), Duration::ZERO);
+        assert_eq!(
+            parse(&["hold-tap", "eth0", "30"]).unwrap().mode,
+            Mode::HoldTap {
+                dev: "eth0".into(),
+                seconds: 30
+            }
+        );
+        assert!(parse(&["hold-tap", "eth0"]).is_err());
+        assert!(parse(&["hold-tap", "eth0", "-1"]).is_err());
+    }
+
+    #[test]
+    fn hold_tap_needs_a_device() {
+        let e = hold_tap("no-such-device0", 0).unwrap_err();
+        assert!(e.starts_with("device no-such-device0: "), "{e}");
     }
 
     #[test]

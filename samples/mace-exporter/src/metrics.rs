@@ -216,6 +216,7 @@ const NS_COUNTERS: &[(&str, Family, FixedLabels)] = &[
 /// `mace_host_packets_total{event="<name>"}`.
 const HOST_COUNTERS: &[&str] = &[
     "ingress_stamped",
+    "ingress_stamps_taken",
     "ingress_stamps_lost",
     "ingress_received",
     "ingress_taken",
@@ -951,8 +952,12 @@ mod tests {
         assert_eq!(value(&s, "mace_stats_up", &[]), "1");
         let ev = |e| value(&s, "mace_host_packets_total", &[("event", e)]);
         assert_eq!(
-            (ev("ingress_stamped"), ev("ingress_stamps_lost")),
-            ("40".into(), "1".into())
+            (
+                ev("ingress_stamped"),
+                ev("ingress_stamps_taken"),
+                ev("ingress_stamps_lost")
+            ),
+            ("40".into(), "7".into(), "1".into())
         );
         assert_eq!(
             value(&s, "mace_host_table_packets", &[("direction", "ingress")]),

@@ -60,6 +60,7 @@ fn host_counters_names() {
         names,
         [
             "ingress_stamped",
+            "ingress_stamps_taken",
             "ingress_stamps_lost",
             "ingress_received",
             "ingress_taken",
