@@ -564,7 +564,7 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
     match *l3.first()? >> 4 {
         4 => {
             let b: &[u8; 20] = l3.get(..20)?.try_into().ok()?;
-            let [v, _, l0, l1, i0, i1, f0, f1, _, proto, ..] = *b;
+            let [v, _, l0, l1, _, _, f0, f1, _, proto, ..] = *b;
             // Not a fragment (no more fragments, offset 0).
             if proto == IPPROTO_TCP && f0 & 0x3f == 0 && f1 == 0 {
                 let l4 = usize::from(v & 0x0f) * 4;
@@ -573,23 +573,33 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
                     return None;
                 }
             }
-            h.word(u64::from_be_bytes([4, proto, l0, l1, i0, i1, f0, f1]));
+            // The header's first eight bytes as they lie (version and
+            // header length, total length, identification, fragment
+            // field), the protocol over the type of service (whose ECN
+            // bits a queue may set); the remote address likewise. No byte
+            // is moved: an order only has to be the same on both sides.
+            let first = u64::from_le_bytes(array(b, 0)?);
+            h.word(first & !0xff00 | u64::from(proto) << 8);
             let at = match side {
                 Side::Ingress => 12,
                 Side::Egress => 16,
             };
-            h.word(u64::from(be32(b, at)?));
+            h.word(u64::from(u32::from_le_bytes(array(b, at)?)));
         }
         6 => {
             let b: &[u8; 40] = l3.get(..40)?.try_into().ok()?;
-            let [_, f0, f1, f2, l0, l1, next, ..] = *b;
+            let [_, _, _, _, l0, l1, next, ..] = *b;
             // TCP right after the fixed header (no extension header).
             if next == IPPROTO_TCP
                 && tcp_without_payload(l3, 40, usize::from(u16::from_be_bytes([l0, l1])))
             {
                 return None;
             }
-            h.word(u64::from_be_bytes([6, next, f0 & 0x0f, f1, f2, l0, l1, 0]));
+            // The first eight bytes as they lie but the version, the
+            // traffic class (ECN) and the hop limit: the flow label, the
+            // payload length and the next header.
+            let first = u64::from_le_bytes(array(b, 0)?);
+            h.word(first & 0x00ff_ffff_ffff_0f00);
             let at = match side {
                 Side::Ingress => 8,
                 Side::Egress => 24,

@@ -398,6 +398,18 @@ fn fingerprints_ignore_what_forwarding_and_nat_change() {
         Some(a),
         "container to container"
     );
+    // The protocol and the fragment field are read too, and the checksum,
+    // which NAT and forwarding rewrite, is not.
+    let with = |at: usize, v: u8| {
+        let mut p = ipv4(0, 84, 0x1234, 64, remote, host);
+        p[at] = v;
+        fingerprint(&p, Ingress)
+    };
+    assert_ne!(with(9, 17), Some(a), "protocol");
+    assert_ne!(with(6, 0x20), Some(a), "more fragments");
+    assert_ne!(with(7, 1), Some(a), "fragment offset");
+    assert_eq!(with(10, 0x12), Some(a), "checksum");
+    assert_eq!(with(11, 0x34), Some(a), "checksum");
     // A request: NAT rewrote the source.
     let e = fingerprint(&ipv4(0, 84, 7, 64, c1, remote), Egress).unwrap();
     assert_eq!(
@@ -415,6 +427,10 @@ fn fingerprints_ignore_what_forwarding_and_nat_change() {
         (ipv6(0, 0x12345, 65, 58, 64, 2, 11), "length"),
         (ipv6(0, 0x12345, 64, 17, 64, 2, 11), "next header"),
         (ipv6(0, 0x12345, 64, 58, 64, 12, 11), "source"),
+        (
+            ipv6(0, 0x92345, 64, 58, 64, 2, 11),
+            "flow label's first bits",
+        ),
     ] {
         assert_ne!(fingerprint(&other, Ingress), Some(b), "{what}");
     }
