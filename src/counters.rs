@@ -159,8 +159,8 @@ counters! {
     pub struct HostCounters {
         /// Packets received on outer devices and stamped (while the initial
         /// namespace does not capture): by data buffer, for their readers
-        /// to take, or by socket buffer while the device has a packet tap,
-        /// for a capturing namespace's device to take.
+        /// to take, or by socket buffer (a clone, or while the device has
+        /// a packet tap), for a capturing namespace's device to take.
         ingress_stamped,
         /// Stamps of received packets a reader of a capturing namespace
         /// took in time, straight from the outer device's stamps.

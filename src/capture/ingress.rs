@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! receive on the outer device   arrival stamp by data buffer (by socket
-//!                               buffer while the device has a packet tap)
+//!                               buffer for a clone, or while the device
+//!                               has a packet tap)
 //! receive on a device of the    nothing, unless a tap there may be the
 //!   capturing namespace           packet's reader (tap queue, below) or
 //!                               stamps by socket buffer are about: then
@@ -26,14 +27,16 @@
 //!
 //! From the outer device to its reader a received packet keeps its data
 //! buffer, which the copy a raw or ping socket's reader gets shares: the
-//! outer device's stamp is what the reader takes. NAT writes the packet's
-//! header in place, unless another holder shares the buffer: a packet
-//! tap's copy on the outer device (a packet socket that queues it, not
-//! one that copies it to its ring and lets it go at once), and NAT then
-//! gives the packet a new data buffer. While the outer device has a tap,
-//! it stamps by socket buffer, which the packet keeps to the capturing
-//! namespace's device, and that device moves the stamp to the ingress
-//! table under the data buffer the packet has by then.
+//! outer device's stamp is what the reader takes. NAT and forwarding write
+//! the packet's header in place, unless another holder shares the buffer:
+//! the packet is a clone (a local TCP sender's segments are clones of the
+//! copies it keeps for retransmission), or a packet tap on the outer
+//! device queues a copy (a packet socket that copies packets to its ring
+//! lets them go at once), and the header then moves to a new data buffer.
+//! For a cloned packet, or while the outer device has a tap, it stamps by
+//! socket buffer, which the packet keeps to the capturing namespace's
+//! device, and that device moves the stamp to the ingress table under the
+//! data buffer the packet has by then.
 //!
 //! The window ends where the reader's clock stops: at the kernel's receive
 //! timestamp if its socket reads one (SO_TIMESTAMP, SO_TIMESTAMPNS,
@@ -185,8 +188,8 @@ impl Capture {
 
     /// A packet arrives on the outer device `dev` of the initial namespace
     /// `net`: its arrival is stamped by data buffer, for its reader to take
-    /// ([`Self::deliver_in`]), or by socket buffer while the device has a
-    /// packet tap, for a capturing namespace's device to take
+    /// ([`Self::deliver_in`]), or by socket buffer if it is a clone or the
+    /// device has a packet tap, for a capturing namespace's device to take
     /// ([`Self::received_in`]). While the initial namespace captures, whose
     /// processes read straight from the outer device, it is stored at once.
     #[inline(never)]

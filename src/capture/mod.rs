@@ -13,8 +13,8 @@
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
-//!           [arrival stamps: data -> t_rx; skb -> t_rx while the outer
-//!            device has a packet tap]
+//!           [arrival stamps: data -> t_rx; skb -> t_rx for a clone, or
+//!            while the outer device has a packet tap]
 //!                                   ──> (only for a stamp by skb, or a tap
 //!                                        there) netif_receive_skb, a device
 //!                                        of the capturing namespace
@@ -237,8 +237,8 @@ pub(crate) struct Capture {
     sent: KStamps<SENT_WORDS>,
     /// Arrival times of the packets outer devices received, by data
     /// buffer until their reader takes them, or by socket buffer until a
-    /// capturing namespace's device does (while the outer device has a
-    /// packet tap, [`Self::stamped_by_skb`]).
+    /// capturing namespace's device does (a clone, or while the outer
+    /// device has a packet tap, [`Self::stamped_by_skb`]).
     arrivals: KStamps<1>,
     /// When an outer device last stamped a packet by socket buffer (0:
     /// not since the last look found that older than `max_age_ms`): while
