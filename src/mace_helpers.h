@@ -359,7 +359,6 @@ void mace_sweep_schedule(unsigned int ms);
 
 /* Syscalls and tasks. */
 
-/** Words of a syscall bit set: one bit per syscall number. */
 /** How many syscall numbers mace_syscall_kinds() describes. */
 enum { MACE_SYSCALL_SLOTS = 512 };
 

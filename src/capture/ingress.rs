@@ -126,19 +126,20 @@ impl Capture {
     /// give the probe a frame for every packet.
     #[inline(never)]
     fn received_in(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, dev: &Dev) {
-        if self.stamped_by_skb.load(Relaxed) == 0 && !dev.has_taps() {
+        let taps = dev.has_taps();
+        if !taps && self.stamped_by_skb.load(Relaxed) == 0 {
             return;
         }
-        self.received_stamped(cx, state, skb, dev);
+        self.received_stamped(cx, state, skb, taps);
     }
 
-    /// A packet arrives on `dev`, a device of the capturing namespace with
+    /// A packet `skb` arrives on a device of the capturing namespace with
     /// `state`, while an outer device may have stamped it by socket buffer
-    /// or while a tap there may be its reader: the stamp is moved to the
-    /// ingress table, as arrived then, under the data buffer, and from there
-    /// to the tap queue if the device has a tap.
+    /// or while a tap there (`taps`) may be its reader: the stamp is moved
+    /// to the ingress table, as arrived then, under the data buffer, and
+    /// from there to the tap queue if the device has a tap.
     #[inline(never)]
-    fn received_stamped(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, dev: &Dev) {
+    fn received_stamped(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, taps: bool) {
         // The network header is not set yet: the packet starts at its data.
         // Not zeroed: usually the bytes are read in place, not copied here.
         let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
@@ -148,16 +149,23 @@ impl Capture {
         let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
             return;
         };
-        let taps = dev.has_taps();
         // No clock but for the gate: a stamp is stored as of its arrival,
         // and a stale one (its packet never reached a capturing namespace,
         // and a later one with the same fingerprint got its buffer) is
         // found expired by its reader, which reads the clock anyway.
-        let stamp = self
-            .by_skb_open()
-            .then(|| self.arrivals.take(skb.addr(), fp))
-            .flatten()
-            .or_else(|| taps.then(|| self.arrivals.take(skb.head(), fp)).flatten());
+        let by_skb = if self.by_skb_open() {
+            self.arrivals.take(skb.addr(), fp)
+        } else {
+            None
+        };
+        // A tap may be the reader: the stamp by data buffer moves too.
+        let stamp = by_skb.or_else(|| {
+            if taps {
+                self.arrivals.take(skb.head(), fp)
+            } else {
+                None
+            }
+        });
         if let Some(t_rx) = stamp {
             if let Some(id) = packet::packet_id(bytes, Side::Ingress) {
                 self.store_received(skb.head(), fp, id, t_rx);

@@ -273,17 +273,22 @@ impl Skb {
         unsafe { Sock::from_raw(self.sk()) }
     }
 
+    /// `skb->dev`.
+    #[inline(always)]
+    fn dev_ptr(&self) -> *const sys::net_device {
+        // SAFETY: The skb is alive (type invariants); `SKB_DEV` is the offset
+        // of its `dev`, a `struct net_device *`.
+        unsafe { read_once(self.as_ptr(), offs::SKB_DEV) }
+    }
+
     /// The device the packet is on.
     #[inline(always)]
     pub(crate) fn dev(&self) -> Option<&Dev> {
-        // SAFETY: The skb is alive (type invariants); `SKB_DEV` is the offset
-        // of its `dev`, a `struct net_device *`.
-        let dev: *const sys::net_device = unsafe { read_once(self.as_ptr(), offs::SKB_DEV) };
         // SAFETY: An skb holds no reference on its device, but the device
         // cannot be freed while a packet on it is being processed: that
         // takes an RCU grace period, and every probe runs inside an RCU
         // read-side critical section, as long as its `&self`.
-        unsafe { Dev::from_raw(dev) }
+        unsafe { Dev::from_raw(self.dev_ptr()) }
     }
 
     /// Whether the packet was ever cloned: its data may be shared with
@@ -308,10 +313,8 @@ impl Skb {
     /// The packet's `dev` is not null: the caller's kernel code reads it.
     #[inline(always)]
     pub(super) unsafe fn dev_nonnull(&self) -> &Dev {
-        // SAFETY: As in `dev`.
-        let dev: *const sys::net_device = unsafe { read_once(self.as_ptr(), offs::SKB_DEV) };
         // SAFETY: Not null (the caller's promise), alive as in `dev`.
-        unsafe { Dev::from_nonnull(dev) }
+        unsafe { Dev::from_nonnull(self.dev_ptr()) }
     }
 }
 
