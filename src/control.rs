@@ -162,10 +162,7 @@ pub(crate) struct Control {
 impl Control {
     /// The control for `params`, with its outer devices resolved.
     pub(crate) fn new(params: Params) -> Result<Arc<Self>> {
-        let capture = Arc::new(
-            Capture::new(params.table_size, params.max_age_ms, params.self_cost)?,
-            GFP_KERNEL,
-        )?;
+        let capture = Arc::new(Capture::new(&params)?, GFP_KERNEL)?;
         let control = Arc::pin_init(
             pin_init!(Self {
                 switch <- new_mutex!(

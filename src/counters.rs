@@ -134,6 +134,12 @@ counters! {
         /// 32-bit compat syscalls of this namespace's tasks, skipped (their
         /// numbers are another table's).
         compat_syscalls,
+        /// Packets its readers got unstamped from a remote address that was
+        /// no peer of a capturing namespace (`peer_window_ms`): an outer
+        /// device did not stamp them. The remote is a peer from then on.
+        /// Loopback's and a neighbour container's packets, which no outer
+        /// device stamps, count here once per window.
+        ingress_new_peers,
         /// Egress latencies recorded with their segments (`breakdown` on).
         egress_segments,
         /// Egress latencies recorded with `breakdown` on whose segments are
@@ -157,8 +163,9 @@ counters! {
     /// `ingress_received = ingress_taken + ingress_expired +
     /// ingress_collisions + ingress_evicted + ingress_in_table`.
     pub struct HostCounters {
-        /// Packets received on outer devices and stamped (while the initial
-        /// namespace does not capture): by data buffer, for their readers
+        /// Packets received on outer devices from a capturing namespace's
+        /// peer and stamped (while the initial namespace does not capture;
+        /// [`crate::peers`]): by data buffer, for their readers
         /// to take, or by socket buffer (a clone, or while the device has
         /// a packet tap), for a capturing namespace's device to take.
         ingress_stamped,

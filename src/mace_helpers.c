@@ -476,6 +476,11 @@ module_param(max_netns_per_user, uint, 0444);
 MODULE_PARM_DESC(max_netns_per_user,
 		 "Network namespaces that may capture at once under the user namespaces of one unprivileged user, [0, 4096] (default 32)");
 
+static unsigned int peer_window_ms = 60000;
+module_param(peer_window_ms, uint, 0444);
+MODULE_PARM_DESC(peer_window_ms,
+		 "How long a remote address stays a peer of the capturing namespaces after one sent to it, in ms; outer devices stamp only peers' packets; 0: every packet, [0, 3600000] (default 60000)");
+
 const char *mace_param_outer_dev(void)
 {
 	return outer_dev ? outer_dev : "";
@@ -504,6 +509,11 @@ _Bool mace_param_self_cost(void)
 unsigned int mace_param_max_netns_per_user(void)
 {
 	return max_netns_per_user;
+}
+
+unsigned int mace_param_peer_window_ms(void)
+{
+	return peer_window_ms;
 }
 
 /*

@@ -152,6 +152,8 @@ unsigned int mace_param_max_age_ms(void);
 _Bool mace_param_self_cost(void);
 /** Value of the `max_netns_per_user` parameter. */
 unsigned int mace_param_max_netns_per_user(void);
+/** Value of the `peer_window_ms` parameter. */
+unsigned int mace_param_peer_window_ms(void);
 
 /* Network namespaces: pernet operations. */
 

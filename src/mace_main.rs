@@ -73,6 +73,8 @@ mod params;
 #[allow(unreachable_pub)]
 mod parse;
 #[allow(unreachable_pub)]
+mod peers;
+#[allow(unreachable_pub)]
 mod record;
 #[allow(unreachable_pub)]
 mod ring;
@@ -127,6 +129,7 @@ impl kernel::Module for Mace {
             raw.max_age_ms,
             raw.self_cost,
             raw.max_netns_per_user,
+            raw.peer_window_ms,
         )
         .map_err(|e| {
             // `format_args!`: what `pr_*!` formats must be the `kernel`
@@ -143,13 +146,14 @@ impl kernel::Module for Mace {
         let hist = MiscRegistration::register(control.clone())?;
         let class = ClassRegistration::register(control.clone())?;
         pr_info!(
-            "loaded: outer_dev={} table_size={} ring_size={} max_age_ms={} self_cost={} max_netns_per_user={}\n",
+            "loaded: outer_dev={} table_size={} ring_size={} max_age_ms={} self_cost={} max_netns_per_user={} peer_window_ms={}\n",
             format_args!("{}", params.outer_devs),
             params.table_size,
             params.ring_size,
             params.max_age_ms,
             u8::from(params.self_cost),
-            params.max_netns_per_user
+            params.max_netns_per_user,
+            params.peer_window_ms
         );
         if cfg!(mace_no_hist) {
             pr_warn!(

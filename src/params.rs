@@ -25,6 +25,9 @@ pub const MAX_AGE_MS: (u32, u32) = (1, 60_000);
 /// who owns user namespaces); the upper bound is the namespace registry's
 /// size.
 pub const MAX_NETNS_PER_USER: (u32, u32) = (0, 4096);
+/// Bounds of `peer_window_ms` (how long a remote address stays a capturing
+/// namespace's peer; 0: every address is one).
+pub const PEER_WINDOW_MS: (u32, u32) = (0, 3_600_000);
 
 /// Validated module parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,11 @@ pub struct Params {
     /// Most network namespaces that capture at once whose user namespaces
     /// descend from the ones one unprivileged user created (0: none).
     pub max_netns_per_user: u32,
+    /// How long a remote address stays a peer of the capturing namespaces
+    /// after one of them sent to it (or got an unstamped packet from it),
+    /// in milliseconds: outer devices stamp only peers' packets (0: every
+    /// packet).
+    pub peer_window_ms: u32,
 }
 
 /// A rejected module parameter.
@@ -74,6 +82,7 @@ impl Params {
         max_age_ms: u32,
         self_cost: bool,
         max_netns_per_user: u32,
+        peer_window_ms: u32,
     ) -> Result<Params, ParamError> {
         let err = |name, accepted| {
             move |error| ParamError {
@@ -100,6 +109,8 @@ impl Params {
                 MAX_NETNS_PER_USER.1,
             )
             .map_err(err("max_netns_per_user", "0 to 4096"))?,
+            peer_window_ms: check_range(peer_window_ms, PEER_WINDOW_MS.0, PEER_WINDOW_MS.1)
+                .map_err(err("peer_window_ms", "0 to 3600000"))?,
         })
     }
 }

@@ -32,11 +32,11 @@
 use super::{fingerprint, identify, key_bytes, Capture, LOOPBACK_IFINDEX};
 use crate::counters::{bump, sub};
 use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
-use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, Skb};
 use crate::ffi::task::{self, Regs};
 use crate::ffi::tracepoint::ProbeCx;
+use crate::ffi::{jiffies32, mono_ns};
 use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
@@ -169,6 +169,9 @@ impl Capture {
         // Not zeroed: usually the bytes are read in place, not copied here.
         let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
         let bytes = key_bytes(skb, &mut buf, false);
+        // Its destination is a peer of the namespace: an outer device stamps
+        // the packets it sends back.
+        self.peers.touch(bytes, Side::Egress, jiffies32());
         let gso = skb.gso_size();
         // A packet is found again at an outer device by its socket buffer,
         // and told from a later packet in the same socket buffer by its

@@ -83,15 +83,15 @@
 
 #![deny(unsafe_code)]
 
-use super::{fingerprint, key_bytes, Capture, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
+use super::{key_bytes, Capture, FINGERPRINT_BYTES, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
 use crate::counters::{bump, sub};
 use crate::entry::{Ingress, LatestPending, Pending, Words};
-use crate::ffi::mono_ns;
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
 use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::work::schedule_sweep;
+use crate::ffi::{jiffies32, mono_ns};
 use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
@@ -195,29 +195,62 @@ impl Capture {
     }
 
     /// A packet arrives on the outer device `dev` of the initial namespace
-    /// `net`: its arrival is stamped by data buffer, for its reader to take
-    /// ([`Self::deliver_in`]), or by socket buffer if it is a clone or the
-    /// device has a packet tap, for a capturing namespace's device to take
-    /// ([`Self::received_in`]). While the initial namespace captures, whose
-    /// processes read straight from the outer device, it is stored at once.
+    /// `net`: stamped if it is a capturing namespace's peer's
+    /// ([`crate::peers`]), or while the initial namespace captures, whose
+    /// processes read straight from the outer device. Out of line and
+    /// without a frame: most packets end in the look at the peers, which
+    /// reads their bytes in place.
     #[inline(never)]
     fn outer_received(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev, net: &Net) {
-        // The window starts here, before anything of mace's: what runs
-        // before its clock is neither in it nor in the wire's time.
+        if self.state_of(cx, net).is_some_and(NetState::enabled) {
+            return self.outer_received_init(skb);
+        }
+        // The network header is not set yet: the packet starts at its
+        // data. Bytes that are not in place (rare) are copied by the stamp,
+        // which is made without asking.
+        let bytes = skb.net_bytes_in_place(FINGERPRINT_BYTES, true);
+        if let Some(bytes) = bytes {
+            if !self.peers.admits(bytes, Side::Ingress, jiffies32()) {
+                return;
+            }
+        }
+        self.outer_stamp(skb, dev, bytes);
+    }
+
+    /// A packet arrives on an outer device while the initial namespace
+    /// captures: it is stored at once, for its reader to take.
+    #[inline(never)]
+    fn outer_received_init(&self, skb: &Skb) {
+        // The window starts here, before anything else of mace's: what
+        // runs before its clock is neither in it nor in the wire's time.
+        let now = mono_ns();
+        // Not zeroed: usually the bytes are read in place, not copied here.
+        let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
+        let bytes = key_bytes(skb, &mut buf, true);
+        let fp = packet::fingerprint(bytes, Side::Ingress);
+        if let (Some(fp), Some(id)) = (fp, packet::packet_id(bytes, Side::Ingress)) {
+            self.store_received(skb.head(), fp, id, now);
+        }
+    }
+
+    /// A capturing namespace's peer's packet `skb`, whose first bytes are
+    /// `in_place` unless they are not in its linear part, arrives on the
+    /// outer device `dev`: its arrival is stamped by data buffer, for its
+    /// reader to take ([`Self::deliver_in`]), or by socket buffer if it is
+    /// a clone or the device has a packet tap, for a capturing namespace's
+    /// device to take ([`Self::received_in`]).
+    #[inline(never)]
+    fn outer_stamp(&self, skb: &Skb, dev: &Dev, in_place: Option<&[u8]>) {
+        // The window starts here: the look at the peers before it is in no
+        // window.
         let now = mono_ns();
         let c = &self.counters;
-        if self.state_of(cx, net).is_some_and(NetState::enabled) {
-            // The network header is not set yet: the packet starts at its
-            // data.
-            let mut buf = [MaybeUninit::<u8>::uninit(); CAPTURE_BYTES];
-            let bytes = key_bytes(skb, &mut buf, true);
-            let fp = packet::fingerprint(bytes, Side::Ingress);
-            if let (Some(fp), Some(id)) = (fp, packet::packet_id(bytes, Side::Ingress)) {
-                self.store_received(skb.head(), fp, id, now);
-            }
-            return;
-        }
-        let Some(fp) = fingerprint(skb, true, Side::Ingress) else {
+        let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
+        let bytes = match in_place {
+            Some(bytes) => bytes,
+            None => skb.net_bytes(&mut buf, true),
+        };
+        let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
             return;
         };
         bump(&c.ingress_stamped);
@@ -588,6 +621,12 @@ impl Capture {
             .or_else(|| self.take_ingress(state, key, fp, now))
             .or_else(|| self.take_tapped(state, key, fp));
         let Some((t_rx, pktid)) = taken else {
+            // Its sender is a peer from now on, if it was not (an outer
+            // device then stamped none of its packets): the next ones are
+            // stamped. A stamped packet's sender is a peer already.
+            if !self.peers.touch(bytes, Side::Ingress, jiffies32()) {
+                bump(&state.counters.ingress_new_peers);
+            }
             return;
         };
         if state.breakdown() {

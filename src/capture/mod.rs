@@ -60,17 +60,19 @@ use crate::ffi::skb::Skb;
 use crate::ffi::sync::{BucketGuard, BucketSpinLock, RcuSlot};
 use crate::ffi::task::{self, Regs, Syscalls};
 use crate::ffi::tracepoint::{ProbeCx, HOOKS};
-use crate::ffi::{mono_ns, netdev};
+use crate::ffi::{mono_ns, msecs_to_jiffies, netdev};
 use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NetState, NsRegistry, NET_STATE};
 use crate::nsfilter::NsMask;
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
+use crate::params::Params;
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
+use crate::peers::{Peers, PEER_SLOTS};
 use crate::stamps::{Slot as StampSlot, Stamps};
 
 use crate::table::{Bucket, BucketLock, Insert, Look, Table, Take};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 
 impl BucketLock for BucketSpinLock {
@@ -235,6 +237,9 @@ pub(crate) struct Capture {
     /// Sent packets of capturing namespaces keyed by socket buffer, until
     /// an outer device transmits them; lockless ([`crate::stamps`]).
     sent: KStamps<SENT_WORDS>,
+    /// The remote addresses capturing namespaces talk to: an outer device
+    /// stamps only their packets ([`crate::peers`]).
+    peers: Peers<KVVec<AtomicU32>>,
     /// Arrival times of the packets outer devices received, by data
     /// buffer until their reader takes them, or by socket buffer until a
     /// capturing namespace's device does (a clone, or while the outer
@@ -298,11 +303,12 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
-    /// Allocates the tables: `table_size` buckets for packets (a quarter for
-    /// tasks), entries expiring after `max_age_ms`.
-    pub(crate) fn new(table_size: u32, max_age_ms: u32, self_cost: bool) -> Result<Self> {
-        let buckets = usize::try_from(table_size)?;
-        let max_age = u64::from(max_age_ms).saturating_mul(1_000_000);
+    /// Allocates the tables of the module parameters `params`: `table_size`
+    /// buckets for packets (a quarter for tasks), entries expiring after
+    /// `max_age_ms`, peers for `peer_window_ms`.
+    pub(crate) fn new(params: &Params) -> Result<Self> {
+        let buckets = usize::try_from(params.table_size)?;
+        let max_age = u64::from(params.max_age_ms).saturating_mul(1_000_000);
         let tap_slots = filled(TAP_QUEUE, fifo_slot)?;
         let n_stamps = buckets.checked_mul(STAMPS_PER_BUCKET).ok_or(EINVAL)?;
         // The tasks' table and stamps: a quarter of the buckets.
@@ -311,6 +317,11 @@ impl Capture {
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             sent: new_stamps(n_stamps)?,
+            peers: Peers::new(
+                filled(PEER_SLOTS, || AtomicU32::new(0))?,
+                msecs_to_jiffies(params.peer_window_ms),
+            )
+            .map_err(|_| EINVAL)?,
             arrivals: new_stamps(n_stamps)?,
             received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
@@ -330,7 +341,7 @@ impl Capture {
             tap_grace: (max_age / 2).min(TAP_GRACE_NS),
             max_age,
             sees_packet_readers: AtomicBool::new(false),
-            self_cost,
+            self_cost: params.self_cost,
             hooks: Default::default(),
             counters: HostCounters::default(),
         })
@@ -663,7 +674,7 @@ fn key_bytes<'b>(
 
 /// Bytes of a packet's network header its fingerprint needs (an IPv6
 /// header).
-const FINGERPRINT_BYTES: usize = 40;
+pub(super) const FINGERPRINT_BYTES: usize = 40;
 
 /// The fingerprint of the packet in `skb`, seen from `side` (read from its
 /// data when `from_data`: a received packet's network header is not set

@@ -116,6 +116,8 @@ pub(crate) struct RawParams {
     pub(crate) self_cost: bool,
     /// `max_netns_per_user`.
     pub(crate) max_netns_per_user: u32,
+    /// `peer_window_ms`.
+    pub(crate) peer_window_ms: u32,
 }
 
 /// Reads the module parameters (declared in `mace_helpers.c`).
@@ -136,6 +138,8 @@ pub(crate) fn raw_params() -> RawParams {
         self_cost: unsafe { sys::mace_param_self_cost() },
         // SAFETY: As above.
         max_netns_per_user: unsafe { sys::mace_param_max_netns_per_user() },
+        // SAFETY: As above.
+        peer_window_ms: unsafe { sys::mace_param_peer_window_ms() },
     }
 }
 
@@ -163,6 +167,23 @@ pub(crate) fn mono_to_real_ns(mono: u64) -> u64 {
         kernel::bindings::ktime_mono_to_any(mono as i64, kernel::bindings::tk_offsets_TK_OFFS_REAL)
     };
     t as u64
+}
+
+/// The kernel's tick count, `jiffies`, in its lower 32 bits: a coarse
+/// clock that costs one load; callable in any context.
+#[inline(always)]
+pub(crate) fn jiffies32() -> u32 {
+    // SAFETY: `jiffies` is a kernel global, aligned and always initialized,
+    // which the tick updates: one volatile load of it never tears, as the
+    // kernel's own `READ_ONCE(jiffies)`.
+    let j = unsafe { (&raw const kernel::bindings::jiffies).read_volatile() };
+    // The lower half: a peer's window is far shorter than its wrap.
+    j as u32
+}
+
+/// `ms` milliseconds in jiffies (at most `u32::MAX`).
+pub(crate) fn msecs_to_jiffies(ms: u32) -> u32 {
+    u32::try_from(kernel::time::msecs_to_jiffies(ms)).unwrap_or(u32::MAX)
 }
 
 /// The number of the CPU the caller runs on; callable in any context (it

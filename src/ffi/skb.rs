@@ -121,6 +121,16 @@ impl Skb {
         self.net_bytes_or_prefix(buf, from_data, |_| false)
     }
 
+    /// [`Self::net_bytes`] where they lie in the linear part; `None` where
+    /// reading them takes a copy (or C).
+    #[inline(always)]
+    pub(crate) fn net_bytes_in_place(&self, want: usize, from_data: bool) -> Option<&[u8]> {
+        match self.linear_net_bytes(want, from_data) {
+            Some((bytes, true)) => Some(bytes),
+            _ => None,
+        }
+    }
+
     /// [`Self::net_bytes`], or the part of them in the linear part when
     /// they go on in page fragments and `enough` says that part will do
     /// (it is then not copied).

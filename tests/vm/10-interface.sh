@@ -29,7 +29,8 @@ as_user() { setpriv --reuid $USER_ID --regid $USER_ID --clear-groups "$@"; }
 bad_params=(outer_dev=a/b outer_dev=eth0,,x outer_dev=, outer_dev=0 outer_dev=2147483648
 	outer_dev=abcdefghijklmnop outer_dev=1,2,3,4,5,6,7,8,9 outer_dev=lo,lo
 	table_size=100 table_size=32 table_size=2097152 table_size=0
-	ring_size=8 ring_size=1000 ring_size=131072 max_age_ms=0 max_age_ms=60001)
+	ring_size=8 ring_size=1000 ring_size=131072 max_age_ms=0 max_age_ms=60001
+	peer_window_ms=3600001)
 dmesg -c >/dev/null
 for p in "${bad_params[@]}"; do
 	expect_fail_errno "insmod $p is refused" "Invalid parameters" insmod "$KO" "$p"
@@ -56,11 +57,12 @@ for i in $(seq 1 10); do
 done
 if ((n_ok == 10)); then pass "10 load/unload cycles ($(($(date +%s) - t0)) s)"; else fail "10 load/unload cycles" "only $n_ok succeeded"; fi
 
-check "insmod with every parameter" insmod "$KO" outer_dev=eth9,3 table_size=64 ring_size=16 max_age_ms=1
+check "insmod with every parameter" insmod "$KO" outer_dev=eth9,3 table_size=64 ring_size=16 max_age_ms=1 peer_window_ms=0
 check "outer_devs shows the parameter" test "$(val $SYS/outer_devs)" = "eth9,3"
-check "the load is logged" bash -c "dmesg | grep -q 'mace: loaded: outer_dev=eth9,3 table_size=64 ring_size=16 max_age_ms=1'"
+check "the load is logged" bash -c "dmesg | grep -q 'mace: loaded: outer_dev=eth9,3 table_size=64 ring_size=16 max_age_ms=1 .* peer_window_ms=0\$'"
 rmmod mace
 check "insmod with defaults" insmod "$KO"
+check "the defaults are logged" bash -c "dmesg | grep 'mace: loaded: ' | tail -n 1 | grep -q 'max_age_ms=1000 self_cost=0 max_netns_per_user=32 peer_window_ms=60000\$'"
 
 # ------------------------------------------------------------- file modes
 check "/dev/mace is a char device, mode 0444" test "$(stat -c %F:%a /dev/mace)" = "character special file:444"

@@ -410,6 +410,78 @@ check_lines "concurrent: c2" /tmp/l2 30 seq ""
 check "a namespace with capture off reads nothing" test ! -s /tmp/l3
 check "a namespace with capture off counts nothing" test "$(stat c3 egress)" = 0
 
+# ---------------------------------------------------------------- peers
+# An outer device stamps only the packets of a capturing namespace's peers:
+# remote addresses its tasks sent a packet to or got one from within
+# peer_window_ms (60 s by default). Second addresses of the remote host are
+# nobody's peers yet.
+NEW4=198.18.0.3
+NEW6=2001:db8::3
+ip -n remote addr add "$NEW4/24" dev eth0
+ip -n remote addr add "$NEW6/64" dev eth0 nodad
+# stamped_by NAME WANT CMD...: runs CMD, which must succeed (a ping that
+# got its replies); host_ingress_stamped must grow by WANT.
+stamped_by() {
+	local name=$1 want=$2 s0 got
+	shift 2
+	s0=$(counter - host_ingress_stamped)
+	if ! "$@" >/tmp/stamped.out 2>&1; then
+		fail "$name: $*" "$(tail -2 /tmp/stamped.out | tr '\n' ' ')"
+		return
+	fi
+	got=$(($(counter - host_ingress_stamped) - s0))
+	if ((got == want)); then
+		pass "$name: host_ingress_stamped +$got"
+	else
+		fail "$name: stamps" "host_ingress_stamped +$got, want +$want"
+	fi
+}
+# c3 does not capture: its replies from a remote that is no capturing
+# namespace's peer cost no stamp; from one that is (c1 pings it), they do.
+stamped_by "c3 pings a remote that is no peer" 0 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
+stamped_by "c3 pings a peer of c1" 5 ip netns exec c3 ping -c 5 -i 0.05 "$REMOTE4"
+stamped_by "c3 pings a remote that is no peer (IPv6)" 0 ip netns exec c3 ping -c 5 -i 0.05 "$NEW6"
+ip netns exec c1 ping -c 1 "$REMOTE6" >/dev/null
+stamped_by "c3 pings a peer of c1 (IPv6)" 5 ip netns exec c3 ping -c 5 -i 0.05 "$REMOTE6"
+# A remote that is no peer sends first: a UDP server in c1, published on
+# the outer device's port 8777 (DNAT), gets 5 datagrams from $NEW4. The
+# first one is not stamped (counted in ingress_new_peers); its reader
+# makes the remote a peer, and the 4 after it give ingress lines.
+nft -f - <<-NFT
+	table ip mace_dnat {
+		chain prerouting {
+			type nat hook prerouting priority dstnat; policy accept;
+			iifname "eth0" udp dport 8777 dnat to $(container_addr4 1):7790
+		}
+	}
+NFT
+ip netns exec c1 mace-echo udp-server 0.0.0.0:7790 &
+userver=$!
+ip -n remote route add "$OUTER4/32" dev eth0 src "$NEW4"
+sleep 0.5
+drain c1
+np0=$(stat c1 ingress_new_peers)
+if ip netns exec remote mace-echo udp-client "$OUTER4:8777" 5 50 >/tmp/echo.out 2>&1; then
+	pass "a remote that is no peer sends first: 5 exchanges"
+else
+	fail "a remote that is no peer sends first: exchanges" "$(tail -3 /tmp/echo.out)"
+fi
+ip netns exec c1 cat /dev/mace >/tmp/lines
+ids=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | sort -n | tr '\n' ' ')
+if [[ $ids == "2 3 4 5 " ]]; then
+	pass "a remote that is no peer sends first: ingress lines for datagrams 2 to 5"
+else
+	fail "a remote that is no peer sends first: ingress lines" "ids '$ids', want '2 3 4 5 '"
+fi
+check "a remote that is no peer sends first: ingress_new_peers +1" \
+	test "$(($(stat c1 ingress_new_peers) - np0))" = 1
+ip -n remote route del "$OUTER4/32" dev eth0 src "$NEW4"
+kill "$userver" 2>/dev/null
+wait "$userver" 2>/dev/null
+nft delete table ip mace_dnat
+# Now a peer of c1: c3's pings to it are stamped too.
+stamped_by "c3 pings what became a peer of c1" 5 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
+
 # ------------------------------------------------------ tiny reads
 drain c1
 ip netns exec c1 ping -c 10 -i 0.05 "$REMOTE4" >/dev/null
@@ -447,6 +519,30 @@ check "renamed back, it is outer again" \
 	bash -c "cat /sys/class/mace/stats | grep -q '^host_outer_ifindexes \[$eth0_index, '"
 run_ping "ICMPv4 after the outer device came back" c1 "$REMOTE4"
 check_accounting "capture" c1 c2
+
+# ------------------------------------------------------- peer windows
+# A peer lasts peer_window_ms after its last packet; with 0 every received
+# packet is stamped, as before peers existed. (IPv4: the renaming above
+# took eth0 down, which dropped its IPv6 address.) A third address of the
+# remote host is nobody's peer.
+NEW4=198.18.0.4
+ip -n remote addr add "$NEW4/24" dev eth0
+rmmod mace
+# Each command takes about a second here: a window of 4 s, and 5 s after.
+check "insmod with peer_window_ms=4000" insmod "$KO" outer_dev=eth0 peer_window_ms=4000
+ip netns exec c1 bash -c "echo 1 > $ON"
+stamped_by "peer_window_ms=4000: c3 pings a remote that is no peer" 0 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
+ip netns exec c1 ping -c 1 "$NEW4" >/dev/null
+stamped_by "peer_window_ms=4000: c3 pings a peer of c1" 5 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
+sleep 5
+stamped_by "peer_window_ms=4000: c3 pings it again after the window" 0 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
+rmmod mace
+check "insmod with peer_window_ms=0" insmod "$KO" outer_dev=eth0 peer_window_ms=0
+ip netns exec c1 bash -c "echo 1 > $ON"
+stamped_by "peer_window_ms=0: every packet is stamped" 5 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
+run_ping "ICMPv4 with peer_window_ms=0" c1 "$REMOTE4"
+rmmod mace
+insmod "$KO" outer_dev=eth0
 
 # ------------------------------------------------- unload under traffic
 for c in c1 c2; do ip netns exec $c ping -i 0.01 -q "$REMOTE4" >/dev/null & done

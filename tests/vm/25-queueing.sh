@@ -156,8 +156,9 @@ check_accounting "queueing" c1
 # ------------------------------------------ packet socket readers, a flood
 # hping3 reads its replies through a packet socket: each waits for the
 # sweep's grace period (250 ms) before it is reported. Meanwhile c2, which
-# does not capture, flood-pings: its replies are stamped at the outer device
-# (whose they are is not known there) and never taken, and churn a small
+# does not capture, flood-pings the same remote host: its replies, from a
+# peer of c1, are stamped at the outer device (whose they are is not known
+# there) and never taken, and churn a small
 # array of stamps (256 for table_size=64). The replies the tap saw left the table for the tap queue,
 # and all of them are reported.
 rmmod mace

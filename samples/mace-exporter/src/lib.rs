@@ -44,8 +44,9 @@
 //!   had `breakdown` on;
 //! - `mace_packets_total{direction, outcome}`: `outcome` is `recorded`,
 //!   `expired`, `collision`, `evicted` (egress only), `capture_off`,
-//!   `unreported` and `task_lost` (ingress only): the kernel's `egress`,
-//!   `egress_expired`, ..., `ingress_task_lost` counters;
+//!   `unreported`, `task_lost` and `new_peer` (ingress only): the kernel's
+//!   `egress`, `egress_expired`, ..., `ingress_task_lost`,
+//!   `ingress_new_peers` counters;
 //! - `mace_packets_tracked_total{direction}` (`egress_sent`,
 //!   `ingress_taken`), `mace_packets_waiting{direction}` (gauge:
 //!   `egress_in_table`, `ingress_pending`);

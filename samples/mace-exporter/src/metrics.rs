@@ -54,7 +54,7 @@ impl Family {
         match self {
             Family::Packets => (
                 "mace_packets",
-                "Packets of the namespace by the end mace gave them: recorded (a latency), or lost to mace (expired, collision, evicted, capture_off, unreported, task_lost)",
+                "Packets of the namespace by the end mace gave them: recorded (a latency), or lost to mace (expired, collision, evicted, capture_off, unreported, task_lost, new_peer: unstamped, from a remote that was no peer)",
                 true,
             ),
             Family::Tracked => (
@@ -151,6 +151,11 @@ const NS_COUNTERS: &[(&str, Family, FixedLabels)] = &[
         "ingress_task_lost",
         Family::Packets,
         &[("direction", "ingress"), ("outcome", "task_lost")],
+    ),
+    (
+        "ingress_new_peers",
+        Family::Packets,
+        &[("direction", "ingress"), ("outcome", "new_peer")],
     ),
     ("egress_sent", Family::Tracked, &[("direction", "egress")]),
     (

@@ -272,7 +272,7 @@ mod tests {
         let c = &f.namespaces[&4026532211];
         assert!(c.capture);
         assert!(!f.namespaces[&4026532300].capture);
-        assert_eq!(c.counters.len(), 29);
+        assert_eq!(c.counters.len(), 30);
         assert!(c
             .counters
             .contains(&("ingress_segments_unknown".to_owned(), 1)));

@@ -28,6 +28,8 @@ pub mod packet;
 pub mod params;
 #[path = "../../../src/parse.rs"]
 pub mod parse;
+#[path = "../../../src/peers.rs"]
+pub mod peers;
 #[path = "../../../src/record.rs"]
 pub mod record;
 #[path = "../../../src/record_parse.rs"]

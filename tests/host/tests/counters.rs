@@ -36,6 +36,7 @@ fn for_each_lists_every_counter_in_declaration_order() {
             "ingress_end_tap",
             "ingress_end_tap_read",
             "compat_syscalls",
+            "ingress_new_peers",
             "egress_segments",
             "egress_segments_unknown",
             "ingress_segments",
