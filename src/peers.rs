@@ -84,7 +84,8 @@ fn remote(l3: &[u8], side: Side) -> Option<u64> {
 }
 
 /// The peers of the capturing namespaces: a mark per slot of `S`, the time
-/// in jiffies a packet to or from an address of that slot was last seen.
+/// in jiffies an address of that slot was last made a peer
+/// ([`Self::touch`]).
 ///
 /// # Invariants
 ///
