@@ -83,7 +83,9 @@
 
 #![deny(unsafe_code)]
 
-use super::{key_bytes, Capture, FINGERPRINT_BYTES, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS};
+use super::{
+    fingerprint, key_bytes, Capture, FINGERPRINT_BYTES, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS,
+};
 use crate::counters::{bump, sub};
 use crate::entry::{Ingress, LatestPending, Pending, Words};
 use crate::ffi::net::{with_current_net, Net};
@@ -245,12 +247,11 @@ impl Capture {
         // window.
         let now = mono_ns();
         let c = &self.counters;
-        let mut buf = [MaybeUninit::<u8>::uninit(); FINGERPRINT_BYTES];
-        let bytes = match in_place {
-            Some(bytes) => bytes,
-            None => skb.net_bytes(&mut buf, true),
+        let fp = match in_place {
+            Some(bytes) => packet::fingerprint(bytes, Side::Ingress),
+            None => fingerprint(skb, true, Side::Ingress),
         };
-        let Some(fp) = packet::fingerprint(bytes, Side::Ingress) else {
+        let Some(fp) = fp else {
             return;
         };
         bump(&c.ingress_stamped);
