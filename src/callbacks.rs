@@ -14,10 +14,10 @@ use crate::chardev::Reader;
 use crate::control::Control;
 use crate::ffi::class::{ClassAttr, ClassOps, Opener};
 use crate::ffi::file::{FileOps, MiscDevice, UserWriter};
-use crate::ffi::net::{Net, PernetOps};
+use crate::ffi::net::{Net, PernetKey, PernetOps};
 use crate::ffi::netdev::{NetdevEvent, NetdevOps};
 use crate::histdev::HistReader;
-use crate::netns::NetState;
+use crate::netns::{NetState, NET_STATE};
 use crate::sysfs;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -26,7 +26,7 @@ impl PernetOps for Control {
     type State = NetState;
 
     fn init(&self, net: &Net) -> Result<Arc<NetState>> {
-        NetState::new(net.inum())
+        NetState::new(net.inum(), net.addr())
     }
 
     fn pre_exit(&self, net: &Net, state: &NetState) {
@@ -35,6 +35,10 @@ impl PernetOps for Control {
 
     fn exit_batch(&self) {
         self.net_exit_batch();
+    }
+
+    fn key() -> &'static PernetKey<NetState> {
+        &NET_STATE
     }
 }
 

@@ -19,7 +19,7 @@ use crate::ffi::net::Net;
 use crate::ffi::sync::Retired;
 use crate::ffi::tracepoint::{Hook, ProbeRegistration, WaypointRegistration};
 use crate::ffi::work::SweepRegistration;
-use crate::netns::{NetState, RecordRing, REGISTRY_SLOTS};
+use crate::netns::{NetState, RecordRing, NET_STATE, REGISTRY_SLOTS};
 use crate::nsfilter::NsCounts;
 use crate::params::Params;
 use crate::parse::{DevList, MAX_OUTER_DEVS};
@@ -338,7 +338,7 @@ impl Control {
             // Before the switch: a probe that sees capture on passes the
             // first filter. Set as long as the namespace lives, since the
             // probes clean up after a capture that was on.
-            switch.ns_counts.add(&self.capture.ns_mask, net.addr());
+            NET_STATE.filter_add(&mut switch.ns_counts, net);
         }
         state.set_enabled(true);
         Ok(())
@@ -361,7 +361,7 @@ impl Control {
             if state.set_enabled(false) {
                 switch.stopped(state);
             }
-            if state.was_on() && !switch.ns_counts.remove(&self.capture.ns_mask, net.addr()) {
+            if state.was_on() && !NET_STATE.filter_remove(&mut switch.ns_counts, net, state) {
                 pr_warn!(
                     "network namespace {} was not counted in the probes' filter\n",
                     state.inum()

@@ -141,7 +141,7 @@ impl kernel::Module for Mace {
         ffi::task::init()?;
         let control = Control::new(params)?;
         let netdev = NetdevRegistration::register(control.clone())?;
-        let pernet = PernetRegistration::register(&netns::NET_STATE, control.clone())?;
+        let pernet = PernetRegistration::register(control.clone())?;
         let misc = MiscRegistration::register(Arc::new((), GFP_KERNEL)?)?;
         let hist = MiscRegistration::register(control.clone())?;
         let class = ClassRegistration::register(control.clone())?;

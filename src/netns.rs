@@ -21,7 +21,7 @@
 
 use crate::counters::{add, bump, NetCounters};
 use crate::ffi::mono_to_real_ns;
-use crate::ffi::net::PernetKey;
+use crate::ffi::net::{OfNet, PernetKey};
 use crate::ffi::sync::{RcuSlot, Retired};
 use crate::ffi::tracepoint::ProbeCx;
 use crate::hist::{Histogram, SegmentHistograms};
@@ -112,6 +112,8 @@ pub(crate) fn live_counts() -> (usize, usize) {
 pub(crate) struct NetState {
     /// The namespace's inode number, for log messages.
     inum: u32,
+    /// The address of the namespace ([`crate::ffi::net::Net::addr`]).
+    net: u64,
     /// Whether capture is on.
     enabled: AtomicBool,
     /// Whether packets only a packet socket reads end at the tap's stamp
@@ -145,12 +147,21 @@ pub(crate) struct NetState {
     segment_hists: RcuSlot<SegmentHistograms>,
 }
 
+impl OfNet for NetState {
+    #[inline(always)]
+    fn net_addr(&self) -> u64 {
+        self.net
+    }
+}
+
 impl NetState {
-    /// State of a new namespace: capture off, no ring.
-    pub(crate) fn new(inum: u32) -> Result<Arc<Self>> {
+    /// State of a new namespace (number `inum`, at `net`): capture off,
+    /// no ring.
+    pub(crate) fn new(inum: u32, net: u64) -> Result<Arc<Self>> {
         let state = Arc::new(
             Self {
                 inum,
+                net,
                 enabled: AtomicBool::new(false),
                 tap_stamp: AtomicBool::new(false),
                 was_on: AtomicBool::new(false),

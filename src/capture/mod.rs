@@ -63,7 +63,6 @@ use crate::ffi::tracepoint::{ProbeCx, HOOKS};
 use crate::ffi::{mono_ns, msecs_to_jiffies, netdev};
 use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NetState, NsRegistry, NET_STATE};
-use crate::nsfilter::NsMask;
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::params::Params;
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
@@ -278,9 +277,6 @@ pub(crate) struct Capture {
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
     pub(crate) registry: NsRegistry,
-    /// The namespaces whose capture was ever on, as bits: the probes' first
-    /// filter ([`Self::state_of`]; written under the control's lock).
-    pub(crate) ns_mask: NsMask,
     /// The outer devices.
     pub(crate) outer: OuterSet,
     /// Packets a tap saw on their way to a reader, for the sweep.
@@ -334,7 +330,6 @@ impl Capture {
             task_entries_out: AtomicU64::new(0),
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
-            ns_mask: NsMask::new(),
             outer: OuterSet::new(),
             taps: Fifo::new(tap_slots, BucketSpinLock::new()),
             // Well before the entry expires.
@@ -347,21 +342,19 @@ impl Capture {
         })
     }
 
-    /// The state of namespace `net` if its capture was ever on, or of one
-    /// that shares its bit of [`Self::ns_mask`]: `None` for most namespaces
-    /// after one load and a bit test, before the chain of loads that finds
-    /// a state ([`NET_STATE`]). Its caller still asks the state whether it
-    /// captures.
+    /// The state of namespace `net` if its capture was ever on: `None` for
+    /// most namespaces after one load and a comparison, and the state
+    /// itself after one more for a namespace alone on its slot of the
+    /// probes' filter ([`crate::nsfilter`]); else through the chain of
+    /// loads that finds a state ([`NET_STATE`]). Its caller still asks the
+    /// state whether it captures.
     #[inline(always)]
     pub(crate) fn state_of<'a>(
         &'a self,
         cx: &'a ProbeCx<'_>,
         net: &'a Net,
     ) -> Option<&'a NetState> {
-        if !self.ns_mask.may_capture(net.addr()) {
-            return None;
-        }
-        NET_STATE.get(cx, net)
+        NET_STATE.get_filtered(cx, net)
     }
 
     /// Whether a stamp or entry dated `t` is no older than `max_age_ms` at

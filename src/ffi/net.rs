@@ -19,11 +19,21 @@
 //! reads the namespace's array of generic pointers, the slot at mace's
 //! pernet id (read once, at registration) and the state in it, at the
 //! offsets of `mace_offsets.c` ([`super::offs`]).
+//!
+//! A key also holds the probes' first filter ([`crate::nsfilter`]): the
+//! namespaces it counts, each with its state's address as its tag where it
+//! is alone on its slot, so that a probe finds the state of a capturing
+//! namespace with one load and a comparison ([`PernetKey::get_filtered`]).
+//! A tag leaves the filter by the namespace's `pre_exit` at the latest
+//! (the registration's own `pre_exit` takes out any left), so, like the
+//! state reached through the generic pointers, it stays valid for a grace
+//! period after it is gone.
 
 use super::class::Opener;
 use super::sync::{ProbeCx, RcuReadLock};
 use super::sys;
 use super::{arc_data, offs, read_once, status_int, Claim};
+use crate::nsfilter::{NsCounts, NsFilter, EMPTY, SHARED};
 use core::ffi::{c_int, c_uint, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -197,6 +207,16 @@ pub(crate) trait PernetOps: Send + Sync + 'static {
     /// A batch of namespaces exited; an RCU grace period has elapsed since
     /// their `pre_exit` (process context).
     fn exit_batch(&self) {}
+
+    /// The key through which the states are found.
+    fn key() -> &'static PernetKey<Self::State>;
+}
+
+/// A state that knows the address of its namespace ([`Net::addr`]): what a
+/// tag of the probes' filter is checked against.
+pub(crate) trait OfNet {
+    /// The address of the namespace whose state this is.
+    fn net_addr(&self) -> u64;
 }
 
 /// The way to a state of type `S` that a [`PernetRegistration`] keeps in
@@ -211,9 +231,17 @@ pub(crate) trait PernetOps: Send + Sync + 'static {
 /// up, before mace's `init`), and the slot's state is null or comes from
 /// `Arc::<S>::into_raw` and stays valid until an RCU grace period after it
 /// was hidden (set to null).
+///
+/// Every tag in `filter` (a word other than [`EMPTY`] and [`SHARED`]) is the
+/// state of a live namespace that a registration made with this key gave it
+/// ([`Self::filter_add`]), and leaves `filter` before that namespace's
+/// `pre_exit` returns (the registration's own `pre_exit` takes it out if
+/// the operations did not), before its state is hidden: it stays valid
+/// until an RCU grace period after it left.
 pub(crate) struct PernetKey<S> {
     live: AtomicBool,
     id: AtomicU32,
+    filter: NsFilter,
     _state: PhantomData<fn() -> S>,
 }
 
@@ -223,6 +251,7 @@ impl<S: Send + Sync + 'static> PernetKey<S> {
         Self {
             live: AtomicBool::new(false),
             id: AtomicU32::new(0),
+            filter: NsFilter::new(),
             _state: PhantomData,
         }
     }
@@ -271,6 +300,63 @@ impl<S: Send + Sync + 'static> PernetKey<S> {
         unsafe { p.as_ref() }
     }
 
+    /// Counts `net`, whose state is known to the key, in the probes' filter
+    /// (`counts` serializes its writers): its state's address is its tag
+    /// while it is alone on its slot. Process context.
+    pub(crate) fn filter_add(&self, counts: &mut NsCounts, net: &Net) {
+        let _rcu = RcuReadLock::new();
+        let p = self.state_ptr(net);
+        // INVARIANT: The tag is `net`'s state, of this key; it leaves the
+        // filter by `net`'s `pre_exit` (`filter_remove`, or `net_pre_exit`).
+        // Without a state, the slot is only ever `SHARED`.
+        let tag = if p.is_null() { SHARED } else { p as usize };
+        counts.add(&self.filter, net.addr(), tag);
+    }
+
+    /// Uncounts `net`, whose state is `state`, from the probes' filter;
+    /// `false` (and nothing changed) if it was not counted. Process context.
+    pub(crate) fn filter_remove(&self, counts: &mut NsCounts, net: &Net, state: &S) -> bool {
+        counts.remove(
+            &self.filter,
+            net.addr(),
+            core::ptr::from_ref(state) as usize,
+        )
+    }
+
+    /// `net`'s state, for a probe, if `net` is counted in the probes'
+    /// filter; `None` at once for most namespaces (one load, a comparison),
+    /// and, with one more, for the state of the namespace counted alone on
+    /// the slot, without the chain of [`Self::get`].
+    #[inline(always)]
+    pub(crate) fn get_filtered<'a>(&'a self, cx: &'a ProbeCx<'_>, net: &'a Net) -> Option<&'a S>
+    where
+        S: OfNet,
+    {
+        let addr = net.addr();
+        match self.filter.word(addr) {
+            EMPTY => None,
+            SHARED => self.get(cx, net),
+            tag => {
+                // SAFETY: A tag is a live state of this key, valid until a
+                // grace period after it leaves the filter (type invariants);
+                // `cx` proves that this runs in an RCU read-side critical
+                // section, which lasts as long as `'a`.
+                let state = unsafe { &*(tag as *const S) };
+                // Its own namespace's, or another's on the same slot.
+                (state.net_addr() == addr).then_some(state)
+            }
+        }
+    }
+
+    /// Takes `state`'s tag out of the probes' filter if it is still there
+    /// as `net` goes away (its operations did not uncount it): the slot
+    /// then decides nothing ([`SHARED`]), which is always right.
+    fn filter_retire(&self, net: &Net, state: *const S) {
+        if self.filter.retire(net.addr(), state as usize) {
+            pr_warn!("a namespace going away was still in the probes' filter\n");
+        }
+    }
+
     /// A counted reference to `net`'s state; `None` while it has none.
     pub(crate) fn get_arc(&self, net: &Net) -> Option<Arc<S>> {
         let _rcu = RcuReadLock::new();
@@ -311,10 +397,12 @@ impl<T: PernetOps> PernetRegistration<T> {
         exit_batch: Some(net_exit_batch::<T>),
     };
 
-    /// Registers `ops`; its states are found through `key`.
+    /// Registers `ops`; its states are found through its key
+    /// ([`PernetOps::key`]).
     ///
     /// Fails with `EBUSY` while another registration exists.
-    pub(crate) fn register(key: &'static PernetKey<T::State>, ops: Arc<T>) -> Result<Self> {
+    pub(crate) fn register(ops: Arc<T>) -> Result<Self> {
+        let key = T::key();
         let claim = Claim::take(&PERNET_BUSY)?;
         let mut id: c_uint = 0;
         // SAFETY: `OPS` is a static table of callbacks that match the C
@@ -382,6 +470,8 @@ unsafe extern "C" fn net_pre_exit<T: PernetOps>(
     // after the namespace's exit.
     if let Some(state) = unsafe { state.cast_const().cast::<T::State>().as_ref() } {
         ops.pre_exit(net, state);
+        // INVARIANT: No tag of the state is left in the filter.
+        T::key().filter_retire(net, state);
     }
 }
 

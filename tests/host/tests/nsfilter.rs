@@ -1,6 +1,7 @@
-//! Tests of the probes' first filter: the namespace bit mask.
+//! Tests of the probes' first filter: a word per slot, the state's tag of
+//! a namespace alone on its slot.
 
-use mace_core::nsfilter::{bit, NsCounts, NsMask, BITS};
+use mace_core::nsfilter::{slot_of, NsCounts, NsFilter, EMPTY, SHARED, SLOTS};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,102 +12,171 @@ fn net_addr(i: u64) -> u64 {
     0xffff_8880_0400_0000 + i * 0x1280
 }
 
-/// Two addresses of distinct namespaces on one bit.
-fn same_bit_pair() -> (u64, u64) {
+/// A tag for the namespace at `addr`, as its state's address would be:
+/// aligned, never `EMPTY` or `SHARED`.
+fn tag(addr: u64) -> usize {
+    (addr as usize).wrapping_add(0x10_0000) & !7
+}
+
+/// What a probe decides for the namespace at `addr`: `Some(true)` its
+/// state was found by its tag, `Some(false)` its state must be asked,
+/// `None` it is turned away.
+fn decide(f: &NsFilter, addr: u64) -> Option<bool> {
+    match f.word(addr) {
+        EMPTY => None,
+        SHARED => Some(false),
+        t if t == tag(addr) => Some(true),
+        _ => None,
+    }
+}
+
+/// Two addresses of distinct namespaces on one slot.
+fn same_slot_pair() -> (u64, u64) {
     let a = net_addr(0);
     let b = (1..10_000)
         .map(net_addr)
-        .find(|&x| bit(x) == bit(a))
-        .expect("64 bits: some address shares one");
+        .find(|&x| slot_of(x) == slot_of(a))
+        .expect("64 slots: some address shares one");
     (a, b)
 }
 
 #[test]
-fn an_empty_mask_lets_nothing_through() {
-    let mask = NsMask::new();
-    assert!((0..1000).map(net_addr).all(|a| !mask.may_capture(a)));
+fn an_empty_filter_lets_nothing_through() {
+    let f = NsFilter::new();
+    assert!((0..1000).map(net_addr).all(|a| decide(&f, a).is_none()));
 }
 
 #[test]
-fn a_counted_namespace_passes_until_it_is_removed() {
-    let (mask, mut counts) = (NsMask::new(), NsCounts::new());
+fn a_counted_namespace_is_found_by_its_tag_until_it_is_removed() {
+    let (f, mut counts) = (NsFilter::new(), NsCounts::new());
     let a = net_addr(7);
-    counts.add(&mask, a);
-    assert!(mask.may_capture(a));
-    // Every namespace on another bit is turned away.
-    for x in (0..1000).map(net_addr).filter(|&x| bit(x) != bit(a)) {
-        assert!(!mask.may_capture(x), "{x:#x}");
+    counts.add(&f, a, tag(a));
+    assert_eq!(decide(&f, a), Some(true));
+    // Every other namespace is turned away, on its slot or another: the
+    // tag is not theirs.
+    for x in (0..1000).map(net_addr).filter(|&x| x != a) {
+        assert_eq!(decide(&f, x), None, "{x:#x}");
     }
-    assert!(counts.remove(&mask, a));
-    assert!(!mask.may_capture(a));
+    assert!(counts.remove(&f, a, tag(a)));
+    assert_eq!(decide(&f, a), None);
+    assert_eq!(f.word(a), EMPTY);
 }
 
 #[test]
-fn a_shared_bit_stays_set_while_one_namespace_on_it_is_counted() {
-    let (mask, mut counts) = (NsMask::new(), NsCounts::new());
-    let (a, b) = same_bit_pair();
-    counts.add(&mask, a);
-    counts.add(&mask, b);
-    assert!(counts.remove(&mask, a));
-    assert!(mask.may_capture(b), "b is still counted");
-    // The mask decides nothing for a on its own: a shares b's bit.
-    assert!(mask.may_capture(a));
-    assert!(counts.remove(&mask, b));
-    assert!(!mask.may_capture(a) && !mask.may_capture(b));
+fn a_namespace_on_a_counted_ones_slot_is_turned_away_exactly() {
+    // The case a bit mask could not tell: a namespace that does not capture
+    // whose slot a capturing one holds goes no further than the tag.
+    let (f, mut counts) = (NsFilter::new(), NsCounts::new());
+    let (a, b) = same_slot_pair();
+    counts.add(&f, a, tag(a));
+    assert_eq!(f.word(b), tag(a));
+    assert_eq!(decide(&f, b), None);
+}
+
+#[test]
+fn a_shared_slot_decides_nothing_while_one_namespace_on_it_is_counted() {
+    let (f, mut counts) = (NsFilter::new(), NsCounts::new());
+    let (a, b) = same_slot_pair();
+    counts.add(&f, a, tag(a));
+    counts.add(&f, b, tag(b));
+    assert_eq!(f.word(a), SHARED);
+    assert!(counts.remove(&f, a, tag(a)));
+    // Which one is left is not known: the slot stays shared.
+    assert_eq!(decide(&f, b), Some(false), "b is still counted");
+    assert_eq!(decide(&f, a), Some(false));
+    assert!(counts.remove(&f, b, tag(b)));
+    assert_eq!(f.word(a), EMPTY);
+    assert!(decide(&f, a).is_none() && decide(&f, b).is_none());
 }
 
 #[test]
 fn removing_what_was_never_counted_changes_nothing() {
-    let (mask, mut counts) = (NsMask::new(), NsCounts::new());
+    let (f, mut counts) = (NsFilter::new(), NsCounts::new());
     let a = net_addr(3);
-    assert!(!counts.remove(&mask, a));
-    let (c, d) = same_bit_pair();
-    counts.add(&mask, c);
-    // d shares c's bit: its removal is taken as c's (the counts cannot tell
-    // them apart), which the caller's bookkeeping rules out; the next
-    // removal finds nothing.
-    assert!(counts.remove(&mask, d));
-    assert!(!counts.remove(&mask, c));
-    assert!(!mask.may_capture(c));
+    assert!(!counts.remove(&f, a, tag(a)));
+    let (c, d) = same_slot_pair();
+    counts.add(&f, c, tag(c));
+    // d shares c's slot but not its tag: not counted.
+    assert!(!counts.remove(&f, d, tag(d)));
+    assert_eq!(decide(&f, c), Some(true));
+    assert!(counts.remove(&f, c, tag(c)));
+    assert!(!counts.remove(&f, c, tag(c)));
+    assert_eq!(f.word(c), EMPTY);
 }
 
 #[test]
-fn slab_spaced_addresses_spread_over_the_bits() {
+fn a_namespace_without_a_tag_makes_its_slot_shared() {
+    let (f, mut counts) = (NsFilter::new(), NsCounts::new());
+    let a = net_addr(9);
+    counts.add(&f, a, EMPTY);
+    assert_eq!(f.word(a), SHARED);
+    assert!(counts.remove(&f, a, SHARED));
+    assert_eq!(f.word(a), EMPTY);
+}
+
+#[test]
+fn a_retired_tag_leaves_the_slot_shared_and_never_anothers() {
+    let (f, mut counts) = (NsFilter::new(), NsCounts::new());
+    let (a, b) = same_slot_pair();
+    counts.add(&f, a, tag(a));
+    // a goes away without being uncounted: its tag must go.
+    assert!(f.retire(a, tag(a)));
+    assert_eq!(f.word(a), SHARED);
+    assert!(!f.retire(a, tag(a)), "once");
+    // Another namespace's tag is never taken out for it.
+    let (g, mut gc) = (NsFilter::new(), NsCounts::new());
+    gc.add(&g, b, tag(b));
+    assert!(!g.retire(a, tag(a)));
+    assert_eq!(g.word(b), tag(b));
+    assert!(!g.retire(a, SHARED) && !g.retire(a, EMPTY));
+    assert!(counts.remove(&f, a, tag(a)));
+}
+
+#[test]
+fn slab_spaced_addresses_spread_over_the_slots() {
     // Namespaces one after another in a slab: they must not crowd a few
-    // bits, or one capturing namespace would let many others through.
+    // slots, or one capturing namespace would share its slot with many.
     for stride in [0x1000u64, 0x1280, 0x1300, 0x2000, 0x4000] {
-        let bits: HashSet<u32> = (0..64)
-            .map(|i| bit(0xffff_8880_1000_0000 + i * stride))
+        let slots: HashSet<u32> = (0..64)
+            .map(|i| slot_of(0xffff_8880_1000_0000 + i * stride))
             .collect();
-        assert!(bits.len() >= 32, "stride {stride:#x}: {} bits", bits.len());
-        assert!(bits.iter().all(|&b| (b as usize) < BITS));
+        assert!(
+            slots.len() >= 32,
+            "stride {stride:#x}: {} slots",
+            slots.len()
+        );
+        assert!(slots.iter().all(|&b| (b as usize) < SLOTS));
     }
 }
 
 #[test]
 fn readers_never_miss_a_counted_namespace_while_others_come_and_go() {
-    let mask = Arc::new(NsMask::new());
+    let f = Arc::new(NsFilter::new());
     let counts = Arc::new(Mutex::new(NsCounts::new()));
-    let (a, b) = same_bit_pair();
-    counts.lock().unwrap().add(&mask, a);
+    let (a, b) = same_slot_pair();
+    counts.lock().unwrap().add(&f, a, tag(a));
     let stop = Arc::new(AtomicBool::new(false));
-    let checks = Arc::new(AtomicU64::new(0));
+    let (found, asked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let readers: Vec<_> = (0..3)
         .map(|_| {
-            let (mask, stop, checks) = (mask.clone(), stop.clone(), checks.clone());
+            let (f, stop) = (f.clone(), stop.clone());
+            let (found, asked) = (found.clone(), asked.clone());
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    assert!(mask.may_capture(a), "a counted namespace was turned away");
-                    checks.fetch_add(1, Ordering::Relaxed);
+                    match decide(&f, a) {
+                        Some(true) => found.fetch_add(1, Ordering::Relaxed),
+                        Some(false) => asked.fetch_add(1, Ordering::Relaxed),
+                        None => panic!("a counted namespace was turned away"),
+                    };
                 }
             })
         })
         .collect();
-    // Writers, serialized by the lock: namespaces on every bit, b on a's
+    // Writers, serialized by the lock: namespaces on every slot, b on a's
     // among them, are counted and removed over and over.
     let writers: Vec<_> = (0..2)
         .map(|w| {
-            let (mask, counts) = (mask.clone(), counts.clone());
+            let (f, counts) = (f.clone(), counts.clone());
             thread::spawn(move || {
                 for round in 0..20_000u64 {
                     let x = if round % 7 == 0 {
@@ -114,8 +184,8 @@ fn readers_never_miss_a_counted_namespace_while_others_come_and_go() {
                     } else {
                         net_addr(100 + w * 1000 + round % 500)
                     };
-                    counts.lock().unwrap().add(&mask, x);
-                    assert!(counts.lock().unwrap().remove(&mask, x));
+                    counts.lock().unwrap().add(&f, x, tag(x));
+                    assert!(counts.lock().unwrap().remove(&f, x, tag(x)));
                 }
             })
         })
@@ -127,9 +197,10 @@ fn readers_never_miss_a_counted_namespace_while_others_come_and_go() {
     for r in readers {
         r.join().unwrap();
     }
-    assert!(checks.load(Ordering::Relaxed) > 1000);
-    // Only a is left: every other bit is clear again.
+    // Found by its tag until b first shared its slot, asked after.
+    assert!(found.load(Ordering::Relaxed) + asked.load(Ordering::Relaxed) > 1000);
+    // Only a is left: every other slot is empty again.
     let mut counts = counts.lock().unwrap();
-    assert!(counts.remove(&mask, a));
-    assert!((0..5000).map(net_addr).all(|x| !mask.may_capture(x)));
+    assert!(counts.remove(&f, a, tag(a)));
+    assert!((0..5000).map(net_addr).all(|x| f.word(x) == EMPTY));
 }
