@@ -595,7 +595,10 @@ impl Capture {
 
     /// A packet of the namespace `net` (its socket's, or the task's)
     /// reaches the current task: taken from the ingress table if the
-    /// namespace captures and the task is in a receiving syscall.
+    /// namespace captures and the task is in a receiving syscall. The
+    /// filters inline, in the probe: most packets are other namespaces',
+    /// which then pay for no frame.
+    #[inline(always)]
     fn deliver_in(&self, cx: &ProbeCx<'_>, net: &Net, skb: &Skb, sk: Option<&Sock>) {
         let Some(state) = self.state_of(cx, net) else {
             return;
@@ -604,6 +607,14 @@ impl Capture {
         if !state.enabled() || !self.syscalls.receives(task::current_syscall_nr()) {
             return;
         }
+        self.delivered(cx, state, skb, sk);
+    }
+
+    /// A packet of the capturing namespace with `state` reaches the current
+    /// task in a receiving syscall: its stamp is taken, and its window
+    /// reported or left pending for the syscall's return.
+    #[inline(never)]
+    fn delivered(&self, cx: &ProbeCx<'_>, state: &NetState, skb: &Skb, sk: Option<&Sock>) {
         // Found by its data buffer (a raw or ping socket's reader gets a
         // copy that shares it) and its fingerprint.
         // Not zeroed: usually the bytes are read in place, not copied here.
