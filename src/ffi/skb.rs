@@ -152,12 +152,15 @@ impl Skb {
     /// computes it: the bytes in place, or empty where it returns none,
     /// with `true`; where it would copy them (`skb_header_pointer()` out of
     /// the linear part), those of them in the linear part with `false`, or
-    /// `None` if there are none; `None` too where C's `int` arithmetic
-    /// would leave the range this one models exactly (C then decides).
+    /// `None` if there are none.
+    ///
+    /// C's `int` arithmetic, done here in `i64` without its conversions'
+    /// checks: the same for every socket buffer (whose lengths and offsets
+    /// fit an `int` many times over), and the bytes are in the linear part
+    /// whatever the values.
     #[inline(always)]
     fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<(&[u8], bool)> {
         let skb = self.as_ptr();
-        let want = u32::try_from(want).unwrap_or(u32::MAX);
         let head = self.head_ptr();
         // SAFETY: The skb is alive (type invariants); `SKB_DATA` is the
         // offset of its `data`, an `unsigned char *`.
@@ -179,39 +182,38 @@ impl Skb {
             }
             net
         };
-        // skb_network_offset() (0 from the data): an `int` in C. (Addresses
-        // by casts: `addr()` and `cast_signed()` are newer than 6.12's
-        // minimum Rust.)
-        let off = i32::try_from((start as isize).wrapping_sub(data as isize)).ok()?;
+        // skb_network_offset() (0 from the data). Two addresses of the
+        // kernel's half differ by less than 2^63. (Addresses by casts:
+        // `addr()` is newer than 6.12's minimum Rust.)
+        let off = (start as isize).wrapping_sub(data as isize) as i64;
         // SAFETY: As above; `SKB_LEN` is the offset of its `len`, an
         // `unsigned int`.
         let len: u32 = unsafe { read_once(skb, offs::SKB_LEN) };
         // SAFETY: As above; `SKB_DATA_LEN` is that of its `data_len`, an
         // `unsigned int`.
         let data_len: u32 = unsafe { read_once(skb, offs::SKB_DATA_LEN) };
-        // `(int)skb->len - off`.
-        let avail = i32::try_from(i64::from(i32::try_from(len).ok()?) - i64::from(off)).ok()?;
+        // `skb->len - off`: none left from there.
+        let avail = i64::from(len) - off;
         if avail <= 0 {
             return Some((&[], true));
         }
-        let n = want.min(avail.unsigned_abs());
+        // At most `want` (which no packet header exceeds by far).
+        let n = avail.min(i64::try_from(want).unwrap_or(i64::MAX));
         // skb_header_pointer()'s fast path: in place if
-        // `skb_headlen(skb) - off >= n`, as `int`s.
-        let headlen = i32::try_from(len.wrapping_sub(data_len)).ok()?;
-        let room = i32::try_from(i64::from(headlen) - i64::from(off)).ok()?;
-        // Else only the `room` bytes up to the end of the linear part.
-        let all = i64::from(room) >= i64::from(n);
-        let n = if all { n } else { u32::try_from(room).ok()? };
-        let n = usize::try_from(n).ok()?;
-        if n == 0 {
+        // `skb_headlen(skb) - off >= n`; else only the `room` bytes up to
+        // the end of the linear part.
+        let room = i64::from(len) - i64::from(data_len) - off;
+        let all = room >= n;
+        let n = if all { n } else { room };
+        let Ok(n @ 1..) = usize::try_from(n) else {
             return if all { Some((&[], true)) } else { None };
-        }
+        };
         // SAFETY: `start` is `data + off`, at or after `head` (it is `data`
-        // or `head + network_header`), and `off + n <= skb_headlen(skb)`
-        // (`n` is at most `room`): the `n` bytes end at or before
-        // `data + skb_headlen(skb)`, the tail of the skb's linear data,
-        // inside its data buffer, which lives as long as the skb (type
-        // invariants: at least as long as `&self`).
+        // or `head + network_header`), and `0 < n <= room`, so
+        // `off + n <= skb_headlen(skb)`, computed exactly: the `n` bytes
+        // end at or before `data + skb_headlen(skb)`, the tail of the
+        // skb's linear data, inside its data buffer, which lives as long
+        // as the skb (type invariants: at least as long as `&self`).
         Some((unsafe { core::slice::from_raw_parts(start, n) }, all))
     }
 
