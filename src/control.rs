@@ -67,8 +67,8 @@ struct Switch {
     /// count fell to 0 is reused for the next user, so there are never more
     /// entries than users capturing at once (at most [`REGISTRY_SLOTS`]).
     users: KVVec<(u32, u32)>,
-    /// The namespaces whose capture was ever on, counted on the bits of the
-    /// probes' first filter (`Capture::ns_mask`): from just before their
+    /// The namespaces whose capture was ever on, counted on the slots of
+    /// the probes' first filter (in [`NET_STATE`]): from just before their
     /// capture is first switched on until they go away.
     ns_counts: NsCounts,
 }
