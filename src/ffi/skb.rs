@@ -154,10 +154,10 @@ impl Skb {
     /// the linear part), those of them in the linear part with `false`, or
     /// `None` if there are none.
     ///
-    /// C's `int` arithmetic, done here in `i64` without its conversions'
-    /// checks: the same for every socket buffer (whose lengths and offsets
-    /// fit an `int` many times over), and the bytes are in the linear part
-    /// whatever the values.
+    /// C's `int` arithmetic, done here in `i64` on the 32-bit values
+    /// without checking each step's conversion: the same for every socket
+    /// buffer (whose lengths fit an `int` many times over), and the bytes
+    /// are in the linear part whatever the lengths.
     #[inline(always)]
     fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<(&[u8], bool)> {
         let skb = self.as_ptr();
@@ -182,18 +182,19 @@ impl Skb {
             }
             net
         };
-        // skb_network_offset() (0 from the data). Two addresses of the
-        // kernel's half differ by less than 2^63. (Addresses by casts:
-        // `addr()` is newer than 6.12's minimum Rust.)
-        let off = (start as isize).wrapping_sub(data as isize) as i64;
+        // skb_network_offset() (0 from the data), an `int` in C: any other
+        // is left to C. (Addresses by casts: `addr()` is newer than 6.12's
+        // minimum Rust.)
+        let off = i64::from(i32::try_from((start as isize).wrapping_sub(data as isize)).ok()?);
         // SAFETY: As above; `SKB_LEN` is the offset of its `len`, an
         // `unsigned int`.
-        let len: u32 = unsafe { read_once(skb, offs::SKB_LEN) };
+        let len = i64::from(unsafe { read_once::<u32, _>(skb, offs::SKB_LEN) });
         // SAFETY: As above; `SKB_DATA_LEN` is that of its `data_len`, an
         // `unsigned int`.
-        let data_len: u32 = unsafe { read_once(skb, offs::SKB_DATA_LEN) };
+        let data_len = i64::from(unsafe { read_once::<u32, _>(skb, offs::SKB_DATA_LEN) });
+        // Of 32-bit values: the differences below never wrap.
         // `skb->len - off`: none left from there.
-        let avail = i64::from(len) - off;
+        let avail = len.wrapping_sub(off);
         if avail <= 0 {
             return Some((&[], true));
         }
@@ -202,7 +203,7 @@ impl Skb {
         // skb_header_pointer()'s fast path: in place if
         // `skb_headlen(skb) - off >= n`; else only the `room` bytes up to
         // the end of the linear part.
-        let room = i64::from(len) - i64::from(data_len) - off;
+        let room = len.wrapping_sub(data_len).wrapping_sub(off);
         let all = room >= n;
         let n = if all { n } else { room };
         let Ok(n @ 1..) = usize::try_from(n) else {
