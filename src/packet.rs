@@ -559,6 +559,7 @@ fn tcp_without_payload(l3: &[u8], l4: usize, l4_len: usize) -> bool {
 /// A TCP segment without payload (an ACK, a SYN, a FIN, a reset: no byte
 /// a reader could get, so no identity, [`packet_id`]) has none either: no
 /// table holds it, so neither side spends a stamp or a lookup on it.
+#[inline(always)]
 pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
     let mut h = Hasher::new();
     match *l3.first()? >> 4 {
