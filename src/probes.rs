@@ -85,6 +85,9 @@ impl Hooks for Capture {
         }
     }
 
+    // Inlined, with the delivery's filters, into the probe: most copies are
+    // other namespaces' (profile).
+    #[inline(always)]
     fn skb_copy_datagram_iovec(&self, cx: &ProbeCx<'_>, skb: &Skb, _len: i32) {
         if Self::handles_hits() {
             self.copied(cx, skb);
