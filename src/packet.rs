@@ -474,6 +474,7 @@ impl PacketId {
 /// it (with any GSO size), with the same `pktid`, `proto` and
 /// `first_fragment`, without the work of its key. For packets found by
 /// their socket buffer or data buffer (`capture/`), not by their key.
+#[inline(always)]
 pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
     // The same first lines as `identify`'s, on purpose: a helper that both
     // called cost each call 10 to 35 instructions more (instruction
