@@ -259,6 +259,7 @@ impl Capture {
     /// The live packet of `entry`, taken from the egress table, leaves an
     /// outer device at `now` in the socket buffer at `addr`: its latency
     /// (with its segments, if its namespace breaks them down).
+    #[inline(always)]
     fn egress_taken(&self, cx: &ProbeCx<'_>, entry: Egress, addr: u64, now: u64) {
         self.egress_out(&entry);
         let Some(state) = self.registry.get(cx, entry.ns) else {

@@ -763,6 +763,7 @@ impl Capture {
     /// The receiving syscall that took `pending` returned `ret` at `now`:
     /// each packet gets its ingress latency, or is counted as unreported if
     /// it failed.
+    #[inline(always)]
     pub(super) fn recv_exited(
         &self,
         cx: &ProbeCx<'_>,
