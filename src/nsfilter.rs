@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The probes' first filter: which namespaces they may have work in, and
-//! the state of the one on each bit.
+//! the state of the one on each slot.
 //!
 //! Every hit of a probe on a packet or a syscall ends in a filter unless its
 //! namespace captures, and most hits are other namespaces'. Finding a
@@ -83,7 +83,7 @@ impl NsFilter {
     /// the switch).
     #[inline(always)]
     pub fn word(&self, addr: u64) -> usize {
-        // `bit` is below `SLOTS`: `get` never fails.
+        // `slot_of` is below `SLOTS`: `get` never fails.
         self.slots
             .get(slot_of(addr) as usize)
             .map_or(SHARED, |s| s.load(Ordering::Acquire))
