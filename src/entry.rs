@@ -220,10 +220,12 @@ pub struct Pending {
 /// The latest packet a receiving syscall took, kept as a stamp of its task
 /// (the thread id its fingerprint) instead of in a [`Task`] entry: most
 /// receives take one packet, which then costs no lock and no whole entry.
+///
+/// Its age is its packet's: the time it arrived on the outer device. The
+/// delivery reads no clock for it; the syscall's return, which reads one
+/// anyway, checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LatestPending {
-    /// When the task took it (monotonic ns): the stamp's age.
-    pub taken: u64,
     /// The packet.
     pub packet: Pending,
     /// The handle of the namespace it belongs to (its socket's).
@@ -234,21 +236,20 @@ pub struct LatestPending {
     pub tid: u32,
 }
 
-/// Words of a [`LatestPending`]: when it was taken (first: the stamps'
-/// time), arrival time, end, packet id with the thread id, namespace.
-pub const LATEST_PENDING_WORDS: usize = 5;
+/// Words of a [`LatestPending`]: arrival time (first: the stamps' time),
+/// end, packet id with the thread id, namespace.
+pub const LATEST_PENDING_WORDS: usize = 4;
 
 impl Words<LATEST_PENDING_WORDS> for LatestPending {
     fn to_words(&self) -> [u64; LATEST_PENDING_WORDS] {
         let p = &self.packet;
         let ids = u64::from(self.tid) << 32 | u64::from(p.pktid);
-        [self.taken, p.t_rx, p.end, ids, self.ns]
+        [p.t_rx, p.end, ids, self.ns]
     }
 
     fn from_words(w: &[u64; LATEST_PENDING_WORDS]) -> Self {
-        let [taken, t_rx, end, ids, ns] = *w;
+        let [t_rx, end, ids, ns] = *w;
         Self {
-            taken,
             packet: Pending {
                 t_rx,
                 pktid: ids as u32,

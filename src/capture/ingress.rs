@@ -311,55 +311,81 @@ impl Capture {
         bump(gone);
     }
 
-    /// Takes the outer device's stamp of the packet with data buffer `key`,
-    /// fingerprint `fp` and first bytes `bytes` for a reader of the
-    /// namespace with `state`, at `now`, counting how it left: its arrival
-    /// time and packet id if it is there and in time.
+    /// Takes the arrival of the packet with data buffer `key`, fingerprint
+    /// `fp` and first bytes `bytes`, which reaches a reader of the namespace
+    /// with `state`: the outer device's stamp, usually; the ingress table's
+    /// entry where the stamp was moved there (a tap, a stamp by socket
+    /// buffer, the initial namespace capturing); the tap queue's. Its
+    /// arrival time, its packet id and where it was found, not yet counted
+    /// ([`Self::arrival_left`]).
     #[inline(always)]
-    fn take_stamp(
+    fn take_arrival(
         &self,
         state: &NetState,
         key: u64,
         fp: u64,
         bytes: &[u8],
-        now: u64,
-    ) -> Option<(u64, u32)> {
-        let (host, c) = (&self.counters, &state.counters);
-        let t_rx = self.arrivals.take(key, fp)?;
-        // A packet with a fingerprint and without an id (not an echo, say)
-        // gives its stamp up unreported, as before a capturing namespace's
-        // device stored only what had an id.
-        let id = packet::packet_id(bytes, Side::Ingress)?;
-        if !self.fresh(t_rx, now) {
-            bump(&host.ingress_stamps_lost);
-            bump(&c.ingress_expired);
-            return None;
+    ) -> Option<(u64, u32, Found)> {
+        if let Some(t_rx) = self.arrivals.take(key, fp) {
+            // A packet with a fingerprint and without an id (not an echo,
+            // say) gives its stamp up unreported, as before a capturing
+            // namespace's device stored only what had an id.
+            let id = packet::packet_id(bytes, Side::Ingress)?;
+            return Some((t_rx, id.pktid, Found::Stamp));
         }
-        bump(&host.ingress_stamps_taken);
-        bump(&c.ingress_taken);
-        Some((t_rx, id.pktid))
+        if let Some(entry) = self.take_entry(key, fp) {
+            return Some((entry.t_rx, entry.pktid, Found::Table));
+        }
+        let (t_rx, pktid) = self.take_tapped(state, key, fp)?;
+        Some((t_rx, pktid, Found::Tap))
     }
 
-    /// Takes the ingress entry with `key` for a reader of the namespace with
-    /// `state` (an IP socket's, or a tap's through the sweep) of a packet
-    /// with fingerprint `fp`, counting how it left the table; its arrival
-    /// time and packet id if it is there, and this packet's.
-    fn take_ingress(&self, state: &NetState, key: u64, fp: u64, now: u64) -> Option<(u64, u32)> {
+    /// Counts how the arrival of a packet for a reader of the namespace with
+    /// `state`, found as `found` and arrived at `t_rx`, left: taken if it is
+    /// fresh at `now` (`None`: not known yet; the syscall's return checks
+    /// it), else expired. Whether it is fresh. The tap queue's packets were
+    /// counted when they entered it, and its sweep keeps them fresh.
+    fn arrival_left(&self, state: &NetState, found: Found, t_rx: u64, now: Option<u64>) -> bool {
+        let fresh = match now {
+            Some(now) => self.fresh(t_rx, now),
+            None => true,
+        };
         let (host, c) = (&self.counters, &state.counters);
+        bump(match (found, fresh) {
+            (Found::Tap, _) => return true,
+            (Found::Stamp, true) => &host.ingress_stamps_taken,
+            (Found::Stamp, false) => &host.ingress_stamps_lost,
+            (Found::Table, true) => &host.ingress_taken,
+            (Found::Table, false) => &host.ingress_expired,
+        });
+        bump(if fresh {
+            &c.ingress_taken
+        } else {
+            &c.ingress_expired
+        });
+        fresh
+    }
+
+    /// Takes the ingress entry with `key` of a packet with fingerprint `fp`,
+    /// if it is there: uncounted but for the host's gauge.
+    fn take_entry(&self, key: u64, fp: u64) -> Option<Ingress> {
         // Only this packet's: another packet's leftover in the data buffer,
         // which never reached a reader, has another fingerprint, and stays
         // until a later packet's entry in the buffer goes over it or a full
         // set pushes it out ([`Self::store_received`] counts it then).
         let entry = Ingress::from_words(&self.received.take_value(key, fp)?);
-        sub(&host.ingress_in_table, 1);
-        if !self.fresh(entry.t_rx, now) {
-            bump(&host.ingress_expired);
-            bump(&c.ingress_expired);
-            return None;
-        }
-        bump(&host.ingress_taken);
-        bump(&c.ingress_taken);
-        Some((entry.t_rx, entry.pktid))
+        sub(&self.counters.ingress_in_table, 1);
+        Some(entry)
+    }
+
+    /// Takes the ingress entry with `key` for a reader of the namespace with
+    /// `state` (a tap's, through the sweep) of a packet with fingerprint
+    /// `fp`, counting how it left the table; its arrival time and packet id
+    /// if it is there and fresh at `now`.
+    fn take_ingress(&self, state: &NetState, key: u64, fp: u64, now: u64) -> Option<(u64, u32)> {
+        let entry = self.take_entry(key, fp)?;
+        self.arrival_left(state, Found::Table, entry.t_rx, Some(now))
+            .then_some((entry.t_rx, entry.pktid))
     }
 
     /// The packet `id` arrives at `now` on a device of the capturing
@@ -627,15 +653,7 @@ impl Capture {
             return;
         };
         let key = skb.head();
-        let now = mono_ns();
-        // The outer device's stamp, usually; the ingress table's entry
-        // where the stamp was moved there (a tap, a stamp by socket buffer,
-        // the initial namespace capturing); the tap queue's.
-        let taken = self
-            .take_stamp(state, key, fp, bytes, now)
-            .or_else(|| self.take_ingress(state, key, fp, now))
-            .or_else(|| self.take_tapped(state, key, fp));
-        let Some((t_rx, pktid)) = taken else {
+        let Some((t_rx, pktid, found)) = self.take_arrival(state, key, fp, bytes) else {
             // Its sender is a peer from now on, if it was not (an outer
             // device then stamped none of its packets): the next ones are
             // stamped. A stamped packet's sender is a peer already.
@@ -644,16 +662,23 @@ impl Capture {
             }
             return;
         };
-        if state.breakdown() {
-            self.delivered_waypoints(cx, key, fp, t_rx, pktid);
-        }
         // The reader's clock stops where it takes its receive time: the
         // kernel's stamp if it reads one, else the syscall's return.
         let end = match sk.map(|sk| sk.rx_stamp(skb)) {
             Some(RxStamp::Taken(t)) => t,
-            Some(RxStamp::AtRead) => now,
+            Some(RxStamp::AtRead) => mono_ns(),
             Some(RxStamp::None) | None => 0,
         };
+        // No clock of its own: the arrival's age is checked at the window's
+        // end, the kernel's stamp, or the syscall's return, which reads the
+        // clock anyway ([`Self::recv_exited`]).
+        let now = if end != 0 { Some(end) } else { None };
+        if !self.arrival_left(state, found, t_rx, now) {
+            return;
+        }
+        if state.breakdown() {
+            self.delivered_waypoints(cx, key, fp, t_rx, pktid);
+        }
         if end != 0 && !state.breakdown() {
             // Its window is known now: reported at once, without a task
             // entry to carry it to the syscall's return (iputils ping's
@@ -663,17 +688,16 @@ impl Capture {
             }
             return;
         }
-        self.add_pending(cx, state, now, Pending { t_rx, pktid, end });
+        self.add_pending(cx, state, Pending { t_rx, pktid, end });
     }
 
     /// Adds a received packet of the namespace with `state` to the current
     /// task's pending packets: as the stamp of the task, which holds its
     /// receiving syscall's latest packet; an earlier one the stamp held goes
     /// to the task's entry, which the syscall's return reports first.
-    fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, now: u64, p: Pending) {
+    fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, p: Pending) {
         let (key, tid) = task::current_task();
         let f = LatestPending {
-            taken: now,
             packet: p,
             ns: state.handle(),
             tid,
@@ -696,9 +720,10 @@ impl Capture {
             Put::Empty => {}
             Put::Superseded(old) => {
                 let old = LatestPending::from_words(&old);
-                if old.tid == tid && self.fresh(old.taken, now) {
+                // Ages by arrival: the delivery reads no clock.
+                if old.tid == tid && self.fresh(old.packet.t_rx, p.t_rx) {
                     // This syscall's earlier packet: to the task's entry.
-                    self.pend_in_entry(cx, now, &old);
+                    self.pend_in_entry(cx, &old);
                 } else {
                     // A dead task's, under the same key, or this task's
                     // from a receive whose return it never saw.
@@ -708,7 +733,7 @@ impl Capture {
             // Another task's, pushed out of a full set.
             Put::Replaced(old) => {
                 let old = LatestPending::from_words(&old);
-                if self.fresh(old.taken, now) {
+                if self.fresh(old.packet.t_rx, p.t_rx) {
                     bump(&self.counters.tasks_evicted);
                 }
                 self.pending_lost(cx, old.ns, 1);
@@ -721,13 +746,15 @@ impl Capture {
         }
     }
 
-    /// Moves `old`, a packet the current task's receiving syscall took at
-    /// `now` or before, from the task's stamp to the task's entry (a
+    /// Moves `old`, a packet the current task's receiving syscall took
+    /// before, from the task's stamp to the task's entry (a
     /// [`crate::entry::Task`], up to four pending packets), after the
-    /// packets it holds; counted as unreported if it does not fit.
-    fn pend_in_entry(&self, cx: &ProbeCx<'_>, now: u64, old: &LatestPending) {
+    /// packets it holds; counted as unreported if it does not fit. The
+    /// entry ages from now: a syscall that takes two packets or more reads
+    /// the clock here.
+    fn pend_in_entry(&self, cx: &ProbeCx<'_>, old: &LatestPending) {
         let ns = old.ns;
-        let added = self.update_task(cx, ns, now, |t| {
+        let added = self.update_task(cx, ns, mono_ns(), |t| {
             t.ns = ns;
             t.push_pending(old.packet)
         });
@@ -742,7 +769,8 @@ impl Capture {
     /// The receiving syscall of the current task, of the namespace with
     /// `state`, returned `ret` at `now`, and `f` was the latest packet
     /// stamped under its key: the task's own if `mine` (its ingress
-    /// latency, [`Self::recv_exited`]), else a dead task's leftover (lost).
+    /// latency, [`Self::recv_exited`], which checks its age), else a dead
+    /// task's leftover (lost).
     pub(super) fn latest_exited(
         &self,
         cx: &ProbeCx<'_>,
@@ -752,7 +780,7 @@ impl Capture {
         ret: i64,
         now: u64,
     ) {
-        if !mine || !self.fresh(f.taken, now) {
+        if !mine {
             return self.pending_lost(cx, f.ns, 1);
         }
         if let Some(owner) = self.pending_owner(cx, state, f.ns) {
@@ -762,7 +790,8 @@ impl Capture {
 
     /// The receiving syscall that took `pending` returned `ret` at `now`:
     /// each packet gets its ingress latency, or is counted as unreported if
-    /// it failed.
+    /// the syscall failed or if its window ends here and its arrival is
+    /// older than `max_age_ms` (its delivery read no clock to check it).
     #[inline(always)]
     pub(super) fn recv_exited(
         &self,
@@ -775,7 +804,7 @@ impl Capture {
         let c = &state.counters;
         for p in pending {
             sub(&c.ingress_pending, 1);
-            if ret <= 0 {
+            if ret <= 0 || p.end == 0 && !self.fresh(p.t_rx, now) {
                 bump(&c.ingress_unreported);
                 continue;
             }
@@ -799,4 +828,15 @@ impl Capture {
 /// `ns` in milliseconds, rounded up, at most `u32::MAX`.
 fn ns_to_ms(ns: u64) -> u32 {
     u32::try_from(ns.div_ceil(1_000_000)).unwrap_or(u32::MAX)
+}
+
+/// Where the arrival of a packet that reached its reader was found.
+#[derive(Clone, Copy)]
+enum Found {
+    /// The outer device's stamp, by data buffer.
+    Stamp,
+    /// The ingress table, where the stamp was moved.
+    Table,
+    /// The tap queue.
+    Tap,
 }

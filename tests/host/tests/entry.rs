@@ -83,7 +83,6 @@ fn ingress_round_trip() {
 #[test]
 fn latest_pending_round_trip_starts_with_its_time() {
     let f = LatestPending {
-        taken: 11,
         packet: Pending {
             t_rx: 7,
             pktid: u32::MAX,
@@ -97,10 +96,10 @@ fn latest_pending_round_trip_starts_with_its_time() {
     // The thread id and the packet id share a word, each whole.
     let back = LatestPending::from_words(&f.to_words());
     assert_eq!((back.tid, back.packet.pktid), (u32::MAX - 1, u32::MAX));
-    // The stamps' time is the first word: a full set loses the stamp
-    // taken longest ago.
-    assert_eq!(f.to_words()[0], 11);
-    assert_eq!(LATEST_PENDING_WORDS, 5);
+    // The stamps' time is the first word, the packet's arrival: a full set
+    // loses the stamp of the packet that arrived longest ago.
+    assert_eq!(f.to_words()[0], 7);
+    assert_eq!(LATEST_PENDING_WORDS, 4);
 }
 
 #[test]
