@@ -1079,6 +1079,24 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
 	return (unsigned long)sk;
 }
 
+unsigned long mace_socket_fops(void)
+{
+	unsigned long fops = 0;
+	struct socket *sock;
+	struct file *file;
+
+	if (sock_create_kern(&init_net, AF_INET, SOCK_DGRAM, IPPROTO_UDP, &sock))
+		return 0;
+	/* On failure it releases the socket. */
+	file = sock_alloc_file(sock, 0, NULL);
+	if (IS_ERR(file))
+		return 0;
+	if (sock_from_file(file) == sock)
+		fops = (unsigned long)file->f_op;
+	fput(file);
+	return fops;
+}
+
 unsigned long mace_current_task(void)
 {
 	return (unsigned long)current;

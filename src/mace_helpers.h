@@ -398,6 +398,13 @@ unsigned long mace_syscall_arg0(struct pt_regs *regs);
  * next byte written to it), else to 0.
  */
 unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq);
+/**
+ * The file operations of a socket's file (net/socket.c's socket_file_ops,
+ * which sock_from_file() tells sockets by and which is not exported), as a
+ * number, read from a socket made and released here; 0 if none could be
+ * made. Process context only: it may sleep.
+ */
+unsigned long mace_socket_fops(void);
 /** A number that identifies the current task while it lives. */
 unsigned long mace_current_task(void);
 /** Whether the current task is in a 32-bit compat syscall. */

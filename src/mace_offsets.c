@@ -17,7 +17,10 @@
  */
 
 #include <linux/build_bug.h>
+#include <linux/fdtable.h>
+#include <linux/fs.h>
 #include <linux/kbuild.h>
+#include <linux/net.h>
 #include <linux/netdevice.h>
 #include <linux/nsproxy.h>
 #include <linux/preempt.h>
@@ -27,6 +30,7 @@
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
+#include <linux/tcp.h>
 #ifdef CONFIG_X86_64
 #include <asm/ptrace.h>
 #include <asm/thread_info.h>
@@ -101,6 +105,30 @@ MACE_FIELD_IS(pt_regs, di, unsigned long);
 MACE_FIELD_IS(task_struct, softirq_disable_cnt, int);
 #endif
 
+/*
+ * The socket behind one of the current task's file descriptors, as fdget()
+ * and sock_from_file() find it while the task's file table is its own
+ * (src/ffi/task.rs, fd_sock()): the table, its reference count, its array
+ * of files and their number; a file's operations and private data (a
+ * socket's struct socket); the socket's struct sock, its family, type and
+ * protocol, and a TCP socket's write_seq (struct tcp_sock starts with its
+ * struct sock).
+ */
+MACE_FIELD_IS(task_struct, files, struct files_struct *);
+MACE_FIELD_IS(files_struct, count, atomic_t);
+MACE_FIELD_IS(files_struct, fdt, struct fdtable __rcu *);
+MACE_FIELD_IS(fdtable, max_fds, unsigned int);
+MACE_FIELD_IS(fdtable, fd, struct file __rcu **);
+MACE_FIELD_IS(file, f_op, const struct file_operations *);
+MACE_FIELD_IS(file, private_data, void *);
+MACE_FIELD_IS(socket, sk, struct sock *);
+MACE_FIELD_IS(sock, __sk_common.skc_family, unsigned short);
+MACE_FIELD_IS(sock, sk_type, u16);
+MACE_FIELD_IS(sock, sk_protocol, u16);
+MACE_FIELD_IS(tcp_sock, write_seq, u32);
+static_assert(offsetof(struct tcp_sock, inet_conn.icsk_inet.sk) == 0);
+static_assert(sizeof(atomic_t) == sizeof(int));
+
 /* struct net: PernetKey's lookup, net_generic(net, id). */
 MACE_FIELD_IS(net, gen, struct net_generic *);
 static_assert(__same_type(((struct net_generic *)0)->ptr[0], void *));
@@ -132,6 +160,23 @@ int main(void)
 
 	OFFSET(NET_GEN, net, gen);
 	OFFSET(NET_GENERIC_PTR, net_generic, ptr);
+
+	OFFSET(TASK_FILES, task_struct, files);
+	OFFSET(FILES_COUNT, files_struct, count);
+	OFFSET(FILES_FDT, files_struct, fdt);
+	OFFSET(FDT_MAX_FDS, fdtable, max_fds);
+	OFFSET(FDT_FD, fdtable, fd);
+	OFFSET(FILE_F_OP, file, f_op);
+	OFFSET(FILE_PRIVATE_DATA, file, private_data);
+	OFFSET(SOCKET_SK, socket, sk);
+	OFFSET(SOCK_FAMILY, sock, __sk_common.skc_family);
+	OFFSET(SOCK_TYPE, sock, sk_type);
+	OFFSET(SOCK_PROTOCOL, sock, sk_protocol);
+	OFFSET(TCP_WRITE_SEQ, tcp_sock, write_seq);
+	DEFINE(SOCK_AF_INET, AF_INET);
+	DEFINE(SOCK_AF_INET6, AF_INET6);
+	DEFINE(SOCK_STREAM_TYPE, SOCK_STREAM);
+	DEFINE(SOCK_IPPROTO_TCP, IPPROTO_TCP);
 
 	OFFSET(TASK_NSPROXY, task_struct, nsproxy);
 	OFFSET(NSPROXY_NET_NS, nsproxy, net_ns);

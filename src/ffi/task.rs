@@ -32,6 +32,11 @@ static PERCPU_CURRENT: AtomicUsize = AtomicUsize::new(0);
 /// The per-CPU address of the preempt count, as [`PERCPU_CURRENT`].
 static PERCPU_PREEMPT: AtomicUsize = AtomicUsize::new(0);
 
+/// The address of the kernel's `socket_file_ops`, which a socket's file
+/// has as its operations (x86_64; 0 elsewhere, or if [`init`] could not
+/// learn it: then [`fd_sock`] asks C).
+static SOCKET_FOPS: AtomicUsize = AtomicUsize::new(0);
+
 /// Reads the 64-bit per-CPU variable at `addr`: this CPU's copy.
 ///
 /// # Safety
@@ -119,6 +124,13 @@ pub(crate) fn init() -> Result {
         if current_regs() as usize as u64 != c_regs {
             pr_err!("the current task's registers found inline are not where C finds them\n");
             return Err(EINVAL);
+        }
+        // SAFETY: Process context (the module's load), which the helper
+        // needs.
+        let fops = unsafe { sys::mace_socket_fops() };
+        match usize::try_from(fops) {
+            Ok(fops) if fops != 0 => SOCKET_FOPS.store(fops, Relaxed),
+            _ => pr_info!("sockets' file operations are not known: C looks descriptors up\n"),
         }
     }
     Ok(())
@@ -502,7 +514,151 @@ pub(crate) struct FdSock {
 }
 
 /// Looks up the socket behind the current task's file descriptor `fd`.
+#[inline(always)]
 pub(crate) fn fd_sock(fd: u64) -> FdSock {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(found) = fd_sock_own_table(fd) {
+        return found;
+    }
+    fd_sock_c(fd)
+}
+
+/// [`fd_sock`] read inline, as `fdget()` and `sock_from_file()` read it,
+/// if the current task's file table is its own (no other task can close
+/// `fd` meanwhile, so no reference is taken, as `fdget()` takes none);
+/// `None` if it is shared, or if the sockets' file operations are not
+/// known: then C looks it up, with a reference.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn fd_sock_own_table(fd: u64) -> Option<FdSock> {
+    const NONE: FdSock = FdSock {
+        sock: 0,
+        tcp_write_seq: None,
+    };
+    let fops = SOCKET_FOPS.load(Relaxed);
+    if fops == 0 {
+        return None;
+    }
+    let task = current_ptr();
+    // SAFETY: `task` is the current task, alive while it runs; its file
+    // table is a `struct files_struct *` at TASK_FILES (mace_offsets.c
+    // checks), which only the task itself replaces.
+    let files: *const u8 = unsafe { read_once(task, offs::TASK_FILES) };
+    if files.is_null() {
+        return None;
+    }
+    // SAFETY: The task holds a reference to its file table; its count is
+    // an `atomic_t` (an int) at FILES_COUNT (checked).
+    let count: i32 = unsafe { read_once(files, offs::FILES_COUNT) };
+    // As fdget(): the table is the task's alone, so the descriptor's file
+    // stays while the task is here. The acquire pairs with the release of
+    // the decrement that made it so (another task's put_files_struct()).
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+    if count != 1 {
+        return None;
+    }
+    // A descriptor beyond INT_MAX is none (fdget() takes an unsigned int).
+    if fd > i32::MAX as u64 {
+        return Some(NONE);
+    }
+    // SAFETY: The table's fdtable is a `struct fdtable *` at FILES_FDT
+    // (checked), which only the task itself replaces (it owns the table).
+    let fdt: *const u8 = unsafe { read_once(files, offs::FILES_FDT) };
+    // SAFETY: `fdt` is the table's live fdtable; its size is an unsigned
+    // int at FDT_MAX_FDS and its files a `struct file **` at FDT_FD
+    // (checked).
+    let (max, array): (u32, *const *const u8) = unsafe {
+        (
+            read_once(fdt, offs::FDT_MAX_FDS),
+            read_once(fdt, offs::FDT_FD),
+        )
+    };
+    // As files_lookup_fd_raw(): the index is masked without a branch, so
+    // that a descriptor beyond the table is not read even speculatively.
+    let mask = index_mask_nospec(fd, u64::from(max));
+    // SAFETY: `fd & mask` is below `max` (or 0, which every table has):
+    // an element of the table's array of `max` file pointers.
+    let file: *const u8 = unsafe { array.add((fd & mask) as usize).read_volatile() };
+    let file = (file as u64 & mask) as usize as *const u8;
+    if file.is_null() {
+        return Some(NONE);
+    }
+    // SAFETY: `file` is the descriptor's open file, which stays while the
+    // task is here (above); its operations are a pointer at FILE_F_OP
+    // (checked).
+    let f_op: usize = unsafe { read_once(file, offs::FILE_F_OP) };
+    // Not a socket (an O_PATH file has empty operations of its own, and
+    // fdget() would not give it).
+    if f_op != fops {
+        return Some(NONE);
+    }
+    // SAFETY: A socket's file keeps its `struct socket` as private data
+    // (sock_alloc_file()), at FILE_PRIVATE_DATA (checked), and the socket
+    // lives as long as the file; its `struct sock *` is at SOCKET_SK
+    // (checked).
+    let sk: *const u8 = unsafe {
+        let sock: *const u8 = read_once(file, offs::FILE_PRIVATE_DATA);
+        read_once(sock, offs::SOCKET_SK)
+    };
+    if sk.is_null() {
+        return Some(NONE);
+    }
+    // SAFETY: The socket holds its sock while the file is open; its family
+    // is an unsigned short at SOCK_FAMILY (checked).
+    let family: u16 = unsafe { read_once(sk, offs::SOCK_FAMILY) };
+    // Only IP sockets send packets mace can follow.
+    if usize::from(family) != offs::SOCK_AF_INET && usize::from(family) != offs::SOCK_AF_INET6 {
+        return Some(NONE);
+    }
+    // SAFETY: As above; its type and protocol are u16 at SOCK_TYPE and
+    // SOCK_PROTOCOL (checked).
+    let (ty, proto): (u16, u16) = unsafe {
+        (
+            read_once(sk, offs::SOCK_TYPE),
+            read_once(sk, offs::SOCK_PROTOCOL),
+        )
+    };
+    // sk_is_tcp(), of an IP socket.
+    let tcp_write_seq = if usize::from(ty) == offs::SOCK_STREAM_TYPE
+        && usize::from(proto) == offs::SOCK_IPPROTO_TCP
+    {
+        // SAFETY: A TCP socket's sock is the start of its `struct
+        // tcp_sock`, whose write_seq is a u32 at TCP_WRITE_SEQ (checked).
+        Some(unsafe { read_once::<u32, u8>(sk, offs::TCP_WRITE_SEQ) })
+    } else {
+        None
+    };
+    Some(FdSock {
+        sock: sk as usize as u64,
+        tcp_write_seq,
+    })
+}
+
+/// `array_index_mask_nospec(index, size)` (x86): all ones if `index <
+/// size`, else 0, computed with a carry rather than a branch, so that the
+/// CPU does not speculate past a bounds check with a user's index.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn index_mask_nospec(index: u64, size: u64) -> u64 {
+    let mask: u64;
+    // SAFETY: Arithmetic on registers only; the flags it changes are
+    // declared clobbered (no `preserves_flags`).
+    unsafe {
+        core::arch::asm!(
+            "cmp {i}, {s}",
+            "sbb {m}, {m}",
+            i = in(reg) index,
+            s = in(reg) size,
+            m = lateout(reg) mask,
+            options(pure, nomem, nostack),
+        )
+    };
+    mask
+}
+
+/// [`fd_sock`] in C, with a reference to the file while it reads it.
+#[inline(never)]
+fn fd_sock_c(fd: u64) -> FdSock {
     let mut tcp_seq: u64 = 0;
     // SAFETY: Looks the descriptor up without sleeping; any value of `fd` is
     // fine. `tcp_seq` is a valid place for the helper to write to.
