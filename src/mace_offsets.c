@@ -21,6 +21,7 @@
 #include <linux/fs.h>
 #include <linux/kbuild.h>
 #include <linux/net.h>
+#include <linux/net_tstamp.h>
 #include <linux/netdevice.h>
 #include <linux/nsproxy.h>
 #include <linux/preempt.h>
@@ -126,6 +127,13 @@ MACE_FIELD_IS(sock, __sk_common.skc_family, unsigned short);
 MACE_FIELD_IS(sock, sk_type, u16);
 MACE_FIELD_IS(sock, sk_protocol, u16);
 MACE_FIELD_IS(tcp_sock, write_seq, u32);
+/*
+ * Whether a socket's reader takes software receive timestamps, as
+ * __sock_recv_timestamp() decides (Sock::rx_stamp()): its flags and its
+ * timestamping flags.
+ */
+MACE_FIELD_IS(sock, __sk_common.skc_flags, unsigned long);
+MACE_FIELD_IS(sock, sk_tsflags, u32);
 static_assert(offsetof(struct tcp_sock, inet_conn.icsk_inet.sk) == 0);
 static_assert(sizeof(atomic_t) == sizeof(int));
 
@@ -173,6 +181,12 @@ int main(void)
 	OFFSET(SOCK_TYPE, sock, sk_type);
 	OFFSET(SOCK_PROTOCOL, sock, sk_protocol);
 	OFFSET(TCP_WRITE_SEQ, tcp_sock, write_seq);
+	OFFSET(SOCK_FLAGS, sock, __sk_common.skc_flags);
+	OFFSET(SOCK_TSFLAGS, sock, sk_tsflags);
+	DEFINE(SOCK_RCVTSTAMP_BIT, SOCK_RCVTSTAMP);
+	DEFINE(SOF_SOFTWARE, SOF_TIMESTAMPING_SOFTWARE);
+	DEFINE(SOF_RX_SOFTWARE, SOF_TIMESTAMPING_RX_SOFTWARE);
+	DEFINE(SOF_OPT_RX_FILTER, SOF_TIMESTAMPING_OPT_RX_FILTER);
 	DEFINE(SOCK_AF_INET, AF_INET);
 	DEFINE(SOCK_AF_INET6, AF_INET6);
 	DEFINE(SOCK_STREAM_TYPE, SOCK_STREAM);

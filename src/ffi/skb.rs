@@ -383,8 +383,42 @@ impl Sock {
         unsafe { Net::from_raw(net) }
     }
 
-    /// What the socket's reader gets as `skb`'s receive time.
+    /// What the socket's reader gets as `skb`'s receive time. Whether it
+    /// takes a software receive timestamp at all is read inline (most
+    /// readers take none); the stamp itself, from C.
+    #[inline(always)]
     pub(crate) fn rx_stamp(&self, skb: &Skb) -> RxStamp {
+        if !self.takes_rx_stamps() {
+            return RxStamp::None;
+        }
+        self.rx_stamp_c(skb)
+    }
+
+    /// Whether the socket's reader takes software receive timestamps, as
+    /// `__sock_recv_timestamp()` decides: `SO_TIMESTAMP(NS)`, or
+    /// `SO_TIMESTAMPING` with software stamps, for received packets (or
+    /// without the receive filter).
+    #[inline(always)]
+    fn takes_rx_stamps(&self) -> bool {
+        // SAFETY: The socket is alive (type invariants); its flags are an
+        // unsigned long at SOCK_FLAGS, its timestamping flags a u32 at
+        // SOCK_TSFLAGS (mace_offsets.c checks), read once each as the
+        // kernel's test_bit() and READ_ONCE() read them.
+        let (flags, ts): (usize, u32) = unsafe {
+            (
+                read_once(self.as_ptr(), offs::SOCK_FLAGS),
+                read_once(self.as_ptr(), offs::SOCK_TSFLAGS),
+            )
+        };
+        let ts = ts as usize;
+        flags >> offs::SOCK_RCVTSTAMP_BIT & 1 != 0
+            || ts & offs::SOF_SOFTWARE != 0
+                && (ts & offs::SOF_RX_SOFTWARE != 0 || ts & offs::SOF_OPT_RX_FILTER == 0)
+    }
+
+    /// [`Self::rx_stamp`] in C, for a reader that takes stamps.
+    #[inline(never)]
+    fn rx_stamp_c(&self, skb: &Skb) -> RxStamp {
         let mut ns: u64 = 0;
         // SAFETY: Both are alive (type invariants); `ns` is writable.
         let r = unsafe { sys::mace_sock_rx_stamp(self.as_ptr(), skb.as_ptr(), &mut ns) };
