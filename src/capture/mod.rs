@@ -610,17 +610,19 @@ impl Capture {
 
     /// The state of the namespace with handle `ns`, that of the sockets a
     /// task read, which the task (of the namespace with `state`) may have
-    /// left since (setns()); `state` for 0.
+    /// left since (setns()); `state` for 0 or for its own handle (the usual
+    /// case, without a look in the registry).
+    #[inline(always)]
     pub(super) fn pending_owner<'a>(
         &'a self,
         cx: &'a ProbeCx<'_>,
         state: &'a NetState,
         ns: u64,
     ) -> Option<&'a NetState> {
-        match ns {
-            0 => Some(state),
-            ns => self.registry.get(cx, ns),
+        if ns == 0 || ns == state.handle() {
+            return Some(state);
         }
+        self.registry.get(cx, ns)
     }
 
     /// Task `t`'s entry is gone before its receiving syscall returned: its
