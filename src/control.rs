@@ -19,6 +19,7 @@ use crate::ffi::net::Net;
 use crate::ffi::sync::Retired;
 use crate::ffi::tracepoint::{Hook, ProbeRegistration, WaypointRegistration};
 use crate::ffi::work::SweepRegistration;
+use crate::ffi::RealOffset;
 use crate::netns::{NetState, RecordRing, NET_STATE, REGISTRY_SLOTS};
 use crate::nsfilter::NsCounts;
 use crate::params::Params;
@@ -27,17 +28,21 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
-/// The probes and the sweep they defer work to.
+/// The probes, the sweep they defer work to, and the timekeeper followed
+/// for their records' wall-clock times.
 ///
 /// Field order is drop order: the probes go first, since they schedule the
-/// sweep.
+/// sweep; the timekeeper last, after everything that writes records (while
+/// it is not followed, records are converted by C).
 struct Probes {
     _probes: ProbeRegistration<Capture>,
     _sweep: SweepRegistration<Capture>,
+    _real_offset: RealOffset,
 }
 
 impl Probes {
     fn register(capture: &Arc<Capture>) -> Result<Self> {
+        let real_offset = RealOffset::register()?;
         let sweep = SweepRegistration::register(capture.clone())?;
         let probes = ProbeRegistration::register(capture.clone())?;
         capture.set_sees_packet_readers(
@@ -48,6 +53,7 @@ impl Probes {
         Ok(Self {
             _probes: probes,
             _sweep: sweep,
+            _real_offset: real_offset,
         })
     }
 }

@@ -17,6 +17,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/net_tstamp.h>
+#include <linux/pvclock_gtod.h>
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
 #include <linux/net.h>
@@ -26,6 +27,7 @@
 #include <linux/skbuff.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/timekeeper_internal.h>
 #include <linux/timekeeping.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
@@ -1077,6 +1079,34 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
 	}
 	fdput(f);
 	return (unsigned long)sk;
+}
+
+/* The wall clock's offset: where the timekeeper's notifier stores it. */
+static long long *mace_real_offset;
+
+static int mace_timekeeper_updated(struct notifier_block *nb,
+				   unsigned long was_set, void *priv)
+{
+	const struct timekeeper *tk = priv;
+
+	/* Under the timekeeper's lock: its offs_real is the new one. */
+	WRITE_ONCE(*mace_real_offset, ktime_to_ns(tk->offs_real));
+	return NOTIFY_OK;
+}
+
+static struct notifier_block mace_timekeeper_nb = {
+	.notifier_call = mace_timekeeper_updated,
+};
+
+int mace_real_offset_register(long long *real_offset)
+{
+	mace_real_offset = real_offset;
+	return pvclock_gtod_register_notifier(&mace_timekeeper_nb);
+}
+
+void mace_real_offset_unregister(void)
+{
+	pvclock_gtod_unregister_notifier(&mace_timekeeper_nb);
 }
 
 unsigned long mace_socket_fops(void)

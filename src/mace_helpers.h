@@ -405,6 +405,16 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq);
  * made. Process context only: it may sleep.
  */
 unsigned long mace_socket_fops(void);
+/**
+ * Follows the timekeeper (pvclock_gtod_register_notifier()): at each of its
+ * updates, and once now, stores CLOCK_REALTIME less CLOCK_MONOTONIC (its
+ * offs_real, in ns) at @real_offset with one 64-bit store, so that a
+ * monotonic time is made wall-clock time with an addition, as
+ * ktime_mono_to_any() makes it. 0 or an errno.
+ */
+int mace_real_offset_register(long long *real_offset);
+/** Stops following the timekeeper; no store runs after it returns. */
+void mace_real_offset_unregister(void);
 /** A number that identifies the current task while it lives. */
 unsigned long mace_current_task(void);
 /** Whether the current task is in a 32-bit compat syscall. */

@@ -57,7 +57,8 @@ pub(crate) mod tracepoint;
 pub(crate) mod work;
 
 use core::ffi::{c_int, c_long, CStr};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -155,11 +156,72 @@ pub(crate) fn mono_ns() -> u64 {
     t as u64
 }
 
+/// CLOCK_REALTIME less CLOCK_MONOTONIC, in ns, as the timekeeper last
+/// published it ([`RealOffset`]); [`NO_OFFSET`] while it is not followed.
+static REAL_OFFSET: AtomicI64 = AtomicI64::new(NO_OFFSET);
+
+/// [`REAL_OFFSET`] while the timekeeper is not followed (no offset is this:
+/// the wall clock would be before 1678).
+const NO_OFFSET: i64 = i64::MIN;
+
+/// The timekeeper, followed: while this lives, [`mono_to_real_ns`] adds
+/// the clocks' offset as the timekeeper last published it (its notifier
+/// runs at every update, under the timekeeper's lock, and a clock step
+/// publishes the new offset before the timekeeper's readers see it),
+/// instead of calling C.
+///
+/// # Invariants
+///
+/// `_claim` holds `REAL_OFFSET_BUSY` while this value lives; the C side
+/// stores into [`REAL_OFFSET`] until `drop` returns.
+pub(crate) struct RealOffset {
+    _claim: Claim,
+}
+
+/// Whether a [`RealOffset`] lives.
+static REAL_OFFSET_BUSY: AtomicBool = AtomicBool::new(false);
+
+impl RealOffset {
+    /// Follows the timekeeper (its offset is stored once at once); fails
+    /// with `EBUSY` while already followed.
+    pub(crate) fn register() -> Result<Self> {
+        let claim = Claim::take(&REAL_OFFSET_BUSY)?;
+        // SAFETY: `REAL_OFFSET` is a static, valid for 64-bit stores for
+        // as long as the module is loaded, which the C side makes with
+        // `WRITE_ONCE()` (one aligned store); it stops before `drop`
+        // returns.
+        to_result(unsafe { sys::mace_real_offset_register(REAL_OFFSET.as_ptr()) })?;
+        // INVARIANT: Registered just above.
+        Ok(Self { _claim: claim })
+    }
+}
+
+impl Drop for RealOffset {
+    fn drop(&mut self) {
+        // SAFETY: Registered by `register`.
+        unsafe { sys::mace_real_offset_unregister() };
+        REAL_OFFSET.store(NO_OFFSET, Ordering::Relaxed);
+    }
+}
+
 /// The CLOCK_REALTIME time of the CLOCK_MONOTONIC time `mono` (with the
-/// clocks' offset of now, read at once: no second clock read between them);
-/// callable in any context.
+/// clocks' offset of now: the timekeeper's, followed by [`RealOffset`],
+/// else read from C at once: no second clock read between them); callable
+/// in any context.
 #[inline(always)]
 pub(crate) fn mono_to_real_ns(mono: u64) -> u64 {
+    let offset = REAL_OFFSET.load(Ordering::Relaxed);
+    if offset != NO_OFFSET {
+        // A monotonic time fits `ktime_t`; the sum wraps as the kernel's
+        // own arithmetic does.
+        return (mono as i64).wrapping_add(offset) as u64;
+    }
+    mono_to_real_ns_c(mono)
+}
+
+/// [`mono_to_real_ns`] by C.
+#[inline(never)]
+fn mono_to_real_ns_c(mono: u64) -> u64 {
     // SAFETY: No preconditions; callable in any context
     // (ktime_mono_to_real()). A monotonic time fits `ktime_t`, and so does
     // its real time (the kernel's own arithmetic, which wraps).

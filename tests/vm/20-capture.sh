@@ -492,6 +492,40 @@ ip netns exec c1 dd if=/dev/mace bs=7 2>/dev/null >/tmp/bs7
 check_lines "7-byte reads" /tmp/bs7 10 seq ""
 check "nothing is left after reading" test -z "$(ip netns exec c1 cat /dev/mace)"
 
+# ------------------------------------------------------- wall-clock times
+# A line's time is the wall clock (CLOCK_REALTIME) at its window's end, as
+# it was when the record was written: a clock step between the window and
+# the read moves neither the lines before it nor those after it.
+# within NAME LO HI FILE: FILE's lines have times (seconds) from LO to HI,
+# and there are 6 of them.
+within() {
+	local times
+	times=$(sed -n 's/^\[\([0-9]*\)\.[0-9]*\].*/\1/p' "$4" | tr '\n' ' ')
+	if awk -v lo="$2" -v hi="$3" '{ for (i = 1; i <= NF; i++) if ($i < lo || $i > hi) bad = 1 } END { exit bad || NF != 6 }' <<<"$times"; then
+		pass "$1"
+	else
+		fail "$1" "times $times not 6 from $2 to $3"
+	fi
+}
+drain c1
+t0=$(date +%s)
+ip netns exec c1 ping -c 3 -i 0.05 "$REMOTE4" >/dev/null
+ip netns exec c1 cat /dev/mace >/tmp/wall
+within "a line's time is the wall clock's" "$t0" "$(($(date +%s) + 1))" /tmp/wall
+t0=$(date +%s)
+ip netns exec c1 ping -c 3 -i 0.05 "$REMOTE4" >/dev/null
+t1=$(date +%s)
+date -s "@$((t1 + 100000))" >/dev/null
+t2=$(date +%s)
+ip netns exec c1 ping -c 3 -i 0.05 "$REMOTE4" >/dev/null
+ip netns exec c1 cat /dev/mace >/tmp/wall
+t3=$(date +%s)
+date -s "@$((t3 - 100000))" >/dev/null
+head -n 6 /tmp/wall >/tmp/wall.before
+tail -n +7 /tmp/wall >/tmp/wall.after
+within "a clock step does not move the lines written before it" "$t0" "$((t1 + 1))" /tmp/wall.before
+within "the lines after a clock step have the stepped clock's time" "$t2" "$((t3 + 1))" /tmp/wall.after
+
 # ------------------------------------------- other topologies (seeds)
 drain c1
 ip netns exec c1 ping -c 5 -i 0.05 "$(container_addr4 2)" >/dev/null
