@@ -182,7 +182,7 @@ pub(crate) struct RealOffset {
 static REAL_OFFSET_BUSY: AtomicBool = AtomicBool::new(false);
 
 impl RealOffset {
-    /// Follows the timekeeper (its offset is stored once at once); fails
+    /// Follows the timekeeper (its offset is stored at once); fails
     /// with `EBUSY` while already followed.
     pub(crate) fn register() -> Result<Self> {
         let claim = Claim::take(&REAL_OFFSET_BUSY)?;
