@@ -28,10 +28,10 @@
 #include <linux/sched.h>
 #include <linux/skbuff.h>
 #include <linux/stddef.h>
+#include <linux/tcp.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
-#include <linux/tcp.h>
 #ifdef CONFIG_X86_64
 #include <asm/ptrace.h>
 #include <asm/thread_info.h>
