@@ -31,8 +31,9 @@ LOADS=${MACE_TEST_LOADS:-"0 1 5 10"}
 TCP_ROUNDS=${MACE_TEST_TCP_ROUNDS:-9}
 TCPI_ROUNDS=${MACE_TEST_TCPI_ROUNDS:-2}
 SCALE=${MACE_TEST_SCALE:-100}
-# What mace hooks, for ftrace to record: the tracepoints as events, and the
-# kernel functions with the function tracer. Not recorded: the hooks of
+# For ftrace to record: the six tracepoints the cost issue compares with
+# (what mace hooked with syscall_tracepoints=1) as events, and the kernel
+# functions mace hooks with the function tracer. Not recorded: the hooks of
 # packet sockets' readers and the UDP fallbacks (sk_data_ready,
 # packet_poll(), packet_recvmsg(), __consume_stateless_skb(),
 # __sock_recv_cmsgs()), of which the perturbation's ping hits only
@@ -40,6 +41,12 @@ SCALE=${MACE_TEST_SCALE:-100}
 EVENTS="raw_syscalls/sys_enter raw_syscalls/sys_exit net/net_dev_queue
 	net/net_dev_start_xmit net/netif_receive_skb skb/skb_copy_datagram_iovec"
 FUNCTIONS="skb_consume_udp __neigh_event_send"
+# What mace hooks by default ("ftrace-hooks"): the socket calls in place of
+# the syscall tracepoints.
+HOOK_EVENTS="sock/sock_recv_length net/net_dev_queue net/net_dev_start_xmit
+	net/netif_receive_skb skb/skb_copy_datagram_iovec"
+HOOK_FUNCTIONS="__x64_sys_sendto __x64_sys_sendmsg __x64_sys_sendmmsg
+	sock_write_iter skb_consume_udp __neigh_event_send"
 
 section() {
 	echo "BENCH-BEGIN $1"
@@ -108,12 +115,15 @@ load_ko() {
 load() { load_ko "$KO" "$@"; }
 # capture_in NS: switches capture on in namespace NS.
 capture_in() { ip netns exec "$1" bash -c "echo 1 > $ON"; }
+# ftrace 0|1 [EVENTS FUNCTIONS]: ftrace off, or recording EVENTS and
+# FUNCTIONS (the six tracepoints' set by default).
 ftrace() {
-	local e
+	local e events=${2:-$EVENTS} functions=${3:-$FUNCTIONS}
 	echo 0 >$TR/tracing_on
-	for e in $EVENTS; do echo "$1" >"$TR/events/$e/enable"; done
+	for e in $EVENTS $HOOK_EVENTS; do echo 0 >"$TR/events/$e/enable"; done
 	if (($1)); then
-		echo "$FUNCTIONS" >$TR/set_ftrace_filter
+		for e in $events; do echo 1 >"$TR/events/$e/enable"; done
+		echo "$functions" >$TR/set_ftrace_filter
 		echo function >$TR/current_tracer
 	else
 		echo nop >$TR/current_tracer
@@ -163,6 +173,11 @@ condition() {
 		load_ko /lib/mace/mace-null.ko && capture_in c1
 		;;
 	on) load && capture_in c1 ;;
+	on-tracepoints)
+		# mace on, following sends and receives on sys_enter and sys_exit,
+		# as on a kernel without the socket calls' hooks.
+		load syscall_tracepoints=1 && capture_in c1
+		;;
 	on-breakdown)
 		# mace on, each line with its segments: what the breakdown costs.
 		load && ip netns exec c1 bash -c "echo 1 > $BD && echo 1 > $ON"
@@ -183,6 +198,7 @@ condition() {
 		;;
 	other-on) load && capture_in c2 ;;
 	ftrace) unload && ftrace 1 ;;
+	ftrace-hooks) unload && ftrace 1 "$HOOK_EVENTS" "$HOOK_FUNCTIONS" ;;
 	bpftrace) unload && peer_start ;;
 	esac
 }
@@ -200,7 +216,7 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on $([[ -f /lib/mace/mace-prev.ko ]] && echo other-prev) ftrace $(peer_ok && echo bpftrace); do
+		for cond in unloaded loaded-off null on on-tracepoints on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on $([[ -f /lib/mace/mace-prev.ko ]] && echo other-prev) ftrace ftrace-hooks $(peer_ok && echo bpftrace); do
 			if ! condition "$cond"; then
 				echo "BENCH FAILED condition=$cond round=$r"
 				continue

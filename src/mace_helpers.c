@@ -21,6 +21,7 @@
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
 #include <linux/net.h>
+#include <linux/poll.h>
 #include <linux/ratelimit.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
@@ -53,8 +54,20 @@
  * Hooks. Tracepoints are looked up by name, since most are not exported to
  * modules; skb_consume_udp(), __neigh_event_send(), packet_poll(),
  * packet_recvmsg() and __consume_stateless_skb() are hooked through the
- * function tracer, one ftrace_ops each.
+ * function tracer, one ftrace_ops each, and so are the send calls
+ * (mace_send_call_funcs), all through one.
  */
+
+/*
+ * The send calls are the x86-64 syscalls' entry points (__x64_sys_*), on a
+ * kernel with the dynamic function tracer and arguments in its callbacks.
+ */
+#if defined(CONFIG_X86_64) && defined(CONFIG_DYNAMIC_FTRACE) && \
+	defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS)
+#define MACE_SEND_CALLS_SUPPORTED 1
+#else
+#define MACE_SEND_CALLS_SUPPORTED 0
+#endif
 
 static const char *const mace_hook_names[MACE_HOOKS] = {
 	[MACE_HOOK_SYS_ENTER] = "sys_enter",
@@ -69,6 +82,8 @@ static const char *const mace_hook_names[MACE_HOOKS] = {
 	[MACE_HOOK_PACKET_RECVMSG] = "packet_recvmsg",
 	[MACE_HOOK_SK_DATA_READY] = "sk_data_ready",
 	[MACE_HOOK_CONSUME_STATELESS_SKB] = "__consume_stateless_skb",
+	[MACE_HOOK_SEND_CALLS] = "send_calls",
+	[MACE_HOOK_SOCK_RECV_LENGTH] = "sock_recv_length",
 };
 
 /*
@@ -107,6 +122,30 @@ static void mace_sk_data_ready_ip_filter(void *data, const struct sock *sk)
 }
 
 /*
+ * sock_recv_length fires where sock_recvmsg() returns, for every receive on
+ * a socket: mace's probe, a sys_exit probe, is called for tasks' receives
+ * only (a kernel thread's registers are no syscall's), with the task's
+ * registers, from this filter, registered with mace_recv_hook as data.
+ */
+struct mace_recv_hook {
+	mace_sys_exit_probe probe;
+	void *data;
+	bool registered;
+};
+
+static struct mace_recv_hook mace_recv_hook;
+
+static void __maybe_unused mace_sock_recv_length_filter(void *data,
+						       struct sock *sk,
+						       int ret, int flags)
+{
+	struct mace_recv_hook *h = data;
+
+	if (!(current->flags & PF_KTHREAD))
+		h->probe(h->data, task_pt_regs(current), ret);
+}
+
+/*
  * Each probe type of mace_helpers.h must be what its tracepoint calls: the
  * kernel's own check of a probe against TP_PROTO, at compile time. Never
  * called.
@@ -124,6 +163,9 @@ static void __maybe_unused mace_check_probe_types(void)
 		(mace_skb_copy_datagram_iovec_probe)NULL);
 	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_filter);
 	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_ip_filter);
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	check_trace_callback_type_sock_recv_length(mace_sock_recv_length_filter);
+#endif
 }
 
 /* The function hooks read their functions' arguments: check them. */
@@ -214,13 +256,24 @@ static void mace_packet_read(struct mace_fhook *h, struct socket *sock)
 		probe(h->data, sock->sk);
 }
 
+/*
+ * poll() and select() pass their poll table's queueing function in their
+ * first pass over the files only (poll_wait() queues the task then), and
+ * none after wakeups or for a zero timeout; epoll passes none where it
+ * waits.
+ */
 static void notrace mace_packet_poll_hook_func(unsigned long ip,
 					       unsigned long parent_ip,
 					       struct ftrace_ops *op,
 					       struct ftrace_regs *fregs)
 {
-	mace_packet_read(container_of(op, struct mace_fhook, ops),
-			 (struct socket *)ftrace_regs_get_argument(fregs, 1));
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+	struct socket *sock = (struct socket *)ftrace_regs_get_argument(fregs, 1);
+	poll_table *wait = (poll_table *)ftrace_regs_get_argument(fregs, 2);
+	mace_packet_poll_probe probe = h->probe;
+
+	if (sock && sock->sk)
+		probe(h->data, sock->sk, wait && wait->_qproc);
 }
 
 static void notrace mace_packet_recvmsg_hook_func(unsigned long ip,
@@ -244,12 +297,39 @@ static void notrace mace_stateless_hook_func(unsigned long ip,
 	probe(h->data, (struct sk_buff *)ftrace_regs_get_argument(fregs, 0));
 }
 
+/*
+ * The send calls: the native send syscalls' entry points, where their
+ * registers are the first argument, and sock_write_iter(), where write(2)
+ * and writev(2) on a socket (and other callers, whose syscalls are no sends)
+ * reach it. The probe gets what sys_enter's gets: the task's registers and
+ * its syscall's number.
+ */
+static const char *const mace_send_call_funcs[] = {
+	"__x64_sys_sendto",
+	"__x64_sys_sendmsg",
+	"__x64_sys_sendmmsg",
+	"sock_write_iter",
+};
+
+static void notrace mace_send_calls_hook_func(unsigned long ip,
+					      unsigned long parent_ip,
+					      struct ftrace_ops *op,
+					      struct ftrace_regs *fregs)
+{
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
+	mace_sys_enter_probe probe = h->probe;
+	struct pt_regs *regs = task_pt_regs(current);
+
+	probe(h->data, regs, syscall_get_nr(current, regs));
+}
+
 static struct mace_fhook mace_fhooks[] = {
 	{ .func = mace_udp_hook_func },
 	{ .func = mace_neigh_hook_func },
 	{ .func = mace_packet_poll_hook_func },
 	{ .func = mace_packet_recvmsg_hook_func },
 	{ .func = mace_stateless_hook_func },
+	{ .func = mace_send_calls_hook_func },
 };
 
 static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
@@ -265,12 +345,37 @@ static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
 		return &mace_fhooks[3];
 	case MACE_HOOK_CONSUME_STATELESS_SKB:
 		return &mace_fhooks[4];
+	case MACE_HOOK_SEND_CALLS:
+		return MACE_SEND_CALLS_SUPPORTED ? &mace_fhooks[5] :
+						   ERR_PTR(-EOPNOTSUPP);
 	default:
 		return NULL;
 	}
 }
 
-static int mace_fhook_register(struct mace_fhook *h, const char *func,
+/* The functions @hook's ftrace_ops is on: its name's, or the send calls. */
+static int mace_fhook_filter(struct mace_fhook *h, enum mace_hook hook)
+{
+	const char *func = mace_hook_name(hook);
+	size_t i;
+	int err;
+
+	if (hook != MACE_HOOK_SEND_CALLS)
+		return ftrace_set_filter(&h->ops, (unsigned char *)func,
+					 strlen(func), 1);
+	for (i = 0; i < ARRAY_SIZE(mace_send_call_funcs); i++) {
+		func = mace_send_call_funcs[i];
+		err = ftrace_set_filter(&h->ops, (unsigned char *)func,
+					strlen(func), i == 0);
+		if (err) {
+			pr_err("mace: cannot hook %s: error %d\n", func, err);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int mace_fhook_register(struct mace_fhook *h, enum mace_hook hook,
 			       void *probe, void *data)
 {
 	ftrace_func_t hook_func = h->func;
@@ -284,9 +389,11 @@ static int mace_fhook_register(struct mace_fhook *h, const char *func,
 	h->ops.func = hook_func;
 	/* ftrace's recursion protection, which also disables preemption. */
 	h->ops.flags = FTRACE_OPS_FL_RECURSION;
-	err = ftrace_set_filter(&h->ops, (unsigned char *)func, strlen(func), 1);
-	if (err)
+	err = mace_fhook_filter(h, hook);
+	if (err) {
+		ftrace_free_filter(&h->ops);
 		return err;
+	}
 	err = register_ftrace_function(&h->ops);
 	if (err) {
 		ftrace_free_filter(&h->ops);
@@ -322,13 +429,14 @@ static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
 	case MACE_HOOK_PACKET_POLL:
 	case MACE_HOOK_PACKET_RECVMSG:
 	case MACE_HOOK_CONSUME_STATELESS_SKB:
+	case MACE_HOOK_SEND_CALLS:
 		return ERR_PTR(-EOPNOTSUPP);
 	default:
 		return NULL;
 	}
 }
 
-static int mace_fhook_register(struct mace_fhook *h, const char *func,
+static int mace_fhook_register(struct mace_fhook *h, enum mace_hook hook,
 			       void *probe, void *data)
 {
 	return -EOPNOTSUPP;
@@ -348,7 +456,7 @@ int mace_hook_register(enum mace_hook hook, void *probe, void *data)
 	if (IS_ERR(h))
 		return PTR_ERR(h);
 	if (h)
-		return mace_fhook_register(h, mace_hook_name(hook), probe, data);
+		return mace_fhook_register(h, hook, probe, data);
 	tp = mace_tp_find(hook);
 	if (!tp)
 		return -ENOENT;
@@ -362,6 +470,18 @@ int mace_hook_register(enum mace_hook hook, void *probe, void *data)
 		err = tracepoint_probe_register(tp, mace_sk_data_ready_filter,
 						&mace_ready_hook);
 		mace_ready_hook.registered = !err;
+		return err;
+	}
+	if (hook == MACE_HOOK_SOCK_RECV_LENGTH) {
+		int err;
+
+		if (mace_recv_hook.registered)
+			return -EBUSY;
+		mace_recv_hook.probe = probe;
+		mace_recv_hook.data = data;
+		err = tracepoint_probe_register(tp, mace_sock_recv_length_filter,
+						&mace_recv_hook);
+		mace_recv_hook.registered = !err;
 		return err;
 	}
 	return tracepoint_probe_register(tp, probe, data);
@@ -387,7 +507,21 @@ int mace_hook_unregister(enum mace_hook hook, void *probe, void *data)
 		return tracepoint_probe_unregister(
 			tp, mace_sk_data_ready_filter, &mace_ready_hook);
 	}
+	if (hook == MACE_HOOK_SOCK_RECV_LENGTH) {
+		if (!mace_recv_hook.registered)
+			return -ENOENT;
+		/* The caller waits for running probes (mace_tp_sync()). */
+		mace_recv_hook.registered = false;
+		return tracepoint_probe_unregister(
+			tp, mace_sock_recv_length_filter, &mace_recv_hook);
+	}
 	return tracepoint_probe_unregister(tp, probe, data);
+}
+
+bool mace_socket_calls_supported(void)
+{
+	return MACE_SEND_CALLS_SUPPORTED &&
+	       mace_tp_find(MACE_HOOK_SOCK_RECV_LENGTH);
 }
 
 int mace_ready_ip_register(mace_packet_read_probe probe, void *data)
@@ -483,6 +617,11 @@ module_param(peer_window_ms, uint, 0444);
 MODULE_PARM_DESC(peer_window_ms,
 		 "How long a remote address stays a peer of the capturing namespaces after one sent to it, in ms; outer devices stamp only peers' packets; 0: every packet, [0, 3600000] (default 60000)");
 
+static bool syscall_tracepoints;
+module_param(syscall_tracepoints, bool, 0444);
+MODULE_PARM_DESC(syscall_tracepoints,
+		 "Follow sends and receives on the sys_enter and sys_exit tracepoints, which every syscall of the machine pays for, instead of the socket calls' own hooks (default off; on where the kernel lacks those)");
+
 const char *mace_param_outer_dev(void)
 {
 	return outer_dev ? outer_dev : "";
@@ -516,6 +655,11 @@ unsigned int mace_param_max_netns_per_user(void)
 unsigned int mace_param_peer_window_ms(void)
 {
 	return peer_window_ms;
+}
+
+_Bool mace_param_syscall_tracepoints(void)
+{
+	return syscall_tracepoints;
 }
 
 /*

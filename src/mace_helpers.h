@@ -51,6 +51,15 @@ struct sock;
  * skb_consume_udp() into udp_recvmsg() (6.12 built with -O2), and is freed
  * there. The tracepoint sk_data_ready
  * fires for every socket: its probe sees packet sockets only (filtered in C).
+ *
+ * A task's send syscalls and its sockets' receives are followed either on
+ * the syscall tracepoints (sys_enter, sys_exit), which send every syscall of
+ * every task through the syscall slow path while registered, or on the
+ * socket calls (MACE_HOOK_SEND_CALLS: the native send syscalls' entry
+ * points and sock_write_iter() through one ftrace_ops, whose probe gets
+ * sys_enter's arguments; MACE_HOOK_SOCK_RECV_LENGTH: the tracepoint at the
+ * end of sock_recvmsg(), filtered in C to tasks, whose probe gets
+ * sys_exit's), which only those calls pay for.
  */
 enum mace_hook {
 	MACE_HOOK_SYS_ENTER = 0,
@@ -65,8 +74,10 @@ enum mace_hook {
 	MACE_HOOK_PACKET_RECVMSG = 9,
 	MACE_HOOK_SK_DATA_READY = 10,
 	MACE_HOOK_CONSUME_STATELESS_SKB = 11,
+	MACE_HOOK_SEND_CALLS = 12,
+	MACE_HOOK_SOCK_RECV_LENGTH = 13,
 	/** Number of hooks. */
-	MACE_HOOKS = 12,
+	MACE_HOOKS = 14,
 };
 
 /*
@@ -96,6 +107,13 @@ typedef void (*mace_consume_stateless_skb_probe)(void *data,
  * the packet socket's struct sock.
  */
 typedef void (*mace_packet_read_probe)(void *data, struct sock *sk);
+/*
+ * packet_poll(): the packet socket's struct sock, and whether this is the
+ * first pass of a poll() or select() over its files (a wait's start; the
+ * later passes come after wakeups).
+ */
+typedef void (*mace_packet_poll_probe)(void *data, struct sock *sk,
+				       _Bool first);
 
 /** The name of @hook's tracepoint or function, or NULL for a bad @hook. */
 const char *mace_hook_name(enum mace_hook hook);
@@ -108,6 +126,13 @@ const char *mace_hook_name(enum mace_hook hook);
 int mace_hook_register(enum mace_hook hook, void *probe, void *data);
 /** Unregisters what mace_hook_register() registered. */
 int mace_hook_unregister(enum mace_hook hook, void *probe, void *data);
+/**
+ * Whether this kernel and build can follow sends and receives on the socket
+ * calls (MACE_HOOK_SEND_CALLS, MACE_HOOK_SOCK_RECV_LENGTH): x86-64, the
+ * dynamic function tracer with arguments, and the sock_recv_length
+ * tracepoint (6.3).
+ */
+_Bool mace_socket_calls_supported(void);
 /**
  * Registers @probe with @data on sk_data_ready for IP sockets (AF_INET,
  * AF_INET6) only, filtered in C: a waypoint of `breakdown`, the moment a
@@ -154,6 +179,8 @@ _Bool mace_param_self_cost(void);
 unsigned int mace_param_max_netns_per_user(void);
 /** Value of the `peer_window_ms` parameter. */
 unsigned int mace_param_peer_window_ms(void);
+/** Value of the `syscall_tracepoints` parameter. */
+_Bool mace_param_syscall_tracepoints(void);
 
 /* Network namespaces: pernet operations. */
 

@@ -155,6 +155,17 @@ impl kernel::Module for Mace {
             params.max_netns_per_user,
             params.peer_window_ms
         );
+        match ffi::SyscallHooks::of_params() {
+            ffi::SyscallHooks::SocketCalls => {
+                pr_info!("sends and receives are followed on the socket calls\n");
+            }
+            ffi::SyscallHooks::Tracepoints { asked: true } => {
+                pr_info!("sends and receives are followed on sys_enter and sys_exit (syscall_tracepoints=1)\n");
+            }
+            ffi::SyscallHooks::Tracepoints { asked: false } => {
+                pr_notice!("sends and receives are followed on sys_enter and sys_exit: this kernel lacks the socket calls' hooks (x86-64, the function tracer with arguments, sock_recv_length)\n");
+            }
+        }
         if cfg!(mace_no_hist) {
             pr_warn!(
                 "built with MACE_NO_HIST=1: no latency is counted in /dev/mace-hist (benchmark)\n"

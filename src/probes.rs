@@ -12,7 +12,8 @@
 //!
 //! | hook                      | path    | handler                      |
 //! |---------------------------|---------|------------------------------|
-//! | `sys_enter`               | egress  | [`Capture::send_entered`]    |
+//! | the send calls            | egress  | [`Capture::send_entered`]    |
+//! | (or `sys_enter`)          | egress  | [`Capture::send_entered`]    |
 //! | `net_dev_queue`           | egress  | [`Capture::queued`]          |
 //! | `__neigh_event_send()`    | egress  | [`Capture::queued`]          |
 //! | `net_dev_start_xmit`      | egress  | [`Capture::xmit`]            |
@@ -20,11 +21,17 @@
 //! | `skb_copy_datagram_iovec` | ingress | [`Capture::copied`]          |
 //! | `skb_consume_udp()`       | ingress | [`Capture::consumed_udp`]    |
 //! | `__consume_stateless_skb()` | ingress | [`Capture::copied`]        |
-//! | `packet_poll()`           | ingress | [`Capture::packet_read`]     |
+//! | `packet_poll()`           | ingress | [`Capture::packet_polled`]   |
 //! | `packet_recvmsg()`        | ingress | [`Capture::packet_read`]     |
 //! | `sk_data_ready`           | ingress | [`Capture::packet_ready`]    |
 //! | (the sweep, deferred)     | ingress | [`Capture::sweep_taps`]      |
-//! | `sys_exit`                | both    | [`Capture::syscall_exit`]    |
+//! | `sock_recv_length`        | ingress | [`Capture::syscall_exit`]    |
+//! | (or `sys_exit`)           | ingress | [`Capture::syscall_exit`]    |
+//!
+//! The send calls and `sock_recv_length` are hooked unless the
+//! `syscall_tracepoints` parameter asks for `sys_enter` and `sys_exit`, or
+//! the kernel lacks them ([`SyscallHooks`]); both pairs reach the same
+//! handlers, with the task's registers.
 
 #![deny(unsafe_code)]
 
@@ -33,6 +40,7 @@ use crate::ffi::skb::{Dev, Skb, Sock};
 use crate::ffi::task::Regs;
 use crate::ffi::tracepoint::{Hook, Hooks, ProbeCx};
 use crate::ffi::work::Sweep;
+use crate::ffi::SyscallHooks;
 use core::sync::atomic::Ordering::Relaxed;
 
 impl Capture {
@@ -129,8 +137,22 @@ impl Hooks for Capture {
         }
         match hook {
             Hook::SkDataReady => self.packet_ready(cx, sk),
-            Hook::PacketPoll => self.packet_read(cx, sk, true),
             _ => self.packet_read(cx, sk, false),
+        }
+    }
+
+    fn packet_poll(&self, cx: &ProbeCx<'_>, sk: &Sock, first: bool) {
+        if Self::handles_hits() {
+            self.packet_polled(cx, sk, first);
+        }
+    }
+
+    fn wants(&self, hook: Hook) -> bool {
+        let socket_calls = self.syscall_hooks == SyscallHooks::SocketCalls;
+        match hook {
+            Hook::SysEnter | Hook::SysExit => !socket_calls,
+            Hook::SendCalls | Hook::SockRecvLength => socket_calls,
+            _ => true,
         }
     }
 }

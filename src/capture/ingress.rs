@@ -93,7 +93,7 @@ use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
 use crate::ffi::task;
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::work::schedule_sweep;
-use crate::ffi::{jiffies32, mono_ns};
+use crate::ffi::{jiffies32, mono_ns, SyscallHooks};
 use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
@@ -442,6 +442,32 @@ impl Capture {
             sub(&state.counters.ingress_pending, 1);
         }
         found
+    }
+
+    /// `packet_poll()`: the current task, in a syscall, waits for packet
+    /// socket `sk`, in the first pass over its files (`first`: the wait's
+    /// start) or after a wakeup.
+    ///
+    /// On the syscall tracepoints, the wait's start is its first call here
+    /// since its task's last receiving or waiting syscall returned, and its
+    /// return is seen ([`Self::packet_read`]). On the socket calls no wait's
+    /// return is seen: `poll()` and `select()` pass a queueing function in
+    /// their first pass only, which marks the wait's start, and a later
+    /// pass, after a wakeup, finds the packets that became readable, with
+    /// which the wait returns. `epoll` waits make no first pass (their
+    /// packets end where the wait returned, as for a reader that never waits
+    /// again), nor does a wait with a zero timeout.
+    pub(crate) fn packet_polled(&self, cx: &ProbeCx<'_>, sk: &Sock, first: bool) {
+        if self.syscall_hooks != SyscallHooks::SocketCalls {
+            return self.packet_read(cx, sk, true);
+        }
+        if !task::in_task() {
+            return;
+        }
+        let Some(ns) = self.reading_ns(cx, sk) else {
+            return;
+        };
+        self.tap_read(cx, ns, mono_ns(), first);
     }
 
     /// `packet_poll()` (`poll`), `packet_recvmsg()`: the current task, in

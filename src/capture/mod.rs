@@ -60,7 +60,7 @@ use crate::ffi::skb::Skb;
 use crate::ffi::sync::{BucketGuard, BucketSpinLock, RcuSlot};
 use crate::ffi::task::{self, Regs, Syscalls};
 use crate::ffi::tracepoint::{ProbeCx, HOOKS};
-use crate::ffi::{mono_ns, msecs_to_jiffies, netdev};
+use crate::ffi::{mono_ns, msecs_to_jiffies, netdev, SyscallHooks};
 use crate::fifo::{fifo_slot, Fifo, FifoSlot};
 use crate::netns::{NetState, NsRegistry, NET_STATE};
 use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
@@ -290,6 +290,8 @@ pub(crate) struct Capture {
     /// `packet_recvmsg()` are hooked): else `tap_end` `read` works as
     /// `stamp`.
     sees_packet_readers: AtomicBool,
+    /// Where the probes follow sends and receives.
+    pub(crate) syscall_hooks: SyscallHooks,
     /// Whether probe hits are timed.
     pub(crate) self_cost: bool,
     /// Self-cost per hook.
@@ -336,6 +338,7 @@ impl Capture {
             tap_grace: (max_age / 2).min(TAP_GRACE_NS),
             max_age,
             sees_packet_readers: AtomicBool::new(false),
+            syscall_hooks: SyscallHooks::of_params(),
             self_cost: params.self_cost,
             hooks: Default::default(),
             counters: HostCounters::default(),

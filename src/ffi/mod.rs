@@ -144,6 +144,38 @@ pub(crate) fn raw_params() -> RawParams {
     }
 }
 
+/// Where the probes follow tasks' sends and their sockets' receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyscallHooks {
+    /// On the socket calls: the send syscalls' entry points and
+    /// `sock_write_iter()` through the function tracer, and the
+    /// `sock_recv_length` tracepoint where `sock_recvmsg()` returns. Only
+    /// those calls pay for them.
+    SocketCalls,
+    /// On the `sys_enter` and `sys_exit` tracepoints, which send every
+    /// syscall of every task through the syscall slow path while
+    /// registered: the `syscall_tracepoints` parameter asked for them
+    /// (`asked`), or the kernel lacks what the socket calls need.
+    Tracepoints {
+        /// Whether the parameter asked for them.
+        asked: bool,
+    },
+}
+
+impl SyscallHooks {
+    /// The hooks of the `syscall_tracepoints` parameter and this kernel.
+    pub(crate) fn of_params() -> Self {
+        // SAFETY: Reads a plain boolean; no preconditions.
+        let asked = unsafe { sys::mace_param_syscall_tracepoints() };
+        // SAFETY: No preconditions (looks a tracepoint up by name).
+        if !asked && unsafe { sys::mace_socket_calls_supported() } {
+            Self::SocketCalls
+        } else {
+            Self::Tracepoints { asked }
+        }
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds; callable in any context.
 ///
 /// The kernel's `ktime_get()`, called straight: a C helper around it cost

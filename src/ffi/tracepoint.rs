@@ -12,12 +12,15 @@
 //! its declaration), so both sides are checked by a compiler. All probes
 //! share one prologue, [`enter`].
 //!
-//! Six hooks are tracepoints, two are kernel functions hooked through
-//! ftrace: `skb_consume_udp()`, because no tracepoint sees a UDP datagram
-//! handed to its reader on every kernel mace supports (6.12 frees it with
-//! the `consume_skb` tracepoint, later kernels without), and
-//! `__neigh_event_send()`, because a packet that waits for its neighbour
-//! reaches `net_dev_queue` only later, outside its sender's context.
+//! Most hooks are tracepoints; where no tracepoint sees what mace needs,
+//! kernel functions are hooked through ftrace (`mace_helpers.h` says why,
+//! hook by hook). A task's sends and its sockets' receives are followed on
+//! the socket calls (the send syscalls' entry points and
+//! `sock_write_iter()`, hooked through ftrace, and the `sock_recv_length`
+//! tracepoint), or, with the `syscall_tracepoints` parameter or where the
+//! kernel lacks those, on `sys_enter` and `sys_exit`: the handler says
+//! which it wants ([`Hooks::wants`]), and both pairs call the same methods
+//! ([`Hooks::sys_enter`], [`Hooks::sys_exit`]).
 //!
 //! Context: up to 6.12, tracepoints and ftrace callbacks run with
 //! preemption disabled, which is an RCU read-side critical section. Later
@@ -81,6 +84,12 @@ pub(crate) enum Hook {
     /// `__consume_stateless_skb()`: a UDP datagram is freed (a function,
     /// hooked through ftrace).
     ConsumeStatelessSkb = sys::MACE_HOOK_CONSUME_STATELESS_SKB,
+    /// The send calls: a task enters a send syscall, or writes to a socket
+    /// (functions, hooked through one ftrace_ops); in place of `sys_enter`.
+    SendCalls = sys::MACE_HOOK_SEND_CALLS,
+    /// `sock_recv_length`: a socket's receive returns to the task; in place
+    /// of `sys_exit`.
+    SockRecvLength = sys::MACE_HOOK_SOCK_RECV_LENGTH,
 }
 
 /// Number of [`Hook`]s.
@@ -101,6 +110,8 @@ impl Hook {
         Hook::PacketRecvmsg,
         Hook::SkDataReady,
         Hook::ConsumeStatelessSkb,
+        Hook::SendCalls,
+        Hook::SockRecvLength,
     ];
 
     /// The hook's position in [`Hook::ALL`].
@@ -175,10 +186,17 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     /// `__neigh_event_send()`: `skb`, on its way out through `skb.dev()`,
     /// waits for its neighbour to be resolved.
     fn neigh_event_send(&self, cx: &ProbeCx<'_>, skb: &Skb);
-    /// `packet_poll()` or `packet_recvmsg()` (`hook`): the current task, in
-    /// a syscall, waits for or reads packet socket `sk`; `sk_data_ready`:
-    /// packet socket `sk` has something to read.
+    /// `packet_recvmsg()` (`hook`): the current task, in a syscall, reads
+    /// packet socket `sk`; `sk_data_ready`: packet socket `sk` has
+    /// something to read.
     fn packet_read(&self, cx: &ProbeCx<'_>, hook: Hook, sk: &Sock);
+    /// `packet_poll()`: the current task, in a syscall, waits for packet
+    /// socket `sk`, in the first pass of a `poll()` or `select()` over its
+    /// files (`first`: its wait's start) or after a wakeup.
+    fn packet_poll(&self, cx: &ProbeCx<'_>, sk: &Sock, first: bool);
+    /// Whether the handler's probe is to be attached to `hook`; asked once
+    /// per hook, at registration.
+    fn wants(&self, hook: Hook) -> bool;
     /// `__consume_stateless_skb()`: `skb`, a UDP datagram, is freed.
     fn consume_stateless_skb(&self, cx: &ProbeCx<'_>, skb: &Skb);
     /// Whether every hit is to be timed ([`Hooks::account`]); asked once, at
@@ -426,6 +444,44 @@ unsafe extern "C" fn sys_enter<T: Hooks, const TIMED: bool>(
 
 /// # Safety
 ///
+/// Called by the function hook of the send calls, with data from
+/// [`ProbeRegistration::register`], the current task's registers and its
+/// syscall's number.
+unsafe extern "C" fn send_calls<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    regs: *mut sys::pt_regs,
+    id: c_long,
+) {
+    // SAFETY: See above; the hook passes the current task's registers
+    // (task_pt_regs()), never null.
+    unsafe {
+        enter::<T, TIMED>(data, Hook::SendCalls, |h, cx| {
+            h.sys_enter(cx, Regs::from_nonnull(regs), id);
+        })
+    }
+}
+
+/// # Safety
+///
+/// Called by the C filter of the `sock_recv_length` tracepoint, with data
+/// from [`ProbeRegistration::register`], the current task's registers and
+/// what its receive returns.
+unsafe extern "C" fn sock_recv_length<T: Hooks, const TIMED: bool>(
+    data: *mut c_void,
+    regs: *mut sys::pt_regs,
+    ret: c_long,
+) {
+    // SAFETY: See above; the filter passes the current task's registers
+    // (task_pt_regs()), never null.
+    unsafe {
+        enter::<T, TIMED>(data, Hook::SockRecvLength, |h, cx| {
+            h.sys_exit(cx, Regs::from_nonnull(regs), ret);
+        })
+    }
+}
+
+/// # Safety
+///
 /// Called by the `sys_exit` tracepoint, with data from
 /// [`ProbeRegistration::register`].
 unsafe extern "C" fn sys_exit<T: Hooks, const TIMED: bool>(
@@ -553,8 +609,7 @@ unsafe extern "C" fn neigh_event_send<T: Hooks, const TIMED: bool>(
     }
 }
 
-/// The body of the probes of `packet_poll()`, `packet_recvmsg()` and
-/// `sk_data_ready`.
+/// The body of the probes of `packet_recvmsg()` and `sk_data_ready`.
 ///
 /// # Safety
 ///
@@ -582,9 +637,16 @@ unsafe fn packet_read<T: Hooks, const TIMED: bool>(
 unsafe extern "C" fn packet_poll<T: Hooks, const TIMED: bool>(
     data: *mut c_void,
     sk: *mut sys::sock,
+    first: bool,
 ) {
-    // SAFETY: the caller's contract.
-    unsafe { packet_read::<T, TIMED>(data, Hook::PacketPoll, sk) }
+    // SAFETY: the caller's contract; `sk` is valid during the hooked call.
+    unsafe {
+        enter::<T, TIMED>(data, Hook::PacketPoll, |h, cx| {
+            if let Some(sk) = Sock::from_raw(sk) {
+                h.packet_poll(cx, sk, first);
+            }
+        })
+    }
 }
 
 /// # Safety
@@ -641,10 +703,12 @@ fn probes<T: Hooks, const TIMED: bool>() -> [(Hook, *mut c_void); HOOKS] {
     let copy: sys::mace_skb_copy_datagram_iovec_probe = Some(skb_copy_datagram_iovec::<T, TIMED>);
     let udp: sys::mace_skb_consume_udp_probe = Some(skb_consume_udp::<T, TIMED>);
     let neigh: sys::mace_neigh_event_send_probe = Some(neigh_event_send::<T, TIMED>);
-    let poll: sys::mace_packet_read_probe = Some(packet_poll::<T, TIMED>);
+    let poll: sys::mace_packet_poll_probe = Some(packet_poll::<T, TIMED>);
     let recvmsg: sys::mace_packet_read_probe = Some(packet_recvmsg::<T, TIMED>);
     let ready: sys::mace_packet_read_probe = Some(sk_data_ready::<T, TIMED>);
     let stateless: sys::mace_consume_stateless_skb_probe = Some(consume_stateless_skb::<T, TIMED>);
+    let send_calls: sys::mace_sys_enter_probe = Some(send_calls::<T, TIMED>);
+    let recv_length: sys::mace_sys_exit_probe = Some(sock_recv_length::<T, TIMED>);
     let null = core::ptr::null_mut;
     [
         (
@@ -689,18 +753,26 @@ fn probes<T: Hooks, const TIMED: bool>() -> [(Hook, *mut c_void); HOOKS] {
             Hook::ConsumeStatelessSkb,
             stateless.map_or(null(), |f| f as *mut c_void),
         ),
+        (
+            Hook::SendCalls,
+            send_calls.map_or(null(), |f| f as *mut c_void),
+        ),
+        (
+            Hook::SockRecvLength,
+            recv_length.map_or(null(), |f| f as *mut c_void),
+        ),
     ]
 }
 
-/// A handler's probes, attached to every hook (the optional ones where
-/// the kernel has them); dropping detaches them and waits until none runs
+/// A handler's probes, attached to every hook it wants (the optional ones
+/// where the kernel has them); dropping detaches them and waits until none runs
 /// any more, then drops the registration's reference to the handler.
 ///
 /// # Invariants
 ///
 /// Each probe of [`probes::<T, TIMED>`] (`TIMED` is `timed`) whose hook
-/// `attached` marks is registered
-/// with `handler` as data; every hook that is not [`Hook::optional`] is.
+/// `attached` marks is registered with `handler` as data; every hook that
+/// the handler wants and that is not [`Hook::optional`] is.
 pub(crate) struct ProbeRegistration<T: Hooks> {
     handler: Arc<T>,
     timed: bool,
@@ -717,9 +789,9 @@ fn probes_of<T: Hooks>(timed: bool) -> [(Hook, *mut c_void); HOOKS] {
 }
 
 impl<T: Hooks> ProbeRegistration<T> {
-    /// Attaches `handler` to every hook, or to none, with timed probes if
-    /// it asks for them ([`Hooks::timed`]); an optional hook the kernel
-    /// lacks is left out and logged.
+    /// Attaches `handler` to every hook it wants ([`Hooks::wants`]), or to
+    /// none, with timed probes if it asks for them ([`Hooks::timed`]); an
+    /// optional hook the kernel lacks is left out and logged.
     ///
     /// A second registration while one exists fails and attaches nothing:
     /// with the same handler, the tracepoint code refuses the same probe and
@@ -732,6 +804,9 @@ impl<T: Hooks> ProbeRegistration<T> {
         let probes = probes_of::<T>(timed);
         let mut attached = [false; HOOKS];
         for (i, &(hook, probe)) in probes.iter().enumerate() {
+            if !handler.wants(hook) {
+                continue;
+            }
             // SAFETY: `probe` has the type the tracepoint of `hook` calls
             // (checked on both sides), and `data` stays valid until `drop`
             // has unregistered it and synchronized.
@@ -750,11 +825,7 @@ impl<T: Hooks> ProbeRegistration<T> {
                 );
                 continue;
             }
-            pr_err!(
-                "cannot attach to tracepoint {}: error {}\n",
-                hook.name(),
-                err
-            );
+            pr_err!("cannot attach to hook {}: error {}\n", hook.name(), err);
             for (&(done, probe), _) in probes.iter().zip(attached).filter(|(_, a)| *a) {
                 // SAFETY: Registered just above.
                 unsafe { sys::mace_hook_unregister(done as sys::mace_hook, probe, data) };

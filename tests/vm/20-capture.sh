@@ -12,6 +12,12 @@ LINE_RE='^\[[0-9]+\.[0-9]{6}\] \([0-9]+\) (egress|ingress): [0-9]+$'
 
 topo_up 3 || { fail "topology" "could not build it"; summary; exit 1; }
 insmod "$KO" outer_dev=eth0 || { fail "insmod" "failed"; summary; exit 1; }
+# Both test kernels have the socket calls' hooks (x86-64, the function
+# tracer with arguments, sock_recv_length): mace follows sends and receives
+# there by default, and sys_enter and sys_exit with syscall_tracepoints=1
+# (at the end of this suite).
+check "the log says sends and receives are followed on the socket calls" \
+	bash -c "dmesg | grep -q 'mace: sends and receives are followed on the socket calls\$'"
 for c in c1 c2; do ip netns exec $c bash -c "echo 1 > $ON"; done
 
 # drain NS: read and discard what is queued in NS.
@@ -203,15 +209,20 @@ run_hping "hping3 -1, tap_end read" ingress_end_tap_read
 # between hping3's packets: a window that began at another packet's arrival
 # would be off by 50 ms or more. On failure every reply's figures are
 # printed (id, RTT, egress + ingress, ns).
-left=$(awk '$3 >= 0 { d = ($2 - $3) / 1e6; s += d; n++; if (d < -0.05) over++; if (d < m || n == 1) m = d }
+# check_hping_left NAME: that check, of run_hping's replies.
+check_hping_left() {
+	local name=$1 left rtt left_mean left_min left_over
+	left=$(awk '$3 >= 0 { d = ($2 - $3) / 1e6; s += d; n++; if (d < -0.05) over++; if (d < m || n == 1) m = d }
 	END { if (n == 10) printf "%.3f %.3f %d", s / n, m, over; else print "missing" }' /tmp/hping.sums)
-rtt=$(awk '{ s += $2 } END { printf "%.3f", s / NR / 1e6 }' /tmp/hping.sums)
-read -r left_mean left_min left_over <<<"$left"
-if [[ $left != missing ]] && awk -v m="$left_mean" -v lo="$left_min" -v o="$left_over" -v r="$rtt" 'BEGIN { exit !(lo >= -10 && o <= 1 && m < r / 3) }'; then
-	pass "hping3 -1, tap_end read: RTT - egress - ingress is $left_mean ms on average (min $left_min, $left_over below -0.05) of a $rtt ms RTT"
-else
-	fail "hping3 -1, tap_end read: corrected RTT" "left $left ms (mean, min, count below -0.05) of a mean RTT of $rtt ms; $(sort -n /tmp/hping.sums | tr '\n' ';')"
-fi
+	rtt=$(awk '{ s += $2 } END { printf "%.3f", s / NR / 1e6 }' /tmp/hping.sums)
+	read -r left_mean left_min left_over <<<"$left"
+	if [[ $left != missing ]] && awk -v m="$left_mean" -v lo="$left_min" -v o="$left_over" -v r="$rtt" 'BEGIN { exit !(lo >= -10 && o <= 1 && m < r / 3) }'; then
+		pass "$name: RTT - egress - ingress is $left_mean ms on average (min $left_min, $left_over below -0.05) of a $rtt ms RTT"
+	else
+		fail "$name: corrected RTT" "left $left ms (mean, min, count below -0.05) of a mean RTT of $rtt ms; $(sort -n /tmp/hping.sums | tr '\n' ';')"
+	fi
+}
+check_hping_left "hping3 -1, tap_end read"
 read_ingress=$hping_ingress
 ip netns exec c1 bash -c "echo stamp > /sys/class/mace/tap_end"
 run_hping "hping3 -1, tap_end stamp" ingress_end_tap
@@ -325,11 +336,13 @@ run_echo "TCP over IPv4" tcp-client "$REMOTE4:7779" distinct
 run_echo "TCP over IPv6" tcp-client "[$REMOTE6]:7780" distinct
 
 # Several packets taken by one receiving syscall: recvmmsg takes a burst's
-# queued echoes at once. The syscall's latest packet is its task's stamp,
-# the earlier ones go to its task entry (four at most), and the return
-# reports the entry's, then the stamp's: all of them, in the order taken.
-# A sixth finds the entry full: the fifth, which it pushes out of the
-# stamp, is unreported.
+# queued echoes at once. On the socket calls each message's receive
+# returns (sock_recv_length) before the next is taken: each packet's window
+# ends there, and all are reported, in the order taken. On the syscall
+# tracepoints (at the end of this suite) the syscall's latest packet is its
+# task's stamp, the earlier ones go to its task entry (four at most), and
+# the return reports the entry's, then the stamp's; a sixth finds the entry
+# full: the fifth, which it pushes out of the stamp, is unreported.
 burst() {
 	local name=$1 n=$2 count=$3 want=$4 unrep=$5 u0 l0 u1 l1 ids batches
 	drain c1
@@ -361,7 +374,7 @@ burst() {
 	fi
 }
 burst "UDP, 3 echoes per recvmmsg" 3 12 "1 2 3 4 5 6 7 8 9 10 11 12 " 0
-burst "UDP, 6 echoes per recvmmsg" 6 12 "1 2 3 4 6 7 8 9 10 12 " 2
+burst "UDP, 6 echoes per recvmmsg" 6 12 "1 2 3 4 5 6 7 8 9 10 11 12 " 0
 
 # TCP while data flows both ways: the client's stack acknowledges the
 # incoming stream, also from inside the client's send syscalls. Those bare
@@ -575,6 +588,29 @@ check "insmod with peer_window_ms=0" insmod "$KO" outer_dev=eth0 peer_window_ms=
 ip netns exec c1 bash -c "echo 1 > $ON"
 stamped_by "peer_window_ms=0: every packet is stamped" 5 ip netns exec c3 ping -c 5 -i 0.05 "$NEW4"
 run_ping "ICMPv4 with peer_window_ms=0" c1 "$REMOTE4"
+rmmod mace
+insmod "$KO" outer_dev=eth0
+
+# ------------------------------------------------ the syscall tracepoints
+# With syscall_tracepoints=1 mace follows sends and receives on sys_enter
+# and sys_exit, as on a kernel without the socket calls' hooks: a receiving
+# syscall's windows end at its return, and a libpcap reader's at its wait's.
+rmmod mace
+check "insmod with syscall_tracepoints=1" insmod "$KO" outer_dev=eth0 syscall_tracepoints=1
+check "the log says sends and receives are followed on sys_enter and sys_exit" \
+	bash -c "dmesg | tail -3 | grep -q 'mace: sends and receives are followed on sys_enter and sys_exit (syscall_tracepoints=1)\$'"
+for c in c1 c2; do ip netns exec $c bash -c "echo 1 > $ON"; done
+run_ping "syscall tracepoints: ICMPv4 raw socket" c1 "$REMOTE4"
+CLOCK=kernel run_ping "syscall tracepoints: ICMPv4 raw socket, kernel timestamps" c1 "$REMOTE4"
+ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+run_ping "syscall tracepoints: ICMPv4 ping socket" c1 "$REMOTE4"
+ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
+run_echo "syscall tracepoints: UDP over IPv4" udp-client "$REMOTE4:7777" seq
+burst "syscall tracepoints: UDP, 3 echoes per recvmmsg" 3 12 "1 2 3 4 5 6 7 8 9 10 11 12 " 0
+burst "syscall tracepoints: UDP, 6 echoes per recvmmsg" 6 12 "1 2 3 4 6 7 8 9 10 12 " 2
+run_hping "syscall tracepoints: hping3 -1, tap_end read" ingress_end_tap_read
+check_hping_left "syscall tracepoints: hping3 -1, tap_end read"
+check_accounting "syscall tracepoints" c1 c2
 rmmod mace
 insmod "$KO" outer_dev=eth0
 
