@@ -199,8 +199,12 @@ check "tap_end is read by default" test "$(ip netns exec c1 cat /sys/class/mace/
 run_hping "hping3 -1, tap_end read" ingress_end_tap_read
 # The window runs to where hping3 gets the reply, past the block's wait
 # (1-8 ms here): what is left of hping3's RTT is the wire and hping3's own
-# work around its syscalls, a small part of it; never less than nothing
-# (beyond hping3's rounding to 0.1 ms), but for one reply: hping3 takes its
+# work around its syscalls, a small part of it. The window ends at hping3's
+# next wait, after its stamp and its own work on the reply (its line of
+# output): tens of microseconds, lost in hping3's rounding to 0.1 ms, but
+# more where the task is preempted between the two (0.23 and 0.31 ms for
+# two replies of ten seen once on PREEMPT_RT, 0.5 ms with other VMs on the
+# host): never more than 1 ms below nothing, but for one reply: hping3 takes its
 # first reply from its ring without a syscall (the block's timer was armed
 # when the ring was set up), and the window ends at its next poll, after
 # its own work on the reply: under 2 ms in a plain TCG VM alone, 2.4 ms seen
@@ -212,14 +216,14 @@ run_hping "hping3 -1, tap_end read" ingress_end_tap_read
 # check_hping_left NAME: that check, of run_hping's replies.
 check_hping_left() {
 	local name=$1 left rtt left_mean left_min left_over
-	left=$(awk '$3 >= 0 { d = ($2 - $3) / 1e6; s += d; n++; if (d < -0.05) over++; if (d < m || n == 1) m = d }
+	left=$(awk '$3 >= 0 { d = ($2 - $3) / 1e6; s += d; n++; if (d < -1) over++; if (d < m || n == 1) m = d }
 	END { if (n == 10) printf "%.3f %.3f %d", s / n, m, over; else print "missing" }' /tmp/hping.sums)
 	rtt=$(awk '{ s += $2 } END { printf "%.3f", s / NR / 1e6 }' /tmp/hping.sums)
 	read -r left_mean left_min left_over <<<"$left"
 	if [[ $left != missing ]] && awk -v m="$left_mean" -v lo="$left_min" -v o="$left_over" -v r="$rtt" 'BEGIN { exit !(lo >= -10 && o <= 1 && m < r / 3) }'; then
-		pass "$name: RTT - egress - ingress is $left_mean ms on average (min $left_min, $left_over below -0.05) of a $rtt ms RTT"
+		pass "$name: RTT - egress - ingress is $left_mean ms on average (min $left_min, $left_over below -1) of a $rtt ms RTT"
 	else
-		fail "$name: corrected RTT" "left $left ms (mean, min, count below -0.05) of a mean RTT of $rtt ms; $(sort -n /tmp/hping.sums | tr '\n' ';')"
+		fail "$name: corrected RTT" "left $left ms (mean, min, count below -1) of a mean RTT of $rtt ms; $(sort -n /tmp/hping.sums | tr '\n' ';')"
 	fi
 }
 check_hping_left "hping3 -1, tap_end read"
