@@ -87,62 +87,87 @@ static const char *const mace_hook_names[MACE_HOOKS] = {
 };
 
 /*
- * sk_data_ready fires whenever any socket of the machine gets something to
- * read: mace's probe is called for packet sockets only, from this filter,
- * registered as the tracepoint's probe with mace_ready_hook as data.
+ * A probe of mace's behind a filter in C: the filter is the tracepoint's
+ * probe, with its mace_filter_hook as data, and calls mace's probe (of the
+ * type the filter knows) for the hits it passes.
  */
-struct mace_ready_hook {
-	mace_packet_read_probe probe;
+struct mace_filter_hook {
+	void *probe;
 	void *data;
 	bool registered;
 };
 
-static struct mace_ready_hook mace_ready_hook;
+static int mace_filter_register(struct tracepoint *tp, void *filter,
+				struct mace_filter_hook *h, void *probe,
+				void *data)
+{
+	int err;
+
+	if (h->registered)
+		return -EBUSY;
+	h->probe = probe;
+	h->data = data;
+	err = tracepoint_probe_register(tp, filter, h);
+	h->registered = !err;
+	return err;
+}
+
+static int mace_filter_unregister(struct tracepoint *tp, void *filter,
+				  struct mace_filter_hook *h)
+{
+	if (!h->registered)
+		return -ENOENT;
+	/* The caller waits for running probes (mace_tp_sync()). */
+	h->registered = false;
+	return tracepoint_probe_unregister(tp, filter, h);
+}
+
+/*
+ * sk_data_ready fires whenever any socket of the machine gets something to
+ * read: mace's probe is called for packet sockets only, from this filter.
+ */
+static struct mace_filter_hook mace_ready_hook;
 
 static void mace_sk_data_ready_filter(void *data, const struct sock *sk)
 {
-	struct mace_ready_hook *h = data;
+	struct mace_filter_hook *h = data;
+	mace_packet_read_probe probe = h->probe;
 
 	if (sk->sk_family == AF_PACKET)
-		h->probe(h->data, (struct sock *)sk);
+		probe(h->data, (struct sock *)sk);
 }
 
 /*
  * The waypoint of `breakdown` on sk_data_ready: the same filter for IP
  * sockets, registered only while some namespace breaks its latencies down.
  */
-static struct mace_ready_hook mace_ready_ip_hook;
+static struct mace_filter_hook mace_ready_ip_hook;
 
 static void mace_sk_data_ready_ip_filter(void *data, const struct sock *sk)
 {
-	struct mace_ready_hook *h = data;
+	struct mace_filter_hook *h = data;
+	mace_packet_read_probe probe = h->probe;
 
 	if (sk->sk_family == AF_INET || sk->sk_family == AF_INET6)
-		h->probe(h->data, (struct sock *)sk);
+		probe(h->data, (struct sock *)sk);
 }
 
 /*
  * sock_recv_length fires where sock_recvmsg() returns, for every receive on
  * a socket: mace's probe, a sys_exit probe, is called for tasks' receives
  * only (a kernel thread's registers are no syscall's), with the task's
- * registers, from this filter, registered with mace_recv_hook as data.
+ * registers, from this filter.
  */
-struct mace_recv_hook {
-	mace_sys_exit_probe probe;
-	void *data;
-	bool registered;
-};
+static struct mace_filter_hook mace_recv_hook;
 
-static struct mace_recv_hook mace_recv_hook;
-
-static void __maybe_unused mace_sock_recv_length_filter(void *data,
-						       struct sock *sk,
-						       int ret, int flags)
+static void mace_sock_recv_length_filter(void *data, struct sock *sk, int ret,
+					 int flags)
 {
-	struct mace_recv_hook *h = data;
+	struct mace_filter_hook *h = data;
+	mace_sys_exit_probe probe = h->probe;
 
 	if (!(current->flags & PF_KTHREAD))
-		h->probe(h->data, task_pt_regs(current), ret);
+		probe(h->data, task_pt_regs(current), ret);
 }
 
 /*
@@ -460,30 +485,12 @@ int mace_hook_register(enum mace_hook hook, void *probe, void *data)
 	tp = mace_tp_find(hook);
 	if (!tp)
 		return -ENOENT;
-	if (hook == MACE_HOOK_SK_DATA_READY) {
-		int err;
-
-		if (mace_ready_hook.registered)
-			return -EBUSY;
-		mace_ready_hook.probe = probe;
-		mace_ready_hook.data = data;
-		err = tracepoint_probe_register(tp, mace_sk_data_ready_filter,
-						&mace_ready_hook);
-		mace_ready_hook.registered = !err;
-		return err;
-	}
-	if (hook == MACE_HOOK_SOCK_RECV_LENGTH) {
-		int err;
-
-		if (mace_recv_hook.registered)
-			return -EBUSY;
-		mace_recv_hook.probe = probe;
-		mace_recv_hook.data = data;
-		err = tracepoint_probe_register(tp, mace_sock_recv_length_filter,
-						&mace_recv_hook);
-		mace_recv_hook.registered = !err;
-		return err;
-	}
+	if (hook == MACE_HOOK_SK_DATA_READY)
+		return mace_filter_register(tp, mace_sk_data_ready_filter,
+					    &mace_ready_hook, probe, data);
+	if (hook == MACE_HOOK_SOCK_RECV_LENGTH)
+		return mace_filter_register(tp, mace_sock_recv_length_filter,
+					    &mace_recv_hook, probe, data);
 	return tracepoint_probe_register(tp, probe, data);
 }
 
@@ -499,22 +506,12 @@ int mace_hook_unregister(enum mace_hook hook, void *probe, void *data)
 	tp = mace_tp_find(hook);
 	if (!tp)
 		return -ENOENT;
-	if (hook == MACE_HOOK_SK_DATA_READY) {
-		if (!mace_ready_hook.registered)
-			return -ENOENT;
-		/* The caller waits for running probes (mace_tp_sync()). */
-		mace_ready_hook.registered = false;
-		return tracepoint_probe_unregister(
-			tp, mace_sk_data_ready_filter, &mace_ready_hook);
-	}
-	if (hook == MACE_HOOK_SOCK_RECV_LENGTH) {
-		if (!mace_recv_hook.registered)
-			return -ENOENT;
-		/* The caller waits for running probes (mace_tp_sync()). */
-		mace_recv_hook.registered = false;
-		return tracepoint_probe_unregister(
-			tp, mace_sock_recv_length_filter, &mace_recv_hook);
-	}
+	if (hook == MACE_HOOK_SK_DATA_READY)
+		return mace_filter_unregister(tp, mace_sk_data_ready_filter,
+					      &mace_ready_hook);
+	if (hook == MACE_HOOK_SOCK_RECV_LENGTH)
+		return mace_filter_unregister(tp, mace_sock_recv_length_filter,
+					      &mace_recv_hook);
 	return tracepoint_probe_unregister(tp, probe, data);
 }
 
@@ -527,30 +524,21 @@ bool mace_socket_calls_supported(void)
 int mace_ready_ip_register(mace_packet_read_probe probe, void *data)
 {
 	struct tracepoint *tp = mace_tp_find(MACE_HOOK_SK_DATA_READY);
-	int err;
 
 	if (!tp)
 		return -ENOENT;
-	if (mace_ready_ip_hook.registered)
-		return -EBUSY;
-	mace_ready_ip_hook.probe = probe;
-	mace_ready_ip_hook.data = data;
-	err = tracepoint_probe_register(tp, mace_sk_data_ready_ip_filter,
-					&mace_ready_ip_hook);
-	mace_ready_ip_hook.registered = !err;
-	return err;
+	return mace_filter_register(tp, mace_sk_data_ready_ip_filter,
+				    &mace_ready_ip_hook, probe, data);
 }
 
 int mace_ready_ip_unregister(void)
 {
 	struct tracepoint *tp = mace_tp_find(MACE_HOOK_SK_DATA_READY);
 
-	if (!tp || !mace_ready_ip_hook.registered)
+	if (!tp)
 		return -ENOENT;
-	/* The caller waits for running probes (mace_tp_sync()). */
-	mace_ready_ip_hook.registered = false;
-	return tracepoint_probe_unregister(tp, mace_sk_data_ready_ip_filter,
-					   &mace_ready_ip_hook);
+	return mace_filter_unregister(tp, mace_sk_data_ready_ip_filter,
+				      &mace_ready_ip_hook);
 }
 
 void mace_tp_sync(void)
