@@ -155,7 +155,8 @@ impl kernel::Module for Mace {
             params.max_netns_per_user,
             params.peer_window_ms
         );
-        match ffi::SyscallHooks::of_params() {
+        // Where the probes follow sends and receives, as the capture chose.
+        match control.capture.syscall_hooks {
             ffi::SyscallHooks::SocketCalls => {
                 pr_info!("sends and receives are followed on the socket calls\n");
             }
