@@ -35,6 +35,7 @@
 #include <linux/user_namespace.h>
 #include <linux/version.h>
 #include <linux/workqueue.h>
+#include <net/hotdata.h>
 #include <net/neighbour.h>
 #include <net/net_namespace.h>
 #include <net/tcp.h>
@@ -1393,11 +1394,11 @@ enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 	return MACE_RX_STAMP_TAKEN;
 }
 
-_Bool mace_dev_has_taps(const struct net_device *dev)
-{
-	/* 6.12's takes a non-const device; it changes nothing. */
-	return dev_nit_active((struct net_device *)dev);
-}
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
+const struct list_head *const mace_global_taps;
+#else
+const struct list_head *const mace_global_taps = &net_hotdata.ptype_all;
+#endif
 
 /* Logging */
 

@@ -516,10 +516,14 @@ enum mace_rx_stamp mace_sock_rx_stamp(const struct sock *sk,
 				      const struct sk_buff *skb,
 				      unsigned long long *mono_ns);
 /**
- * Whether packet taps (packet sockets: tcpdump, libpcap) see @dev's
- * packets: dev_nit_active(). Called with RCU held.
+ * The list of the packet taps that see every device's packets (packet
+ * sockets for all protocols bound to no device), the first of the two lists
+ * dev_nit_active() looks at, which Dev::has_taps() reads inline: the
+ * kernel's one list up to 6.14 (net_hotdata's), NULL from 6.15, where each
+ * namespace has its own (struct net's ptype_all, NET_PTYPE_ALL in
+ * src/mace_offsets.c).
  */
-_Bool mace_dev_has_taps(const struct net_device *dev);
+extern const struct list_head *const mace_global_taps;
 
 /* Network namespaces. */
 

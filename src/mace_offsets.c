@@ -29,6 +29,7 @@
 #include <linux/skbuff.h>
 #include <linux/stddef.h>
 #include <linux/tcp.h>
+#include <linux/version.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
@@ -76,6 +77,18 @@ MACE_FIELD_IS(sock, __sk_common.skc_net, possible_net_t);
 #ifdef CONFIG_NET_NS
 static_assert(__same_type(((possible_net_t *)0)->net, struct net *));
 static_assert(offsetof(possible_net_t, net) == 0);
+#endif
+
+/*
+ * Dev::has_taps(): dev_nit_active()'s two lists of packet taps, the
+ * device's own and those on every device, which are the kernel's one list
+ * up to 6.14 (mace_global_taps) and the device's namespace's from 6.15
+ * (NET_TAPS); a list is empty when its head's next is the head.
+ */
+MACE_FIELD_IS(net_device, ptype_all, struct list_head);
+MACE_FIELD_IS(list_head, next, struct list_head *);
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
+MACE_FIELD_IS(net, ptype_all, struct list_head);
 #endif
 
 /*
@@ -165,6 +178,15 @@ int main(void)
 	OFFSET(DEV_ND_NET, net_device, nd_net);
 	OFFSET(SOCK_NET, sock, __sk_common.skc_net);
 	DEFINE(NET_NS, IS_ENABLED(CONFIG_NET_NS));
+	OFFSET(DEV_PTYPE_ALL, net_device, ptype_all);
+	OFFSET(LIST_HEAD_NEXT, list_head, next);
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
+	DEFINE(NET_TAPS, 1);
+	OFFSET(NET_PTYPE_ALL, net, ptype_all);
+#else
+	DEFINE(NET_TAPS, 0);
+	DEFINE(NET_PTYPE_ALL, 0);
+#endif
 
 	OFFSET(NET_GEN, net, gen);
 	OFFSET(NET_GENERIC_PTR, net_generic, ptr);

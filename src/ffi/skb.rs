@@ -479,11 +479,34 @@ impl Dev {
     }
 
     /// Whether packet taps (packet sockets: tcpdump, libpcap) see its
-    /// packets.
+    /// packets: `dev_nit_active()`, inline.
+    ///
+    /// Its two lists: the taps on every device (the kernel's, or from 6.15
+    /// the device's namespace's) and the device's own.
+    #[inline(always)]
     pub(crate) fn has_taps(&self) -> bool {
-        // SAFETY: The device is alive (type invariants), and the probe holds
-        // the RCU read lock the check needs.
-        unsafe { sys::mace_dev_has_taps(self.as_ptr()) }
+        let every: *const sys::list_head = if offs::NET_TAPS != 0 {
+            // SAFETY: The namespace is alive while its device is (type
+            // invariants); from 6.15, `NET_PTYPE_ALL` is the offset of its
+            // `ptype_all`, inside it.
+            unsafe {
+                self.net()
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(offs::NET_PTYPE_ALL)
+                    .cast()
+            }
+        } else {
+            // SAFETY: A constant of the module, set when it is built (up to
+            // 6.14: the kernel's list, a static, never null).
+            unsafe { sys::mace_global_taps }
+        };
+        // SAFETY: The device is alive (type invariants); `DEV_PTYPE_ALL` is
+        // the offset of its `ptype_all`, inside it.
+        let own = unsafe { self.as_ptr().cast::<u8>().add(offs::DEV_PTYPE_ALL).cast() };
+        // SAFETY: Both are the heads of live lists, which the probe's RCU
+        // read-side critical section lets it read, as `dev_nit_active()`.
+        unsafe { !list_empty(every) || !list_empty(own) }
     }
 
     /// Its network namespace: `dev_net()`.
@@ -499,4 +522,18 @@ impl Dev {
         // SAFETY: A device's namespace outlives the device.
         unsafe { Net::from_raw(net) }
     }
+}
+
+/// Whether the list with head `head` is empty, as `list_empty()`: its
+/// head's `next`, read once, is the head itself.
+///
+/// # Safety
+///
+/// `head` points to a live `struct list_head`.
+#[inline(always)]
+unsafe fn list_empty(head: *const sys::list_head) -> bool {
+    // SAFETY: `LIST_HEAD_NEXT` is the offset of the head's `next`, a
+    // pointer, in the live head the caller promises.
+    let next: *const sys::list_head = unsafe { read_once(head, offs::LIST_HEAD_NEXT) };
+    core::ptr::eq(next, head)
 }
