@@ -243,68 +243,57 @@ struct mace_fhook {
 	bool registered;
 };
 
-/*
- * The callbacks take ftrace's recursion guard themselves, which also
- * disables preemption until they return, as probes expect. The ops do not
- * ask ftrace for it (FTRACE_OPS_FL_RECURSION), which would put
- * ftrace_ops_assist_func() between the trampoline and the callback, and so
- * a call and a second look at the ops on every hit (about 20 instructions
- * of a send's 49 there, Documentation/evaluation.rst). A callback that
- * recurses in the same context (it cannot: no probe calls a hooked
- * function) returns at once.
- *
- * MACE_FHOOK_CALLBACK(name) defines the callback name##_func around
- * name(h, fregs), the hook's own work.
- */
-#define MACE_FHOOK_CALLBACK(name)                                             \
-	static void notrace name##_func(unsigned long ip,                      \
-					unsigned long parent_ip,               \
-					struct ftrace_ops *op,                 \
-					struct ftrace_regs *fregs)             \
-	{                                                                      \
-		int bit = ftrace_test_recursion_trylock(ip, parent_ip);        \
-									       \
-		if (bit < 0)                                                   \
-			return;                                                \
-		name(container_of(op, struct mace_fhook, ops), fregs);         \
-		ftrace_test_recursion_unlock(bit);                             \
-	}
-
 /* skb_consume_udp(sk, skb, len) */
-static __always_inline void mace_udp_hook(struct mace_fhook *h,
-					  struct ftrace_regs *fregs)
+static void notrace mace_udp_hook_func(unsigned long ip,
+				       unsigned long parent_ip,
+				       struct ftrace_ops *op,
+				       struct ftrace_regs *fregs)
 {
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
 	mace_skb_consume_udp_probe probe = h->probe;
 
 	probe(h->data, (struct sock *)ftrace_regs_get_argument(fregs, 0),
 	      (struct sk_buff *)ftrace_regs_get_argument(fregs, 1));
 }
-MACE_FHOOK_CALLBACK(mace_udp_hook)
 
 /* __neigh_event_send(neigh, skb, immediate_ok) */
-static __always_inline void mace_neigh_hook(struct mace_fhook *h,
-					    struct ftrace_regs *fregs)
+static void notrace mace_neigh_hook_func(unsigned long ip,
+					 unsigned long parent_ip,
+					 struct ftrace_ops *op,
+					 struct ftrace_regs *fregs)
 {
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
 	mace_neigh_event_send_probe probe = h->probe;
 
 	probe(h->data, (struct sk_buff *)ftrace_regs_get_argument(fregs, 1));
 }
-MACE_FHOOK_CALLBACK(mace_neigh_hook)
 
 /*
  * packet_poll(file, sock, wait) and packet_recvmsg(sock, msg, len, flags):
  * static functions of net/packet/af_packet.c, called through the packet
  * socket's proto_ops, so their types cannot be checked here; both have had
  * these arguments since 2.6.
- *
+ */
+static void mace_packet_read(struct mace_fhook *h, struct socket *sock)
+{
+	mace_packet_read_probe probe = h->probe;
+
+	if (sock && sock->sk)
+		probe(h->data, sock->sk);
+}
+
+/*
  * poll() and select() pass their poll table's queueing function in their
  * first pass over the files only (poll_wait() queues the task then), and
  * none after wakeups or for a zero timeout; epoll passes none where it
  * waits.
  */
-static __always_inline void mace_packet_poll_hook(struct mace_fhook *h,
-						  struct ftrace_regs *fregs)
+static void notrace mace_packet_poll_hook_func(unsigned long ip,
+					       unsigned long parent_ip,
+					       struct ftrace_ops *op,
+					       struct ftrace_regs *fregs)
 {
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
 	struct socket *sock = (struct socket *)ftrace_regs_get_argument(fregs, 1);
 	poll_table *wait = (poll_table *)ftrace_regs_get_argument(fregs, 2);
 	mace_packet_poll_probe probe = h->probe;
@@ -312,28 +301,27 @@ static __always_inline void mace_packet_poll_hook(struct mace_fhook *h,
 	if (sock && sock->sk)
 		probe(h->data, sock->sk, wait && wait->_qproc);
 }
-MACE_FHOOK_CALLBACK(mace_packet_poll_hook)
 
-static __always_inline void mace_packet_recvmsg_hook(struct mace_fhook *h,
-						     struct ftrace_regs *fregs)
+static void notrace mace_packet_recvmsg_hook_func(unsigned long ip,
+						  unsigned long parent_ip,
+						  struct ftrace_ops *op,
+						  struct ftrace_regs *fregs)
 {
-	struct socket *sock = (struct socket *)ftrace_regs_get_argument(fregs, 0);
-	mace_packet_read_probe probe = h->probe;
-
-	if (sock && sock->sk)
-		probe(h->data, sock->sk);
+	mace_packet_read(container_of(op, struct mace_fhook, ops),
+			 (struct socket *)ftrace_regs_get_argument(fregs, 0));
 }
-MACE_FHOOK_CALLBACK(mace_packet_recvmsg_hook)
 
 /* __consume_stateless_skb(skb) */
-static __always_inline void mace_stateless_hook(struct mace_fhook *h,
-						struct ftrace_regs *fregs)
+static void notrace mace_stateless_hook_func(unsigned long ip,
+					     unsigned long parent_ip,
+					     struct ftrace_ops *op,
+					     struct ftrace_regs *fregs)
 {
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
 	mace_consume_stateless_skb_probe probe = h->probe;
 
 	probe(h->data, (struct sk_buff *)ftrace_regs_get_argument(fregs, 0));
 }
-MACE_FHOOK_CALLBACK(mace_stateless_hook)
 
 /*
  * The send calls: the native send syscalls' entry points, where their
@@ -349,15 +337,17 @@ static const char *const mace_send_call_funcs[] = {
 	"sock_write_iter",
 };
 
-static __always_inline void mace_send_calls_hook(struct mace_fhook *h,
-						 struct ftrace_regs *fregs)
+static void notrace mace_send_calls_hook_func(unsigned long ip,
+					      unsigned long parent_ip,
+					      struct ftrace_ops *op,
+					      struct ftrace_regs *fregs)
 {
+	struct mace_fhook *h = container_of(op, struct mace_fhook, ops);
 	mace_sys_enter_probe probe = h->probe;
 	struct pt_regs *regs = task_pt_regs(current);
 
 	probe(h->data, regs, syscall_get_nr(current, regs));
 }
-MACE_FHOOK_CALLBACK(mace_send_calls_hook)
 
 static struct mace_fhook mace_fhooks[] = {
 	{ .func = mace_udp_hook_func },
@@ -423,8 +413,8 @@ static int mace_fhook_register(struct mace_fhook *h, enum mace_hook hook,
 	h->probe = probe;
 	h->data = data;
 	h->ops.func = hook_func;
-	/* No flags: the callbacks guard against recursion themselves. */
-	h->ops.flags = 0;
+	/* ftrace's recursion protection, which also disables preemption. */
+	h->ops.flags = FTRACE_OPS_FL_RECURSION;
 	err = mace_fhook_filter(h, hook);
 	if (err) {
 		ftrace_free_filter(&h->ops);
