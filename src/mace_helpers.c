@@ -8,6 +8,7 @@
  */
 
 #include <linux/capability.h>
+#include <linux/clocksource_ids.h>
 #include <linux/compat.h>
 #include <linux/cred.h>
 #include <linux/device/class.h>
@@ -1214,8 +1215,50 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq)
 	return (unsigned long)sk;
 }
 
-/* The wall clock's offset: where the timekeeper's notifier stores it. */
+/*
+ * The wall clock's offset and the clock read: where the timekeeper's
+ * notifier stores them.
+ */
 static long long *mace_real_offset;
+static struct mace_clock *mace_clock;
+
+/*
+ * Publishes @tk's clock read, or none if @tk is NULL or its clocksource is
+ * not the TSC, as raw_write_seqcount_begin() and _end() would, but for
+ * none, which leaves the count odd; one writer at a time.
+ */
+static void mace_clock_publish(const struct timekeeper *tk)
+{
+	struct mace_clock *c = mace_clock;
+	const struct tk_read_base *tkr = tk ? &tk->tkr_mono : NULL;
+	unsigned int seq;
+
+	if (!c)
+		return;
+	seq = c->seq;
+	if (!(seq & 1)) {
+		WRITE_ONCE(c->seq, ++seq);
+		smp_wmb();
+	}
+	/*
+	 * Only the TSC is read inline (its clocksources' read_tsc(), as
+	 * rdtsc_ordered(), over all 64 bits); a change of clocksource updates
+	 * the timekeeper.
+	 */
+	if (!IS_ENABLED(CONFIG_X86_64) || !tkr ||
+	    (tkr->clock->id != CSID_X86_TSC &&
+	     tkr->clock->id != CSID_X86_TSC_EARLY) ||
+	    tkr->mask != U64_MAX)
+		return;
+	c->base = ktime_to_ns(tkr->base);
+	c->cycle_last = tkr->cycle_last;
+	c->max_cycles = tkr->clock->max_cycles;
+	c->xtime_nsec = tkr->xtime_nsec;
+	c->mult = tkr->mult;
+	c->shift = tkr->shift;
+	smp_wmb();
+	WRITE_ONCE(c->seq, seq + 1);
+}
 
 static int mace_timekeeper_updated(struct notifier_block *nb,
 				   unsigned long was_set, void *priv)
@@ -1224,6 +1267,7 @@ static int mace_timekeeper_updated(struct notifier_block *nb,
 
 	/* Under the timekeeper's lock: its offs_real is the new one. */
 	WRITE_ONCE(*mace_real_offset, ktime_to_ns(tk->offs_real));
+	mace_clock_publish(tk);
 	return NOTIFY_OK;
 }
 
@@ -1231,15 +1275,18 @@ static struct notifier_block mace_timekeeper_nb = {
 	.notifier_call = mace_timekeeper_updated,
 };
 
-int mace_real_offset_register(long long *real_offset)
+int mace_real_offset_register(long long *real_offset, struct mace_clock *clock)
 {
 	mace_real_offset = real_offset;
+	mace_clock = clock;
 	return pvclock_gtod_register_notifier(&mace_timekeeper_nb);
 }
 
 void mace_real_offset_unregister(void)
 {
 	pvclock_gtod_unregister_notifier(&mace_timekeeper_nb);
+	/* The notifier has stopped (under the timekeeper's lock): no stale read. */
+	mace_clock_publish(NULL);
 }
 
 unsigned long mace_socket_fops(void)

@@ -433,14 +433,39 @@ unsigned long mace_fd_sock(unsigned long fd, unsigned long long *tcp_seq);
  */
 unsigned long mace_socket_fops(void);
 /**
+ * struct mace_clock - What ktime_get() computes CLOCK_MONOTONIC from (its
+ * timekeeper's tk_read_base), as the timekeeper last published it:
+ * base + (((tsc - cycle_last) * mult + xtime_nsec) >> shift), for a TSC
+ * delta up to max_cycles (beyond it, ktime_get() takes a slow path; the
+ * TSC's mask is all 64 bits). @seq is a sequence count
+ * (raw_write_seqcount_begin() and _end()'s): odd while the fields are
+ * written, and while none is published (the clocksource is not the TSC, or
+ * the timekeeper is not followed); a reader uses what it read only if @seq
+ * was even and has not moved meanwhile.
+ */
+struct mace_clock {
+	unsigned int seq;
+	unsigned int mult;
+	unsigned int shift;
+	unsigned long long base;
+	unsigned long long cycle_last;
+	unsigned long long max_cycles;
+	unsigned long long xtime_nsec;
+};
+/**
  * Follows the timekeeper (pvclock_gtod_register_notifier()): at each of its
  * updates, and once now, stores CLOCK_REALTIME less CLOCK_MONOTONIC (its
  * offs_real, in ns) at @real_offset with one 64-bit store, so that a
  * monotonic time is made wall-clock time with an addition, as
- * ktime_mono_to_any() makes it. 0 or an errno.
+ * ktime_mono_to_any() makes it, and publishes its clock read in @clock (if
+ * not NULL), so that CLOCK_MONOTONIC is read from the TSC without a call.
+ * 0 or an errno.
  */
-int mace_real_offset_register(long long *real_offset);
-/** Stops following the timekeeper; no store runs after it returns. */
+int mace_real_offset_register(long long *real_offset, struct mace_clock *clock);
+/**
+ * Stops following the timekeeper; no store runs after it returns but the
+ * last one, which leaves the clock read's count odd: none is published.
+ */
 void mace_real_offset_unregister(void);
 /** A number that identifies the current task while it lives. */
 unsigned long mace_current_task(void);

@@ -19,6 +19,13 @@ insmod "$KO" outer_dev=eth0 || { fail "insmod" "failed"; summary; exit 1; }
 check "the log says sends and receives are followed on the socket calls" \
 	bash -c "dmesg | grep -q 'mace: sends and receives are followed on the socket calls\$'"
 for c in c1 c2; do ip netns exec $c bash -c "echo 1 > $ON"; done
+# While capture is on, CLOCK_MONOTONIC is read from the TSC (the VMs run
+# with tsc=reliable) unless that read disagreed with ktime_get() when
+# capture began, which the log would say.
+check "the clocksource is the TSC" \
+	grep -qx 'tsc' /sys/devices/system/clocksource/clocksource0/current_clocksource
+check "the TSC read agreed with ktime_get()" \
+	bash -c "! dmesg | grep -q 'is not ktime_get()'"
 
 # drain NS: read and discard what is queued in NS.
 drain() { ip netns exec "$1" cat /dev/mace >/dev/null; }
