@@ -189,6 +189,13 @@ pub(crate) fn mono_ns() -> u64 {
     if let Some(t) = tsc_mono_ns() {
         return t;
     }
+    ktime_get_ns()
+}
+
+/// CLOCK_MONOTONIC in nanoseconds by the kernel's `ktime_get()`; callable in
+/// any context.
+#[inline(always)]
+fn ktime_get_ns() -> u64 {
     // SAFETY: No preconditions; callable in any context.
     let t = unsafe { kernel::bindings::ktime_get() };
     // CLOCK_MONOTONIC counts from boot: never negative.
@@ -267,14 +274,12 @@ fn tsc_mono_ns() -> Option<u64> {
 /// between them); true if no clock read is published (not the TSC).
 #[cfg(target_arch = "x86_64")]
 fn tsc_agrees() -> bool {
-    // SAFETY: No preconditions; callable in any context.
-    let ktime = || unsafe { kernel::bindings::ktime_get() } as u64;
     for _ in 0..3 {
-        let before = ktime();
+        let before = ktime_get_ns();
         let Some(t) = tsc_mono_ns() else {
             continue;
         };
-        let after = ktime();
+        let after = ktime_get_ns();
         if before <= t && t <= after {
             return true;
         }
