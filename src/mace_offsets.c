@@ -160,7 +160,6 @@ int main(void)
 	OFFSET(SKB_SK, sk_buff, sk);
 	OFFSET(SKB_HEAD, sk_buff, head);
 	OFFSET(SKB_DATA, sk_buff, data);
-	OFFSET(SKB_LEN, sk_buff, len);
 	OFFSET(SKB_DATA_LEN, sk_buff, data_len);
 	OFFSET(SKB_NETWORK_HEADER, sk_buff, network_header);
 	OFFSET(SKB_TAIL, sk_buff, tail);

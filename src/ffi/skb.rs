@@ -154,68 +154,65 @@ impl Skb {
     /// the linear part), those of them in the linear part with `false`, or
     /// `None` if there are none.
     ///
-    /// C's `int` arithmetic, done here in `i64` on the 32-bit values
-    /// without checking each step's conversion: the same for every socket
-    /// buffer (whose lengths fit an `int` many times over), and the bytes
-    /// are in the linear part whatever the lengths.
+    /// Computed from the linear part's end, `skb_tail_pointer()`, which is
+    /// `data + skb_headlen(skb)` in every socket buffer (the helpers that
+    /// move `data`, `tail` or `len` keep it so): the bytes from `start` on
+    /// that `skb_header_pointer()` reads in place are those up to the tail,
+    /// and the packet goes on past the tail only in page fragments
+    /// (`data_len`). This reads neither `len` nor the network header's
+    /// offset from `data`, which `skb_header_pointer()`'s own test takes.
     #[inline(always)]
     fn linear_net_bytes(&self, want: usize, from_data: bool) -> Option<(&[u8], bool)> {
         let skb = self.as_ptr();
         let head = self.head_ptr();
-        // SAFETY: The skb is alive (type invariants); `SKB_DATA` is the
-        // offset of its `data`, an `unsigned char *`.
-        let data: *const u8 = unsafe { read_once(skb, offs::SKB_DATA) };
+        // SAFETY: The skb is alive (type invariants); `SKB_TAIL` is the
+        // offset of its `tail`, a `sk_buff_data_t`, and `head` is its `head`
+        // (skb_tail_pointer()).
+        let tail = unsafe { self.data_ptr(head, offs::SKB_TAIL) };
         let start = if from_data {
-            data
+            // SAFETY: As above; `SKB_DATA` is the offset of its `data`, an
+            // `unsigned char *`.
+            unsafe { read_once::<*const u8, _>(skb, offs::SKB_DATA) }
         } else {
             // SAFETY: As above; `SKB_NETWORK_HEADER` is that of its
             // `network_header`, a `__u16`.
             let nh: u16 = unsafe { read_once(skb, offs::SKB_NETWORK_HEADER) };
-            // SAFETY: `SKB_TAIL` is the offset of its `tail`, a
-            // `sk_buff_data_t`; `head` is its `head` (skb_tail_pointer()).
-            let tail = unsafe { self.data_ptr(head, offs::SKB_TAIL) };
             // skb_network_header(). A fresh skb's network header is 0 (the
             // head): not set.
-            let net = head.wrapping_add(usize::from(nh));
-            if nh == 0 || net as usize >= tail as usize {
+            if nh == 0 {
                 return Some((&[], true));
             }
-            net
+            head.wrapping_add(usize::from(nh))
         };
-        // skb_network_offset() (0 from the data), an `int` in C: any other
-        // is left to C. (Addresses by casts: `addr()` is newer than 6.12's
-        // minimum Rust.)
-        let off = i64::from(i32::try_from((start as isize).wrapping_sub(data as isize)).ok()?);
-        // SAFETY: As above; `SKB_LEN` is the offset of its `len`, an
-        // `unsigned int`.
-        let len = i64::from(unsafe { read_once::<u32, _>(skb, offs::SKB_LEN) });
-        // SAFETY: As above; `SKB_DATA_LEN` is that of its `data_len`, an
-        // `unsigned int`.
-        let data_len = i64::from(unsafe { read_once::<u32, _>(skb, offs::SKB_DATA_LEN) });
-        // Of 32-bit values: the differences below never wrap.
-        // `skb->len - off`: none left from there.
-        let avail = len.wrapping_sub(off);
-        if avail <= 0 {
-            return Some((&[], true));
+        // The bytes from `start` to the tail (addresses by casts: `addr()`
+        // is newer than 6.12's minimum Rust). None left there: the network
+        // header is past the linear data, or the packet is empty.
+        let room = (tail as usize).saturating_sub(start as usize);
+        if room >= want {
+            // The common case: a header in the linear part.
+            // SAFETY: `start` is the skb's `data` or `head + network_header`,
+            // at or after `head`, and `want <= room` bytes from it end at or
+            // before its tail, inside its data buffer, which lives as long
+            // as the skb (type invariants: at least as long as `&self`).
+            return Some((unsafe { core::slice::from_raw_parts(start, want) }, true));
         }
-        // At most `want` (which no packet header exceeds by far).
-        let n = avail.min(i64::try_from(want).unwrap_or(i64::MAX));
-        // skb_header_pointer()'s fast path: in place if
-        // `skb_headlen(skb) - off >= n`; else only the `room` bytes up to
-        // the end of the linear part.
-        let room = len.wrapping_sub(data_len).wrapping_sub(off);
-        let all = room >= n;
-        let n = if all { n } else { room };
-        let Ok(n @ 1..) = usize::try_from(n) else {
-            return if all { Some((&[], true)) } else { None };
-        };
-        // SAFETY: `start` is `data + off`, at or after `head` (it is `data`
-        // or `head + network_header`), and `0 < n <= room`, so
-        // `off + n <= skb_headlen(skb)`, computed exactly: the `n` bytes
-        // end at or before `data + skb_headlen(skb)`, the tail of the
-        // skb's linear data, inside its data buffer, which lives as long
-        // as the skb (type invariants: at least as long as `&self`).
-        Some((unsafe { core::slice::from_raw_parts(start, n) }, all))
+        // SAFETY: As above; `SKB_DATA_LEN` is the offset of its `data_len`,
+        // an `unsigned int`.
+        let data_len: u32 = unsafe { read_once(skb, offs::SKB_DATA_LEN) };
+        // Fewer than `want` bytes to the tail: the whole rest of the packet
+        // if it has no page fragments, else the part of it in place.
+        let all = data_len == 0;
+        if room == 0 {
+            // A network header at or past the tail is none (as C decides);
+            // a packet all in page fragments is copied.
+            return if all || !from_data {
+                Some((&[], true))
+            } else {
+                None
+            };
+        }
+        // SAFETY: As above, with `room` bytes, which end at the tail.
+        Some((unsafe { core::slice::from_raw_parts(start, room) }, all))
     }
 
     /// [`Self::net_bytes`] by `mace_skb_net_bytes()`: bytes it copies into
