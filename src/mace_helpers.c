@@ -242,6 +242,8 @@ struct mace_fhook {
 	void *probe;
 	void *data;
 	bool registered;
+	/* Registered as a direct call (mace_send_calls_tramp). */
+	bool direct;
 };
 
 /* skb_consume_udp(sk, skb, len) */
@@ -329,7 +331,9 @@ static void notrace mace_stateless_hook_func(unsigned long ip,
  * registers are the first argument, and sock_write_iter(), where write(2)
  * and writev(2) on a socket (and other callers, whose syscalls are no sends)
  * reach it. The probe gets what sys_enter's gets: the task's registers and
- * its syscall's number.
+ * its syscall's number. Each takes at most two arguments, all that
+ * mace_send_calls_tramp keeps: a syscall's entry point its registers, and
+ * sock_write_iter() a write_iter file operation's two.
  */
 static const char *const mace_send_call_funcs[] = {
 	"__x64_sys_sendto",
@@ -380,6 +384,65 @@ static struct mace_fhook *mace_fhook_of(enum mace_hook hook)
 	}
 }
 
+/*
+ * The send calls as a direct call of the function tracer
+ * (register_ftrace_direct()): while no other ftrace_ops is on them, their
+ * call sites call mace_send_calls_tramp itself, instead of a trampoline of
+ * the tracer that calls ftrace_ops_assist_func(), which calls the
+ * callback. Every send syscall of the machine pays for this hook.
+ *
+ * The trampoline runs at the entry of a hooked function, where only its
+ * argument registers are live: it keeps the two that the send calls take
+ * (%rdi, %rsi; see mace_send_call_funcs) and calls
+ * mace_send_calls_direct(), which does what the assist did for the
+ * callback (no preemption, which is also the RCU read-side section the
+ * probe needs) and what the callback does. The probe calls none of the
+ * hooked functions: it needs no recursion guard. Unregistering the ops
+ * waits until no task runs in either (the ops is a module's, so ftrace
+ * synchronizes with RCU tasks before it returns).
+ */
+#if MACE_SEND_CALLS_SUPPORTED && \
+	defined(CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS)
+#define MACE_SEND_CALLS_DIRECT 1
+
+#include <asm/ibt.h>
+#include <asm/linkage.h>
+#include <asm/nospec-branch.h>
+
+void mace_send_calls_tramp(void);
+
+static void notrace __used mace_send_calls_direct(void)
+{
+	struct mace_fhook *h = &mace_fhooks[5];
+	mace_sys_enter_probe probe = h->probe;
+	struct pt_regs *regs = task_pt_regs(current);
+
+	preempt_disable_notrace();
+	probe(h->data, regs, syscall_get_nr(current, regs));
+	preempt_enable_notrace();
+}
+
+asm(".pushsection .text, \"ax\", @progbits\n"
+    ".type mace_send_calls_tramp, @function\n"
+    ".globl mace_send_calls_tramp\n"
+    "mace_send_calls_tramp:\n"
+    ASM_ENDBR
+    "pushq %rbp\n"
+    "movq %rsp, %rbp\n"
+    CALL_DEPTH_ACCOUNT
+    "pushq %rdi\n"
+    "pushq %rsi\n"
+    "call mace_send_calls_direct\n"
+    "popq %rsi\n"
+    "popq %rdi\n"
+    "leave\n"
+    ASM_RET
+    ".size mace_send_calls_tramp, .-mace_send_calls_tramp\n"
+    ".popsection\n");
+#else
+#define MACE_SEND_CALLS_DIRECT 0
+#endif
+
 /* The functions @hook's ftrace_ops is on: its name's, or the send calls. */
 static int mace_fhook_filter(struct mace_fhook *h, enum mace_hook hook)
 {
@@ -413,6 +476,28 @@ static int mace_fhook_register(struct mace_fhook *h, enum mace_hook hook,
 	memset(&h->ops, 0, sizeof(h->ops));
 	h->probe = probe;
 	h->data = data;
+	h->direct = false;
+#if MACE_SEND_CALLS_DIRECT
+	if (hook == MACE_HOOK_SEND_CALLS) {
+		err = mace_fhook_filter(h, hook);
+		if (!err)
+			err = register_ftrace_direct(
+				&h->ops, (unsigned long)mace_send_calls_tramp);
+		if (!err) {
+			h->direct = true;
+			h->registered = true;
+			return 0;
+		}
+		/*
+		 * Another direct call (a BPF trampoline) on a send call, for
+		 * one: the callback list, as without direct calls.
+		 */
+		pr_info("mace: send calls: no direct call (error %d), the function tracer's callback instead\n",
+			err);
+		ftrace_free_filter(&h->ops);
+		memset(&h->ops, 0, sizeof(h->ops));
+	}
+#endif
 	h->ops.func = hook_func;
 	/* ftrace's recursion protection, which also disables preemption. */
 	h->ops.flags = FTRACE_OPS_FL_RECURSION;
@@ -436,6 +521,16 @@ static int mace_fhook_unregister(struct mace_fhook *h)
 
 	if (!h->registered)
 		return -ENOENT;
+#if MACE_SEND_CALLS_DIRECT
+	if (h->direct) {
+		/* Waits until no task runs the trampoline; frees the filter. */
+		err = unregister_ftrace_direct(
+			&h->ops, (unsigned long)mace_send_calls_tramp, true);
+		h->registered = false;
+		h->direct = false;
+		return err;
+	}
+#endif
 	/* Waits until no callback runs any more. */
 	err = unregister_ftrace_function(&h->ops);
 	ftrace_free_filter(&h->ops);

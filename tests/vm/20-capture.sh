@@ -18,7 +18,22 @@ insmod "$KO" outer_dev=eth0 || { fail "insmod" "failed"; summary; exit 1; }
 # (at the end of this suite).
 check "the log says sends and receives are followed on the socket calls" \
 	bash -c "dmesg | grep -q 'mace: sends and receives are followed on the socket calls\$'"
+# Both have direct calls in the function tracer: once capture is on, the
+# send calls' call sites call mace's trampoline itself (enabled_functions
+# shows it as their direct call), and the log says nothing of a fallback.
+TRACEFS=/sys/kernel/tracing
+[[ -e $TRACEFS/enabled_functions ]] || mount -t tracefs nodev "$TRACEFS"
+# sendto_direct: whether enabled_functions gives __x64_sys_sendto (a line of
+# its own) mace's trampoline as its direct call (on a line below it).
+sendto_direct() {
+	awk '/^[^\t]/ { f = ($1 == "__x64_sys_sendto") }
+	     f && /direct-->mace_send_calls_tramp/ { ok = 1 }
+	     END { exit !ok }' $TRACEFS/enabled_functions
+}
 for c in c1 c2; do ip netns exec $c bash -c "echo 1 > $ON"; done
+check "the send calls are a direct call of mace's trampoline" sendto_direct
+check "the log names no fallback from the direct call" \
+	bash -c "! dmesg | grep -q 'send calls: no direct call'"
 # While capture is on, CLOCK_MONOTONIC is read from the TSC (the VMs run
 # with tsc=reliable) unless that read disagreed with ktime_get() when
 # capture began, which the log would say.
@@ -138,6 +153,18 @@ run_ping "ICMPv4 raw socket" c1 "$REMOTE4"
 run_ping "ICMPv6 raw socket" c1 "$REMOTE6"
 CLOCK=kernel run_ping "ICMPv4 raw socket, kernel timestamps" c1 "$REMOTE4"
 CLOCK=kernel run_ping "ICMPv6 raw socket, kernel timestamps" c1 "$REMOTE6"
+# The function tracer on the same send call: its call site then goes
+# through ftrace's callback list, which calls the tracer and jumps to
+# mace's trampoline on its way back. Both still see every send.
+echo __x64_sys_sendto >$TRACEFS/set_ftrace_filter
+echo function >$TRACEFS/current_tracer
+echo >$TRACEFS/trace
+run_ping "ICMPv4 raw socket, the function tracer on sendto too" c1 "$REMOTE4"
+check "the function tracer saw the sends" \
+	bash -c "((\$(grep -c __x64_sys_sendto $TRACEFS/trace) >= $N))"
+echo nop >$TRACEFS/current_tracer
+echo >$TRACEFS/set_ftrace_filter
+check "the send calls are a direct call again once the tracer is off" sendto_direct
 ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 check "ping in c1 now uses a ping socket" test "$(socktype c1 "$REMOTE4")" = SOCK_DGRAM
 run_ping "ICMPv4 ping socket" c1 "$REMOTE4"
@@ -635,5 +662,7 @@ sleep 1
 check "rmmod again during traffic" rmmod mace
 kill %1 %2 %3 %4 %5 %6 2>/dev/null
 wait 2>/dev/null
+check "no send call keeps a direct call after rmmod" \
+	bash -c "! grep -q mace_send_calls_tramp $TRACEFS/enabled_functions"
 
 summary
