@@ -77,6 +77,14 @@ impl<const V: usize> Default for Slot<V> {
     }
 }
 
+/// A set of [`WAYS`] slots: the slots a buffer's address picks.
+pub type Set<const V: usize = 1> = [Slot<V>; WAYS];
+
+/// An empty set.
+pub const fn empty_set<const V: usize>() -> Set<V> {
+    [const { Slot::new() }; WAYS]
+}
+
 /// The tag of an empty slot.
 const EMPTY: u64 = 0;
 
@@ -106,18 +114,17 @@ pub enum Put<const V: usize = 1> {
     Busy,
 }
 
-/// A set-associative array of stamps over the slots in `S`, `V` words
-/// each.
+/// A set-associative array of stamps over the sets of slots in `S`, `V`
+/// words each.
 ///
 /// # Invariants
 ///
-/// `slots.len()` is a power of two, at least [`WAYS`]; `mask ==
-/// slots.len() / WAYS - 1` (the number of sets less one).
+/// `sets.len()` is a power of two; `mask == sets.len() - 1`.
 pub struct Stamps<S, const V: usize = 1>
 where
-    S: Deref<Target = [Slot<V>]>,
+    S: Deref<Target = [Set<V>]>,
 {
-    slots: S,
+    sets: S,
     mask: u64,
 }
 
@@ -130,37 +137,56 @@ fn mix(addr: u64) -> u64 {
 
 impl<S, const V: usize> Stamps<S, V>
 where
-    S: Deref<Target = [Slot<V>]>,
+    S: Deref<Target = [Set<V>]>,
 {
-    /// An array over `slots` (a power of two of them, at least [`WAYS`],
-    /// or they are given back), all empty.
-    pub fn new(slots: S) -> Result<Self, S> {
-        let n = slots.len();
-        if !n.is_power_of_two() || n < WAYS {
-            return Err(slots);
+    /// An array over `sets` (a power of two of them, or they are given
+    /// back), all empty.
+    pub fn new(sets: S) -> Result<Self, S> {
+        let n = sets.len();
+        if !n.is_power_of_two() {
+            return Err(sets);
         }
         // INVARIANT: checked just above.
         Ok(Self {
-            mask: (n / WAYS) as u64 - 1,
-            slots,
+            mask: n as u64 - 1,
+            sets,
         })
     }
 
     /// How many stamps the array holds.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.sets.len().saturating_mul(WAYS)
+    }
+
+    /// The set of the socket buffer at `addr`, and the hash of the address
+    /// ([`Self::tag`]). One bounds check: a set is an array of its own.
+    #[inline(always)]
+    fn set_of(&self, addr: u64) -> Option<(&Set<V>, u64)> {
+        let h = mix(addr);
+        // The mask keeps the index below the number of sets, a `usize`.
+        Some((self.sets.get((h & self.mask) as usize)?, h))
+    }
+
+    /// The tag of a packet with fingerprint `fp` in the buffer whose
+    /// address hashes to `h`: its upper half from the address (bit 63
+    /// clear: never the writer's mark), its lower half from the
+    /// fingerprint; never empty.
+    #[inline(always)]
+    fn tag(h: u64, fp: u64) -> u64 {
+        let tag = (h >> 33) << 32 | (fp ^ fp >> 32) & 0xffff_ffff;
+        if tag == EMPTY {
+            1
+        } else {
+            tag
+        }
     }
 
     /// The set of the socket buffer at `addr`, and the tag of a packet with
-    /// fingerprint `fp` in it: its upper half from the address (bit 63
-    /// clear: never the writer's mark), its lower half from the
-    /// fingerprint; never empty.
-    fn set(&self, addr: u64, fp: u64) -> Option<(&[Slot<V>], u64)> {
-        let h = mix(addr);
-        let first = usize::try_from(h & self.mask).ok()?.checked_mul(WAYS)?;
-        let set = self.slots.get(first..first.checked_add(WAYS)?)?;
-        let tag = (h >> 33) << 32 | (fp ^ fp >> 32) & 0xffff_ffff;
-        Some((set, if tag == EMPTY { 1 } else { tag }))
+    /// fingerprint `fp` in it ([`Self::tag`]).
+    #[inline(always)]
+    fn set(&self, addr: u64, fp: u64) -> Option<(&Set<V>, u64)> {
+        let (set, h) = self.set_of(addr)?;
+        Some((set, Self::tag(h, fp)))
     }
 
     /// Stamps the packet with fingerprint `fp` in the buffer at `addr` with
@@ -261,11 +287,12 @@ where
         addr: u64,
         fp: impl FnOnce() -> Option<u64>,
     ) -> Option<([u64; V], bool)> {
-        let (set, any) = self.set(addr, 0)?;
+        let (set, h) = self.set_of(addr)?;
+        let any = Self::tag(h, 0);
         if !set.iter().any(|s| of_buffer(s, any)) {
             return None;
         }
-        let (_, tag) = self.set(addr, fp()?)?;
+        let tag = Self::tag(h, fp()?);
         // This packet's stamp, else the buffer's leftover (a buffer may
         // hold two stamps: [`Self::put_sole_value`] takes the first slot
         // that is empty or the buffer's).
@@ -301,20 +328,23 @@ where
     }
 
     /// How many of the slots from `first`, at most `n` of them, hold a
-    /// stamp (or a writer), read without claiming them.
+    /// stamp (or a writer), read without claiming them. Slot `i` is slot
+    /// `i % WAYS` of set `i / WAYS`.
     pub fn occupancy_of(&self, first: usize, n: usize) -> usize {
-        let end = first.saturating_add(n).min(self.slots.len());
-        self.slots.get(first..end).map_or(0, |s| {
-            s.iter()
-                .filter(|s| s.tag.load(Ordering::Relaxed) != EMPTY)
-                .count()
-        })
+        let end = first.saturating_add(n).min(self.capacity());
+        let sets = self.sets.get(first / WAYS..end.div_ceil(WAYS));
+        sets.into_iter()
+            .flatten()
+            .flatten()
+            .zip((first / WAYS).saturating_mul(WAYS)..)
+            .filter(|(s, i)| (first..end).contains(i) && s.tag.load(Ordering::Relaxed) != EMPTY)
+            .count()
     }
 }
 
 impl<S> Stamps<S>
 where
-    S: Deref<Target = [Slot]>,
+    S: Deref<Target = [Set]>,
 {
     /// Stamps the packet with fingerprint `fp` in the buffer at `addr` as
     /// arrived at `time`, beside the buffer's other stamps
@@ -355,7 +385,7 @@ fn of_buffer<const V: usize>(slot: &Slot<V>, tag: u64) -> bool {
 /// oldest stamp; none while writers hold all of them.
 #[inline(always)]
 fn victim<const SOLE: bool, const V: usize>(
-    set: &[Slot<V>],
+    set: &Set<V>,
     tag: u64,
     time: u64,
 ) -> Option<(&Slot<V>, u64)> {

@@ -62,7 +62,7 @@ use crate::ffi::{cpu, mono_ns, nr_cpu_ids, task};
 use crate::netns::NetState;
 use crate::packet::Side;
 use crate::record::{Direction, Segments};
-use crate::stamps::{Slot as StampSlot, Stamps};
+use crate::stamps::{empty_set, Set as StampSet, Stamps, WAYS};
 use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
@@ -106,12 +106,12 @@ impl Waypoint {
 /// The slots of the waypoints' stamps: a type of their own, so that the
 /// arrival stamps' code is not shared with (and stays inlined in) the
 /// probes that do not break down.
-pub(crate) struct WaypointSlots(KVVec<StampSlot>);
+pub(crate) struct WaypointSlots(KVVec<StampSet>);
 
 impl Deref for WaypointSlots {
-    type Target = [StampSlot];
+    type Target = [StampSet];
 
-    fn deref(&self) -> &[StampSlot] {
+    fn deref(&self) -> &[StampSet] {
         &self.0
     }
 }
@@ -137,7 +137,10 @@ pub(crate) struct WaypointStamps {
 impl WaypointStamps {
     /// Stamps for `n` slots (a power of two) and every possible CPU.
     fn new(n: usize) -> Result<Self> {
-        let slots = WaypointSlots(super::filled(n, StampSlot::new)?);
+        if n < WAYS {
+            return Err(EINVAL);
+        }
+        let slots = WaypointSlots(super::filled(n / WAYS, empty_set)?);
         Ok(Self {
             stamps: Stamps::new(slots).map_err(|_| EINVAL)?,
             cpus: super::filled(nr_cpu_ids(), CpuSlot::default)?,

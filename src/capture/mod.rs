@@ -67,7 +67,7 @@ use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::params::Params;
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::peers::{Peers, PEER_SLOTS};
-use crate::stamps::{Slot as StampSlot, Stamps};
+use crate::stamps::{empty_set, Set as StampSet, Stamps, WAYS};
 
 use crate::table::{Bucket, BucketLock, Insert, Look, Table, Take};
 use core::mem::MaybeUninit;
@@ -103,11 +103,15 @@ fn new_table<const D: usize>(buckets: usize, max_age: u64) -> Result<KTable<D>> 
 }
 
 /// An array of stamps of `V` words in mace in the kernel.
-pub(crate) type KStamps<const V: usize> = Stamps<KVVec<StampSlot<V>>, V>;
+pub(crate) type KStamps<const V: usize> = Stamps<KVVec<StampSet<V>>, V>;
 
-/// Allocates an array of `n` stamps (a power of two) of `V` words.
+/// Allocates an array of `n` stamps (a power of two, at least a set's) of
+/// `V` words.
 fn new_stamps<const V: usize>(n: usize) -> Result<KStamps<V>> {
-    Stamps::new(filled(n, StampSlot::new)?).map_err(|_| EINVAL)
+    if n < WAYS {
+        return Err(EINVAL);
+    }
+    Stamps::new(filled(n / WAYS, empty_set)?).map_err(|_| EINVAL)
 }
 
 /// A vector of `n` values that `make` gives, allocated at load.

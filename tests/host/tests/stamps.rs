@@ -2,16 +2,16 @@
 //! packets, senders) and of the packet fingerprint they use.
 
 use mace_core::packet::{fingerprint, Side};
-use mace_core::stamps::{Put, Slot, Stamps, WAYS};
+use mace_core::stamps::{empty_set, Put, Set, Stamps, WAYS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-type S = Stamps<Vec<Slot>>;
+type S = Stamps<Vec<Set>>;
 
-/// An array of `n` empty stamps of `V` words.
-fn stamps_of<const V: usize>(n: usize) -> Stamps<Vec<Slot<V>>, V> {
-    Stamps::new((0..n).map(|_| Slot::new()).collect())
+/// An array of `n` empty stamps (`n / WAYS` sets) of `V` words.
+fn stamps_of<const V: usize>(n: usize) -> Stamps<Vec<Set<V>>, V> {
+    Stamps::new((0..n / WAYS).map(|_| empty_set()).collect())
         .ok()
         .expect("power of two")
 }
@@ -28,9 +28,9 @@ fn fill<const V: usize>(put: impl Fn(u64, u64) -> Put<V>) {
 }
 
 #[test]
-fn rejects_sizes_that_are_not_powers_of_two_or_below_a_set() {
-    for n in [0, 2, 3, 12] {
-        let v: Vec<Slot> = (0..n).map(|_| Slot::new()).collect();
+fn rejects_numbers_of_sets_that_are_not_powers_of_two() {
+    for n in [0, 3, 6, 12] {
+        let v: Vec<Set> = (0..n).map(|_| empty_set()).collect();
         assert!(Stamps::new(v).is_err(), "{n}");
     }
     assert_eq!(WAYS, 4);
@@ -127,7 +127,7 @@ fn put_keeps_several_stamps_of_one_buffer() {
 }
 
 /// An array of stamps with a second word of value (a packet id).
-type S2 = Stamps<Vec<Slot<2>>, 2>;
+type S2 = Stamps<Vec<Set<2>>, 2>;
 
 fn stamps2(n: usize) -> S2 {
     stamps_of(n)
@@ -262,6 +262,30 @@ fn occupancy_counts_the_stamps_in_a_range_of_slots() {
 }
 
 #[test]
+fn occupancy_of_ranges_that_cut_through_sets() {
+    let s = stamps(16);
+    // Two buffers of one set, four of another: whichever sets they hash
+    // to, single slots count each stamp once.
+    for fp in 0..2u64 {
+        s.put_value(0x100, fp, &[fp]);
+    }
+    for fp in 0..4u64 {
+        s.put_value(0x200, fp, &[fp]);
+    }
+    let single: Vec<usize> = (0..16).map(|i| s.occupancy_of(i, 1)).collect();
+    assert!(single.iter().all(|&n| n <= 1), "{single:?}");
+    assert_eq!(single.iter().sum::<usize>(), s.occupancy_of(0, 16));
+    assert_eq!(s.occupancy_of(0, 16), 6);
+    // Any range counts the stamps of the slots in it, no more.
+    for first in 0..=16 {
+        for n in 0..=16 - first {
+            let want: usize = single.get(first..first + n).unwrap().iter().sum();
+            assert_eq!(s.occupancy_of(first, n), want, "{first} {n}");
+        }
+    }
+}
+
+#[test]
 fn a_tag_keeps_the_xor_of_the_fingerprints_halves() {
     // What a caller that mixes constants into fingerprints must know (the
     // breakdown's waypoints): two fingerprints whose halves XOR alike are
@@ -313,7 +337,7 @@ fn concurrent_two_word_stamps_are_never_torn() {
 /// whatever they get, with the fingerprint they ask for, is what was
 /// stamped with it, whole.
 fn race<const V: usize>(
-    put: fn(&Stamps<Vec<Slot<V>>, V>, u64, u64, &[u64; V]) -> Put<V>,
+    put: fn(&Stamps<Vec<Set<V>>, V>, u64, u64, &[u64; V]) -> Put<V>,
     words: fn(u64) -> [u64; V],
 ) {
     let s = Arc::new(stamps_of::<V>(64));
