@@ -234,15 +234,21 @@ where
             return Put::Busy;
         };
         fence(Ordering::Release);
+        let put = |slot: &Slot<V>| {
+            for (w, v) in slot.value.iter().zip(value) {
+                w.store(*v, Ordering::Relaxed);
+            }
+            slot.tag.store(tag, Ordering::Release);
+        };
+        if old == EMPTY {
+            // Nothing to give back: the words of an empty slot are not read.
+            put(slot);
+            return Put::Empty;
+        }
         let was =
             core::array::from_fn(|i| slot.value.get(i).map_or(0, |w| w.load(Ordering::Relaxed)));
-        for (w, v) in slot.value.iter().zip(value) {
-            w.store(*v, Ordering::Relaxed);
-        }
-        slot.tag.store(tag, Ordering::Release);
-        if old == EMPTY {
-            Put::Empty
-        } else if SOLE && same_buffer(old, tag) {
+        put(slot);
+        if SOLE && same_buffer(old, tag) {
             Put::Superseded(was)
         } else {
             Put::Replaced(was)

@@ -810,7 +810,7 @@ impl Capture {
             return self.pending_lost(cx, f.ns, 1);
         }
         if let Some(owner) = self.pending_owner(cx, state, f.ns) {
-            self.recv_exited(cx, owner, core::slice::from_ref(&f.packet), ret, now);
+            self.pending_exited(cx, owner, f.packet, ret, now);
         }
     }
 
@@ -827,26 +827,33 @@ impl Capture {
         ret: i64,
         now: u64,
     ) {
-        let c = &state.counters;
         for p in pending {
-            sub(&c.ingress_pending, 1);
-            if ret <= 0 || p.end == 0 && !self.fresh(p.t_rx, now) {
-                bump(&c.ingress_unreported);
-                continue;
-            }
-            // The window ends at the reader's kernel timestamp, or now.
-            let (end, counter) = match p.end {
-                0 => (now, &c.ingress_end_syscall),
-                end => (end, &c.ingress_end_stamp),
-            };
-            let reported = if state.breakdown() {
-                self.delivered_segmented(cx, state, p, end)
-            } else {
-                state.report(cx, Direction::Ingress, p.t_rx, end, p.pktid)
-            };
-            if reported {
-                bump(counter);
-            }
+            self.pending_exited(cx, state, *p, ret, now);
+        }
+    }
+
+    /// [`Self::recv_exited`] for one packet `p`, taken by value: the
+    /// syscall's latest packet, a stamp's words, is not written to the
+    /// stack to be read back as a slice.
+    #[inline(always)]
+    fn pending_exited(&self, cx: &ProbeCx<'_>, state: &NetState, p: Pending, ret: i64, now: u64) {
+        let c = &state.counters;
+        sub(&c.ingress_pending, 1);
+        if ret <= 0 || p.end == 0 && !self.fresh(p.t_rx, now) {
+            return bump(&c.ingress_unreported);
+        }
+        // The window ends at the reader's kernel timestamp, or now.
+        let (end, counter) = match p.end {
+            0 => (now, &c.ingress_end_syscall),
+            end => (end, &c.ingress_end_stamp),
+        };
+        let reported = if state.breakdown() {
+            self.delivered_segmented(cx, state, &p, end)
+        } else {
+            state.report(cx, Direction::Ingress, p.t_rx, end, p.pktid)
+        };
+        if reported {
+            bump(counter);
         }
     }
 }

@@ -290,6 +290,8 @@ pub(crate) struct Capture {
     tap_grace: u64,
     /// How long an entry of a table lives (ns).
     max_age: u64,
+    /// Twice `max_age`: what [`Self::fresh`] compares with.
+    max_age_span: u64,
     /// Whether the probes see packet sockets' readers (`packet_poll()` and
     /// `packet_recvmsg()` are hooked): else `tap_end` `read` works as
     /// `stamp`.
@@ -341,6 +343,7 @@ impl Capture {
             // Well before the entry expires.
             tap_grace: (max_age / 2).min(TAP_GRACE_NS),
             max_age,
+            max_age_span: max_age.saturating_mul(2),
             sees_packet_readers: AtomicBool::new(false),
             syscall_hooks: SyscallHooks::of_params(),
             self_cost: params.self_cost,
@@ -368,7 +371,10 @@ impl Capture {
     /// `now`; signed: one dated on another CPU just after this one read its
     /// clock is a little younger than 0.
     fn fresh(&self, t: u64, now: u64) -> bool {
-        (now.wrapping_sub(t) as i64).unsigned_abs() <= self.max_age
+        // |now - t| <= max_age, as one comparison: the difference moved up
+        // by max_age lies in 0..=2 * max_age exactly then (max_age is at
+        // most 60 s in ns, far from wrapping).
+        now.wrapping_sub(t).wrapping_add(self.max_age) <= self.max_age_span
     }
 
     /// Whether `dev` is an outer device: a configured one of the initial

@@ -114,7 +114,6 @@ impl Hook {
         Hook::SockRecvLength,
     ];
 
-    /// The hook's position in [`Hook::ALL`].
     /// Whether mace works without this hook: without `packet_poll()`,
     /// `packet_recvmsg()` (a kernel with `CONFIG_PACKET=m`) or
     /// `sk_data_ready` (before 6.3) it does not see packet sockets' readers,
@@ -126,6 +125,7 @@ impl Hook {
         )
     }
 
+    /// The hook's position in [`Hook::ALL`].
     pub(crate) fn index(self) -> usize {
         self as usize
     }
