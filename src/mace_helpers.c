@@ -21,6 +21,7 @@
 #include <linux/pvclock_gtod.h>
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
+#include <linux/percpu.h>
 #include <linux/net.h>
 #include <linux/poll.h>
 #include <linux/ratelimit.h>
@@ -1441,6 +1442,40 @@ void mace_percpu_addrs(unsigned long *current_task_addr,
 	*current_task_addr = 0;
 	*preempt_count_addr = 0;
 #endif
+}
+
+unsigned long mace_alloc_percpu(unsigned long size)
+{
+	return (unsigned long)__alloc_percpu(size, 8);
+}
+
+void mace_free_percpu(unsigned long addr)
+{
+	free_percpu((void __percpu *)addr);
+}
+
+void *mace_this_cpu_ptr(unsigned long addr)
+{
+	return this_cpu_ptr((void __percpu *)addr);
+}
+
+unsigned long mace_this_cpu_off_addr(void)
+{
+#ifdef CONFIG_X86_64
+	return (unsigned long)&this_cpu_off;
+#else
+	return 0;
+#endif
+}
+
+void mace_preempt_disable(void)
+{
+	preempt_disable_notrace();
+}
+
+void mace_preempt_enable(void)
+{
+	preempt_enable_notrace();
 }
 
 unsigned int mace_preempt_count(void)

@@ -484,6 +484,26 @@ unsigned int mace_nr_cpu_ids(void);
  */
 void mace_percpu_addrs(unsigned long *current_task,
 		       unsigned long *preempt_count);
+/**
+ * Allocates @size bytes per CPU, zeroed, aligned to 8 bytes: the per-CPU
+ * address (what a %gs-relative access reaches this CPU's copy at on
+ * x86_64, what mace_this_cpu_ptr() takes elsewhere), or 0. Process context.
+ */
+unsigned long mace_alloc_percpu(unsigned long size);
+/** Frees what mace_alloc_percpu() returned (0: nothing). */
+void mace_free_percpu(unsigned long addr);
+/** This CPU's copy of the per-CPU allocation @addr (this_cpu_ptr()). */
+void *mace_this_cpu_ptr(unsigned long addr);
+/**
+ * The per-CPU address of this_cpu_off, what this_cpu_ptr() adds to a
+ * per-CPU address (a %gs-relative load reads this CPU's), on x86_64; 0 on
+ * others.
+ */
+unsigned long mace_this_cpu_off_addr(void);
+/** preempt_disable_notrace(): a probe that may be preempted pins its CPU. */
+void mace_preempt_disable(void);
+/** preempt_enable_notrace(), after mace_preempt_disable(). */
+void mace_preempt_enable(void);
 /** preempt_count(), to check an inline read of it against. */
 unsigned int mace_preempt_count(void);
 /** task_pt_regs(current), to check an inline computation of it against. */

@@ -34,7 +34,7 @@
 //! packet, entry, table,     core-only logic, also compiled and tested
 //! fifo, ring, record, hist, on the host (tests/host)
 //! counters, parse, params,
-//! text
+//! cpuslot, text
 //! ```
 
 #![deny(unsafe_code)]
@@ -58,6 +58,8 @@ mod ffi;
 // which its `pub` items are the public API.
 #[allow(unreachable_pub)]
 mod counters;
+#[allow(unreachable_pub)]
+mod cpuslot;
 #[allow(unreachable_pub)]
 mod entry;
 #[allow(unreachable_pub)]

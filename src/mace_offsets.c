@@ -101,6 +101,12 @@ MACE_FIELD_IS(task_struct, nsproxy, struct nsproxy *);
 MACE_FIELD_IS(nsproxy, net_ns, struct net *);
 MACE_FIELD_IS(task_struct, pid, pid_t);
 static_assert(sizeof(pid_t) == sizeof(int));
+/*
+ * The current task's migrations (src/ffi/task.rs, current_migrations()):
+ * set_task_cpu() counts each move to another CPU there, whatever the
+ * task's scheduling class.
+ */
+MACE_FIELD_IS(task_struct, se.nr_migrations, u64);
 #ifdef CONFIG_X86_64
 MACE_FIELD_IS(task_struct, thread_info.status, u32);
 MACE_FIELD_IS(pt_regs, orig_ax, unsigned long);
@@ -216,6 +222,7 @@ int main(void)
 	OFFSET(TASK_NSPROXY, task_struct, nsproxy);
 	OFFSET(NSPROXY_NET_NS, nsproxy, net_ns);
 	OFFSET(TASK_PID, task_struct, pid);
+	OFFSET(TASK_NR_MIGRATIONS, task_struct, se.nr_migrations);
 	/* in_task(): the preempt count's bits, and PREEMPT_RT's own softirq count. */
 #ifdef CONFIG_PREEMPT_RT
 	DEFINE(IN_TASK_PREEMPT_MASK, NMI_MASK | HARDIRQ_MASK);
@@ -227,6 +234,12 @@ int main(void)
 	DEFINE(PREEMPT_RT, 0);
 #endif
 	DEFINE(SOFTIRQ_OFFSET, SOFTIRQ_OFFSET);
+	/*
+	 * Whether kernel code may be preempted at all, and the bits of the
+	 * preempt count that keep the CPU's task on it where it may.
+	 */
+	DEFINE(PREEMPTION, IS_ENABLED(CONFIG_PREEMPTION));
+	DEFINE(PINNED_PREEMPT_MASK, PREEMPT_MASK | SOFTIRQ_MASK | HARDIRQ_MASK | NMI_MASK);
 #ifdef CONFIG_X86_64
 	OFFSET(TASK_TI_STATUS, task_struct, thread_info.status);
 	DEFINE(TS_COMPAT_MASK, IS_ENABLED(CONFIG_IA32_EMULATION) ? TS_COMPAT : 0);

@@ -50,11 +50,13 @@ mod ingress;
 pub(crate) use breakdown::WaypointStamps;
 
 use crate::counters::{add, bump, sub, HostCounters};
+use crate::cpuslot::NOTE_WORDS;
 use crate::entry::{
     LatestPending, Task, Words, EGRESS_WORDS, INGRESS_WORDS, LATEST_PENDING_WORDS, SEND_WORDS,
     SENT_WORDS, TASK_WORDS,
 };
 use crate::ffi::net::Net;
+use crate::ffi::percpu::PerCpuWords;
 use crate::ffi::skb::Dev;
 use crate::ffi::skb::Skb;
 use crate::ffi::sync::{BucketGuard, BucketSpinLock, RcuSlot};
@@ -263,9 +265,12 @@ pub(crate) struct Capture {
     /// there are none, an outer device's transmission is looked up by its
     /// socket buffer only, never identified.
     egress_by_identity: AtomicU64,
-    /// Tasks in a send syscall (their last send): stamps of the task, with
-    /// its thread id for a fingerprint.
+    /// Tasks in a TCP send syscall (their last one): stamps of the task,
+    /// with its thread id for a fingerprint.
     sends: KStamps<SEND_WORDS>,
+    /// The latest datagram send that started on each CPU
+    /// ([`crate::cpuslot`]).
+    senders: PerCpuWords<NOTE_WORDS>,
     /// Tasks in a receiving syscall (or a packet socket's wait): their
     /// packets before the latest, and packet sockets' readers.
     tasks: KTable<TASK_WORDS>,
@@ -332,6 +337,7 @@ impl Capture {
             egress_by_identity: AtomicU64::new(0),
             stamped_by_skb: AtomicU64::new(0),
             sends: new_stamps(n_task_stamps)?,
+            senders: PerCpuWords::new()?,
             tasks: new_table(task_buckets, max_age)?,
             latest_pending: new_stamps(n_task_stamps)?,
             latest_pending_out: AtomicU64::new(0),

@@ -24,7 +24,9 @@
 //!   registration;
 //! - [`file`], [`class`], [`netdev`]: `/dev/mace`, `/sys/class/mace` and
 //!   device events, as traits the module implements and registrations;
-//! - [`sync`]: the table's bucket lock, set-once boxes, RCU-protected slots;
+//! - [`sync`]: the table's bucket lock, set-once boxes, RCU-protected slots,
+//!   the proof that a probe stays on its CPU;
+//! - [`percpu`]: per-CPU words the module allocates;
 //! - [`work`]: the sweep, which probes defer to process context.
 //!
 //! Every registration is a value whose `Drop` undoes it, takes what its
@@ -50,6 +52,7 @@ pub(crate) mod class;
 pub(crate) mod file;
 pub(crate) mod net;
 pub(crate) mod netdev;
+pub(crate) mod percpu;
 pub(crate) mod skb;
 pub(crate) mod sync;
 pub(crate) mod task;

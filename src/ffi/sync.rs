@@ -2,7 +2,8 @@
 
 //! Synchronization primitives mace needs beyond the `kernel` crate's.
 //!
-//! - [`RcuReadLock`] and [`ProbeCx`];
+//! - [`RcuReadLock`] and [`ProbeCx`], and [`Pinned`], which a probe holds
+//!   while it uses a per-CPU variable;
 //! - [`BucketSpinLock`]: the lock of a table bucket, a raw kernel spinlock
 //!   taken with interrupts disabled, so that process, softirq and hardirq
 //!   contexts can meet on one CPU, and so that it never sleeps, even on a
@@ -57,6 +58,45 @@ impl ProbeCx<'_> {
     /// value lives, and does not sleep.
     pub(super) unsafe fn new() -> Self {
         Self(PhantomData)
+    }
+
+    /// Keeps the code on its CPU until the value is dropped: free where
+    /// nothing could move it (a kernel that does not preempt kernel code)
+    /// or preemption is disabled already (the preempt count says so: up to
+    /// 6.12 every probe's caller disables it; ftrace callbacks and the send
+    /// calls' direct call always do), else by disabling it (a call each
+    /// way: tracepoint probes from 6.13 on).
+    #[inline(always)]
+    pub(crate) fn pin(&self) -> Pinned<'_> {
+        let ours = !super::task::preempt_disabled();
+        if ours {
+            // SAFETY: No preconditions; undone by `Pinned::drop` on this
+            // CPU (the value is neither `Send` nor `Sync`).
+            unsafe { sys::mace_preempt_disable() };
+        }
+        Pinned {
+            ours,
+            _cx: PhantomData,
+        }
+    }
+}
+
+/// Proof that the code does not leave its CPU while the value lives
+/// ([`ProbeCx::pin`]): what a per-CPU variable's access needs
+/// ([`super::percpu::PerCpuWords`]).
+pub(crate) struct Pinned<'a> {
+    /// Whether [`ProbeCx::pin`] disabled preemption, to enable it again.
+    ours: bool,
+    _cx: PhantomData<*const &'a ()>,
+}
+
+impl Drop for Pinned<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.ours {
+            // SAFETY: Enables what `ProbeCx::pin` disabled, on its CPU.
+            unsafe { sys::mace_preempt_enable() };
+        }
     }
 }
 

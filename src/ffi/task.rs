@@ -45,7 +45,7 @@ static SOCKET_FOPS: AtomicUsize = AtomicUsize::new(0);
 /// (`mace_percpu_addrs()`).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn percpu_read_u64(addr: usize) -> u64 {
+pub(super) unsafe fn percpu_read_u64(addr: usize) -> u64 {
     let v: u64;
     // SAFETY: %gs holds this CPU's per-CPU base, so the load reads this
     // CPU's copy of the variable at `addr` (the caller's promise), in one
@@ -345,6 +345,36 @@ pub(crate) fn current_task() -> (u64, u32) {
     // namespace, task_pid_nr()) is a pid_t, an int, at TASK_PID (checked).
     let tid: i32 = unsafe { read_once(task, offs::TASK_PID) };
     (task as usize as u64, u32::try_from(tid).unwrap_or(0))
+}
+
+/// How many times the current task moved to another CPU
+/// (`se.nr_migrations`): a per-CPU note it made is still its latest on
+/// this CPU only while this count is the same.
+#[inline(always)]
+pub(crate) fn current_migrations() -> u64 {
+    // SAFETY: The current task's `se.nr_migrations` is a u64 at
+    // TASK_NR_MIGRATIONS (checked); only the scheduler writes it, while
+    // the task is not running here, and a u64 load does not tear.
+    unsafe { read_once(current_ptr(), offs::TASK_NR_MIGRATIONS) }
+}
+
+/// Whether the CPU cannot switch tasks now, but where the code sleeps: a
+/// kernel without `CONFIG_PREEMPTION` never preempts kernel code; on one
+/// with it, the preempt count says whether preemption is disabled, or an
+/// interrupt or softirq runs.
+#[inline(always)]
+pub(super) fn preempt_disabled() -> bool {
+    if offs::PREEMPTION == 0 {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `init` set the per-CPU address of the preempt count before
+    // any probe or caller ran (type invariants of the static).
+    let count = unsafe { percpu_read_u32(PERCPU_PREEMPT.load(Relaxed)) } as usize;
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: No preconditions.
+    let count = unsafe { sys::mace_preempt_count() } as usize;
+    count & offs::PINNED_PREEMPT_MASK != 0
 }
 
 /// Whether the current task is in a 32-bit compat syscall (whose numbers

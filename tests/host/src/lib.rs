@@ -12,6 +12,8 @@
 
 #[path = "../../../src/counters.rs"]
 pub mod counters;
+#[path = "../../../src/cpuslot.rs"]
+pub mod cpuslot;
 #[path = "../../../src/entry.rs"]
 pub mod entry;
 #[path = "../../../src/fifo.rs"]
