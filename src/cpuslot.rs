@@ -1,65 +1,105 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A CPU's note of the latest send that started on it.
+//! A CPU's note of what a task of it is doing: the latest send that started
+//! on it, and the latest packet a receive took on it.
 //!
-//! A task's datagram send (ICMP, UDP: a packet per send, handed over before
-//! the syscall returns) starts its packet's egress window at the syscall's
-//! entry and ties the packet to it where the sender hands it over, in the
-//! same syscall. Both happen on one CPU unless the task moved to another
-//! in between, so the send is noted on its CPU: a few words in a per-CPU
-//! slot, which the next send that starts on that CPU overwrites, in place
-//! of a stamp of the task in a shared table (a hash, a claimed slot, a set
-//! to search).
+//! A task's datagram send (ICMP, UDP, raw: a packet per send, handed over
+//! before the syscall returns) starts its packet's egress window at the
+//! syscall's entry and ties the packet to it where the sender hands it
+//! over, in the same syscall. A datagram receive takes its packet (the
+//! copy to the task) and returns a few hundred instructions later, where
+//! the packet's ingress window ends. Both happen on one CPU unless the task
+//! moved to another in between, so each is noted on its CPU: a few words in
+//! a per-CPU slot, one for sends and one for receives, in place of a stamp
+//! of the task in a shared table (a hash, a claimed slot, a set to search).
 //!
-//! The note names its task (its address and thread id) and the task's
+//! A note names its task (its address and thread id) and the task's
 //! migrations then (`se.nr_migrations`), which grow each time the task
-//! moves to another CPU. Where a packet is handed over, the CPU's note is
-//! the current send's exactly when it names the current task with the same
-//! migrations: a task that never left the CPU since its note finds its
-//! latest send there, which, with the syscall's own descriptor and socket
-//! (checked by the caller), is the one it is in; a note of another task,
-//! or of this task before it moved away and back, is not its send's. A
-//! task that moved between its send's entry and the hand-over finds
-//! neither: its packet is not measured ([`Found::Moved`]).
+//! moves to another CPU. Later on that CPU, the note is the task's latest
+//! exactly when it names the current task with the same migrations: a
+//! task that never left the CPU since finds it there ([`Found::Mine`]); a
+//! note of another task, or of this task before it moved away and back, is
+//! not that ([`Found::Other`], [`Found::Moved`]). A send's note stays after
+//! its syscall (its next send on the CPU overwrites it); the caller checks
+//! that it is the syscall's (its descriptor and socket). A received packet's
+//! note is taken where its receive returns; one whose task moved before
+//! that stays until the CPU's next receive takes a packet, or its task
+//! returns there, and is counted as lost then.
 //!
-//! A TCP send may wait for memory and hand its segments over after
-//! sleeping, on another CPU: its task keeps its send in a shared table
-//! (`capture/egress.rs`).
+//! A TCP send may wait for memory, and a TCP receive for more data, and go
+//! on on another CPU: their tasks keep stamps in shared tables
+//! (`capture/`).
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
 #![deny(unsafe_code)]
 
-use crate::entry::{Sender, Words, SEND_WORDS};
+use crate::entry::{LatestPending, Sender, Words, LATEST_PENDING_WORDS, SEND_WORDS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Words of a CPU's note: the task's address, its migrations, then its
-/// [`Sender`]'s words.
-pub const NOTE_WORDS: usize = 2 + SEND_WORDS;
+/// What a note holds: four words, with the thread id of their task.
+pub trait Noted: Words<4> + Copy {
+    /// The thread id of the task it is of.
+    fn tid(&self) -> u32;
+}
+
+impl Noted for Sender {
+    fn tid(&self) -> u32 {
+        self.tid
+    }
+}
+
+impl Noted for LatestPending {
+    fn tid(&self) -> u32 {
+        self.tid
+    }
+}
+
+// The notes' four words.
+const _: () = assert!(SEND_WORDS == 4 && LATEST_PENDING_WORDS == 4);
+
+/// Words of a CPU's note: the task's address, its migrations, then what it
+/// notes ([`Noted`]).
+pub const NOTE_WORDS: usize = 6;
 
 /// A CPU's note: its words, which only that CPU's tasks read and write,
 /// in task context and without leaving the CPU meanwhile.
 pub type Note = [AtomicU64; NOTE_WORDS];
 
-/// Notes `sender`, a send of the task at `task` (never 0) whose
-/// migrations are `migrations` as it starts, over whatever `note` held.
+/// Notes `what`, of the task at `task` (never 0) whose migrations are
+/// `migrations` now, over whatever `note` held.
 #[inline(always)]
-pub fn write(note: &Note, task: u64, migrations: u64, sender: &Sender) {
-    let [a, b, c, d] = sender.to_words();
+pub fn write<T: Noted>(note: &Note, task: u64, migrations: u64, what: &T) {
+    let [a, b, c, d] = what.to_words();
     for (w, v) in note.iter().zip([task, migrations, a, b, c, d]) {
         w.store(v, Relaxed);
     }
 }
 
-/// What a CPU's note says to a task that hands a packet over on that CPU.
+/// Empties `note`.
+#[inline(always)]
+pub fn clear(note: &Note) {
+    let [t, ..] = note;
+    t.store(0, Relaxed);
+}
+
+/// What `note` holds, whoever's it is, if it holds anything.
+#[inline(always)]
+pub fn contents<T: Noted>(note: &Note) -> Option<T> {
+    let [t, _, a, b, c, d] = note;
+    if t.load(Relaxed) == 0 {
+        return None;
+    }
+    Some(T::from_words(&[a, b, c, d].map(|w| w.load(Relaxed))))
+}
+
+/// What a CPU's note says to a task of that CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
-    /// The task's latest send, noted on this CPU, which it has not left
-    /// since.
-    Mine(Sender),
-    /// A send of this task from before it last moved to another CPU: its
-    /// current send's note, if any, is on another CPU.
+pub enum Found<T> {
+    /// The task's latest, noted on this CPU, which it has not left since.
+    Mine(T),
+    /// The task's, from before it last moved to another CPU.
     Moved,
     /// Another task's note, or none.
     Other,
@@ -69,19 +109,19 @@ pub enum Found {
 /// are `migrations`. Reads the task's address first, and the rest only if
 /// it is the task's.
 #[inline(always)]
-pub fn found(note: &Note, task: u64, tid: u32, migrations: u64) -> Found {
+pub fn found<T: Noted>(note: &Note, task: u64, tid: u32, migrations: u64) -> Found<T> {
     let [t, m, a, b, c, d] = note;
     let t = t.load(Relaxed);
     if t != task || t == 0 {
         return Found::Other;
     }
-    let sender = Sender::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
-    if sender.tid != tid {
+    let what = T::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
+    if what.tid() != tid {
         // A dead task's, whose address the current one got.
         return Found::Other;
     }
     if m.load(Relaxed) != migrations {
         return Found::Moved;
     }
-    Found::Mine(sender)
+    Found::Mine(what)
 }

@@ -323,7 +323,7 @@ impl Capture {
         } else {
             let pin = cx.pin();
             let note = self.senders.this_cpu(&pin);
-            match cpuslot::found(note, key, tid, task::current_migrations()) {
+            match cpuslot::found::<Sender>(note, key, tid, task::current_migrations()) {
                 Found::Mine(t) => t,
                 Found::Moved => {
                     bump(&self.counters.senders_moved);

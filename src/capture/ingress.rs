@@ -18,11 +18,13 @@
 //!                               the fingerprint is the same; if its
 //!                               socket reads a receive timestamp, its
 //!                               latency (breakdown off); else the
-//!                               syscall's latest packet: a stamp of the
-//!                               task (LatestPending, lockless); earlier
-//!                               ones: task table, Task.pending
+//!                               syscall's latest packet (LatestPending):
+//!                               this CPU's note for a datagram or raw
+//!                               socket ([`crate::cpuslot`]), a stamp of
+//!                               the task for a stream socket (lockless);
+//!                               earlier ones: task table, Task.pending
 //! recv_exited (sys_exit)        ingress latency of each pending packet,
-//!                               the table's, then the stamp's
+//!                               the table's, then the note's or stamp's
 //! ```
 //!
 //! From the outer device to its reader a received packet keeps its data
@@ -87,6 +89,7 @@ use super::{
     fingerprint, key_bytes, Capture, FINGERPRINT_BYTES, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS,
 };
 use crate::counters::{bump, sub};
+use crate::cpuslot::{self, Found as NoteFound};
 use crate::entry::{Ingress, LatestPending, Pending, Words};
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
@@ -714,14 +717,17 @@ impl Capture {
             }
             return;
         }
-        self.add_pending(cx, state, Pending { t_rx, pktid, end });
+        let datagram = sk.is_some_and(Sock::is_datagram);
+        self.add_pending(cx, state, Pending { t_rx, pktid, end }, datagram);
     }
 
     /// Adds a received packet of the namespace with `state` to the current
-    /// task's pending packets: as the stamp of the task, which holds its
-    /// receiving syscall's latest packet; an earlier one the stamp held goes
-    /// to the task's entry, which the syscall's return reports first.
-    fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, p: Pending) {
+    /// task's pending packets: as the latest packet of its receiving
+    /// syscall, which this CPU's note holds for a datagram or raw socket's
+    /// receive (`datagram`) and the stamp of the task for another's; an
+    /// earlier one the note or stamp held goes to the task's entry, which
+    /// the syscall's return reports first.
+    fn add_pending(&self, cx: &ProbeCx<'_>, state: &NetState, p: Pending, datagram: bool) {
         let (key, tid) = task::current_task();
         let f = LatestPending {
             packet: p,
@@ -729,9 +735,13 @@ impl Capture {
             tid,
         };
         let c = &state.counters;
-        // Up before the stamp can be taken (and counted down).
+        // Up before the packet can be taken (and counted down).
         bump(&c.ingress_pending);
+        if datagram {
+            return self.note_pending(cx, key, &f);
+        }
         bump(&self.latest_pending_out);
+        bump(&self.latest_stamped_out);
         // No look first: most receiving syscalls take one packet, and the
         // put says what the slot held.
         let put = self
@@ -741,6 +751,7 @@ impl Capture {
         // stamps as before.
         if put != Put::Empty {
             sub(&self.latest_pending_out, 1);
+            sub(&self.latest_stamped_out, 1);
         }
         match put {
             Put::Empty => {}
@@ -769,6 +780,39 @@ impl Capture {
                 sub(&c.ingress_pending, 1);
                 bump(&c.ingress_unreported);
             }
+        }
+    }
+
+    /// Notes `f`, the packet a datagram or raw socket's receive of the
+    /// current task (at `key`) takes, on this CPU ([`crate::cpuslot`]),
+    /// where its receive's return takes it; an earlier packet of the same
+    /// receive there goes to the task's entry, another's leftover (its task
+    /// moved to another CPU before its receive returned) is lost.
+    fn note_pending(&self, cx: &ProbeCx<'_>, key: u64, f: &LatestPending) {
+        let old = {
+            let pin = cx.pin();
+            let note = self.pending_notes.this_cpu(&pin);
+            let moves = task::current_migrations();
+            let found = cpuslot::found::<LatestPending>(note, key, f.tid, moves);
+            let old = match found {
+                NoteFound::Mine(old) => Some((old, true)),
+                NoteFound::Moved | NoteFound::Other => {
+                    cpuslot::contents::<LatestPending>(note).map(|old| (old, false))
+                }
+            };
+            cpuslot::write(note, key, moves, f);
+            old
+        };
+        match old {
+            // One more packet out.
+            None => bump(&self.latest_pending_out),
+            // This syscall's earlier packet (the same task, which has not
+            // left the CPU since): to the task's entry. Ages by arrival:
+            // the delivery reads no clock.
+            Some((old, true)) if self.fresh(old.packet.t_rx, f.packet.t_rx) => {
+                self.pend_in_entry(cx, &old)
+            }
+            Some((old, _)) => self.pending_lost(cx, old.ns, 1),
         }
     }
 

@@ -50,7 +50,7 @@ mod ingress;
 pub(crate) use breakdown::WaypointStamps;
 
 use crate::counters::{add, bump, sub, HostCounters};
-use crate::cpuslot::NOTE_WORDS;
+use crate::cpuslot::{self, Found, NOTE_WORDS};
 use crate::entry::{
     LatestPending, Task, Words, EGRESS_WORDS, INGRESS_WORDS, LATEST_PENDING_WORDS, SEND_WORDS,
     SENT_WORDS, TASK_WORDS,
@@ -277,12 +277,18 @@ pub(crate) struct Capture {
     /// Entries in `tasks`: while there are none, a receive's return does not
     /// look there.
     task_entries_out: AtomicU64,
-    /// The latest packet of a task's receiving syscall: stamps of the
-    /// task, with its thread id for a fingerprint.
+    /// The latest packet of a task's receiving syscall on a stream socket
+    /// (TCP): stamps of the task, with its thread id for a fingerprint.
     latest_pending: KStamps<LATEST_PENDING_WORDS>,
-    /// Stamps in `latest_pending`: while there are none, a receive's return
-    /// looks only into the task table.
+    /// The latest packet a receiving syscall on a datagram or raw socket
+    /// took on each CPU ([`crate::cpuslot`]).
+    pending_notes: PerCpuWords<NOTE_WORDS>,
+    /// Packets in `latest_pending` and in `pending_notes`: while there are
+    /// none, a receive's return looks only into the task table.
     latest_pending_out: AtomicU64,
+    /// Packets in `latest_pending`: while there are none, a receive's
+    /// return does not look there.
+    latest_stamped_out: AtomicU64,
     syscalls: Syscalls,
     /// Handles of capturing namespaces, as stored in egress entries.
     pub(crate) registry: NsRegistry,
@@ -340,7 +346,9 @@ impl Capture {
             senders: PerCpuWords::new()?,
             tasks: new_table(task_buckets, max_age)?,
             latest_pending: new_stamps(n_task_stamps)?,
+            pending_notes: PerCpuWords::new()?,
             latest_pending_out: AtomicU64::new(0),
+            latest_stamped_out: AtomicU64::new(0),
             task_entries_out: AtomicU64::new(0),
             syscalls: Syscalls::new(),
             registry: NsRegistry::new()?,
@@ -513,23 +521,46 @@ impl Capture {
         // The task's entry first: it holds the syscall's earlier packets,
         // the stamp its latest.
         let read = look.and_then(|look| self.entry_exited(cx, state, look, tid, nr, ret));
-        if self.latest_pending_out.load(Relaxed) != 0 {
-            if let Some((words, mine)) = self
-                .latest_pending
-                .take_buffer(key, || Some(u64::from(tid)))
-            {
-                sub(&self.latest_pending_out, 1);
-                let now = read.unwrap_or_else(mono_ns);
-                self.latest_exited(
-                    cx,
-                    state,
-                    &LatestPending::from_words(&words),
-                    mine,
-                    ret,
-                    now,
-                );
-            }
+        if self.latest_pending_out.load(Relaxed) == 0 {
+            return;
         }
+        // The syscall's latest packet: this CPU's note for a datagram
+        // receive, the task's stamp for a stream receive.
+        let latest = self.noted_latest(cx, key, tid).or_else(|| {
+            if self.latest_stamped_out.load(Relaxed) == 0 {
+                return None;
+            }
+            let (words, mine) = self
+                .latest_pending
+                .take_buffer(key, || Some(u64::from(tid)))?;
+            sub(&self.latest_stamped_out, 1);
+            Some((LatestPending::from_words(&words), mine))
+        });
+        if let Some((f, mine)) = latest {
+            sub(&self.latest_pending_out, 1);
+            let now = read.unwrap_or_else(mono_ns);
+            self.latest_exited(cx, state, &f, mine, ret, now);
+        }
+    }
+
+    /// The latest packet a datagram receive of the current task (at `key`,
+    /// thread `tid`) took, from this CPU's note, which it empties: the
+    /// task's own, `true`, if the task stayed on this CPU since it took it;
+    /// `false` if it moved away and back since (its receive's packet, or an
+    /// earlier one's: either way its window is not known). `None` if the
+    /// note is another task's, or empty.
+    #[inline(always)]
+    fn noted_latest(&self, cx: &ProbeCx<'_>, key: u64, tid: u32) -> Option<(LatestPending, bool)> {
+        let pin = cx.pin();
+        let note = self.pending_notes.this_cpu(&pin);
+        let noted =
+            match cpuslot::found::<LatestPending>(note, key, tid, task::current_migrations()) {
+                Found::Mine(f) => (f, true),
+                Found::Moved => (cpuslot::contents::<LatestPending>(note)?, false),
+                Found::Other => return None,
+            };
+        cpuslot::clear(note);
+        Some(noted)
     }
 
     /// The receiving or waiting syscall `nr` of the current task (thread

@@ -380,6 +380,17 @@ impl Sock {
         unsafe { Net::from_raw(net) }
     }
 
+    /// Whether it is a datagram or raw socket (`SOCK_DGRAM`, `SOCK_RAW`:
+    /// ICMP, UDP, raw IP, packet sockets), whose receive takes one packet
+    /// and returns without waiting after it took it.
+    #[inline(always)]
+    pub(crate) fn is_datagram(&self) -> bool {
+        // SAFETY: The socket is alive (type invariants); its type is a u16
+        // at SOCK_TYPE (checked).
+        let ty: u16 = unsafe { read_once(self.as_ptr(), offs::SOCK_TYPE) };
+        usize::from(ty) == offs::SOCK_DGRAM_TYPE || usize::from(ty) == offs::SOCK_RAW_TYPE
+    }
+
     /// What the socket's reader gets as `skb`'s receive time. Whether it
     /// takes a software receive timestamp at all is read inline (most
     /// readers take none); the stamp itself, from C.
