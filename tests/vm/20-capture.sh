@@ -170,6 +170,58 @@ check "ping in c1 now uses a ping socket" test "$(socktype c1 "$REMOTE4")" = SOC
 run_ping "ICMPv4 ping socket" c1 "$REMOTE4"
 run_ping "ICMPv6 ping socket" c1 "$REMOTE6"
 CLOCK=kernel run_ping "ICMPv4 ping socket, kernel timestamps" c1 "$REMOTE4"
+
+# A pinger moved from CPU to CPU all along (taskset, as fast as it runs): a
+# datagram's send and its receive are noted on their CPU, so a packet whose
+# task moved between its send's entry and its hand-over, or between taking
+# its reply and returning, is not measured but counted (host_senders_moved;
+# ingress_task_lost, once the CPU it left sees the next receive). No
+# latency may come from another send's or receive's note: every line's id
+# is one of the pings', each packet's egress + ingress stays below its RTT,
+# and the counters add up. (On a kernel that does not preempt kernel code
+# the task moves only where it sleeps, outside those windows.)
+moving_ping() {
+	local name="ICMPv4 ping socket, the pinger moved between CPUs" n=200
+	local m0 l0 m1 l1 pid eg in over
+	drain c1
+	m0=$(awk '$1 == "host_senders_moved" { print $2 }' /sys/class/mace/stats)
+	l0=$(stat c1 ingress_task_lost)
+	ip netns exec c1 ping -U -c "$n" -i 0.01 -W 2 "$REMOTE4" >/tmp/ping.out 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		taskset -p 1 "$pid" >/dev/null 2>&1
+		taskset -p 2 "$pid" >/dev/null 2>&1
+	done
+	wait "$pid"
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	m1=$(awk '$1 == "host_senders_moved" { print $2 }' /sys/class/mace/stats)
+	l1=$(stat c1 ingress_task_lost)
+	ping_rtts /tmp/ping.out >/tmp/rtts
+	if (($(wc -l </tmp/rtts) == n)); then pass "$name: $n replies"; else fail "$name: replies" "$(tail -3 /tmp/ping.out)"; fi
+	eg=$(grep -c ') egress: ' /tmp/lines)
+	in=$(grep -c ') ingress: ' /tmp/lines)
+	# Each id at most once a direction, one of the pings'; the sum of a
+	# packet's lines below its RTT.
+	over=$(awk -v n="$n" '
+		FNR == NR { rtt[$1] = $2; next }
+		{ id = $2; gsub(/[()]/, "", id); dir = $3; if (seen[id, dir]++ || id < 1 || id > n) bad++; sum[id] += $NF }
+		END { for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) bad++; print bad + 0 }
+	' /tmp/rtts /tmp/lines)
+	if ((over == 0 && $(grep -cvE "$LINE_RE" /tmp/lines) == 0)); then
+		pass "$name: $eg egress and $in ingress lines, each a ping's, egress + ingress < RTT"
+	else
+		fail "$name: lines" "$over ids twice, unknown or with egress + ingress >= RTT; $(head -c 300 /tmp/lines)"
+	fi
+	# Every ping is measured, or its send counted as moved; a receive whose
+	# task moved is not measured, and lost or still pending.
+	if ((eg + m1 - m0 <= n && in + l1 - l0 <= n && eg >= n / 2 && in >= n / 2)); then
+		pass "$name: $((n - eg)) sends and $((n - in)) receives not measured; $((m1 - m0)) sends counted as moved, $((l1 - l0)) receives as lost"
+	else
+		fail "$name: counts" "egress $eg, ingress $in of $n; moved +$((m1 - m0)), lost +$((l1 - l0))"
+	fi
+	check_accounting "$name" c1
+}
+moving_ping
 ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
 
 # ------------------------------------------ the initial namespace captures
