@@ -14,6 +14,7 @@
 
 use super::sync::Pinned;
 use super::sys;
+use core::ffi::c_ulong;
 use core::sync::atomic::AtomicU64;
 use kernel::prelude::*;
 
@@ -48,8 +49,9 @@ impl<const N: usize> PerCpuWords<N> {
         if off == 0 {
             return Err(EINVAL);
         }
+        let size = c_ulong::try_from(size).map_err(|_| EINVAL)?;
         // SAFETY: No preconditions (process context, the caller's).
-        let addr = unsafe { sys::mace_alloc_percpu(size as _) } as usize;
+        let addr = unsafe { sys::mace_alloc_percpu(size) } as usize;
         if addr == 0 {
             return Err(ENOMEM);
         }
@@ -73,7 +75,7 @@ impl<const N: usize> PerCpuWords<N> {
             .wrapping_add(unsafe { super::task::percpu_read_u64(self.off) } as usize);
         #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: `addr` is a live per-CPU allocation (type invariants).
-        let p = unsafe { sys::mace_this_cpu_ptr(self.addr as _) } as usize;
+        let p = unsafe { sys::mace_this_cpu_ptr(self.addr as c_ulong) } as usize;
         // SAFETY: `p` is this CPU's copy of the allocation, `N` words
         // aligned to 8 bytes, zeroed at first (valid atomics), alive as
         // long as `self`; `_pin` keeps the caller on this CPU, whose copy
@@ -87,6 +89,6 @@ impl<const N: usize> Drop for PerCpuWords<N> {
         // SAFETY: Allocated by `new` (type invariants) and freed once; the
         // module's probes, which use it, are unregistered before the
         // capture state that owns it is dropped.
-        unsafe { sys::mace_free_percpu(self.addr as _) };
+        unsafe { sys::mace_free_percpu(self.addr as c_ulong) };
     }
 }

@@ -204,7 +204,7 @@ moving_ping() {
 	# packet's lines below its RTT.
 	over=$(awk -v n="$n" '
 		FNR == NR { rtt[$1] = $2; next }
-		{ id = $2; gsub(/[()]/, "", id); dir = $3; if (seen[id, dir]++ || id < 1 || id > n) bad++; sum[id] += $NF }
+		{ id = $2; gsub(/[()]/, "", id); id += 0; dir = $3; if (seen[id, dir]++ || id < 1 || id > n + 0) bad++; sum[id] += $NF }
 		END { for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) bad++; print bad + 0 }
 	' /tmp/rtts /tmp/lines)
 	if ((over == 0 && $(grep -cvE "$LINE_RE" /tmp/lines) == 0)); then
