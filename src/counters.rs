@@ -207,12 +207,8 @@ counters! {
         /// at).
         egress_in_table,
         /// Task entries pushed out of a full bucket, and tasks' stamps (a
-        /// TCP send's, a receive's latest packet's) out of a full set.
+        /// send's, a stream receive's latest packet's) out of a full set.
         tasks_evicted,
-        /// Datagrams a task of a capturing namespace handed over in a send
-        /// after it moved to another CPU since the send's entry, whose note
-        /// stayed there ([`crate::cpuslot`]): not measured.
-        senders_moved,
         /// Packets a tap saw that found the tap queue full (they expire in
         /// the ingress table instead, counted there).
         taps_overflow,

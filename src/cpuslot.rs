@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A CPU's note of what a task of it is doing: the latest send that started
-//! on it, and the latest packet a receive took on it.
+//! A CPU's note of the latest packet a datagram receive took on it.
 //!
-//! A task's datagram send (ICMP, UDP, raw: a packet per send, handed over
-//! before the syscall returns) starts its packet's egress window at the
-//! syscall's entry and ties the packet to it where the sender hands it
-//! over, in the same syscall. A datagram receive takes its packet (the
-//! copy to the task) and returns a few hundred instructions later, where
-//! the packet's ingress window ends. Both happen on one CPU unless the task
-//! moved to another in between, so each is noted on its CPU: a few words in
-//! a per-CPU slot, one for sends and one for receives, in place of a stamp
+//! A receive on a datagram or raw socket (ICMP, UDP, raw, packet sockets)
+//! takes its one packet (the copy to the task) and returns a few hundred
+//! instructions later, where the packet's ingress window ends; both happen
+//! on one CPU unless the task moved to another in between. So the packet
+//! is noted on its CPU, a few words in a per-CPU slot, in place of a stamp
 //! of the task in a shared table (a hash, a claimed slot, a set to search).
 //!
 //! A note names its task (its address and thread id) and the task's
@@ -19,35 +15,31 @@
 //! exactly when it names the current task with the same migrations: a
 //! task that never left the CPU since finds it there ([`Found::Mine`]); a
 //! note of another task, or of this task before it moved away and back, is
-//! not that ([`Found::Other`], [`Found::Moved`]). A send's note stays after
-//! its syscall (its next send on the CPU overwrites it); the caller checks
-//! that it is the syscall's (its descriptor and socket). A received packet's
-//! note is taken where its receive returns; one whose task moved before
-//! that stays until the CPU's next receive takes a packet, or its task
-//! returns there, and is counted as lost then.
+//! not that ([`Found::Other`], [`Found::Moved`]). The receive's return
+//! takes its note; a note whose task moved, or was held up while another
+//! task of the CPU took a packet, stays until the CPU's next receive takes
+//! a packet or the task returns there, and is counted as lost then: a note
+//! loses what waits, never gives it to another.
 //!
-//! A TCP send may wait for memory, and a TCP receive for more data, and go
-//! on on another CPU: their tasks keep stamps in shared tables
-//! (`capture/`).
+//! A send is not noted so: between its entry and its packet's hand-over it
+//! may wait for a lock or for memory (on PREEMPT_RT for any spinlock), and
+//! another task's send on the CPU meanwhile would take the note's place
+//! with nothing to count (`Documentation/evaluation.rst`, eighteenth
+//! steps). A stream receive (TCP) may wait for more data and go on
+//! elsewhere: both keep stamps of their task (`capture/`).
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.
 
 #![deny(unsafe_code)]
 
-use crate::entry::{LatestPending, Sender, Words, LATEST_PENDING_WORDS, SEND_WORDS};
+use crate::entry::{LatestPending, Words, LATEST_PENDING_WORDS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// What a note holds: four words, with the thread id of their task.
 pub trait Noted: Words<4> + Copy {
     /// The thread id of the task it is of.
     fn tid(&self) -> u32;
-}
-
-impl Noted for Sender {
-    fn tid(&self) -> u32 {
-        self.tid
-    }
 }
 
 impl Noted for LatestPending {
@@ -57,7 +49,7 @@ impl Noted for LatestPending {
 }
 
 // The notes' four words.
-const _: () = assert!(SEND_WORDS == 4 && LATEST_PENDING_WORDS == 4);
+const _: () = assert!(LATEST_PENDING_WORDS == 4);
 
 /// Words of a CPU's note: the task's address, its migrations, then what it
 /// notes ([`Noted`]).

@@ -3,12 +3,9 @@
 //! The egress path: from a send syscall to the outer device.
 //!
 //! ```text
-//! send_entered (sys_enter)       a datagram's: this CPU's note, task +
-//!                                  migrations -> Sender, start = now
-//!                                  ([`crate::cpuslot`]); TCP's: senders,
-//!                                  task + tid -> Sender (lockless); either
-//!                                  stays after the syscall, until the next
-//!                                  send
+//! send_entered (sys_enter)       senders: task + tid -> Sender, start = now
+//!                                  (it stays after the syscall, until the
+//!                                  next send; lockless)
 //! queued: the packet is handed   sent stamps: skb + fingerprint -> Egress
 //!                                  { start, ns, pktid } (lockless); GSO:
 //!                                  egress table: key -> Egress
@@ -34,7 +31,6 @@
 
 use super::{fingerprint, identify, key_bytes, Capture, LOOPBACK_IFINDEX};
 use crate::counters::{bump, sub};
-use crate::cpuslot::{self, Found};
 use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, Skb};
@@ -42,7 +38,7 @@ use crate::ffi::task::{self, Regs};
 use crate::ffi::tracepoint::ProbeCx;
 use crate::ffi::{jiffies32, mono_ns};
 use crate::netns::NetState;
-use crate::packet::{self, PacketId, Proto, Side, CAPTURE_BYTES};
+use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
 use crate::stamps::Put;
 use crate::table::{Entry, Insert, Take};
@@ -69,7 +65,7 @@ impl Capture {
             if !self.state_of(cx, net).is_some_and(NetState::enabled) {
                 return;
             }
-            self.send_started(cx, regs, !kind.takes_files());
+            self.send_started(regs, !kind.takes_files());
         });
     }
 
@@ -78,7 +74,7 @@ impl Capture {
     /// sockets). Out of line: the filters above are all that most syscalls
     /// see.
     #[inline(never)]
-    fn send_started(&self, cx: &ProbeCx<'_>, regs: &Regs, on_socket: bool) {
+    fn send_started(&self, regs: &Regs, on_socket: bool) {
         // A socket's send syscall starts its window here, before the
         // descriptor is looked up: what mace does before its clock lies in
         // the sender's RTT and in no window. `write(2)` and `writev(2)`
@@ -110,19 +106,9 @@ impl Capture {
                 tcp_write_seq: fd.tcp_write_seq,
             },
         };
-        if t.call.tcp_write_seq.is_none() {
-            // A datagram's send hands its packet over before it returns:
-            // noted on this CPU, over the latest send that started here
-            // ([`crate::cpuslot`]).
-            let pin = cx.pin();
-            let note = self.senders.this_cpu(&pin);
-            return cpuslot::write(note, key, task::current_migrations(), &t);
-        }
-        // A TCP send may sleep and move to another CPU before it hands its
-        // segments over: its task's stamp. The entry of this task's last
-        // TCP send (or a dead task's under the same key) is replaced; a
-        // full set loses its oldest sender, whose packets (if it is still
-        // in its send) then leave unmatched.
+        // The entry of this task's last send (or a dead task's under the
+        // same key) is replaced; a full set loses its oldest sender, whose
+        // packets (if it is still in its send) then leave unmatched.
         let evicted = match self
             .sends
             .put_sole_value(key, u64::from(tid), &t.to_words())
@@ -206,7 +192,7 @@ impl Capture {
             };
             (id.key, id.packet_id(), 0)
         };
-        if let Some(start) = self.send_start(cx, state, skb.sock(), &id) {
+        if let Some(start) = self.send_start(state, skb.sock(), &id) {
             self.store_egress(cx, state, key, id.pktid, fp, start);
         }
     }
@@ -298,40 +284,20 @@ impl Capture {
     /// The start of the current task's send syscall, if it is in one, in
     /// the namespace with `state`, and the packet `id`, owned by socket
     /// `sock` (0: none), carries what it sent.
-    fn send_start(
-        &self,
-        cx: &ProbeCx<'_>,
-        state: &NetState,
-        sock: u64,
-        id: &PacketId,
-    ) -> Option<u64> {
-        // The note or entry is the task's last send on a socket: it is the
-        // one the task is in only while the task is in a send syscall on
-        // the same file descriptor (each such send's entry replaces the one
-        // before), and if that send started while capture was on (else its
-        // entry is an earlier one's). Read without a lock: only this task
-        // writes its entry, at its sends' entries, and only this CPU its
-        // note.
+    fn send_start(&self, state: &NetState, sock: u64, id: &PacketId) -> Option<u64> {
+        // The entry is the task's last send on a socket: it is the one the
+        // task is in only while the task is in a send syscall on the same
+        // file descriptor (each such send's entry replaces the one before),
+        // and if that send started while capture was on (else its entry is
+        // an earlier one's). Read without the lock: only this task writes
+        // it, at its sends' entries.
         let (nr, arg0) = task::current_syscall()?;
         if !self.syscalls.sends(nr) {
             return None;
         }
         let (key, tid) = task::current_task();
-        let t = if id.proto == Proto::Tcp {
-            // This task's: the thread id is the stamp's fingerprint.
-            Sender::from_words(&self.sends.read_value(key, u64::from(tid))?)
-        } else {
-            let pin = cx.pin();
-            let note = self.senders.this_cpu(&pin);
-            match cpuslot::found::<Sender>(note, key, tid, task::current_migrations()) {
-                Found::Mine(t) => t,
-                Found::Moved => {
-                    bump(&self.counters.senders_moved);
-                    return None;
-                }
-                Found::Other => return None,
-            }
-        };
+        // This task's: the thread id is the stamp's fingerprint.
+        let t = Sender::from_words(&self.sends.read_value(key, u64::from(tid))?);
         let send = &t.call;
         let ok = u64::from(t.fd) == arg0
             && (sock == 0 || sock == send.sock)

@@ -265,12 +265,9 @@ pub(crate) struct Capture {
     /// there are none, an outer device's transmission is looked up by its
     /// socket buffer only, never identified.
     egress_by_identity: AtomicU64,
-    /// Tasks in a TCP send syscall (their last one): stamps of the task,
-    /// with its thread id for a fingerprint.
+    /// Tasks in a send syscall (their last send): stamps of the task, with
+    /// its thread id for a fingerprint.
     sends: KStamps<SEND_WORDS>,
-    /// The latest datagram send that started on each CPU
-    /// ([`crate::cpuslot`]).
-    senders: PerCpuWords<NOTE_WORDS>,
     /// Tasks in a receiving syscall (or a packet socket's wait): their
     /// packets before the latest, and packet sockets' readers.
     tasks: KTable<TASK_WORDS>,
@@ -343,7 +340,6 @@ impl Capture {
             egress_by_identity: AtomicU64::new(0),
             stamped_by_skb: AtomicU64::new(0),
             sends: new_stamps(n_task_stamps)?,
-            senders: PerCpuWords::new()?,
             tasks: new_table(task_buckets, max_age)?,
             latest_pending: new_stamps(n_task_stamps)?,
             pending_notes: PerCpuWords::new()?,

@@ -231,7 +231,6 @@ const HOST_COUNTERS: &[&str] = &[
     "ingress_fragments",
     "egress_evicted",
     "tasks_evicted",
-    "senders_moved",
     "taps_overflow",
 ];
 

@@ -73,7 +73,6 @@ fn host_counters_names() {
             "egress_evicted",
             "egress_in_table",
             "tasks_evicted",
-            "senders_moved",
             "taps_overflow"
         ]
     );
