@@ -36,24 +36,9 @@
 use crate::entry::{LatestPending, Words, LATEST_PENDING_WORDS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// What a note holds: four words, with the thread id of their task.
-pub trait Noted: Words<4> + Copy {
-    /// The thread id of the task it is of.
-    fn tid(&self) -> u32;
-}
-
-impl Noted for LatestPending {
-    fn tid(&self) -> u32 {
-        self.tid
-    }
-}
-
-// The notes' four words.
-const _: () = assert!(LATEST_PENDING_WORDS == 4);
-
-/// Words of a CPU's note: the task's address, its migrations, then what it
-/// notes ([`Noted`]).
-pub const NOTE_WORDS: usize = 6;
+/// Words of a CPU's note: the task's address, its migrations, then the
+/// [`LatestPending`]'s.
+pub const NOTE_WORDS: usize = 2 + LATEST_PENDING_WORDS;
 
 /// A CPU's note: its words, which only that CPU's tasks read and write,
 /// in task context and without leaving the CPU meanwhile.
@@ -62,7 +47,7 @@ pub type Note = [AtomicU64; NOTE_WORDS];
 /// Notes `what`, of the task at `task` (never 0) whose migrations are
 /// `migrations` now, over whatever `note` held.
 #[inline(always)]
-pub fn write<T: Noted>(note: &Note, task: u64, migrations: u64, what: &T) {
+pub fn write(note: &Note, task: u64, migrations: u64, what: &LatestPending) {
     let [a, b, c, d] = what.to_words();
     for (w, v) in note.iter().zip([task, migrations, a, b, c, d]) {
         w.store(v, Relaxed);
@@ -76,23 +61,26 @@ pub fn clear(note: &Note) {
     t.store(0, Relaxed);
 }
 
-/// What `note` holds, whoever's it is, if it holds anything.
+/// The packet `note` holds, whoever's it is, if it holds one.
 #[inline(always)]
-pub fn contents<T: Noted>(note: &Note) -> Option<T> {
+pub fn contents(note: &Note) -> Option<LatestPending> {
     let [t, _, a, b, c, d] = note;
     if t.load(Relaxed) == 0 {
         return None;
     }
-    Some(T::from_words(&[a, b, c, d].map(|w| w.load(Relaxed))))
+    Some(LatestPending::from_words(
+        &[a, b, c, d].map(|w| w.load(Relaxed)),
+    ))
 }
 
 /// What a CPU's note says to a task of that CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found<T> {
-    /// The task's latest, noted on this CPU, which it has not left since.
-    Mine(T),
-    /// The task's, from before it last moved to another CPU.
-    Moved,
+pub enum Found {
+    /// The task's latest packet, noted on this CPU, which it has not left
+    /// since.
+    Mine(LatestPending),
+    /// The task's packet, noted before it last moved to another CPU.
+    Moved(LatestPending),
     /// Another task's note, or none.
     Other,
 }
@@ -101,19 +89,19 @@ pub enum Found<T> {
 /// are `migrations`. Reads the task's address first, and the rest only if
 /// it is the task's.
 #[inline(always)]
-pub fn found<T: Noted>(note: &Note, task: u64, tid: u32, migrations: u64) -> Found<T> {
+pub fn found(note: &Note, task: u64, tid: u32, migrations: u64) -> Found {
     let [t, m, a, b, c, d] = note;
     let t = t.load(Relaxed);
     if t != task || t == 0 {
         return Found::Other;
     }
-    let what = T::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
-    if what.tid() != tid {
+    let what = LatestPending::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
+    if what.tid != tid {
         // A dead task's, whose address the current one got.
         return Found::Other;
     }
     if m.load(Relaxed) != migrations {
-        return Found::Moved;
+        return Found::Moved(what);
     }
     Found::Mine(what)
 }

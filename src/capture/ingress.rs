@@ -793,12 +793,10 @@ impl Capture {
             let pin = cx.pin();
             let note = self.pending_notes.this_cpu(&pin);
             let moves = task::current_migrations();
-            let found = cpuslot::found::<LatestPending>(note, key, f.tid, moves);
-            let old = match found {
+            let old = match cpuslot::found(note, key, f.tid, moves) {
                 NoteFound::Mine(old) => Some((old, true)),
-                NoteFound::Moved | NoteFound::Other => {
-                    cpuslot::contents::<LatestPending>(note).map(|old| (old, false))
-                }
+                NoteFound::Moved(old) => Some((old, false)),
+                NoteFound::Other => cpuslot::contents(note).map(|old| (old, false)),
             };
             cpuslot::write(note, key, moves, f);
             old

@@ -549,12 +549,11 @@ impl Capture {
     fn noted_latest(&self, cx: &ProbeCx<'_>, key: u64, tid: u32) -> Option<(LatestPending, bool)> {
         let pin = cx.pin();
         let note = self.pending_notes.this_cpu(&pin);
-        let noted =
-            match cpuslot::found::<LatestPending>(note, key, tid, task::current_migrations()) {
-                Found::Mine(f) => (f, true),
-                Found::Moved => (cpuslot::contents::<LatestPending>(note)?, false),
-                Found::Other => return None,
-            };
+        let noted = match cpuslot::found(note, key, tid, task::current_migrations()) {
+            Found::Mine(f) => (f, true),
+            Found::Moved(f) => (f, false),
+            Found::Other => return None,
+        };
         cpuslot::clear(note);
         Some(noted)
     }

@@ -31,24 +31,25 @@ fn a_task_that_stayed_finds_its_packet_and_empties_the_note() {
     let n = empty_note();
     let p = pending(41, 9, 5_000);
     write(&n, TASK, 7, &p);
-    assert_eq!(found::<LatestPending>(&n, TASK, 41, 7), Found::Mine(p));
-    assert_eq!(contents::<LatestPending>(&n), Some(p));
+    assert_eq!(found(&n, TASK, 41, 7), Found::Mine(p));
+    assert_eq!(contents(&n), Some(p));
     clear(&n);
-    assert_eq!(found::<LatestPending>(&n, TASK, 41, 7), Found::Other);
-    assert_eq!(contents::<LatestPending>(&n), None);
+    assert_eq!(found(&n, TASK, 41, 7), Found::Other);
+    assert_eq!(contents(&n), None);
     // The receive's next packet replaces it.
     let later = pending(41, 10, 6_000);
     write(&n, TASK, 7, &later);
-    assert_eq!(found::<LatestPending>(&n, TASK, 41, 7), Found::Mine(later));
+    assert_eq!(found(&n, TASK, 41, 7), Found::Mine(later));
 }
 
 #[test]
 fn a_task_that_moved_since_its_note_finds_it_moved() {
     let n = empty_note();
-    write(&n, TASK, 7, &pending(41, 9, 5_000));
+    let p = pending(41, 9, 5_000);
+    write(&n, TASK, 7, &p);
     // It moved away (and maybe back): the note is from before.
-    assert_eq!(found::<LatestPending>(&n, TASK, 41, 8), Found::Moved);
-    assert_eq!(found::<LatestPending>(&n, TASK, 41, 9), Found::Moved);
+    assert_eq!(found(&n, TASK, 41, 8), Found::Moved(p));
+    assert_eq!(found(&n, TASK, 41, 9), Found::Moved(p));
 }
 
 #[test]
@@ -57,14 +58,14 @@ fn another_tasks_note_or_none_is_not_mine_but_its_contents_are_kept() {
     let p = pending(41, 9, 5_000);
     write(&n, TASK, 7, &p);
     // Another task, whatever its migrations: it counts the leftover.
-    assert_eq!(found::<LatestPending>(&n, TASK + 0x1000, 41, 7), Found::Other);
-    assert_eq!(contents::<LatestPending>(&n), Some(p));
+    assert_eq!(found(&n, TASK + 0x1000, 41, 7), Found::Other);
+    assert_eq!(contents(&n), Some(p));
     // A dead task's, whose address a new task got.
-    assert_eq!(found::<LatestPending>(&n, TASK, 42, 7), Found::Other);
+    assert_eq!(found(&n, TASK, 42, 7), Found::Other);
     // A CPU that never noted a packet: all zero, even for a task at 0.
-    assert_eq!(found::<LatestPending>(&empty_note(), TASK, 41, 0), Found::Other);
-    assert_eq!(found::<LatestPending>(&empty_note(), 0, 0, 0), Found::Other);
-    assert_eq!(contents::<LatestPending>(&empty_note()), None);
+    assert_eq!(found(&empty_note(), TASK, 41, 0), Found::Other);
+    assert_eq!(found(&empty_note(), 0, 0, 0), Found::Other);
+    assert_eq!(contents(&empty_note()), None);
 }
 
 #[test]
@@ -74,7 +75,7 @@ fn a_note_keeps_every_field_of_its_packet() {
         p.packet.end = t_rx.wrapping_add(3);
         let n = empty_note();
         write(&n, TASK, u64::MAX, &p);
-        assert_eq!(found::<LatestPending>(&n, TASK, tid, u64::MAX), Found::Mine(p), "tid {tid}");
+        assert_eq!(found(&n, TASK, tid, u64::MAX), Found::Mine(p), "tid {tid}");
     }
 }
 
@@ -91,13 +92,13 @@ fn notes_of_different_cpus_do_not_mix() {
                 for i in 0..100_000u64 {
                     let p = pending(tid, i as u32, i + 1);
                     write(n, task, i, &p);
-                    assert_eq!(found::<LatestPending>(n, task, tid, i), Found::Mine(p));
+                    assert_eq!(found(n, task, tid, i), Found::Mine(p));
                     clear(n);
                 }
             });
         }
     });
     for n in &notes {
-        assert_eq!(contents::<LatestPending>(n), None);
+        assert_eq!(contents(n), None);
     }
 }
