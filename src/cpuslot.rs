@@ -21,12 +21,13 @@
 //! a packet or the task returns there, and is counted as lost then: a note
 //! loses what waits, never gives it to another.
 //!
-//! A send is not noted so: between its entry and its packet's hand-over it
-//! may wait for a lock or for memory (on PREEMPT_RT for any spinlock), and
-//! another task's send on the CPU meanwhile would take the note's place
-//! with nothing to count (`Documentation/evaluation.rst`, eighteenth
-//! steps). A stream receive (TCP) may wait for more data and go on
-//! elsewhere: both keep stamps of their task (`capture/`).
+//! A send's entry is not noted so: between its entry and its packet's
+//! hand-over it may wait for a lock or for memory (on PREEMPT_RT for any
+//! spinlock), and another task's send on the CPU meanwhile would take the
+//! note's place with nothing to count (`Documentation/evaluation.rst`,
+//! eighteenth steps); its packet is, from its hand-over on
+//! ([`crate::sentnote`]). A stream receive (TCP) may wait for more data
+//! and go on elsewhere: both keep stamps of their task (`capture/`).
 //!
 //! This file uses only `core`; it is compiled into the module and into the
 //! host test crate.

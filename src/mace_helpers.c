@@ -1459,6 +1459,18 @@ void *mace_this_cpu_ptr(unsigned long addr)
 	return this_cpu_ptr((void __percpu *)addr);
 }
 
+void *mace_per_cpu_ptr(unsigned long addr, unsigned int cpu)
+{
+	if (cpu >= nr_cpu_ids || !cpu_possible(cpu))
+		return NULL;
+	return per_cpu_ptr((void __percpu *)addr, cpu);
+}
+
+unsigned int mace_next_possible_cpu(int prev)
+{
+	return cpumask_next(prev, cpu_possible_mask);
+}
+
 unsigned long mace_this_cpu_off_addr(void)
 {
 #ifdef CONFIG_X86_64

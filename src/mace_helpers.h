@@ -495,6 +495,16 @@ void mace_free_percpu(unsigned long addr);
 /** This CPU's copy of the per-CPU allocation @addr (this_cpu_ptr()). */
 void *mace_this_cpu_ptr(unsigned long addr);
 /**
+ * CPU @cpu's copy of the per-CPU allocation @addr (per_cpu_ptr()), or NULL
+ * if @cpu is no possible CPU. Any context.
+ */
+void *mace_per_cpu_ptr(unsigned long addr, unsigned int cpu);
+/**
+ * The first possible CPU after @prev (-1: the first of all), or at least
+ * mace_nr_cpu_ids() if there is none (cpumask_next()).
+ */
+unsigned int mace_next_possible_cpu(int prev);
+/**
  * The per-CPU address of this_cpu_off, what this_cpu_ptr() adds to a
  * per-CPU address (a %gs-relative load reads this CPU's), on x86_64; 0 on
  * others.

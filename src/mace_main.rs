@@ -34,7 +34,7 @@
 //! packet, entry, table,     core-only logic, also compiled and tested
 //! fifo, ring, record, hist, on the host (tests/host)
 //! counters, parse, params,
-//! cpuslot, text
+//! cpuslot, sentnote, text
 //! ```
 
 #![deny(unsafe_code)]
@@ -80,6 +80,8 @@ mod peers;
 mod record;
 #[allow(unreachable_pub)]
 mod ring;
+#[allow(unreachable_pub)]
+mod sentnote;
 #[allow(unreachable_pub)]
 mod stamps;
 #[allow(unreachable_pub)]

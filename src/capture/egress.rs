@@ -6,9 +6,11 @@
 //! send_entered (sys_enter)       senders: task + tid -> Sender, start = now
 //!                                  (it stays after the syscall, until the
 //!                                  next send; lockless)
-//! queued: the packet is handed   sent stamps: skb + fingerprint -> Egress
-//!                                  { start, ns, pktid } (lockless); GSO:
-//!                                  egress table: key -> Egress
+//! queued: the packet is handed   this CPU's note: skb + fingerprint ->
+//!                                  Egress { start, ns, pktid } (lockless;
+//!                                  the note's earlier packet, if it has
+//!                                  not left, moves to the sent stamps);
+//!                                  GSO: egress table: key -> Egress
 //!   to its first device
 //!   (net_dev_queue) or to its
 //!   neighbour (__neigh_event_send),
@@ -40,6 +42,7 @@ use crate::ffi::{jiffies32, mono_ns};
 use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
+use crate::sentnote::{self, Noted, Taken};
 use crate::stamps::Put;
 use crate::table::{Entry, Insert, Take};
 use core::mem::MaybeUninit;
@@ -220,22 +223,44 @@ impl Capture {
         // By its socket buffer: its fingerprint only once the buffer is seen
         // to have an entry. Another packet's entry there never got here, and
         // this one got its socket buffer.
-        let mut fp = UNKNOWN_FP;
-        let fp_of = || {
-            let got = fingerprint(skb, false, Side::Egress);
-            fp = got.unwrap_or(UNKNOWN_FP);
-            got
-        };
-        if let Some((words, mine)) = self.sent.take_buffer(skb.addr(), fp_of) {
-            if mine {
-                let entry = Egress::from_sent_words(&words, fp);
-                if self.fresh(entry.start, now) {
-                    return self.egress_taken(cx, entry, skb.addr(), now);
+        let addr = skb.addr();
+        // Where it was handed over, usually on this CPU: this CPU's note.
+        let here = {
+            let pin = cx.pin();
+            let note = self.sent_notes.this_cpu(&pin);
+            match sentnote::take(note, addr) {
+                Taken::Got(e) => {
+                    let fp = fingerprint(skb, false, Side::Egress);
+                    return self.sent_taken(cx, e, fp, addr, now);
                 }
-                return self.egress_gone(cx, &entry, Left::Expired);
+                Taken::Writing | Taken::Miss => sentnote::cpu(note),
             }
-            let leftover = Egress::from_sent_words(&words, UNKNOWN_FP);
-            self.egress_gone(cx, &leftover, Left::Expired);
+        };
+        self.xmit_elsewhere(cx, skb, here, now);
+    }
+
+    /// A packet that is not in its CPU's (`here`) note starts transmission
+    /// on an outer device at `now`: the end of its egress window if a
+    /// capturing namespace's packet waits for it in the sent stamps, in
+    /// another CPU's note or in the egress table. Out of line: every other
+    /// namespace's transmission comes here, a capturing namespace's rarely.
+    #[inline(never)]
+    fn xmit_elsewhere(&self, cx: &ProbeCx<'_>, skb: &Skb, here: Option<u32>, now: u64) {
+        // By its socket buffer: its fingerprint only once the buffer is seen
+        // to have an entry. Another packet's entry there never got here, and
+        // this one got its socket buffer.
+        let addr = skb.addr();
+        let mut fp = None;
+        let mut fp_of = || *fp.get_or_insert_with(|| fingerprint(skb, false, Side::Egress));
+        // A packet another CPU's hand-over moved out of a note.
+        if self.sent_from_stamps(cx, addr, &mut fp_of, now) {
+            return;
+        }
+        // Handed over on another CPU, whose note may still hold it.
+        if let Some(cpu) = self.sent_hints.get(addr).filter(|c| Some(*c) != here) {
+            if self.sent_from_note_of(cx, cpu, addr, &mut fp_of, now) {
+                return;
+            }
         }
         // By its identity: a segment of a GSO packet.
         if self.egress_by_identity.load(Relaxed) == 0 {
@@ -254,6 +279,87 @@ impl Capture {
             Take::Collided(e) => self.egress_gone(cx, &entry(&e), Left::Collided),
             Take::Miss => {}
         }
+    }
+
+    /// The packet noted as `e`, taken from a note, leaves an outer device
+    /// at `now` in the socket buffer at `addr`, whose packet has fingerprint
+    /// `fp` (`None`: none could be made): its latency if it is that packet,
+    /// else the leftover of a packet that never got there, whose socket
+    /// buffer this one got.
+    #[inline(always)]
+    fn sent_taken(&self, cx: &ProbeCx<'_>, e: Egress, fp: Option<u64>, addr: u64, now: u64) {
+        if fp != Some(e.fp) {
+            return self.egress_gone(cx, &e, Left::Expired);
+        }
+        if self.fresh(e.start, now) {
+            return self.egress_taken(cx, e, addr, now);
+        }
+        self.egress_gone(cx, &e, Left::Expired);
+    }
+
+    /// Takes the packet in the socket buffer at `addr` (fingerprint by
+    /// `fp_of`) from the stamps of sent packets, leaving an outer device at
+    /// `now`; whether it was there. Another packet's leftover in that
+    /// buffer is counted and dropped.
+    fn sent_from_stamps(
+        &self,
+        cx: &ProbeCx<'_>,
+        addr: u64,
+        fp_of: &mut impl FnMut() -> Option<u64>,
+        now: u64,
+    ) -> bool {
+        let Some((words, mine)) = self.sent.take_buffer(addr, &mut *fp_of) else {
+            return false;
+        };
+        if mine {
+            let entry = Egress::from_sent_words(&words, fp_of().unwrap_or(UNKNOWN_FP));
+            if self.fresh(entry.start, now) {
+                self.egress_taken(cx, entry, addr, now);
+            } else {
+                self.egress_gone(cx, &entry, Left::Expired);
+            }
+            return true;
+        }
+        let leftover = Egress::from_sent_words(&words, UNKNOWN_FP);
+        self.egress_gone(cx, &leftover, Left::Expired);
+        false
+    }
+
+    /// Takes the packet in the socket buffer at `addr` from the note of CPU
+    /// `cpu`, where a hint says a buffer with its hash was handed over,
+    /// leaving an outer device at `now`; whether it was found, there or in
+    /// the stamps of sent packets where that CPU's writer, found writing,
+    /// moved it meanwhile. Out of line: a transmission on the CPU of its
+    /// hand-over, and every other namespace's, never comes here.
+    #[inline(never)]
+    fn sent_from_note_of(
+        &self,
+        cx: &ProbeCx<'_>,
+        cpu: u32,
+        addr: u64,
+        fp_of: &mut impl FnMut() -> Option<u64>,
+        now: u64,
+    ) -> bool {
+        let Some(note) = self.sent_notes.on_cpu(cpu) else {
+            return false;
+        };
+        // Bounded: the writer, with preemption off, holds the note for a
+        // few dozen instructions.
+        let mut waited = false;
+        for _ in 0..NOTE_WAITS {
+            match sentnote::take(note, addr) {
+                Taken::Got(e) => {
+                    self.sent_taken(cx, e, fp_of(), addr, now);
+                    return true;
+                }
+                Taken::Miss => break,
+                Taken::Writing => {
+                    waited = true;
+                    core::hint::spin_loop();
+                }
+            }
+        }
+        waited && self.sent_from_stamps(cx, addr, fp_of, now)
     }
 
     /// The live packet of `entry`, taken from the egress table, leaves an
@@ -332,7 +438,7 @@ impl Capture {
             fp,
         };
         if fp != 0 {
-            return self.store_sent(cx, state, key, &entry);
+            return self.note_sent(cx, state, key, &entry);
         }
         // The same packet again in the same syscall (handed to its neighbour,
         // then to its device) is not another packet.
@@ -367,6 +473,79 @@ impl Capture {
             }
         }
         bump(&c.egress_in_table);
+    }
+
+    /// Notes `entry`, a packet of the namespace with `state` in the socket
+    /// buffer at `key`, on this CPU ([`crate::sentnote`]), where its outer
+    /// device's transmission usually finds it; the packet the note held,
+    /// if it has not left, moves to the stamps of sent packets.
+    fn note_sent(&self, cx: &ProbeCx<'_>, state: &NetState, key: u64, entry: &Egress) {
+        let c = &state.counters;
+        let host = &self.counters;
+        // Up before the entry can be found ([`Self::xmit`] looks only while
+        // it is above 0).
+        bump(&host.egress_in_table);
+        let noted = {
+            let pin = cx.pin();
+            let note = self.sent_notes.this_cpu(&pin);
+            let noted = sentnote::write(note, key, entry, |addr, old| {
+                self.spill_sent(cx, addr, old);
+            });
+            if noted.is_some() {
+                self.sent_hints.set(key, note);
+            }
+            noted
+        };
+        match noted {
+            Some(Noted::Empty | Noted::Spilled) => {}
+            Some(Noted::Superseded(old)) => {
+                if old.same_send(entry) {
+                    // This packet, handed over again by its syscall (to its
+                    // neighbour, then to its device): counted once.
+                    return self.egress_out(entry);
+                }
+                self.egress_gone(cx, &old, Left::Expired);
+            }
+            None => {
+                // Not noted (the note was another writer's, which one
+                // writer a CPU rules out): a stamp instead.
+                self.egress_out(entry);
+                return self.store_sent(cx, state, key, entry);
+            }
+        }
+        bump(&c.egress_sent);
+        bump(&c.egress_in_table);
+    }
+
+    /// Moves `old`, the packet in the socket buffer at `addr` that this
+    /// CPU's note held and that has not left yet, to the stamps of sent
+    /// packets, where any CPU's transmission finds it. It stays counted as
+    /// it was; only what its stamp goes over is counted out.
+    fn spill_sent(&self, cx: &ProbeCx<'_>, addr: u64, old: &Egress) {
+        match self.sent.put_sole_value(addr, old.fp, &old.to_sent_words()) {
+            Put::Empty => {}
+            Put::Superseded(was) => {
+                // The buffer's earlier packet, stamped there before this one
+                // was noted.
+                let was = Egress::from_sent_words(&was, UNKNOWN_FP);
+                self.egress_gone(cx, &was, Left::Expired);
+            }
+            Put::Replaced(was) => {
+                // Another socket buffer's packet, pushed out of a full set.
+                let was = Egress::from_sent_words(&was, UNKNOWN_FP);
+                if self.fresh(was.start, old.start) {
+                    bump(&self.counters.egress_evicted);
+                    self.egress_gone(cx, &was, Left::Evicted);
+                } else {
+                    self.egress_gone(cx, &was, Left::Expired);
+                }
+            }
+            Put::Busy => {
+                // Not moved: other CPUs kept the slot busy.
+                bump(&self.counters.egress_evicted);
+                self.egress_gone(cx, old, Left::Evicted);
+            }
+        }
     }
 
     /// Stores `entry`, a packet of the namespace with `state` in the socket
@@ -437,6 +616,10 @@ impl Capture {
 /// known (another packet's, pushed out or left over): any but 0, which marks
 /// an entry keyed by identity ([`Capture::egress_out`]).
 const UNKNOWN_FP: u64 = u64::MAX;
+
+/// How often a transmission looks again into another CPU's note that its
+/// writer holds.
+const NOTE_WAITS: usize = 64;
 
 /// Why an entry left its table without a latency.
 pub(super) enum Left {

@@ -8,8 +8,11 @@
 //! ```text
 //!  egress   sys_enter (send family) ──> net_dev_queue (or the neighbour),
 //!           [senders: task -> Sender]     the sender's first device
-//!                                         [sent: skb -> Egress, or
-//!                                          egress table: key -> Egress]
+//!                                         [the CPU's note: skb -> Egress
+//!                                          (or, moved out by the CPU's
+//!                                          next hand-over, sent: skb ->
+//!                                          Egress), or egress table:
+//!                                          key -> Egress (GSO)]
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
@@ -69,6 +72,7 @@ use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::params::Params;
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::peers::{Peers, PEER_SLOTS};
+use crate::sentnote::{self, Hints, SENT_NOTE_WORDS};
 use crate::stamps::{empty_set, Set as StampSet, Stamps, WAYS};
 
 use crate::table::{Bucket, BucketLock, Insert, Look, Table, Take};
@@ -234,14 +238,26 @@ const PROVISIONAL: u64 = 1 << 63;
 /// the senders').
 const STAMPS_PER_BUCKET: usize = 4;
 
+/// Hints of the CPU whose note holds a socket buffer's packet: a power of
+/// two, a few times the CPUs that hand packets over at once.
+const SENT_HINTS: usize = 1024;
+
 /// Everything the probes share.
 pub(crate) struct Capture {
     /// Sent packets of capturing namespaces keyed by identity (GSO
     /// packets), until an outer device transmits them.
     egress: KTable<EGRESS_WORDS>,
     /// Sent packets of capturing namespaces keyed by socket buffer, until
-    /// an outer device transmits them; lockless ([`crate::stamps`]).
+    /// an outer device transmits them; lockless ([`crate::stamps`]): those
+    /// a CPU's next hand-over found still in its note.
     sent: KStamps<SENT_WORDS>,
+    /// The packet each CPU last handed over (not GSO), until an outer
+    /// device transmits it or the CPU's next hand-over moves it to `sent`
+    /// ([`crate::sentnote`]).
+    sent_notes: PerCpuWords<SENT_NOTE_WORDS>,
+    /// Which CPU's note a socket buffer may be in, for a transmission on
+    /// another CPU.
+    sent_hints: Hints<KVVec<AtomicU64>, SENT_HINTS>,
     /// The remote addresses capturing namespaces talk to: an outer device
     /// stamps only their packets ([`crate::peers`]).
     peers: Peers<KVVec<AtomicU32>>,
@@ -326,9 +342,14 @@ impl Capture {
         // The tasks' table and stamps: a quarter of the buckets.
         let task_buckets = (buckets / 4).max(64);
         let n_task_stamps = task_buckets.saturating_mul(STAMPS_PER_BUCKET);
+        let sent_notes = PerCpuWords::new()?;
+        sent_notes.for_each_possible(|cpu, note| sentnote::set_cpu(note, cpu));
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             sent: new_stamps(n_stamps)?,
+            sent_notes,
+            sent_hints: Hints::new(filled(SENT_HINTS, || AtomicU64::new(0))?)
+                .map_err(|_| EINVAL)?,
             peers: Peers::new(
                 filled(PEER_SLOTS, || AtomicU32::new(0))?,
                 msecs_to_jiffies(params.peer_window_ms),
@@ -449,11 +470,25 @@ impl Capture {
             chunked(stamps.capacity(), chunk, |f, n| stamps.occupancy_of(f, n))
         }
         [
-            count(&self.egress).wrapping_add(count_stamps(&self.sent)),
+            count(&self.egress)
+                .wrapping_add(count_stamps(&self.sent))
+                .wrapping_add(self.noted_sent()),
             count_stamps(&self.received),
             count(&self.tasks).wrapping_add(count_stamps(&self.latest_pending)),
             count_stamps(&self.sends),
         ]
+    }
+
+    /// Packets in the CPUs' notes of sent packets, read without taking
+    /// them. Process context.
+    fn noted_sent(&self) -> usize {
+        let mut n = 0usize;
+        self.sent_notes.for_each_possible(|_, note| {
+            if sentnote::occupied(note) {
+                n = n.wrapping_add(1);
+            }
+        });
+        n
     }
 
     /// `sys_exit`: a send ends, a receive returns its packets

@@ -82,6 +82,43 @@ impl<const N: usize> PerCpuWords<N> {
         // it stays, for the reference's lifetime.
         unsafe { &*(p as *const [AtomicU64; N]) }
     }
+
+    /// CPU `cpu`'s words, if it is a possible CPU. Any context, any CPU:
+    /// the words are atomics, and what another CPU's words mean while that
+    /// CPU writes them is their user's business.
+    pub(crate) fn on_cpu(&self, cpu: u32) -> Option<&[AtomicU64; N]> {
+        // SAFETY: `addr` is a live per-CPU allocation (type invariants);
+        // the helper checks `cpu`.
+        let p = unsafe { sys::mace_per_cpu_ptr(self.addr as c_ulong, cpu) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` is CPU `cpu`'s copy of the allocation, `N` words
+        // aligned to 8 bytes, zeroed at first (valid atomics), alive as
+        // long as `self`.
+        Some(unsafe { &*(p as *const [AtomicU64; N]) })
+    }
+
+    /// Calls `f` with the number and the words of each possible CPU.
+    pub(crate) fn for_each_possible(&self, mut f: impl FnMut(u32, &[AtomicU64; N])) {
+        // SAFETY: No preconditions.
+        let nr = unsafe { sys::mace_nr_cpu_ids() };
+        let mut prev: i32 = -1;
+        // Bounded: the CPUs grow strictly, below `nr`.
+        while let Ok(next) = i32::try_from(
+            // SAFETY: No preconditions.
+            unsafe { sys::mace_next_possible_cpu(prev) },
+        ) {
+            let Ok(cpu) = u32::try_from(next) else { break };
+            if cpu >= nr || next <= prev {
+                break;
+            }
+            if let Some(words) = self.on_cpu(cpu) {
+                f(cpu, words);
+            }
+            prev = next;
+        }
+    }
 }
 
 impl<const N: usize> Drop for PerCpuWords<N> {

@@ -38,6 +38,8 @@ pub mod record;
 pub mod record_parse;
 #[path = "../../../src/ring.rs"]
 pub mod ring;
+#[path = "../../../src/sentnote.rs"]
+pub mod sentnote;
 #[path = "../../../src/stamps.rs"]
 pub mod stamps;
 #[path = "../../../src/table.rs"]
