@@ -26,7 +26,7 @@
 //! spinlock), and another task's send on the CPU meanwhile would take the
 //! note's place with nothing to count (`Documentation/evaluation.rst`,
 //! eighteenth steps); its packet is, from its hand-over on
-//! ([`crate::sentnote`]). A stream receive (TCP) may wait for more data
+//! ([`crate::bufnote`]). A stream receive (TCP) may wait for more data
 //! and go on elsewhere: both keep stamps of their task (`capture/`).
 //!
 //! This file uses only `core`; it is compiled into the module and into the

@@ -34,7 +34,7 @@
 //! packet, entry, table,     core-only logic, also compiled and tested
 //! fifo, ring, record, hist, on the host (tests/host)
 //! counters, parse, params,
-//! cpuslot, sentnote, text
+//! cpuslot, bufnote, text
 //! ```
 
 #![deny(unsafe_code)]
@@ -56,6 +56,8 @@ mod ffi;
 
 // Core-only logic, compiled again by the host test crate (tests/host), for
 // which its `pub` items are the public API.
+#[allow(unreachable_pub)]
+mod bufnote;
 #[allow(unreachable_pub)]
 mod counters;
 #[allow(unreachable_pub)]
@@ -80,8 +82,6 @@ mod peers;
 mod record;
 #[allow(unreachable_pub)]
 mod ring;
-#[allow(unreachable_pub)]
-mod sentnote;
 #[allow(unreachable_pub)]
 mod stamps;
 #[allow(unreachable_pub)]

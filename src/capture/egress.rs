@@ -32,8 +32,9 @@
 #![deny(unsafe_code)]
 
 use super::{fingerprint, identify, key_bytes, Capture, LOOPBACK_IFINDEX};
+use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
-use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS};
+use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS, SENT_WORDS};
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, Skb};
 use crate::ffi::task::{self, Regs};
@@ -42,7 +43,6 @@ use crate::ffi::{jiffies32, mono_ns};
 use crate::netns::NetState;
 use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::record::Direction;
-use crate::sentnote::{self, Noted, Taken};
 use crate::stamps::Put;
 use crate::table::{Entry, Insert, Take};
 use core::mem::MaybeUninit;
@@ -228,12 +228,12 @@ impl Capture {
         let here = {
             let pin = cx.pin();
             let note = self.sent_notes.this_cpu(&pin);
-            match sentnote::take(note, addr) {
+            match bufnote::take(note, addr) {
                 Taken::Got(e) => {
                     let fp = fingerprint(skb, false, Side::Egress);
-                    return self.sent_taken(cx, e, fp, addr, now);
+                    return self.sent_taken(cx, sent_of(&e), fp, addr, now);
                 }
-                Taken::Writing | Taken::Miss => sentnote::cpu(note),
+                Taken::Writing | Taken::Miss => bufnote::cpu(note),
             }
         };
         self.xmit_elsewhere(cx, skb, here, now);
@@ -347,9 +347,9 @@ impl Capture {
         // few dozen instructions.
         let mut waited = false;
         for _ in 0..NOTE_WAITS {
-            match sentnote::take(note, addr) {
+            match bufnote::take(note, addr) {
                 Taken::Got(e) => {
-                    self.sent_taken(cx, e, fp_of(), addr, now);
+                    self.sent_taken(cx, sent_of(&e), fp_of(), addr, now);
                     return true;
                 }
                 Taken::Miss => break,
@@ -476,7 +476,7 @@ impl Capture {
     }
 
     /// Notes `entry`, a packet of the namespace with `state` in the socket
-    /// buffer at `key`, on this CPU ([`crate::sentnote`]), where its outer
+    /// buffer at `key`, on this CPU ([`crate::bufnote`]), where its outer
     /// device's transmission usually finds it; the packet the note held,
     /// if it has not left, moves to the stamps of sent packets.
     fn note_sent(&self, cx: &ProbeCx<'_>, state: &NetState, key: u64, entry: &Egress) {
@@ -488,8 +488,12 @@ impl Capture {
         let noted = {
             let pin = cx.pin();
             let note = self.sent_notes.this_cpu(&pin);
-            let noted = sentnote::write(note, key, entry, |addr, old| {
-                self.spill_sent(cx, addr, old);
+            let stamp = Stamp {
+                fp: entry.fp,
+                value: entry.to_sent_words(),
+            };
+            let noted = bufnote::write(note, key, &stamp, |addr, old| {
+                self.spill_sent(cx, addr, &sent_of(old));
             });
             if noted.is_some() {
                 self.sent_hints.set(key, note);
@@ -499,6 +503,7 @@ impl Capture {
         match noted {
             Some(Noted::Empty | Noted::Spilled) => {}
             Some(Noted::Superseded(old)) => {
+                let old = sent_of(&old);
                 if old.same_send(entry) {
                     // This packet, handed over again by its syscall (to its
                     // neighbour, then to its device): counted once.
@@ -617,9 +622,14 @@ impl Capture {
 /// an entry keyed by identity ([`Capture::egress_out`]).
 const UNKNOWN_FP: u64 = u64::MAX;
 
-/// How often a transmission looks again into another CPU's note that its
-/// writer holds.
-const NOTE_WAITS: usize = 64;
+/// The sent packet a note's stamp holds.
+fn sent_of(s: &Stamp<SENT_WORDS>) -> Egress {
+    Egress::from_sent_words(&s.value, s.fp)
+}
+
+/// How often a transmission (or a reader) looks again into another CPU's
+/// note that its writer holds.
+pub(super) const NOTE_WAITS: usize = 64;
 
 /// Why an entry left its table without a latency.
 pub(super) enum Left {

@@ -4,9 +4,11 @@
 //! return.
 //!
 //! ```text
-//! receive on the outer device   arrival stamp by data buffer (by socket
-//!                               buffer for a clone, or while the device
-//!                               has a packet tap)
+//! receive on the outer device   arrival stamp by data buffer, in this
+//!                               CPU's note (its earlier one, if not
+//!                               taken, moves to the arrival stamps); by
+//!                               socket buffer for a clone, or while the
+//!                               device has a packet tap, in the stamps
 //! receive on a device of the    nothing, unless a tap there may be the
 //!   capturing namespace           packet's reader (tap queue, below) or
 //!                               stamps by socket buffer are about: then
@@ -85,9 +87,11 @@
 
 #![deny(unsafe_code)]
 
+use super::egress::NOTE_WAITS;
 use super::{
     fingerprint, key_bytes, Capture, FINGERPRINT_BYTES, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS,
 };
+use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
 use crate::cpuslot::{self, Found as NoteFound};
 use crate::entry::{Ingress, LatestPending, Pending, Words};
@@ -166,7 +170,7 @@ impl Capture {
         // A tap may be the reader: the stamp by data buffer moves too.
         let stamp = by_skb.or_else(|| {
             if taps {
-                self.arrivals.take(skb.head(), fp)
+                self.take_stamp(cx, skb.head(), fp)
             } else {
                 None
             }
@@ -219,7 +223,7 @@ impl Capture {
                 return;
             }
         }
-        self.outer_stamp(skb, dev, bytes);
+        self.outer_stamp(skb, dev, bytes, cx);
     }
 
     /// A packet arrives on an outer device while the initial namespace
@@ -245,7 +249,7 @@ impl Capture {
     /// a clone or the device has a packet tap, for a capturing namespace's
     /// device to take ([`Self::received_in`]).
     #[inline(never)]
-    fn outer_stamp(&self, skb: &Skb, dev: &Dev, in_place: Option<&[u8]>) {
+    fn outer_stamp(&self, skb: &Skb, dev: &Dev, in_place: Option<&[u8]>, cx: &ProbeCx<'_>) {
         // The window starts here: the look at the peers before it is in no
         // window.
         let now = mono_ns();
@@ -262,23 +266,99 @@ impl Capture {
         // its header: while the buffer is shared with a copy, the
         // packet's own (TCP keeps its segments for retransmission, so a
         // local sender's reach the outer device as copies), or a tap's.
-        let key = if skb.cloned() || dev.has_taps() {
+        let lost = if skb.cloned() || dev.has_taps() {
             self.stamped_by_skb.store(now, Relaxed);
-            skb.addr()
+            self.put_arrival(skb.addr(), fp, now)
         } else {
-            skb.head()
+            self.note_arrival(cx, skb.head(), fp, now)
         };
-        let lost = match self.arrivals.put_sole(key, fp, now) {
+        if lost {
+            bump(&c.ingress_stamps_lost);
+        }
+    }
+
+    /// Stamps the arrival at `now` of the packet with fingerprint `fp` in
+    /// the buffer at `key` in the arrival stamps: whether a fresh stamp of
+    /// another packet was lost to it.
+    fn put_arrival(&self, key: u64, fp: u64, now: u64) -> bool {
+        match self.arrivals.put_sole(key, fp, now) {
             // The buffer's earlier packet left it without reaching a
             // capturing namespace's device.
             Put::Empty | Put::Superseded(_) => false,
             // Another packet's stamp, fresh: it loses its ingress window.
             Put::Replaced([t]) => self.fresh(t, now),
             Put::Busy => true,
-        };
-        if lost {
-            bump(&c.ingress_stamps_lost);
         }
+    }
+
+    /// Notes the arrival at `now` of the packet with fingerprint `fp` in the
+    /// data buffer at `key` on this CPU ([`crate::bufnote`]), where its
+    /// reader, usually woken on this CPU, takes it; the stamp the note held,
+    /// if its reader has not taken it, moves to the arrival stamps. Whether
+    /// a fresh stamp was lost.
+    fn note_arrival(&self, cx: &ProbeCx<'_>, key: u64, fp: u64, now: u64) -> bool {
+        let mut lost = false;
+        let noted = {
+            let pin = cx.pin();
+            let note = self.arrival_notes.this_cpu(&pin);
+            let stamp = Stamp { fp, value: [now] };
+            let noted = bufnote::write(note, key, &stamp, |addr, old| {
+                let [t] = old.value;
+                lost = self.put_arrival(addr, old.fp, t);
+            });
+            if noted.is_some() {
+                self.arrival_hints.set(key, note);
+            }
+            noted
+        };
+        match noted {
+            // The buffer's earlier stamp: its packet left the buffer
+            // without reaching a capturing namespace's device.
+            Some(Noted::Empty | Noted::Spilled | Noted::Superseded(_)) => lost,
+            // Not noted (another writer held the note, which one writer a
+            // CPU rules out): a stamp instead.
+            None => self.put_arrival(key, fp, now),
+        }
+    }
+
+    /// Takes the arrival stamp of the packet with fingerprint `fp` in the
+    /// data buffer at `key`, if there is one: from this CPU's note, the
+    /// arrival stamps, or the note of the CPU that a hint names. Its time.
+    #[inline(always)]
+    fn take_stamp(&self, cx: &ProbeCx<'_>, key: u64, fp: u64) -> Option<u64> {
+        let here = {
+            let pin = cx.pin();
+            let note = self.arrival_notes.this_cpu(&pin);
+            match bufnote::take(note, key) {
+                // Another packet's stamp in that buffer never reached a
+                // reader: it goes as a stamp gone over would.
+                Taken::Got(Stamp { fp: f, value: [t] }) => return (f == fp).then_some(t),
+                Taken::Writing | Taken::Miss => bufnote::cpu(note),
+            }
+        };
+        self.take_stamp_elsewhere(key, fp, here)
+    }
+
+    /// [`Self::take_stamp`] past this CPU's (`here`) note. Out of line: a
+    /// reader woken where its packet arrived, and every other namespace's,
+    /// never comes here.
+    #[inline(never)]
+    fn take_stamp_elsewhere(&self, key: u64, fp: u64, here: Option<u32>) -> Option<u64> {
+        if let Some(t) = self.arrivals.take(key, fp) {
+            return Some(t);
+        }
+        let cpu = self.arrival_hints.get(key).filter(|c| Some(*c) != here)?;
+        let note = self.arrival_notes.on_cpu(cpu)?;
+        // Bounded: the writer, with preemption off, holds the note for a
+        // few dozen instructions; what it moves goes to the stamps.
+        for _ in 0..NOTE_WAITS {
+            match bufnote::take(note, key) {
+                Taken::Got(Stamp { fp: f, value: [t] }) => return (f == fp).then_some(t),
+                Taken::Miss => return None,
+                Taken::Writing => core::hint::spin_loop(),
+            }
+        }
+        self.arrivals.take(key, fp)
     }
 
     /// Stores the received packet `id` with fingerprint `fp`, arrived at
@@ -324,12 +404,13 @@ impl Capture {
     #[inline(always)]
     fn take_arrival(
         &self,
+        cx: &ProbeCx<'_>,
         state: &NetState,
         key: u64,
         fp: u64,
         bytes: &[u8],
     ) -> Option<(u64, u32, Found)> {
-        if let Some(t_rx) = self.arrivals.take(key, fp) {
+        if let Some(t_rx) = self.take_stamp(cx, key, fp) {
             // A packet with a fingerprint and without an id (not an echo,
             // say) gives its stamp up unreported, as before a capturing
             // namespace's device stored only what had an id.
@@ -682,7 +763,7 @@ impl Capture {
             return;
         };
         let key = skb.head();
-        let Some((t_rx, pktid, found)) = self.take_arrival(state, key, fp, bytes) else {
+        let Some((t_rx, pktid, found)) = self.take_arrival(cx, state, key, fp, bytes) else {
             // Its sender is a peer from now on, if it was not (an outer
             // device then stamped none of its packets): the next ones are
             // stamped. A stamped packet's sender is a peer already.

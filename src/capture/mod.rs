@@ -16,8 +16,10 @@
 //!                                   ──> net_dev_start_xmit, outer device
 //!                                        latency = now - Egress.start
 //!  ingress  netif_receive_skb, outer device
-//!           [arrival stamps: data -> t_rx; skb -> t_rx for a clone, or
-//!            while the outer device has a packet tap]
+//!           [the CPU's note: data -> t_rx (or, moved out by the CPU's
+//!            next such arrival, arrival stamps: data -> t_rx); arrival
+//!            stamps: skb -> t_rx for a clone, or while the outer device
+//!            has a packet tap]
 //!                                   ──> (only for a stamp by skb, or a tap
 //!                                        there) netif_receive_skb, a device
 //!                                        of the capturing namespace
@@ -52,6 +54,7 @@ mod ingress;
 
 pub(crate) use breakdown::WaypointStamps;
 
+use crate::bufnote::{self, note_words, Hints};
 use crate::counters::{add, bump, sub, HostCounters};
 use crate::cpuslot::{self, Found, NOTE_WORDS};
 use crate::entry::{
@@ -72,7 +75,6 @@ use crate::packet::{self, Identity, Side, CAPTURE_BYTES};
 use crate::params::Params;
 use crate::parse::{DevList, DevSpec, MAX_OUTER_DEVS};
 use crate::peers::{Peers, PEER_SLOTS};
-use crate::sentnote::{self, Hints, SENT_NOTE_WORDS};
 use crate::stamps::{empty_set, Set as StampSet, Stamps, WAYS};
 
 use crate::table::{Bucket, BucketLock, Insert, Look, Table, Take};
@@ -238,9 +240,15 @@ const PROVISIONAL: u64 = 1 << 63;
 /// the senders').
 const STAMPS_PER_BUCKET: usize = 4;
 
-/// Hints of the CPU whose note holds a socket buffer's packet: a power of
-/// two, a few times the CPUs that hand packets over at once.
-const SENT_HINTS: usize = 1024;
+/// Hints of the CPU whose note holds a buffer's packet, of each kind of
+/// note: a power of two, a few times the CPUs that note packets at once.
+const NOTE_HINTS: usize = 1024;
+
+/// Words of a CPU's note of a sent packet ([`crate::bufnote`]).
+const SENT_NOTE_WORDS: usize = note_words(SENT_WORDS);
+
+/// Words of a CPU's note of an arrival: its time.
+const ARRIVAL_NOTE_WORDS: usize = note_words(1);
 
 /// Everything the probes share.
 pub(crate) struct Capture {
@@ -253,11 +261,11 @@ pub(crate) struct Capture {
     sent: KStamps<SENT_WORDS>,
     /// The packet each CPU last handed over (not GSO), until an outer
     /// device transmits it or the CPU's next hand-over moves it to `sent`
-    /// ([`crate::sentnote`]).
+    /// ([`crate::bufnote`]).
     sent_notes: PerCpuWords<SENT_NOTE_WORDS>,
     /// Which CPU's note a socket buffer may be in, for a transmission on
     /// another CPU.
-    sent_hints: Hints<KVVec<AtomicU64>, SENT_HINTS>,
+    sent_hints: Hints<KVVec<AtomicU64>, NOTE_HINTS>,
     /// The remote addresses capturing namespaces talk to: an outer device
     /// stamps only their packets ([`crate::peers`]).
     peers: Peers<KVVec<AtomicU32>>,
@@ -266,6 +274,13 @@ pub(crate) struct Capture {
     /// capturing namespace's device does (a clone, or while the outer
     /// device has a packet tap, [`Self::stamped_by_skb`]).
     arrivals: KStamps<1>,
+    /// The arrival each CPU last stamped by data buffer, until its reader
+    /// takes it or the CPU's next such stamp moves it to `arrivals`
+    /// ([`crate::bufnote`]).
+    arrival_notes: PerCpuWords<ARRIVAL_NOTE_WORDS>,
+    /// Which CPU's note a data buffer's arrival may be in, for a reader on
+    /// another CPU.
+    arrival_hints: Hints<KVVec<AtomicU64>, NOTE_HINTS>,
     /// When an outer device last stamped a packet by socket buffer (0:
     /// not since the last look found that older than `max_age_ms`): while
     /// it is 0, a capturing namespace's device looks for no stamp.
@@ -343,12 +358,14 @@ impl Capture {
         let task_buckets = (buckets / 4).max(64);
         let n_task_stamps = task_buckets.saturating_mul(STAMPS_PER_BUCKET);
         let sent_notes = PerCpuWords::new()?;
-        sent_notes.for_each_possible(|cpu, note| sentnote::set_cpu(note, cpu));
+        sent_notes.for_each_possible(|cpu, note| bufnote::set_cpu(note, cpu));
+        let arrival_notes = PerCpuWords::new()?;
+        arrival_notes.for_each_possible(|cpu, note| bufnote::set_cpu(note, cpu));
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             sent: new_stamps(n_stamps)?,
             sent_notes,
-            sent_hints: Hints::new(filled(SENT_HINTS, || AtomicU64::new(0))?)
+            sent_hints: Hints::new(filled(NOTE_HINTS, || AtomicU64::new(0))?)
                 .map_err(|_| EINVAL)?,
             peers: Peers::new(
                 filled(PEER_SLOTS, || AtomicU32::new(0))?,
@@ -356,6 +373,9 @@ impl Capture {
             )
             .map_err(|_| EINVAL)?,
             arrivals: new_stamps(n_stamps)?,
+            arrival_notes,
+            arrival_hints: Hints::new(filled(NOTE_HINTS, || AtomicU64::new(0))?)
+                .map_err(|_| EINVAL)?,
             received: new_stamps(n_stamps)?,
             waypoints: RcuSlot::new(),
             egress_by_identity: AtomicU64::new(0),
@@ -484,7 +504,7 @@ impl Capture {
     fn noted_sent(&self) -> usize {
         let mut n = 0usize;
         self.sent_notes.for_each_possible(|_, note| {
-            if sentnote::occupied(note) {
+            if bufnote::occupied(note) {
                 n = n.wrapping_add(1);
             }
         });

@@ -76,6 +76,12 @@ impl<const N: usize> PerCpuWords<N> {
         #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: `addr` is a live per-CPU allocation (type invariants).
         let p = unsafe { sys::mace_this_cpu_ptr(self.addr as c_ulong) } as usize;
+        if p == 0 {
+            // SAFETY: A CPU's copy of a live per-CPU allocation is never at
+            // address 0: saying so spares every user a test of the
+            // reference for null.
+            unsafe { core::hint::unreachable_unchecked() }
+        }
         // SAFETY: `p` is this CPU's copy of the allocation, `N` words
         // aligned to 8 bytes, zeroed at first (valid atomics), alive as
         // long as `self`; `_pin` keeps the caller on this CPU, whose copy

@@ -10,6 +10,8 @@
 
 #![no_std]
 
+#[path = "../../../src/bufnote.rs"]
+pub mod bufnote;
 #[path = "../../../src/counters.rs"]
 pub mod counters;
 #[path = "../../../src/cpuslot.rs"]
@@ -38,8 +40,6 @@ pub mod record;
 pub mod record_parse;
 #[path = "../../../src/ring.rs"]
 pub mod ring;
-#[path = "../../../src/sentnote.rs"]
-pub mod sentnote;
 #[path = "../../../src/stamps.rs"]
 pub mod stamps;
 #[path = "../../../src/table.rs"]
