@@ -138,62 +138,55 @@ pub fn write<const N: usize, const V: usize>(
 ) -> Option<Noted<V>> {
     let (tag, _, _, _) = parts::<N, V>(note)?;
     // Usually the note is empty: its stamp was taken.
-    if tag
+    let noted = if tag
         .compare_exchange(EMPTY, WRITING, Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
     {
-        publish(note, addr, stamp);
-        return Some(Noted::Empty);
-    }
-    write_over(note, addr, stamp, spill)
-}
-
-/// [`write`] over a note that held a stamp when it looked (or that its
-/// writer held, which one writer a CPU rules out). Out of line: the moves
-/// cost the common write nothing.
-#[cold]
-#[inline(never)]
-fn write_over<const N: usize, const V: usize>(
-    note: &[AtomicU64; N],
-    addr: u64,
-    stamp: &Stamp<V>,
-    spill: impl FnOnce(u64, &Stamp<V>),
-) -> Option<Noted<V>> {
-    let (tag, fp, value, _) = parts::<N, V>(note)?;
-    // One writer: the tag changes under it only from a packet's to empty,
-    // when a reader takes the packet. Bounded: two tries at most.
-    let mut old = tag.load(Ordering::Relaxed);
-    let mut claimed = false;
-    for _ in 0..2 {
-        if old == WRITING {
-            break;
-        }
-        match tag.compare_exchange(old, WRITING, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => {
-                claimed = true;
-                break;
-            }
-            Err(now) => old = now,
-        }
-    }
-    if !claimed {
-        return None;
-    }
-    let noted = if old == EMPTY {
         Noted::Empty
     } else {
-        // Claimed: the words stay as the last writer left them.
-        fence(Ordering::Acquire);
-        let was = read_stamp(fp, value);
-        if old == addr {
-            Noted::Superseded(was)
-        } else {
-            spill(old, &was);
-            Noted::Spilled
+        match claim_over::<N, V>(note)? {
+            None => Noted::Empty,
+            Some((old, was)) if old == addr => Noted::Superseded(was),
+            Some((old, was)) => {
+                spill(old, &was);
+                Noted::Spilled
+            }
         }
     };
     publish(note, addr, stamp);
     Some(noted)
+}
+
+/// Claims `note`, which held a stamp when [`write`] looked (or which its
+/// writer held, which one writer a CPU rules out): the tag and the stamp it
+/// held, `None` inside if a reader took it meanwhile; `None` if it could
+/// not be claimed. Out of line: the common write (an empty note) keeps its
+/// stamp in registers.
+#[cold]
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn claim_over<const N: usize, const V: usize>(
+    note: &[AtomicU64; N],
+) -> Option<Option<(u64, Stamp<V>)>> {
+    let (tag, fp, value, _) = parts::<N, V>(note)?;
+    // One writer: the tag changes under it only from a packet's to empty,
+    // when a reader takes the packet. Bounded: two tries at most.
+    let mut old = tag.load(Ordering::Relaxed);
+    for _ in 0..2 {
+        if old == WRITING {
+            return None;
+        }
+        match tag.compare_exchange(old, WRITING, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) if old == EMPTY => return Some(None),
+            Ok(_) => {
+                // Claimed: the words stay as the last writer left them.
+                fence(Ordering::Acquire);
+                return Some(Some((old, read_stamp(fp, value))));
+            }
+            Err(now) => old = now,
+        }
+    }
+    None
 }
 
 /// Writes `stamp` into `note`, which its writer claimed, and publishes it
