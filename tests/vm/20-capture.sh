@@ -171,6 +171,18 @@ run_ping "ICMPv4 ping socket" c1 "$REMOTE4"
 run_ping "ICMPv6 ping socket" c1 "$REMOTE6"
 CLOCK=kernel run_ping "ICMPv4 ping socket, kernel timestamps" c1 "$REMOTE4"
 
+# bad_ping_lines N: how many of the lines in /tmp/lines break what the
+# lines of N pings (ids 1 to N) whose RTTs are in /tmp/rtts must keep: each
+# id at most once a direction, one of the pings', and the sum of a packet's
+# lines below its RTT.
+bad_ping_lines() {
+	awk -v n="$1" '
+		FNR == NR { rtt[$1] = $2; next }
+		{ id = $2; gsub(/[()]/, "", id); id += 0; dir = $3; if (seen[id, dir]++ || id < 1 || id > n + 0) bad++; sum[id] += $NF }
+		END { for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) bad++; print bad + 0 }
+	' /tmp/rtts /tmp/lines
+}
+
 # A pinger moved from CPU to CPU all along (taskset, as fast as it runs). A
 # send's start is a stamp of its task, which moves with it: every ping is
 # measured on its way out. A datagram receive's packet is noted on its CPU,
@@ -201,13 +213,7 @@ moving_ping() {
 	if (($(wc -l </tmp/rtts) == n)); then pass "$name: $n replies"; else fail "$name: replies" "$(tail -3 /tmp/ping.out)"; fi
 	eg=$(grep -c ') egress: ' /tmp/lines)
 	in=$(grep -c ') ingress: ' /tmp/lines)
-	# Each id at most once a direction, one of the pings'; the sum of a
-	# packet's lines below its RTT.
-	over=$(awk -v n="$n" '
-		FNR == NR { rtt[$1] = $2; next }
-		{ id = $2; gsub(/[()]/, "", id); id += 0; dir = $3; if (seen[id, dir]++ || id < 1 || id > n + 0) bad++; sum[id] += $NF }
-		END { for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) bad++; print bad + 0 }
-	' /tmp/rtts /tmp/lines)
+	over=$(bad_ping_lines "$n")
 	if ((over == 0 && $(grep -cvE "$LINE_RE" /tmp/lines) == 0)); then
 		pass "$name: $eg egress and $in ingress lines, each a ping's, egress + ingress < RTT"
 	else
@@ -254,11 +260,7 @@ steered_ping() {
 	fi
 	eg=$(grep -c ') egress: ' /tmp/lines)
 	in=$(grep -c ') ingress: ' /tmp/lines)
-	over=$(awk -v n="$n" '
-		FNR == NR { rtt[$1] = $2; next }
-		{ id = $2; gsub(/[()]/, "", id); id += 0; dir = $3; if (seen[id, dir]++ || id < 1 || id > n + 0) bad++; sum[id] += $NF }
-		END { for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) bad++; print bad + 0 }
-	' /tmp/rtts /tmp/lines)
+	over=$(bad_ping_lines "$n")
 	if ((eg == n && in == n && over == 0 && $(grep -cvE "$LINE_RE" /tmp/lines) == 0)); then
 		pass "$name: every ping measured both ways ($eg egress, $in ingress lines), each a ping's, egress + ingress < RTT"
 	else
