@@ -212,5 +212,10 @@ counters! {
         /// Packets a tap saw that found the tap queue full (they expire in
         /// the ingress table instead, counted there).
         taps_overflow,
+        /// Sent packets and arrivals taken from the note of another CPU than
+        /// the taker's ([`crate::bufnote`]): transmitted, or read, on
+        /// another CPU than the one that handed them over, or received
+        /// them, while that CPU still held them.
+        noted_elsewhere,
     }
 }

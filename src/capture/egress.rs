@@ -349,6 +349,7 @@ impl Capture {
         for _ in 0..NOTE_WAITS {
             match bufnote::take(note, addr) {
                 Taken::Got(e) => {
+                    bump(&self.counters.noted_elsewhere);
                     self.sent_taken(cx, sent_of(&e), fp_of(), addr, now);
                     return true;
                 }

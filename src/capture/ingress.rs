@@ -353,7 +353,10 @@ impl Capture {
         // few dozen instructions; what it moves goes to the stamps.
         for _ in 0..NOTE_WAITS {
             match bufnote::take(note, key) {
-                Taken::Got(Stamp { fp: f, value: [t] }) => return (f == fp).then_some(t),
+                Taken::Got(Stamp { fp: f, value: [t] }) => {
+                    bump(&self.counters.noted_elsewhere);
+                    return (f == fp).then_some(t);
+                }
                 Taken::Miss => return None,
                 Taken::Writing => core::hint::spin_loop(),
             }

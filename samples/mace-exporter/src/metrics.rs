@@ -232,6 +232,7 @@ const HOST_COUNTERS: &[&str] = &[
     "egress_evicted",
     "tasks_evicted",
     "taps_overflow",
+    "noted_elsewhere",
 ];
 
 /// The host-wide gauges of `stats` exported in

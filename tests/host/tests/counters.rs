@@ -73,7 +73,8 @@ fn host_counters_names() {
             "egress_evicted",
             "egress_in_table",
             "tasks_evicted",
-            "taps_overflow"
+            "taps_overflow",
+            "noted_elsewhere"
         ]
     );
 }
