@@ -254,6 +254,30 @@ pub fn take<const N: usize, const V: usize>(note: &[AtomicU64; N], addr: u64) ->
     }
 }
 
+/// Takes the stamp another CPU's `note` holds for the buffer at `addr`,
+/// looking again, at most `tries` times in all, while its writer holds it:
+/// what the last look found, and whether a look found the writer (which,
+/// if it was moving this buffer's stamp, has put it in the shared array by
+/// the time the note is no longer marked). Any context, any CPU; bounded.
+#[inline(always)]
+pub fn take_waiting<const N: usize, const V: usize>(
+    note: &[AtomicU64; N],
+    addr: u64,
+    tries: usize,
+) -> (Taken<V>, bool) {
+    let mut waited = false;
+    for _ in 0..tries {
+        match take(note, addr) {
+            Taken::Writing => {
+                waited = true;
+                core::hint::spin_loop();
+            }
+            found => return (found, waited),
+        }
+    }
+    (Taken::Writing, waited)
+}
+
 /// Whether `note` holds a stamp (or is being written), read without taking
 /// it.
 pub fn occupied<const N: usize>(note: &[AtomicU64; N]) -> bool {

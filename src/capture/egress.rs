@@ -31,7 +31,7 @@
 
 #![deny(unsafe_code)]
 
-use super::{fingerprint, identify, key_bytes, Capture, LOOPBACK_IFINDEX};
+use super::{fingerprint, identify, key_bytes, Capture, LOOPBACK_IFINDEX, NOTE_WAITS};
 use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
 use crate::entry::{Egress, SendCall, Sender, Words, EGRESS_WORDS, SENT_WORDS};
@@ -220,11 +220,11 @@ impl Capture {
     #[inline(never)]
     fn outer_xmit(&self, cx: &ProbeCx<'_>, skb: &Skb) {
         let now = mono_ns();
-        // By its socket buffer: its fingerprint only once the buffer is seen
-        // to have an entry. Another packet's entry there never got here, and
-        // this one got its socket buffer.
         let addr = skb.addr();
-        // Where it was handed over, usually on this CPU: this CPU's note.
+        // Where it was handed over, usually on this CPU: this CPU's note,
+        // by its socket buffer, and its fingerprint only once the note has
+        // the buffer (another packet's there never got here, and this one
+        // got its socket buffer).
         let here = {
             let pin = cx.pin();
             let note = self.sent_notes.this_cpu(&pin);
@@ -312,12 +312,9 @@ impl Capture {
             return false;
         };
         if mine {
-            let entry = Egress::from_sent_words(&words, fp_of().unwrap_or(UNKNOWN_FP));
-            if self.fresh(entry.start, now) {
-                self.egress_taken(cx, entry, addr, now);
-            } else {
-                self.egress_gone(cx, &entry, Left::Expired);
-            }
+            let fp = fp_of();
+            let entry = Egress::from_sent_words(&words, fp.unwrap_or(UNKNOWN_FP));
+            self.sent_taken(cx, entry, fp, addr, now);
             return true;
         }
         let leftover = Egress::from_sent_words(&words, UNKNOWN_FP);
@@ -343,24 +340,16 @@ impl Capture {
         let Some(note) = self.sent_notes.on_cpu(cpu) else {
             return false;
         };
-        // Bounded: the writer, with preemption off, holds the note for a
-        // few dozen instructions.
-        let mut waited = false;
-        for _ in 0..NOTE_WAITS {
-            match bufnote::take(note, addr) {
-                Taken::Got(e) => {
-                    bump(&self.counters.noted_elsewhere);
-                    self.sent_taken(cx, sent_of(&e), fp_of(), addr, now);
-                    return true;
-                }
-                Taken::Miss => break,
-                Taken::Writing => {
-                    waited = true;
-                    core::hint::spin_loop();
-                }
+        // The writer, with preemption off, holds the note for a few dozen
+        // instructions; what it moves meanwhile goes to the stamps.
+        match bufnote::take_waiting(note, addr, NOTE_WAITS) {
+            (Taken::Got(e), _) => {
+                bump(&self.counters.noted_elsewhere);
+                self.sent_taken(cx, sent_of(&e), fp_of(), addr, now);
+                true
             }
+            (_, waited) => waited && self.sent_from_stamps(cx, addr, fp_of, now),
         }
-        waited && self.sent_from_stamps(cx, addr, fp_of, now)
     }
 
     /// The live packet of `entry`, taken from the egress table, leaves an
@@ -536,16 +525,7 @@ impl Capture {
                 let was = Egress::from_sent_words(&was, UNKNOWN_FP);
                 self.egress_gone(cx, &was, Left::Expired);
             }
-            Put::Replaced(was) => {
-                // Another socket buffer's packet, pushed out of a full set.
-                let was = Egress::from_sent_words(&was, UNKNOWN_FP);
-                if self.fresh(was.start, old.start) {
-                    bump(&self.counters.egress_evicted);
-                    self.egress_gone(cx, &was, Left::Evicted);
-                } else {
-                    self.egress_gone(cx, &was, Left::Expired);
-                }
-            }
+            Put::Replaced(was) => self.sent_replaced(cx, &was, old.start),
             Put::Busy => {
                 // Not moved: other CPUs kept the slot busy.
                 bump(&self.counters.egress_evicted);
@@ -578,16 +558,7 @@ impl Capture {
                 }
                 self.egress_gone(cx, &old, Left::Expired);
             }
-            Put::Replaced(old) => {
-                // Another socket buffer's packet, pushed out of a full set.
-                let old = Egress::from_sent_words(&old, UNKNOWN_FP);
-                if self.fresh(old.start, entry.start) {
-                    bump(&host.egress_evicted);
-                    self.egress_gone(cx, &old, Left::Evicted);
-                } else {
-                    self.egress_gone(cx, &old, Left::Expired);
-                }
-            }
+            Put::Replaced(old) => self.sent_replaced(cx, &old, entry.start),
             Put::Busy => {
                 // Not stored: other CPUs kept the slot busy.
                 self.egress_out(entry);
@@ -598,6 +569,19 @@ impl Capture {
         }
         bump(&c.egress_sent);
         bump(&c.egress_in_table);
+    }
+
+    /// Another socket buffer's packet, `was`, was pushed out of a full set
+    /// of the sent stamps by a packet sent at `start`: evicted if it was
+    /// fresh then, else expired.
+    fn sent_replaced(&self, cx: &ProbeCx<'_>, was: &[u64; SENT_WORDS], start: u64) {
+        let was = Egress::from_sent_words(was, UNKNOWN_FP);
+        if self.fresh(was.start, start) {
+            bump(&self.counters.egress_evicted);
+            self.egress_gone(cx, &was, Left::Evicted);
+        } else {
+            self.egress_gone(cx, &was, Left::Expired);
+        }
     }
 
     /// The entry `entry` left the egress table without a latency (pushed out
@@ -627,10 +611,6 @@ const UNKNOWN_FP: u64 = u64::MAX;
 fn sent_of(s: &Stamp<SENT_WORDS>) -> Egress {
     Egress::from_sent_words(&s.value, s.fp)
 }
-
-/// How often a transmission (or a reader) looks again into another CPU's
-/// note that its writer holds.
-pub(super) const NOTE_WAITS: usize = 64;
 
 /// Why an entry left its table without a latency.
 pub(super) enum Left {

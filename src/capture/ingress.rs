@@ -87,9 +87,9 @@
 
 #![deny(unsafe_code)]
 
-use super::egress::NOTE_WAITS;
 use super::{
-    fingerprint, key_bytes, Capture, FINGERPRINT_BYTES, PROVISIONAL, READABLE, TAP_QUEUE, TAP_WORDS,
+    fingerprint, key_bytes, Capture, FINGERPRINT_BYTES, NOTE_WAITS, PROVISIONAL, READABLE,
+    TAP_QUEUE, TAP_WORDS,
 };
 use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
@@ -349,19 +349,16 @@ impl Capture {
         }
         let cpu = self.arrival_hints.get(key).filter(|c| Some(*c) != here)?;
         let note = self.arrival_notes.on_cpu(cpu)?;
-        // Bounded: the writer, with preemption off, holds the note for a
-        // few dozen instructions; what it moves goes to the stamps.
-        for _ in 0..NOTE_WAITS {
-            match bufnote::take(note, key) {
-                Taken::Got(Stamp { fp: f, value: [t] }) => {
-                    bump(&self.counters.noted_elsewhere);
-                    return (f == fp).then_some(t);
-                }
-                Taken::Miss => return None,
-                Taken::Writing => core::hint::spin_loop(),
+        // The writer, with preemption off, holds the note for a few dozen
+        // instructions; what it moves meanwhile goes to the stamps.
+        match bufnote::take_waiting(note, key, NOTE_WAITS) {
+            (Taken::Got(Stamp { fp: f, value: [t] }), _) => {
+                bump(&self.counters.noted_elsewhere);
+                (f == fp).then_some(t)
             }
+            (_, true) => self.arrivals.take(key, fp),
+            (_, false) => None,
         }
-        self.arrivals.take(key, fp)
     }
 
     /// Stores the received packet `id` with fingerprint `fp`, arrived at

@@ -244,6 +244,18 @@ const STAMPS_PER_BUCKET: usize = 4;
 /// note: a power of two, a few times the CPUs that note packets at once.
 const NOTE_HINTS: usize = 1024;
 
+/// How many looks a transmission or a reader gives another CPU's note that
+/// its writer holds ([`bufnote::take_waiting`]).
+const NOTE_WAITS: usize = 64;
+
+/// Allocates a note of `N` words on every possible CPU, each marked with
+/// its CPU's number ([`crate::bufnote`]).
+fn new_notes<const N: usize>() -> Result<PerCpuWords<N>> {
+    let notes = PerCpuWords::new()?;
+    notes.for_each_possible(|cpu, note| bufnote::set_cpu(note, cpu));
+    Ok(notes)
+}
+
 /// Words of a CPU's note of a sent packet ([`crate::bufnote`]).
 const SENT_NOTE_WORDS: usize = note_words(SENT_WORDS);
 
@@ -357,14 +369,10 @@ impl Capture {
         // The tasks' table and stamps: a quarter of the buckets.
         let task_buckets = (buckets / 4).max(64);
         let n_task_stamps = task_buckets.saturating_mul(STAMPS_PER_BUCKET);
-        let sent_notes = PerCpuWords::new()?;
-        sent_notes.for_each_possible(|cpu, note| bufnote::set_cpu(note, cpu));
-        let arrival_notes = PerCpuWords::new()?;
-        arrival_notes.for_each_possible(|cpu, note| bufnote::set_cpu(note, cpu));
         Ok(Self {
             egress: new_table(buckets, max_age)?,
             sent: new_stamps(n_stamps)?,
-            sent_notes,
+            sent_notes: new_notes()?,
             sent_hints: Hints::new(filled(NOTE_HINTS, || AtomicU64::new(0))?)
                 .map_err(|_| EINVAL)?,
             peers: Peers::new(
@@ -373,7 +381,7 @@ impl Capture {
             )
             .map_err(|_| EINVAL)?,
             arrivals: new_stamps(n_stamps)?,
-            arrival_notes,
+            arrival_notes: new_notes()?,
             arrival_hints: Hints::new(filled(NOTE_HINTS, || AtomicU64::new(0))?)
                 .map_err(|_| EINVAL)?,
             received: new_stamps(n_stamps)?,

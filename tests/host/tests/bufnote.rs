@@ -6,7 +6,7 @@
 //! rewrites.
 
 use mace_core::bufnote::{
-    cpu, note_words, occupied, set_cpu, take, write, Hints, Noted, Stamp, Taken,
+    cpu, note_words, occupied, set_cpu, take, take_waiting, write, Hints, Noted, Stamp, Taken,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,6 +94,26 @@ fn a_reader_sees_the_mark_while_the_writer_spills() {
         assert!(occupied(&n));
     });
     assert_eq!(take(&n, OTHER_SKB), Taken::Got(stamp(2, 2, 2, 2)));
+}
+
+#[test]
+fn a_waiting_reader_says_whether_it_saw_the_writer() {
+    let n = empty_note::<W3>();
+    write(&n, SKB, &stamp(1, 1, 1, 1), |_, _| {});
+    // Found at once: no wait.
+    assert_eq!(
+        take_waiting::<W3, 3>(&n, SKB, 4),
+        (Taken::Got(stamp(1, 1, 1, 1)), false)
+    );
+    assert_eq!(take_waiting::<W3, 3>(&n, SKB, 4), (Taken::Miss, false));
+    write(&n, SKB, &stamp(1, 1, 1, 1), |_, _| {});
+    write(&n, OTHER_SKB, &stamp(2, 2, 2, 2), |_, _| {
+        // The writer holds the note for all of the looks: they end, and
+        // say they saw it (the stamp being moved is then in the array).
+        assert_eq!(take_waiting::<W3, 3>(&n, SKB, 4), (Taken::Writing, true));
+        assert_eq!(take_waiting::<W3, 3>(&n, SKB, 0), (Taken::Writing, false));
+    });
+    assert_eq!(take_waiting::<W3, 3>(&n, SKB, 4), (Taken::Miss, false));
 }
 
 #[test]
