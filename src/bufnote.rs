@@ -28,9 +28,11 @@
 //!   one.
 //! - Another CPU takes it (the qdisc's owner runs it, receive packet
 //!   steering moved it, the reader runs elsewhere): that CPU misses in its
-//!   own note and in the shared array, and looks into the note of the CPU
-//!   a hint names ([`Hints`]: a buffer's address hashed to the number of
-//!   the CPU that last noted a buffer with that hash).
+//!   own note, looks into the note of the CPU a hint names ([`Hints`]: a
+//!   buffer's address hashed to the number of the CPU that last noted a
+//!   buffer with that hash), then into the shared array: in that order, as
+//!   a writer moves a stamp out before it leaves the note, so a stamp is
+//!   always in one of them when it is looked for there.
 //! - Any context may take a note, on any CPU, while its writer rewrites it:
 //!   a note is one slot of the shared array's protocol. The writer claims it
 //!   by setting its tag to a mark, moves out what it held, writes its words
@@ -256,26 +258,24 @@ pub fn take<const N: usize, const V: usize>(note: &[AtomicU64; N], addr: u64) ->
 
 /// Takes the stamp another CPU's `note` holds for the buffer at `addr`,
 /// looking again, at most `tries` times in all, while its writer holds it:
-/// what the last look found, and whether a look found the writer (which,
-/// if it was moving this buffer's stamp, has put it in the shared array by
-/// the time the note is no longer marked). Any context, any CPU; bounded.
+/// what the last look found. A writer moves a stamp to the shared array
+/// before it leaves the note, so a stamp that this misses is in the shared
+/// array by the time it returns (unless the writer still held the note at
+/// the last look): look there after the note, never before. Any context,
+/// any CPU; bounded.
 #[inline(always)]
 pub fn take_waiting<const N: usize, const V: usize>(
     note: &[AtomicU64; N],
     addr: u64,
     tries: usize,
-) -> (Taken<V>, bool) {
-    let mut waited = false;
+) -> Taken<V> {
     for _ in 0..tries {
         match take(note, addr) {
-            Taken::Writing => {
-                waited = true;
-                core::hint::spin_loop();
-            }
-            found => return (found, waited),
+            Taken::Writing => core::hint::spin_loop(),
+            found => return found,
         }
     }
-    (Taken::Writing, waited)
+    Taken::Writing
 }
 
 /// Whether `note` holds a stamp (or is being written), read without taking

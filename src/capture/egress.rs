@@ -252,15 +252,17 @@ impl Capture {
         let addr = skb.addr();
         let mut fp = None;
         let mut fp_of = || *fp.get_or_insert_with(|| fingerprint(skb, false, Side::Egress));
-        // A packet another CPU's hand-over moved out of a note.
-        if self.sent_from_stamps(cx, addr, &mut fp_of, now) {
-            return;
-        }
-        // Handed over on another CPU, whose note may still hold it.
+        // Handed over on another CPU, whose note may still hold it; then
+        // the stamps, where a hand-over moves a note's packet before it
+        // leaves the note (in this order, so that a move between the two
+        // looks cannot hide it).
         if let Some(cpu) = self.sent_hints.get(addr).filter(|c| Some(*c) != here) {
             if self.sent_from_note_of(cx, cpu, addr, &mut fp_of, now) {
                 return;
             }
+        }
+        if self.sent_from_stamps(cx, addr, &mut fp_of, now) {
+            return;
         }
         // By its identity: a segment of a GSO packet.
         if self.egress_by_identity.load(Relaxed) == 0 {
@@ -324,10 +326,8 @@ impl Capture {
 
     /// Takes the packet in the socket buffer at `addr` from the note of CPU
     /// `cpu`, where a hint says a buffer with its hash was handed over,
-    /// leaving an outer device at `now`; whether it was found, there or in
-    /// the stamps of sent packets where that CPU's writer, found writing,
-    /// moved it meanwhile. Out of line: a transmission on the CPU of its
-    /// hand-over, and every other namespace's, never comes here.
+    /// leaving an outer device at `now`; whether it was found there. Out of
+    /// line: a transmission on the CPU of its hand-over never comes here.
     #[inline(never)]
     fn sent_from_note_of(
         &self,
@@ -342,14 +342,12 @@ impl Capture {
         };
         // The writer, with preemption off, holds the note for a few dozen
         // instructions; what it moves meanwhile goes to the stamps.
-        match bufnote::take_waiting(note, addr, NOTE_WAITS) {
-            (Taken::Got(e), _) => {
-                bump(&self.counters.noted_elsewhere);
-                self.sent_taken(cx, sent_of(&e), fp_of(), addr, now);
-                true
-            }
-            (_, waited) => waited && self.sent_from_stamps(cx, addr, fp_of, now),
-        }
+        let Taken::Got(e) = bufnote::take_waiting(note, addr, NOTE_WAITS) else {
+            return false;
+        };
+        bump(&self.counters.noted_elsewhere);
+        self.sent_taken(cx, sent_of(&e), fp_of(), addr, now);
+        true
     }
 
     /// The live packet of `entry`, taken from the egress table, leaves an

@@ -344,21 +344,22 @@ impl Capture {
     /// never comes here.
     #[inline(never)]
     fn take_stamp_elsewhere(&self, key: u64, fp: u64, here: Option<u32>) -> Option<u64> {
-        if let Some(t) = self.arrivals.take(key, fp) {
-            return Some(t);
-        }
-        let cpu = self.arrival_hints.get(key).filter(|c| Some(*c) != here)?;
-        let note = self.arrival_notes.on_cpu(cpu)?;
-        // The writer, with preemption off, holds the note for a few dozen
-        // instructions; what it moves meanwhile goes to the stamps.
-        match bufnote::take_waiting(note, key, NOTE_WAITS) {
-            (Taken::Got(Stamp { fp: f, value: [t] }), _) => {
+        // The note of the CPU a hint names, then the stamps, where an
+        // arrival moves a note's stamp before it leaves the note (in this
+        // order, so that a move between the two looks cannot hide it).
+        let hinted = self.arrival_hints.get(key).filter(|c| Some(*c) != here);
+        if let Some(note) = hinted.and_then(|cpu| self.arrival_notes.on_cpu(cpu)) {
+            // The writer, with preemption off, holds the note for a few
+            // dozen instructions; what it moves meanwhile goes to the
+            // stamps.
+            if let Taken::Got(Stamp { fp: f, value: [t] }) =
+                bufnote::take_waiting(note, key, NOTE_WAITS)
+            {
                 bump(&self.counters.noted_elsewhere);
-                (f == fp).then_some(t)
+                return (f == fp).then_some(t);
             }
-            (_, true) => self.arrivals.take(key, fp),
-            (_, false) => None,
         }
+        self.arrivals.take(key, fp)
     }
 
     /// Stores the received packet `id` with fingerprint `fp`, arrived at
