@@ -575,18 +575,7 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
                     return None;
                 }
             }
-            // The header's first eight bytes as they lie (version and
-            // header length, total length, identification, fragment
-            // field), the protocol over the type of service (whose ECN
-            // bits a queue may set); the remote address likewise. No byte
-            // is moved: an order only has to be the same on both sides.
-            let first = u64::from_le_bytes(array(b, 0)?);
-            h.word(first & !0xff00 | u64::from(proto) << 8);
-            let at = match side {
-                Side::Ingress => 12,
-                Side::Egress => 16,
-            };
-            h.word(u64::from(u32::from_le_bytes(array(b, at)?)));
+            ipv4_digest(&mut h, b, side)?;
         }
         6 => {
             let b: &[u8; 40] = l3.get(..40)?.try_into().ok()?;
@@ -597,16 +586,7 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
             {
                 return None;
             }
-            // The first eight bytes as they lie but the version, the
-            // traffic class (ECN) and the hop limit: the flow label, the
-            // payload length and the next header.
-            let first = u64::from_le_bytes(array(b, 0)?);
-            h.word(first & 0x00ff_ffff_ffff_0f00);
-            let at = match side {
-                Side::Ingress => 8,
-                Side::Egress => 24,
-            };
-            h.addr16(&array(b, at)?);
+            ipv6_digest(&mut h, b, side)?;
         }
         _ => return None,
     }
@@ -614,4 +594,57 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
     // mixed in, [`crate::stamps`]): the finalizer, a bijection, would
     // change no comparison.
     Some(h.unfinished())
+}
+
+/// Absorbs what [`fingerprint`] reads of the fixed IPv4 header `b` into `h`.
+#[inline(always)]
+fn ipv4_digest(h: &mut Hasher, b: &[u8; 20], side: Side) -> Option<()> {
+    // The header's first eight bytes as they lie (version and header
+    // length, total length, identification, fragment field), the protocol
+    // over the type of service (whose ECN bits a queue may set); the
+    // remote address likewise. No byte is moved: an order only has to be
+    // the same on both sides.
+    let first = u64::from_le_bytes(array(b, 0)?);
+    h.word(first & !0xff00 | u64::from(b[9]) << 8);
+    let at = match side {
+        Side::Ingress => 12,
+        Side::Egress => 16,
+    };
+    h.word(u64::from(u32::from_le_bytes(array(b, at)?)));
+    Some(())
+}
+
+/// Absorbs what [`fingerprint`] reads of the fixed IPv6 header `b` into `h`.
+#[inline(always)]
+fn ipv6_digest(h: &mut Hasher, b: &[u8; 40], side: Side) -> Option<()> {
+    // The first eight bytes as they lie but the version, the traffic class
+    // (ECN) and the hop limit: the flow label, the payload length and the
+    // next header.
+    let first = u64::from_le_bytes(array(b, 0)?);
+    h.word(first & 0x00ff_ffff_ffff_0f00);
+    let at = match side {
+        Side::Ingress => 8,
+        Side::Egress => 24,
+    };
+    h.addr16(&array(b, at)?);
+    Some(())
+}
+
+/// The [`fingerprint`] and the [`packet_id`] of the packet whose first
+/// bytes, from the IP header on, are `l3`, seen from `side`: `Some` exactly
+/// when `packet_id` is, which implies that `fingerprint` is.
+///
+/// One reading of the headers for where both are needed (the hand-over of a
+/// sent packet, the delivery of a received one): an identified packet has
+/// its whole fixed header in `l3` (`packet_id` reads its addresses), and an
+/// identified TCP segment has payload, which `fingerprint` would check.
+#[inline(always)]
+pub fn fingerprint_id(l3: &[u8], side: Side) -> Option<(u64, PacketId)> {
+    let id = packet_id(l3, side)?;
+    let mut h = Hasher::new();
+    match *l3.first()? >> 4 {
+        4 => ipv4_digest(&mut h, l3.get(..20)?.try_into().ok()?, side)?,
+        _ => ipv6_digest(&mut h, l3.get(..40)?.try_into().ok()?, side)?,
+    }
+    Some((h.unfinished(), id))
 }

@@ -182,10 +182,7 @@ impl Capture {
         // segment into other socket buffers, by its identity (fingerprint
         // 0), as its first segment.
         let (key, id, fp) = if gso == 0 {
-            let Some(id) = packet::packet_id(bytes, Side::Egress) else {
-                return;
-            };
-            let Some(fp) = packet::fingerprint(bytes, Side::Egress) else {
+            let Some((fp, id)) = packet::fingerprint_id(bytes, Side::Egress) else {
                 return;
             };
             (skb.addr(), id, fp)

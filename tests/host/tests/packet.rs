@@ -1,8 +1,8 @@
 //! Tests of packet identification on crafted packets and their NAT twins.
 
 use mace_core::packet::{
-    fingerprint, identify, key_within, packet_id, Identity, PacketId, Proto, Side, CAPTURE_BYTES,
-    PAYLOAD_KEY_BYTES,
+    fingerprint, fingerprint_id, identify, key_within, packet_id, Identity, PacketId, Proto, Side,
+    CAPTURE_BYTES, PAYLOAD_KEY_BYTES,
 };
 
 const CONTAINER4: [u8; 4] = [198, 19, 0, 11];
@@ -583,6 +583,14 @@ fn check_packet_id(p: &[u8], what: &str) {
             first_fragment: i.first_fragment,
         });
         assert_eq!(packet_id(p, side), want, "{what}, {side:?}");
+        // The two at once: exactly when the packet is identified, with
+        // the fingerprint it has on its own (which it then always has).
+        let both = want.map(|id| {
+            let fp = fingerprint(p, side);
+            assert!(fp.is_some(), "{what}, {side:?}: identified, no fingerprint");
+            (fp.unwrap_or(0), id)
+        });
+        assert_eq!(fingerprint_id(p, side), both, "{what}, {side:?}");
         for gso in [1, 100, 1400] {
             let with_gso = identify(p, side, gso).map(|i| PacketId {
                 pktid: i.pktid,
