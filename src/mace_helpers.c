@@ -156,24 +156,6 @@ static void mace_sk_data_ready_ip_filter(void *data, const struct sock *sk)
 }
 
 /*
- * sock_recv_length fires where sock_recvmsg() returns, for every receive on
- * a socket: mace's probe, a sys_exit probe, is called for tasks' receives
- * only (a kernel thread's registers are no syscall's), with the task's
- * registers, from this filter.
- */
-static struct mace_filter_hook mace_recv_hook;
-
-static void mace_sock_recv_length_filter(void *data, struct sock *sk, int ret,
-					 int flags)
-{
-	struct mace_filter_hook *h = data;
-	mace_sys_exit_probe probe = h->probe;
-
-	if (!(current->flags & PF_KTHREAD))
-		probe(h->data, task_pt_regs(current), ret);
-}
-
-/*
  * Each probe type of mace_helpers.h must be what its tracepoint calls: the
  * kernel's own check of a probe against TP_PROTO, at compile time. Never
  * called.
@@ -192,7 +174,8 @@ static void __maybe_unused mace_check_probe_types(void)
 	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_filter);
 	check_trace_callback_type_sk_data_ready(mace_sk_data_ready_ip_filter);
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
-	check_trace_callback_type_sock_recv_length(mace_sock_recv_length_filter);
+	check_trace_callback_type_sock_recv_length(
+		(mace_sock_recv_length_probe)NULL);
 #endif
 }
 
@@ -586,9 +569,6 @@ int mace_hook_register(enum mace_hook hook, void *probe, void *data)
 	if (hook == MACE_HOOK_SK_DATA_READY)
 		return mace_filter_register(tp, mace_sk_data_ready_filter,
 					    &mace_ready_hook, probe, data);
-	if (hook == MACE_HOOK_SOCK_RECV_LENGTH)
-		return mace_filter_register(tp, mace_sock_recv_length_filter,
-					    &mace_recv_hook, probe, data);
 	return tracepoint_probe_register(tp, probe, data);
 }
 
@@ -607,9 +587,6 @@ int mace_hook_unregister(enum mace_hook hook, void *probe, void *data)
 	if (hook == MACE_HOOK_SK_DATA_READY)
 		return mace_filter_unregister(tp, mace_sk_data_ready_filter,
 					      &mace_ready_hook);
-	if (hook == MACE_HOOK_SOCK_RECV_LENGTH)
-		return mace_filter_unregister(tp, mace_sock_recv_length_filter,
-					      &mace_recv_hook);
 	return tracepoint_probe_unregister(tp, probe, data);
 }
 

@@ -58,8 +58,8 @@ struct sock;
  * socket calls (MACE_HOOK_SEND_CALLS: the native send syscalls' entry
  * points and sock_write_iter() through one ftrace_ops, whose probe gets
  * sys_enter's arguments; MACE_HOOK_SOCK_RECV_LENGTH: the tracepoint at the
- * end of sock_recvmsg(), filtered in C to tasks, whose probe gets
- * sys_exit's), which only those calls pay for.
+ * end of sock_recvmsg(), whose probe finds the task's registers itself),
+ * which only those calls pay for.
  */
 enum mace_hook {
 	MACE_HOOK_SYS_ENTER = 0,
@@ -102,6 +102,8 @@ typedef void (*mace_skb_consume_udp_probe)(void *data, struct sock *sk,
 typedef void (*mace_neigh_event_send_probe)(void *data, struct sk_buff *skb);
 typedef void (*mace_consume_stateless_skb_probe)(void *data,
 						 struct sk_buff *skb);
+typedef void (*mace_sock_recv_length_probe)(void *data, struct sock *sk,
+					    int ret, int flags);
 /*
  * packet_poll() and packet_recvmsg(), and sk_data_ready for packet sockets:
  * the packet socket's struct sock.

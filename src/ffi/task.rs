@@ -460,6 +460,34 @@ unsafe fn regs_arg0(regs: *const u8) -> u64 {
     unsafe { read_once(regs, offs::PT_REGS_DI) }
 }
 
+/// The current task's registers as its entry into the kernel saved them,
+/// for a probe whose hook passes none; `None` for a kernel thread or an
+/// io_uring worker, which are in no syscall.
+///
+/// # Safety
+///
+/// The caller runs in the current task's context (not an interrupt's), and
+/// uses the registers only until it returns.
+#[inline(always)]
+pub(super) unsafe fn current_task_regs<'a>() -> Option<&'a Regs> {
+    #[cfg(target_arch = "x86_64")]
+    let regs = current_regs().cast_mut().cast::<sys::pt_regs>();
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: No preconditions.
+    let regs = if unsafe { sys::mace_current_syscall_nr() } < 0 {
+        core::ptr::null_mut()
+    } else {
+        // SAFETY: No preconditions.
+        unsafe { sys::mace_current_pt_regs() as *mut sys::pt_regs }
+    };
+    if regs.is_null() {
+        return None;
+    }
+    // SAFETY: Not null: the current task's registers (the caller runs in its
+    // context), which live as long as the task, beyond the caller's use.
+    Some(unsafe { Regs::from_nonnull(regs) })
+}
+
 /// The current task's registers as its entry into the kernel saved them
 /// (task_pt_regs(current)), or null for a kernel thread or an io_uring
 /// worker, which are in no syscall.

@@ -463,19 +463,25 @@ unsafe extern "C" fn send_calls<T: Hooks, const TIMED: bool>(
 
 /// # Safety
 ///
-/// Called by the C filter of the `sock_recv_length` tracepoint, with data
-/// from [`ProbeRegistration::register`], the current task's registers and
-/// what its receive returns.
+/// Called by the `sock_recv_length` tracepoint, with data from
+/// [`ProbeRegistration::register`], in the context of the task whose
+/// receive returns `ret` (`sock_recvmsg()`'s caller).
 unsafe extern "C" fn sock_recv_length<T: Hooks, const TIMED: bool>(
     data: *mut c_void,
-    regs: *mut sys::pt_regs,
-    ret: c_long,
+    _sk: *mut sys::sock,
+    ret: c_int,
+    _flags: c_int,
 ) {
-    // SAFETY: See above; the filter passes the current task's registers
-    // (task_pt_regs()), never null.
+    // SAFETY: The tracepoint runs in the receiving task's context, and the
+    // registers are used during this call only.
+    let Some(regs) = (unsafe { super::task::current_task_regs() }) else {
+        // A kernel thread's or an io_uring worker's receive: no syscall.
+        return;
+    };
+    // SAFETY: See above.
     unsafe {
         enter::<T, TIMED>(data, Hook::SockRecvLength, |h, cx| {
-            h.sys_exit(cx, Regs::from_nonnull(regs), ret);
+            h.sys_exit(cx, regs, c_long::from(ret));
         })
     }
 }
@@ -708,7 +714,7 @@ fn probes<T: Hooks, const TIMED: bool>() -> [(Hook, *mut c_void); HOOKS] {
     let ready: sys::mace_packet_read_probe = Some(sk_data_ready::<T, TIMED>);
     let stateless: sys::mace_consume_stateless_skb_probe = Some(consume_stateless_skb::<T, TIMED>);
     let send_calls: sys::mace_sys_enter_probe = Some(send_calls::<T, TIMED>);
-    let recv_length: sys::mace_sys_exit_probe = Some(sock_recv_length::<T, TIMED>);
+    let recv_length: sys::mace_sock_recv_length_probe = Some(sock_recv_length::<T, TIMED>);
     let null = core::ptr::null_mut;
     [
         (
