@@ -154,8 +154,22 @@ peer_start() {
 	return 1
 }
 peer_stop() {
+	local i
 	[[ -n $peer_pid ]] || return 0
 	kill -INT "$peer_pid" 2>/dev/null
+	# bpftrace prints its maps and detaches on SIGINT; under TCG that once
+	# never ended (the third round of a complete run waited on it for half
+	# an hour): a bounded wait (60 s of guest time), then SIGKILL, whose
+	# exit closes its BPF links and detaches its probes all the same.
+	for i in $(seq 1 600); do
+		kill -0 "$peer_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$peer_pid" 2>/dev/null; then
+		echo "bench: bpftrace did not exit on SIGINT within 60 s: killed" >&2
+		echo "BENCH PEER killed"
+		kill -KILL "$peer_pid" 2>/dev/null
+	fi
 	wait "$peer_pid" 2>/dev/null
 	peer_pid=
 	grep -q '@egress_ns' /tmp/peer.out && echo "BENCH PEER $(grep -c '|@' /tmp/peer.out) histogram rows"
