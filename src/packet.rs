@@ -634,10 +634,11 @@ fn ipv6_digest(h: &mut Hasher, b: &[u8; 40], side: Side) -> Option<()> {
 /// bytes, from the IP header on, are `l3`, seen from `side`: `Some` exactly
 /// when `packet_id` is, which implies that `fingerprint` is.
 ///
-/// One reading of the headers for where both are needed (the hand-over of a
-/// sent packet, the delivery of a received one): an identified packet has
-/// its whole fixed header in `l3` (`packet_id` reads its addresses), and an
-/// identified TCP segment has payload, which `fingerprint` would check.
+/// One reading of the headers where both are needed at once (the hand-over
+/// of a sent packet; the delivery keeps its two calls, whose id it needs
+/// only after the stamp's take): an identified packet has its whole fixed
+/// header in `l3` (`packet_id` reads its addresses), and an identified TCP
+/// segment has payload, which `fingerprint` would check.
 #[inline(always)]
 pub fn fingerprint_id(l3: &[u8], side: Side) -> Option<(u64, PacketId)> {
     let id = packet_id(l3, side)?;

@@ -462,7 +462,8 @@ unsafe fn regs_arg0(regs: *const u8) -> u64 {
 
 /// The current task's registers as its entry into the kernel saved them,
 /// for a probe whose hook passes none; `None` for a kernel thread or an
-/// io_uring worker, which are in no syscall.
+/// io_uring worker, which are in no syscall (elsewhere than on x86-64, where
+/// C reads them, also for a task outside a syscall).
 ///
 /// # Safety
 ///
