@@ -163,7 +163,7 @@ pub enum SockKind {
 /// Usage text, printed by `-h` and `--help`.
 pub const USAGE: &str = "\
 usage: mace-ping [-4|-6] [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE]
-                 [--raw|--dgram] [--json] [-q] [--keep-on]
+                 [--raw|--dgram] [--recvmsg] [--json] [-q] [--keep-on]
                  [--plain|--breakdown] TARGET
        mace-ping --annotate [--follow SECONDS] [--json]
 
@@ -176,7 +176,8 @@ outer; ingress: host, container, socket; ? if unknown), turning
 /sys/class/mace/breakdown on as it does capture. --annotate only reads
 /dev/mace and pairs the egress and ingress latencies of any tool's packets.
 --plain does not use mace at all (RTTs in ns, e.g. to compare with mace
-unloaded).
+unloaded). --recvmsg reads each reply with recvmsg(2), as iputils ping
+does, instead of recv(2).
 
 exit status: 0 replies received, 1 no reply, 2 usage or network error,
 3 mace is not loaded (or has no breakdown), 4 capture (or breakdown) is off
@@ -185,7 +186,7 @@ and may not be switched on (or /dev/mace may not be read)";
 /// The synopsis that clap's usage errors show.
 const SYNOPSIS: &str = "\
 mace-ping [-4|-6] [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE]
-                 [--raw|--dgram] [--json] [-q] [--keep-on]
+                 [--raw|--dgram] [--recvmsg] [--json] [-q] [--keep-on]
                  [--plain|--breakdown] TARGET
        mace-ping --annotate [--follow SECONDS] [--json]";
 
@@ -256,6 +257,10 @@ pub struct Options {
     /// A ping socket.
     #[arg(long, overrides_with = "raw")]
     pub dgram: bool,
+    /// Read replies with `recvmsg(2)`, as iputils ping does, instead of
+    /// `recv(2)`.
+    #[arg(long, conflicts_with = "annotate")]
+    pub recvmsg: bool,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -1127,6 +1132,8 @@ mod tests {
             &["--breakdown", "--annotate"],
             &["--annotate", "--breakdown", "--follow", "1"],
             &["--breakdown"],
+            &["--recvmsg", "--annotate"],
+            &["--recvmsg=1", "h"],
         ] {
             let e = parse_args(bad).unwrap_err();
             assert!(e.use_stderr(), "{bad:?} is a usage error");
@@ -1144,6 +1151,7 @@ mod tests {
         assert_eq!(o.size, 56);
         assert_eq!((o.family(), o.sock()), (0, SockKind::Auto));
         assert!(!(o.json || o.annotate || o.keep_on || o.quiet || o.plain || o.breakdown));
+        assert!(!o.recvmsg);
         assert_eq!(o.follow, None);
         let o = parse_args(&[
             "-c",
@@ -1171,6 +1179,8 @@ mod tests {
         assert!(o.quiet && o.keep_on && o.plain);
         let o = parse_args(&["--breakdown", "--json", "-q", "--keep-on", "h"]).unwrap();
         assert!(o.breakdown && o.json && o.quiet && o.keep_on && !o.plain);
+        let o = parse_args(&["--raw", "--recvmsg", "--plain", "h"]).unwrap();
+        assert!(o.recvmsg && o.plain && o.sock() == SockKind::Raw);
         let o = parse_args(&["-4", "-6", "--raw", "--dgram", "h"]).unwrap();
         assert_eq!((o.family(), o.sock()), (6, SockKind::Dgram));
         let o = parse_args(&["--annotate", "--follow", "1.5", "--json"]).unwrap();

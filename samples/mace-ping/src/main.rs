@@ -18,13 +18,13 @@ use mace_ping::{
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::{
-    bind, getsockname, recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags,
+    bind, getsockname, recv, recvmsg, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags,
     SockFlag, SockProtocol, SockType, SockaddrStorage,
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 use nix::time::{clock_gettime, ClockId};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSliceMut, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
@@ -153,6 +153,8 @@ struct Pinger {
     fd: OwnedFd,
     v6: bool,
     raw: bool,
+    /// Replies are read with `recvmsg(2)` (`--recvmsg`), not `recv(2)`.
+    recvmsg: bool,
     id: u16,
     dest: SockaddrStorage,
     /// The receive buffer, allocated once: clearing 64 KiB per ping would
@@ -161,7 +163,7 @@ struct Pinger {
 }
 
 impl Pinger {
-    fn open(dest: SocketAddr, kind: SockKind) -> Result<Self, Fatal> {
+    fn open(dest: SocketAddr, kind: SockKind, recvmsg: bool) -> Result<Self, Fatal> {
         let v6 = dest.is_ipv6();
         let (af, proto) = if v6 {
             (AddressFamily::Inet6, SockProtocol::IcmpV6)
@@ -191,6 +193,7 @@ impl Pinger {
             fd,
             v6,
             raw,
+            recvmsg,
             id: (std::process::id() & 0xffff) as u16,
             dest: SockaddrStorage::from(dest),
             buf: vec![0; 65536],
@@ -217,6 +220,19 @@ impl Pinger {
         Ok(())
     }
 
+    /// Reads one message into the buffer, by the syscall asked for; returns
+    /// its length.
+    fn recv_once(&mut self) -> nix::Result<usize> {
+        let fd = self.fd.as_raw_fd();
+        if !self.recvmsg {
+            return recv(fd, &mut self.buf, MsgFlags::empty());
+        }
+        // With a name buffer, as iputils ping reads (no control messages).
+        let mut iov = [IoSliceMut::new(&mut self.buf)];
+        let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::empty())?;
+        Ok(msg.bytes)
+    }
+
     /// Waits for the reply to `seq` until `deadline`; returns the monotonic
     /// time right after the receive syscall returned it, or None on timeout.
     fn recv_reply(&mut self, seq: u16, deadline: Instant) -> io::Result<Option<u64>> {
@@ -232,7 +248,7 @@ impl Pinger {
                 sockopt::ReceiveTimeout,
                 &TimeVal::microseconds(us),
             )?;
-            let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty());
+            let n = self.recv_once();
             let t = mono_ns();
             let n = match n {
                 Ok(n) => n,
@@ -273,7 +289,7 @@ fn resolve(target: &str, family: u8) -> Result<SocketAddr, Fatal> {
 fn ping(o: &Options, mut dev: Option<&mut File>) -> Result<ExitCode, Fatal> {
     let target = o.target.clone().unwrap_or_default();
     let dest = resolve(&target, o.family())?;
-    let mut pinger = Pinger::open(dest, o.sock())?;
+    let mut pinger = Pinger::open(dest, o.sock(), o.recvmsg)?;
     let from = match dest.ip() {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => a.to_string(),
