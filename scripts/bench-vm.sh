@@ -219,7 +219,7 @@ condition() {
 
 icount() {
 	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,} netem_ms=$NETEM_MS parts=${MACE_TEST_PARTS:-all}"
-	local max=$(($(echo $LOADS | tr ' ' '\n' | sort -n | tail -1) + 1)) r cond load i
+	local max=$(($(echo $LOADS | tr ' ' '\n' | sort -n | tail -1) + 1)) r cond load i sock
 	topo_up "$max" || exit 1
 	for i in $(seq 1 "$max"); do
 		ip netns exec "c$i" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
@@ -230,14 +230,20 @@ icount() {
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round.
 	for r in $(seq 1 "$ROUNDS"); do
-		for cond in unloaded loaded-off null on on-tracepoints on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on $([[ -f /lib/mace/mace-prev.ko ]] && echo other-prev) ftrace ftrace-hooks $(peer_ok && echo bpftrace); do
-			if ! condition "$cond"; then
+		# raw-*: the same conditions for a ping on a raw socket that reads
+		# its replies with recvmsg(2), as iputils ping does there: the case
+		# the C original measures both ways (its receive hook follows
+		# recvmsg only, so the plain ping above gets its egress alone).
+		for cond in unloaded loaded-off null on on-tracepoints on-breakdown $([[ -f /lib/mace/mace-prev.ko ]] && echo on-prev) $([[ -f /lib/mace/mace-nohist.ko ]] && echo on-nohist) other-on $([[ -f /lib/mace/mace-prev.ko ]] && echo other-prev) ftrace ftrace-hooks $(peer_ok && echo bpftrace) raw-unloaded raw-null raw-on; do
+			if ! condition "${cond#raw-}"; then
 				echo "BENCH FAILED condition=$cond round=$r"
 				continue
 			fi
+			sock=(--dgram)
+			[[ $cond == raw-* ]] && sock=(--raw --recvmsg)
 			# Warm up after the change (deferred work of insmod, caches).
-			ip netns exec c1 mace-ping --plain --dgram -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
-			ip netns exec c1 mace-ping --plain --dgram --json -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/pert.json
+			ip netns exec c1 mace-ping --plain "${sock[@]}" -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
+			ip netns exec c1 mace-ping --plain "${sock[@]}" --json -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/pert.json
 			section "pert round=$r cond=$cond" /tmp/pert.json
 		done
 	done
