@@ -172,7 +172,11 @@ peer_stop() {
 	fi
 	wait "$peer_pid" 2>/dev/null
 	peer_pid=
-	grep -q '@egress_ns' /tmp/peer.out && echo "BENCH PEER $(grep -c '|@' /tmp/peer.out) histogram rows"
+	# Whether it measured: it prints its histogram when it exits on SIGINT.
+	# A killed peer printed nothing, and may have measured nothing (once
+	# its pings read the unloaded RTT, and it then hung on SIGINT).
+	grep -q '@egress_ns' /tmp/peer.out || return 1
+	echo "BENCH PEER $(grep -c '|@' /tmp/peer.out) histogram rows"
 }
 
 # condition COND: sets up one perturbation condition.
@@ -244,6 +248,11 @@ icount() {
 			# Warm up after the change (deferred work of insmod, caches).
 			ip netns exec c1 mace-ping --plain "${sock[@]}" -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
 			ip netns exec c1 mace-ping --plain "${sock[@]}" --json -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/pert.json
+			# The peer's round counts only if it shows it measured.
+			if [[ $cond == bpftrace ]] && ! peer_stop; then
+				echo "BENCH FAILED condition=$cond round=$r: the peer printed no histogram"
+				continue
+			fi
 			section "pert round=$r cond=$cond" /tmp/pert.json
 		done
 	done
