@@ -474,8 +474,7 @@ pub(super) unsafe fn current_task_regs<'a>() -> Option<&'a Regs> {
     #[cfg(target_arch = "x86_64")]
     let regs = current_regs().cast_mut().cast::<sys::pt_regs>();
     #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: No preconditions.
-    let regs = if unsafe { sys::mace_current_syscall_nr() } < 0 {
+    let regs = if current_syscall_nr() < 0 {
         core::ptr::null_mut()
     } else {
         // SAFETY: No preconditions.
