@@ -222,8 +222,20 @@ condition() {
 	esac
 }
 
+# pert_ping CPU SOCKET-OPTIONS...: the perturbation's ping from c1, on CPU,
+# after a short warm-up (deferred work of insmod, caches); its JSON lines
+# on stdout.
+pert_ping() {
+	local cpu=$1
+	shift
+	ip netns exec c1 taskset -c "$cpu" mace-ping --plain "$@" -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
+	ip netns exec c1 taskset -c "$cpu" mace-ping --plain "$@" --json -c "$PINGS" -i 0.001 "$REMOTE4"
+}
+
 icount() {
-	echo "BENCH CONFIG pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,} netem_ms=$NETEM_MS parts=${MACE_TEST_PARTS:-all}"
+	local cpu
+	cpu=$(($(nproc) - 1))
+	echo "BENCH CONFIG pert_cpu=$cpu pings=$PINGS rounds=$ROUNDS loads=${LOADS// /,} netem_ms=$NETEM_MS parts=${MACE_TEST_PARTS:-all}"
 	local max=$(($(echo $LOADS | tr ' ' '\n' | sort -n | tail -1) + 1)) r cond load i sock
 	topo_up "$max" || exit 1
 	for i in $(seq 1 "$max"); do
@@ -233,7 +245,13 @@ icount() {
 	ip netns exec c1 ping -c 3 -i 0.01 "$REMOTE4" >/dev/null
 
 	# 1. Perturbation: the same plain ping under each condition, the
-	#    conditions interleaved round by round.
+	#    conditions interleaved round by round, always on the same CPU (the
+	#    VM's last). Where the ping runs moves no condition but the eBPF
+	#    peer: bpftrace's tracepoint programs return 1, which hands each
+	#    hit on to perf when the CPU has a perf event on the tracepoint,
+	#    and the peer's events are on CPU 0 only, where each ping then
+	#    costs some 6700 instructions more (perf prepares a sample per
+	#    hit). Its rounds also ping from CPU 0 ("bpftrace-cpu0").
 	for r in $(seq 1 "$ROUNDS"); do
 		# raw-*: the same conditions for a ping on a raw socket that reads
 		# its replies with recvmsg(2), as iputils ping does there: the case
@@ -246,13 +264,15 @@ icount() {
 			fi
 			sock=(--dgram)
 			[[ $cond == raw-* ]] && sock=(--raw --recvmsg)
-			# Warm up after the change (deferred work of insmod, caches).
-			ip netns exec c1 mace-ping --plain "${sock[@]}" -q -c 5 -i 0.001 "$REMOTE4" >/dev/null
-			ip netns exec c1 mace-ping --plain "${sock[@]}" --json -c "$PINGS" -i 0.001 "$REMOTE4" >/tmp/pert.json
-			# The peer's round counts only if it shows it measured.
-			if [[ $cond == bpftrace ]] && ! peer_stop; then
-				echo "BENCH FAILED condition=$cond round=$r: the peer printed no histogram"
-				continue
+			pert_ping "$cpu" "${sock[@]}" >/tmp/pert.json
+			if [[ $cond == bpftrace ]]; then
+				pert_ping 0 "${sock[@]}" >/tmp/pert0.json
+				# The peer's round counts only if it shows it measured.
+				if ! peer_stop; then
+					echo "BENCH FAILED condition=$cond round=$r: the peer printed no histogram"
+					continue
+				fi
+				section "pert round=$r cond=bpftrace-cpu0" /tmp/pert0.json
 			fi
 			section "pert round=$r cond=$cond" /tmp/pert.json
 		done

@@ -24,7 +24,8 @@
 #     copy of the work tree's sources);
 #   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree;
 #   - scripts/bench-profile-report on a small made-up run: its tables;
-#   - scripts/bench-report: what iputils ping's clock and print allow;
+#   - scripts/bench-report: what iputils ping's clock and print allow, and
+#     which of the eBPF peer's two costs the judged ratio takes;
 #   - mace-exporter on fixtures: its exposition (checked by promtool check
 #     metrics, which scripts/setup unpacks into the cache), with mace absent,
 #     and --textfile --once;
@@ -199,6 +200,29 @@ expect "bench-report: iputils ping's RTT is allowed 1 us below 1 ms, 6 us at 2 d
 expect "bench-report: a packet's error is what lies beyond that" 0 '^errors 150(\.0)? 300$'
 expect "bench-report: coverage counts mace's misses among the tool's replies, not the tool's losses" 0 \
 	'^coverage 1 2 3 1300(\.0)?$'
+
+# --- bench-report: the eBPF peer's two costs -----------------------------------
+
+# A made-up --pert run of two rounds: the judged ratio is against the peer
+# with the ping off CPU 0 (its cheaper cost); the CPU-0 figure is reported.
+pert=$tmp/pert
+mkdir -p "$pert"
+{
+	echo "BENCH CONFIG pert_cpu=1 pings=3 rounds=2 loads=0 netem_ms=20 parts=pert"
+	for r in 1 2; do
+		for c in unloaded:20000 on:21000 bpftrace:28000 bpftrace-cpu0:35000; do
+			echo "BENCH-BEGIN pert round=$r cond=${c%%:*}"
+			for i in 1 2 3; do
+				echo "{\"type\":\"packet\",\"rtt_ns\":$((${c#*:} + 100 * r))}"
+			done
+			echo "BENCH-END"
+		done
+	done
+} >"$pert/icount.log"
+run "$MACE_TOP/scripts/bench-report" "$pert/icount.log" "$pert/none.log" "$pert/out"
+expect "bench-report: mace / bpftrace is judged against the peer off CPU 0" 0 \
+	'^\| perturbation: mace added / bpftrace script added \| 0\.125 \(bpftrace \+8000 ns\) \| <= 1/7 \(0\.143\) \| PASS \|$' \
+	'^\| perturbation: mace added / bpftrace script added, the ping on CPU 0 [^|]*\| 0\.067 \(bpftrace \+15000 ns\) \| reported \| reported \|$'
 
 # --- The running kernel -------------------------------------------------------
 
