@@ -243,6 +243,12 @@ icount() {
 	done
 	# Warm up: neighbour caches and conntrack entries exist before timing.
 	ip netns exec c1 ping -c 3 -i 0.01 "$REMOTE4" >/dev/null
+	# The cost parts (perturbation and TCP) with the neighbours pinned:
+	# a dynamic entry that is not confirmed sends each packet by the slow
+	# path (172 instructions more a ping) for seconds at a time, which
+	# moved whole rounds by steps of 86. Pinned, the unloaded RTT was the
+	# same to the ns over 25 loads and unloads of mace.
+	topo_neigh_pin
 
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round, always on the same CPU (the
@@ -279,6 +285,8 @@ icount() {
 	done
 	condition unloaded
 	tcp_icount
+	# The tools' accuracy with the neighbours dynamic, as on a host.
+	topo_neigh_unpin
 	if [[ ${MACE_TEST_PARTS:-all} != pert ]]; then
 		accuracy
 		breakdown

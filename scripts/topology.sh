@@ -6,6 +6,8 @@
 #   topo_up [N]      remote host + outer device + bridge + NAT + N containers
 #   topo_down        remove all of it
 #   topo_reaches NS N  whether container NS reaches the remote host in N pings
+#   topo_neigh_pin   make every resolved neighbour entry permanent
+#   topo_neigh_unpin make them stale again (the kernel then confirms them)
 #
 # Layout (IPv4 from 198.18.0.0/15, IPv6 from 2001:db8::/32):
 #
@@ -123,6 +125,35 @@ topo_reaches() {
 	done
 	return 1
 }
+
+# topo_neigh_set NUD: gives every neighbour entry with a link-layer address,
+# in every namespace, the state NUD (permanent or stale).
+topo_neigh_set() {
+	local ns
+	# The root namespace as "-", the others by name.
+	for ns in - $(ip netns list | awk '{ print $1 }'); do
+		[[ $ns == - ]] && ns=
+		ip ${ns:+-n "$ns"} neigh show | awk -v nud="$1" '
+			{ for (i = 1; i < NF; i++) if ($i == "lladdr") {
+				dev = ""; for (j = 1; j < NF; j++) if ($j == "dev") dev = $(j + 1)
+				router = / router / ? " router" : ""
+				print "neigh replace " $1 " lladdr " $(i + 1) " dev " dev router " nud " nud
+			} }' | ip ${ns:+-n "$ns"} -batch -
+	done
+}
+
+# topo_neigh_pin: makes the neighbour entries resolved so far permanent, so
+# that every packet takes the same output path for as long as they stay.
+# A dynamic entry leaves REACHABLE after its reachable time (15 to 45 s)
+# and an entry a neighbour's request created starts STALE; until one is
+# confirmed again, each packet through it goes by neigh_resolve_output()
+# (172 instructions more per ping on the benchmark's path, in a few
+# seconds' windows that fall on some of its rounds and not others).
+topo_neigh_pin() { topo_neigh_set permanent; }
+
+# topo_neigh_unpin: makes the pinned entries dynamic again, as STALE: the
+# next packet through one has the kernel confirm it (no packet waits).
+topo_neigh_unpin() { topo_neigh_set stale; }
 
 topo_down() {
 	local ns

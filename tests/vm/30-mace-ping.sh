@@ -58,6 +58,34 @@ for v in 4 6; do
 	done
 done
 
+# The benchmark's cost parts pin the neighbours (scripts/topology.sh): every
+# resolved entry permanent, in every namespace; mace measures the same.
+# neigh_states: each namespace's entries with a link-layer address, as
+# "NS ADDRESS STATE" lines (the root namespace as "-").
+neigh_states() {
+	local ns
+	for ns in - $(ip netns list | awk '{ print $1 }'); do
+		[[ $ns == - ]] && ns=
+		ip ${ns:+-n "$ns"} neigh show | awk -v ns="${ns:--}" '/lladdr/ { print ns, $1, $NF }'
+	done
+}
+neigh_states >/tmp/neigh-before
+topo_neigh_pin
+neigh_states >/tmp/neigh-pinned
+# Each entry resolved before is PERMANENT now (neighbour discovery may add
+# others meanwhile).
+check "neighbours pinned: the $(wc -l </tmp/neigh-before) entries resolved before, all PERMANENT" \
+	test -s /tmp/neigh-before -a "$(awk '{ print $1, $2, "PERMANENT" }' /tmp/neigh-before | grep -cvxFf /tmp/neigh-pinned)" = 0
+ip netns exec c1 mace-ping -c 10 -i 0.05 --dgram "$REMOTE4" >/tmp/mp 2>&1
+check_run "neighbours pinned, IPv4 dgram" /tmp/mp 10
+topo_neigh_unpin
+neigh_states >/tmp/neigh-unpinned
+check "neighbours unpinned: those entries all STALE, none PERMANENT" \
+	test "$(awk '{ print $1, $2, "STALE" }' /tmp/neigh-before | grep -cvxFf /tmp/neigh-unpinned)" = 0 -a \
+	"$(grep -c ' PERMANENT$' /tmp/neigh-unpinned)" = 0
+ip netns exec c1 mace-ping -c 10 -i 0.05 --dgram "$REMOTE4" >/tmp/mp 2>&1
+check_run "neighbours unpinned, IPv4 dgram" /tmp/mp 10
+
 ip netns exec c1 mace-ping -c 5 -i 0.05 --json "$REMOTE4" >/tmp/mj
 check "JSON: 5 packet objects, all matched" test "$(grep -c '"type":"packet".*"matched":true' /tmp/mj)" = 5
 check "JSON: a summary object" grep -q '"type":"summary".*"sent":5,"received":5,"matched":5,"matched_share":1.0000' /tmp/mj
