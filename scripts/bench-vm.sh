@@ -138,6 +138,12 @@ ftrace() {
 # kernel's headers (scripts/bench passes them as MACE_TEST_BPFTRACE_*).
 peer_pid=
 peer_ok() { command -v bpftrace >/dev/null && [[ -d ${MACE_TEST_BPFTRACE_SOURCE:-/nonexistent}/include ]]; }
+# peer_catches_int: whether the peer has its SIGINT handler (SigCgt bit 2).
+peer_catches_int() {
+	local cgt
+	cgt=$(awk '/^SigCgt:/ { print $2 }' "/proc/$peer_pid/status" 2>/dev/null)
+	[[ -n $cgt ]] && (((0x$cgt >> 1) & 1))
+}
 peer_start() {
 	local inum init i
 	inum=$(ip netns exec c1 stat -L -c %i /proc/self/ns/net)
@@ -145,9 +151,11 @@ peer_start() {
 	BPFTRACE_KERNEL_SOURCE=$MACE_TEST_BPFTRACE_SOURCE BPFTRACE_KERNEL_BUILD=$MACE_TEST_BPFTRACE_BUILD \
 		bpftrace /mace/scripts/bench-peer.bt "$inum" "$init" >/tmp/peer.out 2>&1 &
 	peer_pid=$!
-	# Compiling the script under TCG takes a while.
+	# Compiling the script under TCG takes a while. bpftrace prints
+	# "Attaching" and catches SIGINT some time after (once 4 s of guest
+	# time): ready when it has done both.
 	for i in $(seq 1 6000); do
-		grep -q '^Attaching' /tmp/peer.out && { sleep 1; return 0; }
+		grep -q '^Attaching' /tmp/peer.out && peer_catches_int && { sleep 1; return 0; }
 		kill -0 "$peer_pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -158,12 +166,15 @@ peer_stop() {
 	local i
 	[[ -n $peer_pid ]] || return 0
 	kill -INT "$peer_pid" 2>/dev/null
-	# bpftrace prints its maps and detaches on SIGINT; under TCG that once
-	# never ended (the third round of a complete run waited on it for half
-	# an hour): a bounded wait (60 s of guest time), then SIGKILL, whose
-	# exit closes its BPF links and detaches its probes all the same.
+	# bpftrace prints its maps and detaches on SIGINT. About one stop in
+	# eight, it stayed asleep in epoll_wait() with SIGINT caught (its
+	# handler installed), as if the signal came between its check of the
+	# flag and the wait: SIGINT again every 3 s wakes it. Then a bounded
+	# wait (60 s of guest time), and SIGKILL, whose exit closes its BPF
+	# links and detaches its probes all the same.
 	for i in $(seq 1 600); do
 		kill -0 "$peer_pid" 2>/dev/null || break
+		((i % 30)) || kill -INT "$peer_pid" 2>/dev/null
 		sleep 0.1
 	done
 	if kill -0 "$peer_pid" 2>/dev/null; then
