@@ -166,12 +166,12 @@ peer_stop() {
 	local i
 	[[ -n $peer_pid ]] || return 0
 	kill -INT "$peer_pid" 2>/dev/null
-	# bpftrace prints its maps and detaches on SIGINT. About one stop in
-	# eight, it stayed asleep in epoll_wait() with SIGINT caught (its
-	# handler installed), as if the signal came between its check of the
-	# flag and the wait: SIGINT again every 3 s wakes it. Then a bounded
-	# wait (60 s of guest time), and SIGKILL, whose exit closes its BPF
-	# links and detaches its probes all the same.
+	# bpftrace prints its maps and detaches on SIGINT. In 5 of 40 stops it
+	# stayed asleep in epoll_wait() with SIGINT caught (its handler
+	# installed), as if the signal had come between its check of the flag
+	# and the wait: SIGINT again every 3 s, in case (no stop has needed it
+	# yet). Then a bounded wait (60 s of guest time), and SIGKILL, whose
+	# exit closes its BPF links and detaches its probes all the same.
 	for i in $(seq 1 600); do
 		kill -0 "$peer_pid" 2>/dev/null || break
 		((i % 30)) || kill -INT "$peer_pid" 2>/dev/null

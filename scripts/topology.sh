@@ -8,6 +8,7 @@
 #   topo_reaches NS N  whether container NS reaches the remote host in N pings
 #   topo_neigh_pin   make every resolved neighbour entry permanent
 #   topo_neigh_unpin make them stale again (the kernel then confirms them)
+#   topo_namespaces  every namespace, the root one as "-"; topo_ip NS ARGS: ip in it
 #
 # Layout (IPv4 from 198.18.0.0/15, IPv6 from 2001:db8::/32):
 #
@@ -126,19 +127,31 @@ topo_reaches() {
 	return 1
 }
 
+# topo_namespaces: every network namespace of the topology, the root one as
+# "-" (for topo_ip), then the named ones.
+topo_namespaces() {
+	echo -
+	ip netns list | awk '{ print $1 }'
+}
+
+# topo_ip NS ARGS...: ip ARGS in namespace NS ("-": the root namespace).
+topo_ip() {
+	local ns=$1
+	shift
+	if [[ $ns == - ]]; then ip "$@"; else ip -n "$ns" "$@"; fi
+}
+
 # topo_neigh_set NUD: gives every neighbour entry with a link-layer address,
 # in every namespace, the state NUD (permanent or stale).
 topo_neigh_set() {
 	local ns
-	# The root namespace as "-", the others by name.
-	for ns in - $(ip netns list | awk '{ print $1 }'); do
-		[[ $ns == - ]] && ns=
-		ip ${ns:+-n "$ns"} neigh show | awk -v nud="$1" '
+	for ns in $(topo_namespaces); do
+		topo_ip "$ns" neigh show | awk -v nud="$1" '
 			{ for (i = 1; i < NF; i++) if ($i == "lladdr") {
 				dev = ""; for (j = 1; j < NF; j++) if ($j == "dev") dev = $(j + 1)
 				router = / router / ? " router" : ""
 				print "neigh replace " $1 " lladdr " $(i + 1) " dev " dev router " nud " nud
-			} }' | ip ${ns:+-n "$ns"} -batch -
+			} }' | topo_ip "$ns" -batch -
 	done
 }
 

@@ -64,9 +64,8 @@ done
 # "NS ADDRESS STATE" lines (the root namespace as "-").
 neigh_states() {
 	local ns
-	for ns in - $(ip netns list | awk '{ print $1 }'); do
-		[[ $ns == - ]] && ns=
-		ip ${ns:+-n "$ns"} neigh show | awk -v ns="${ns:--}" '/lladdr/ { print ns, $1, $NF }'
+	for ns in $(topo_namespaces); do
+		topo_ip "$ns" neigh show | awk -v ns="$ns" '/lladdr/ { print ns, $1, $NF }'
 	done
 }
 neigh_states >/tmp/neigh-before
