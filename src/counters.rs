@@ -217,5 +217,10 @@ counters! {
         /// another CPU than the one that handed them over, or received
         /// them, while that CPU still held them.
         noted_elsewhere,
+        /// Packets datagram receives took whose task moved to another CPU
+        /// before the receive returned (preempted in between), taken at
+        /// the return from the note of the CPU it left
+        /// ([`crate::cpuslot`]).
+        noted_moved,
     }
 }

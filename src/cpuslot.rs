@@ -16,10 +16,20 @@
 //! task that never left the CPU since finds it there ([`Found::Mine`]); a
 //! note of another task, or of this task before it moved away and back, is
 //! not that ([`Found::Other`], [`Found::Moved`]). The receive's return
-//! takes its note; a note whose task moved, or was held up while another
-//! task of the CPU took a packet, stays until the CPU's next receive takes
-//! a packet or the task returns there, and is counted as lost then: a note
-//! loses what waits, never gives it to another.
+//! takes its note.
+//!
+//! A task may move between its packet and its return (preempted there, on
+//! a kernel that preempts kernel code). Its return then takes the note
+//! from the CPU it left, which a hint names ([`crate::bufnote::Hints`], by
+//! the task's address), and which that CPU's next receive may be writing
+//! meanwhile: the two claim the note's first word, the task's address,
+//! the writer by swapping a mark in ([`write`]), the task by swapping it
+//! for 0 only if it still holds its address ([`take_moved`]), so that
+//! exactly one of them gets the packet. A note of a task held up while
+//! another task of the CPU took a packet, or one that its task's return
+//! did not find, stays until the CPU's next receive takes a packet, and is
+//! counted as lost then: a note loses what waits, never gives it to
+//! another.
 //!
 //! A send's entry is not noted so: between its entry and its packet's
 //! hand-over it may wait for a lock or for memory (on PREEMPT_RT for any
@@ -35,43 +45,97 @@
 #![deny(unsafe_code)]
 
 use crate::entry::{LatestPending, Words, LATEST_PENDING_WORDS};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 
-/// Words of a CPU's note: the task's address, its migrations, then the
-/// [`LatestPending`]'s.
-pub const NOTE_WORDS: usize = 2 + LATEST_PENDING_WORDS;
+/// Words of a CPU's note: the task's address, its migrations, the
+/// [`LatestPending`]'s, and last its CPU's number plus one (set when the
+/// notes are allocated, [`crate::bufnote::set_cpu`], for the hints).
+pub const NOTE_WORDS: usize = 3 + LATEST_PENDING_WORDS;
 
-/// A CPU's note: its words, which only that CPU's tasks read and write,
-/// in task context and without leaving the CPU meanwhile.
+/// A CPU's note: its words, which that CPU's tasks write in task context
+/// without leaving the CPU meanwhile, and which a task that left the CPU
+/// may take ([`take_moved`]).
 pub type Note = [AtomicU64; NOTE_WORDS];
 
+/// The first word of a note that its CPU's writer is writing: no task's
+/// address (a task is aligned), and not 0 (an empty note).
+const WRITING: u64 = 1;
+
 /// Notes `what`, of the task at `task` (never 0) whose migrations are
-/// `migrations` now, over whatever `note` held.
+/// `migrations` now, in place of what `note` held, which it returns with
+/// whether it was this task's latest on this CPU ([`found`]'s `Mine`).
+/// Claims the note first, so that a task that moved away and takes its
+/// packet from here ([`take_moved`]) gets it only if this writer does not.
 #[inline(always)]
-pub fn write(note: &Note, task: u64, migrations: u64, what: &LatestPending) {
-    let [a, b, c, d] = what.to_words();
-    for (w, v) in note.iter().zip([task, migrations, a, b, c, d]) {
+pub fn write(
+    note: &Note,
+    task: u64,
+    migrations: u64,
+    what: &LatestPending,
+) -> Option<(LatestPending, bool)> {
+    let [t, m, a, b, c, d, _cpu] = note;
+    // Acquire: the words below are read and written after the claim.
+    let held = t.swap(WRITING, Acquire);
+    let old = if held == 0 || held == WRITING {
+        None
+    } else {
+        let old = LatestPending::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
+        let mine = held == task && old.tid == what.tid && m.load(Relaxed) == migrations;
+        Some((old, mine))
+    };
+    let [wa, wb, wc, wd] = what.to_words();
+    for (w, v) in [m, a, b, c, d]
+        .into_iter()
+        .zip([migrations, wa, wb, wc, wd])
+    {
         w.store(v, Relaxed);
     }
+    // Release: a task that sees its address sees the words written here.
+    t.store(task, Release);
+    old
 }
 
 /// Empties `note`.
+///
+/// Only its task, on its CPU, empties a note that [`found`] gave it: no
+/// other writer runs there meanwhile, and [`take_moved`] takes a note only
+/// for its own task, which is running here.
 #[inline(always)]
 pub fn clear(note: &Note) {
     let [t, ..] = note;
     t.store(0, Relaxed);
 }
 
-/// The packet `note` holds, whoever's it is, if it holds one.
+/// Takes from `note`, another CPU's, the packet the task at `task`, thread
+/// `tid`, noted there before it moved to the CPU it runs on now, where its
+/// migrations are `migrations`: only if the note still holds it (its
+/// address, its thread, fewer migrations), and only if that CPU's writer
+/// did not claim the note first ([`write`]). Only the task itself takes
+/// its note so, while it runs on another CPU: no writer puts its address
+/// back into the note between the look and the claim.
 #[inline(always)]
-pub fn contents(note: &Note) -> Option<LatestPending> {
-    let [t, _, a, b, c, d] = note;
-    if t.load(Relaxed) == 0 {
+pub fn take_moved(note: &Note, task: u64, tid: u32, migrations: u64) -> Option<LatestPending> {
+    let [t, m, a, b, c, d, _cpu] = note;
+    // Acquire: the words below are those its writer wrote before it.
+    if task == 0 || task == WRITING || t.load(Acquire) != task {
         return None;
     }
-    Some(LatestPending::from_words(
-        &[a, b, c, d].map(|w| w.load(Relaxed)),
-    ))
+    let noted_at = m.load(Relaxed);
+    let what = LatestPending::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
+    // A dead task's leftover, under an address this task got, stays for
+    // the CPU's next writer to count.
+    if what.tid != tid || noted_at >= migrations {
+        return None;
+    }
+    // AcqRel: the words above were read before the claim; a writer that
+    // claimed the note after it reads them after it too. The words may
+    // have been torn by a writer meanwhile: then its mark is in the first
+    // word, and the claim fails.
+    t.compare_exchange(task, 0, AcqRel, Relaxed).ok()?;
+    Some(what)
 }
 
 /// What a CPU's note says to a task of that CPU.
@@ -91,7 +155,7 @@ pub enum Found {
 /// it is the task's.
 #[inline(always)]
 pub fn found(note: &Note, task: u64, tid: u32, migrations: u64) -> Found {
-    let [t, m, a, b, c, d] = note;
+    let [t, m, a, b, c, d, _cpu] = note;
     let t = t.load(Relaxed);
     if t != task || t == 0 {
         return Found::Other;

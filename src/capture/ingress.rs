@@ -93,7 +93,7 @@ use super::{
 };
 use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
-use crate::cpuslot::{self, Found as NoteFound};
+use crate::cpuslot;
 use crate::entry::{Ingress, LatestPending, Pending, Words};
 use crate::ffi::net::{with_current_net, Net};
 use crate::ffi::skb::{Dev, RxStamp, Skb, Sock};
@@ -867,20 +867,16 @@ impl Capture {
 
     /// Notes `f`, the packet a datagram or raw socket's receive of the
     /// current task (at `key`) takes, on this CPU ([`crate::cpuslot`]),
-    /// where its receive's return takes it; an earlier packet of the same
-    /// receive there goes to the task's entry, another's leftover (its task
-    /// moved to another CPU before its receive returned) is lost.
+    /// where its receive's return takes it (or, if the task moved to
+    /// another CPU meanwhile, takes it from there through the hint); an
+    /// earlier packet of the same receive there goes to the task's entry,
+    /// another's leftover (its task moved and did not take it) is lost.
     fn note_pending(&self, cx: &ProbeCx<'_>, key: u64, f: &LatestPending) {
         let old = {
             let pin = cx.pin();
             let note = self.pending_notes.this_cpu(&pin);
-            let moves = task::current_migrations();
-            let old = match cpuslot::found(note, key, f.tid, moves) {
-                NoteFound::Mine(old) => Some((old, true)),
-                NoteFound::Moved(old) => Some((old, false)),
-                NoteFound::Other => cpuslot::contents(note).map(|old| (old, false)),
-            };
-            cpuslot::write(note, key, moves, f);
+            let old = cpuslot::write(note, key, task::current_migrations(), f);
+            self.pending_hints.set(key, note);
             old
         };
         match old {

@@ -323,6 +323,9 @@ pub(crate) struct Capture {
     /// The latest packet a receiving syscall on a datagram or raw socket
     /// took on each CPU ([`crate::cpuslot`]).
     pending_notes: PerCpuWords<NOTE_WORDS>,
+    /// Which CPU's note a task's latest packet may be in, for its return
+    /// on another CPU if it moved.
+    pending_hints: Hints<KVVec<AtomicU64>, NOTE_HINTS>,
     /// Packets in `latest_pending` and in `pending_notes`: while there are
     /// none, a receive's return looks only into the task table.
     latest_pending_out: AtomicU64,
@@ -391,7 +394,9 @@ impl Capture {
             sends: new_stamps(n_task_stamps)?,
             tasks: new_table(task_buckets, max_age)?,
             latest_pending: new_stamps(n_task_stamps)?,
-            pending_notes: PerCpuWords::new()?,
+            pending_notes: new_notes()?,
+            pending_hints: Hints::new(filled(NOTE_HINTS, || AtomicU64::new(0))?)
+                .map_err(|_| EINVAL)?,
             latest_pending_out: AtomicU64::new(0),
             latest_stamped_out: AtomicU64::new(0),
             task_entries_out: AtomicU64::new(0),
@@ -585,16 +590,19 @@ impl Capture {
         }
         // The syscall's latest packet: this CPU's note for a datagram
         // receive, the task's stamp for a stream receive.
-        let latest = self.noted_latest(cx, key, tid).or_else(|| {
-            if self.latest_stamped_out.load(Relaxed) == 0 {
-                return None;
-            }
-            let (words, mine) = self
-                .latest_pending
-                .take_buffer(key, || Some(u64::from(tid)))?;
-            sub(&self.latest_stamped_out, 1);
-            Some((LatestPending::from_words(&words), mine))
-        });
+        let latest = self
+            .noted_latest(cx, key, tid)
+            .or_else(|| {
+                if self.latest_stamped_out.load(Relaxed) == 0 {
+                    return None;
+                }
+                let (words, mine) = self
+                    .latest_pending
+                    .take_buffer(key, || Some(u64::from(tid)))?;
+                sub(&self.latest_stamped_out, 1);
+                Some((LatestPending::from_words(&words), mine))
+            })
+            .or_else(|| self.noted_before_move(key, tid));
         if let Some((f, mine)) = latest {
             sub(&self.latest_pending_out, 1);
             let now = read.unwrap_or_else(mono_ns);
@@ -619,6 +627,24 @@ impl Capture {
         };
         cpuslot::clear(note);
         Some(noted)
+    }
+
+    /// The latest packet a datagram receive of the current task (at `key`,
+    /// thread `tid`) took on another CPU, before the task moved here
+    /// (preempted between its packet and its return): taken from the note
+    /// of the CPU the hint names, if that note still holds it
+    /// ([`cpuslot::take_moved`]). Out of line: a receive's return comes
+    /// here only when its CPU's note and the stamps had nothing of its
+    /// task's while packets are out.
+    #[inline(never)]
+    fn noted_before_move(&self, key: u64, tid: u32) -> Option<(LatestPending, bool)> {
+        let note = self
+            .pending_hints
+            .get(key)
+            .and_then(|cpu| self.pending_notes.on_cpu(cpu))?;
+        let f = cpuslot::take_moved(note, key, tid, task::current_migrations())?;
+        bump(&self.counters.noted_moved);
+        Some((f, true))
     }
 
     /// The receiving or waiting syscall `nr` of the current task (thread

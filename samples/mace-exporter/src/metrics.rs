@@ -233,6 +233,7 @@ const HOST_COUNTERS: &[&str] = &[
     "tasks_evicted",
     "taps_overflow",
     "noted_elsewhere",
+    "noted_moved",
 ];
 
 /// The host-wide gauges of `stats` exported in

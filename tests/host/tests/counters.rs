@@ -74,7 +74,8 @@ fn host_counters_names() {
             "egress_in_table",
             "tasks_evicted",
             "taps_overflow",
-            "noted_elsewhere"
+            "noted_elsewhere",
+            "noted_moved"
         ]
     );
 }
