@@ -916,7 +916,9 @@ impl Capture {
     /// `state`, returned `ret` at `now`, and `f` was the latest packet
     /// stamped under its key: the task's own if `mine` (its ingress
     /// latency, [`Self::recv_exited`], which checks its age), else a dead
-    /// task's leftover (lost).
+    /// task's leftover (lost). Inline in each source's end of the window
+    /// ([`Self::latest_ended`]).
+    #[inline(always)]
     pub(super) fn latest_exited(
         &self,
         cx: &ProbeCx<'_>,
