@@ -913,11 +913,14 @@ impl Capture {
     }
 
     /// The receiving syscall of the current task, of the namespace with
-    /// `state`, returned `ret` at `now`, and `f` was the latest packet
-    /// stamped under its key: the task's own if `mine` (its ingress
-    /// latency, [`Self::recv_exited`], which checks its age), else a dead
-    /// task's leftover (lost). Inline in each source's end of the window
-    /// ([`Self::latest_ended`]).
+    /// `state`, returned `ret`, and `f` was the latest packet it took, now
+    /// taken from where it waited: the task's own if `mine` (its ingress
+    /// latency, [`Self::recv_exited`], which checks its age; its window
+    /// ends at `read`, when the syscall's return read the clock, or now),
+    /// else a dead task's leftover (lost). Inline at each of its callers,
+    /// one for each place the packet waits: out of line, or with the
+    /// places merged into one value first, the packet was copied through
+    /// memory (profile).
     #[inline(always)]
     pub(super) fn latest_exited(
         &self,
@@ -926,11 +929,13 @@ impl Capture {
         f: &LatestPending,
         mine: bool,
         ret: i64,
-        now: u64,
+        read: Option<u64>,
     ) {
+        sub(&self.latest_pending_out, 1);
         if !mine {
             return self.pending_lost(cx, f.ns, 1);
         }
+        let now = read.unwrap_or_else(mono_ns);
         if let Some(owner) = self.pending_owner(cx, state, f.ns) {
             self.pending_exited(cx, owner, f.packet, ret, now);
         }

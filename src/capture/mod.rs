@@ -595,7 +595,7 @@ impl Capture {
         // words were copied through the stack twice (profile, 16
         // instructions a ping).
         if let Some((f, mine)) = self.noted_latest(cx, key, tid) {
-            return self.latest_ended(cx, state, &f, mine, ret, read);
+            return self.latest_exited(cx, state, &f, mine, ret, read);
         }
         if self.latest_stamped_out.load(Relaxed) != 0 {
             if let Some((words, mine)) = self
@@ -604,31 +604,12 @@ impl Capture {
             {
                 sub(&self.latest_stamped_out, 1);
                 let f = LatestPending::from_words(&words);
-                return self.latest_ended(cx, state, &f, mine, ret, read);
+                return self.latest_exited(cx, state, &f, mine, ret, read);
             }
         }
         if let Some((f, mine)) = self.noted_before_move(key, tid) {
-            self.latest_ended(cx, state, &f, mine, ret, read);
+            self.latest_exited(cx, state, &f, mine, ret, read);
         }
-    }
-
-    /// Ends the window of `f`, the latest packet of a receiving syscall that
-    /// returned `ret` (its task's own if `mine`), at `read` or now. Inline
-    /// at each of its three callers: the window's end, out of line, took
-    /// its packet through memory.
-    #[inline(always)]
-    fn latest_ended(
-        &self,
-        cx: &ProbeCx<'_>,
-        state: &NetState,
-        f: &LatestPending,
-        mine: bool,
-        ret: i64,
-        read: Option<u64>,
-    ) {
-        sub(&self.latest_pending_out, 1);
-        let now = read.unwrap_or_else(mono_ns);
-        self.latest_exited(cx, state, f, mine, ret, now);
     }
 
     /// The latest packet a datagram receive of the current task (at `key`,
