@@ -11,12 +11,16 @@
 //!
 //! A note names its task (its address and thread id) and the task's
 //! migrations then (`se.nr_migrations`), which grow each time the task
-//! moves to another CPU. Later on that CPU, the note is the task's latest
-//! exactly when it names the current task with the same migrations: a
-//! task that never left the CPU since finds it there ([`Found::Mine`]); a
-//! note of another task, or of this task before it moved away and back, is
-//! not that ([`Found::Other`], [`Found::Moved`]). The receive's return
-//! takes its note.
+//! moves to another CPU. Later on that CPU, a note that names the current
+//! task with the same migrations is its latest, and the task never left
+//! the CPU since ([`Found::Mine`]); one that names it with fewer was noted
+//! before it moved away and back ([`Found::Moved`]); a note of another
+//! task is neither ([`Found::Other`]). The receive's return takes its
+//! note, either way its task's: a task that moved away and back between
+//! its packet and its return (preempted twice, on a kernel that preempts
+//! kernel code) finds its packet there. (A [`write`] that finds a note
+//! of its own task from before a move does not take it for the same
+//! receive's earlier packet: its caller counts it as lost.)
 //!
 //! A task may move between its packet and its return (preempted there, on
 //! a kernel that preempts kernel code). Its return then takes the note

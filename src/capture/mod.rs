@@ -613,22 +613,21 @@ impl Capture {
     }
 
     /// The latest packet a datagram receive of the current task (at `key`,
-    /// thread `tid`) took, from this CPU's note, which it empties: the
-    /// task's own, `true`, if the task stayed on this CPU since it took it;
-    /// `false` if it moved away and back since (its receive's packet, or an
-    /// earlier one's: either way its window is not known). `None` if the
-    /// note is another task's, or empty.
+    /// thread `tid`) took, from this CPU's note, which it empties; `None` if
+    /// the note is another task's, or empty. The task's own (`true`) also
+    /// if it moved away and back since (preempted twice between its packet
+    /// and its return): a note that names the task with fewer migrations is
+    /// its packet here as on the CPU it left ([`Self::noted_before_move`]).
     #[inline(always)]
     fn noted_latest(&self, cx: &ProbeCx<'_>, key: u64, tid: u32) -> Option<(LatestPending, bool)> {
         let pin = cx.pin();
         let note = self.pending_notes.this_cpu(&pin);
         let noted = match cpuslot::found(note, key, tid, task::current_migrations()) {
-            Found::Mine(f) => (f, true),
-            Found::Moved(f) => (f, false),
+            Found::Mine(f) | Found::Moved(f) => f,
             Found::Other => return None,
         };
         cpuslot::clear(note);
-        Some(noted)
+        Some((noted, true))
     }
 
     /// The latest packet a datagram receive of the current task (at `key`,
