@@ -594,8 +594,8 @@ impl Capture {
         // ends the window itself: merged into one value first, the note's
         // words were copied through the stack twice (profile, 16
         // instructions a ping).
-        if let Some((f, mine)) = self.noted_latest(cx, key, tid) {
-            return self.latest_exited(cx, state, &f, mine, ret, read);
+        if let Some(f) = self.noted_latest(cx, key, tid) {
+            return self.latest_exited(cx, state, &f, true, ret, read);
         }
         if self.latest_stamped_out.load(Relaxed) != 0 {
             if let Some((words, mine)) = self
@@ -607,19 +607,19 @@ impl Capture {
                 return self.latest_exited(cx, state, &f, mine, ret, read);
             }
         }
-        if let Some((f, mine)) = self.noted_before_move(key, tid) {
-            self.latest_exited(cx, state, &f, mine, ret, read);
+        if let Some(f) = self.noted_before_move(key, tid) {
+            self.latest_exited(cx, state, &f, true, ret, read);
         }
     }
 
     /// The latest packet a datagram receive of the current task (at `key`,
     /// thread `tid`) took, from this CPU's note, which it empties; `None` if
-    /// the note is another task's, or empty. The task's own (`true`) also
-    /// if it moved away and back since (preempted twice between its packet
-    /// and its return): a note that names the task with fewer migrations is
-    /// its packet here as on the CPU it left ([`Self::noted_before_move`]).
+    /// the note is another task's, or empty. The task's own also if it moved
+    /// away and back since (preempted twice between its packet and its
+    /// return): a note that names the task with fewer migrations is its
+    /// packet here as on the CPU it left ([`Self::noted_before_move`]).
     #[inline(always)]
-    fn noted_latest(&self, cx: &ProbeCx<'_>, key: u64, tid: u32) -> Option<(LatestPending, bool)> {
+    fn noted_latest(&self, cx: &ProbeCx<'_>, key: u64, tid: u32) -> Option<LatestPending> {
         let pin = cx.pin();
         let note = self.pending_notes.this_cpu(&pin);
         let noted = match cpuslot::found(note, key, tid, task::current_migrations()) {
@@ -627,7 +627,7 @@ impl Capture {
             Found::Other => return None,
         };
         cpuslot::clear(note);
-        Some((noted, true))
+        Some(noted)
     }
 
     /// The latest packet a datagram receive of the current task (at `key`,
@@ -638,14 +638,14 @@ impl Capture {
     /// here only when its CPU's note and the stamps had nothing of its
     /// task's while packets are out.
     #[inline(never)]
-    fn noted_before_move(&self, key: u64, tid: u32) -> Option<(LatestPending, bool)> {
+    fn noted_before_move(&self, key: u64, tid: u32) -> Option<LatestPending> {
         let note = self
             .pending_hints
             .get(key)
             .and_then(|cpu| self.pending_notes.on_cpu(cpu))?;
         let f = cpuslot::take_moved(note, key, tid, task::current_migrations())?;
         bump(&self.counters.noted_moved);
-        Some((f, true))
+        Some(f)
     }
 
     /// The receiving or waiting syscall `nr` of the current task (thread
