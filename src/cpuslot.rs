@@ -11,16 +11,16 @@
 //!
 //! A note names its task (its address and thread id) and the task's
 //! migrations then (`se.nr_migrations`), which grow each time the task
-//! moves to another CPU. Later on that CPU, a note that names the current
-//! task with the same migrations is its latest, and the task never left
-//! the CPU since ([`Found::Mine`]); one that names it with fewer was noted
-//! before it moved away and back ([`Found::Moved`]); a note of another
-//! task is neither ([`Found::Other`]). The receive's return takes its
-//! note, either way its task's: a task that moved away and back between
-//! its packet and its return (preempted twice, on a kernel that preempts
-//! kernel code) finds its packet there. (A [`write`] that finds a note
-//! of its own task from before a move does not take it for the same
-//! receive's earlier packet: its caller counts it as lost.)
+//! moves to another CPU. Later on that CPU, the receive's return takes a
+//! note that names its task ([`found`]), whether the task never left the
+//! CPU since or moved away and back between its packet and its return
+//! (preempted twice, on a kernel that preempts kernel code): either way
+//! it is its packet, as it would be on the CPU it left ([`take_moved`]),
+//! and the return reads no migrations. A note of another task is not
+//! found. (A [`write`] that finds a note of its own task from before a
+//! move does not take it for the same receive's earlier packet: its
+//! caller counts it as lost. The migrations are there for it and for
+//! [`take_moved`].)
 //!
 //! A task may move between its packet and its return (preempted there, on
 //! a kernel that preempts kernel code). Its return then takes the note
@@ -70,7 +70,8 @@ const WRITING: u64 = 1;
 
 /// Notes `what`, of the task at `task` (never 0) whose migrations are
 /// `migrations` now, in place of what `note` held, which it returns with
-/// whether it was this task's latest on this CPU ([`found`]'s `Mine`).
+/// whether it was this task's latest on this CPU (the same task and
+/// thread, with the same migrations: it has not left the CPU since).
 /// Claims the note first, so that a task that moved away and takes its
 /// packet from here ([`take_moved`]) gets it only if this writer does not.
 #[inline(always)]
@@ -142,35 +143,20 @@ pub fn take_moved(note: &Note, task: u64, tid: u32, migrations: u64) -> Option<L
     Some(what)
 }
 
-/// What a CPU's note says to a task of that CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
-    /// The task's latest packet, noted on this CPU, which it has not left
-    /// since.
-    Mine(LatestPending),
-    /// The task's packet, noted before it last moved to another CPU.
-    Moved(LatestPending),
-    /// Another task's note, or none.
-    Other,
-}
-
-/// What `note` says to the task at `task`, thread `tid`, whose migrations
-/// are `migrations`. Reads the task's address first, and the rest only if
-/// it is the task's.
+/// The packet `note` holds for the task at `task`, thread `tid`, if it
+/// holds one of that task's; `None` if it is another task's, or empty.
+///
+/// Reads the task's address first, and the rest only if it is the task's.
+/// The task's migrations are not read: a note of its own from before it
+/// moved away and back is its packet too.
 #[inline(always)]
-pub fn found(note: &Note, task: u64, tid: u32, migrations: u64) -> Found {
-    let [t, m, a, b, c, d, _cpu] = note;
+pub fn found(note: &Note, task: u64, tid: u32) -> Option<LatestPending> {
+    let [t, _m, a, b, c, d, _cpu] = note;
     let t = t.load(Relaxed);
     if t != task || t == 0 {
-        return Found::Other;
+        return None;
     }
     let what = LatestPending::from_words(&[a, b, c, d].map(|w| w.load(Relaxed)));
-    if what.tid != tid {
-        // A dead task's, whose address the current one got.
-        return Found::Other;
-    }
-    if m.load(Relaxed) != migrations {
-        return Found::Moved(what);
-    }
-    Found::Mine(what)
+    // A dead task's, whose address the current one got, is not found.
+    (what.tid == tid).then_some(what)
 }

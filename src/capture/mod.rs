@@ -56,7 +56,7 @@ pub(crate) use breakdown::WaypointStamps;
 
 use crate::bufnote::{self, note_words, Hints};
 use crate::counters::{add, bump, sub, HostCounters};
-use crate::cpuslot::{self, Found, NOTE_WORDS};
+use crate::cpuslot::{self, NOTE_WORDS};
 use crate::entry::{
     LatestPending, Task, Words, EGRESS_WORDS, INGRESS_WORDS, LATEST_PENDING_WORDS, SEND_WORDS,
     SENT_WORDS, TASK_WORDS,
@@ -616,16 +616,13 @@ impl Capture {
     /// thread `tid`) took, from this CPU's note, which it empties; `None` if
     /// the note is another task's, or empty. The task's own also if it moved
     /// away and back since (preempted twice between its packet and its
-    /// return): a note that names the task with fewer migrations is its
-    /// packet here as on the CPU it left ([`Self::noted_before_move`]).
+    /// return): its note is its packet here as on the CPU it left
+    /// ([`Self::noted_before_move`]), so the task's migrations are not read.
     #[inline(always)]
     fn noted_latest(&self, cx: &ProbeCx<'_>, key: u64, tid: u32) -> Option<LatestPending> {
         let pin = cx.pin();
         let note = self.pending_notes.this_cpu(&pin);
-        let noted = match cpuslot::found(note, key, tid, task::current_migrations()) {
-            Found::Mine(f) | Found::Moved(f) => f,
-            Found::Other => return None,
-        };
+        let noted = cpuslot::found(note, key, tid)?;
         cpuslot::clear(note);
         Some(noted)
     }

@@ -3,7 +3,7 @@
 //! A CPU's note of a datagram receive's latest packet: whose it is, and
 //! when it is not.
 
-use mace_core::cpuslot::{clear, found, take_moved, write, Found, Note};
+use mace_core::cpuslot::{clear, found, take_moved, write, Note};
 use mace_core::entry::{LatestPending, Pending, Words};
 use std::sync::atomic::{
     AtomicU32, AtomicU64,
@@ -45,25 +45,29 @@ fn a_task_that_stayed_finds_its_packet_and_empties_the_note() {
     let n = empty_note();
     let p = pending(41, 9, 5_000);
     write(&n, TASK, 7, &p);
-    assert_eq!(found(&n, TASK, 41, 7), Found::Mine(p));
+    assert_eq!(found(&n, TASK, 41), Some(p));
     assert_eq!(contents(&n), Some(p));
     clear(&n);
-    assert_eq!(found(&n, TASK, 41, 7), Found::Other);
+    assert_eq!(found(&n, TASK, 41), None);
     assert_eq!(contents(&n), None);
     // The receive's next packet replaces it.
     let later = pending(41, 10, 6_000);
     write(&n, TASK, 7, &later);
-    assert_eq!(found(&n, TASK, 41, 7), Found::Mine(later));
+    assert_eq!(found(&n, TASK, 41), Some(later));
 }
 
 #[test]
-fn a_task_that_moved_since_its_note_finds_it_moved() {
+fn a_task_that_moved_away_and_back_since_its_note_finds_it() {
     let n = empty_note();
     let p = pending(41, 9, 5_000);
     write(&n, TASK, 7, &p);
-    // It moved away (and maybe back): the note is from before.
-    assert_eq!(found(&n, TASK, 41, 8), Found::Moved(p));
-    assert_eq!(found(&n, TASK, 41, 9), Found::Moved(p));
+    // It moved away and back (its migrations grew): the note is still its
+    // packet, which its return takes as it would on the CPU it left.
+    assert_eq!(take_moved(&n, TASK, 41, 9), Some(p));
+    write(&n, TASK, 7, &p);
+    assert_eq!(found(&n, TASK, 41), Some(p));
+    clear(&n);
+    assert_eq!(found(&n, TASK, 41), None);
 }
 
 #[test]
@@ -71,14 +75,14 @@ fn another_tasks_note_or_none_is_not_mine_but_its_contents_are_kept() {
     let n = empty_note();
     let p = pending(41, 9, 5_000);
     write(&n, TASK, 7, &p);
-    // Another task, whatever its migrations: it counts the leftover.
-    assert_eq!(found(&n, TASK + 0x1000, 41, 7), Found::Other);
+    // Another task: it counts the leftover.
+    assert_eq!(found(&n, TASK + 0x1000, 41), None);
     assert_eq!(contents(&n), Some(p));
     // A dead task's, whose address a new task got.
-    assert_eq!(found(&n, TASK, 42, 7), Found::Other);
+    assert_eq!(found(&n, TASK, 42), None);
     // A CPU that never noted a packet: all zero, even for a task at 0.
-    assert_eq!(found(&empty_note(), TASK, 41, 0), Found::Other);
-    assert_eq!(found(&empty_note(), 0, 0, 0), Found::Other);
+    assert_eq!(found(&empty_note(), TASK, 41), None);
+    assert_eq!(found(&empty_note(), 0, 0), None);
     assert_eq!(contents(&empty_note()), None);
 }
 
@@ -93,7 +97,7 @@ fn a_note_keeps_every_field_of_its_packet() {
         p.packet.end = t_rx.wrapping_add(3);
         let n = empty_note();
         write(&n, TASK, u64::MAX, &p);
-        assert_eq!(found(&n, TASK, tid, u64::MAX), Found::Mine(p), "tid {tid}");
+        assert_eq!(found(&n, TASK, tid), Some(p), "tid {tid}");
     }
 }
 
@@ -110,7 +114,7 @@ fn notes_of_different_cpus_do_not_mix() {
                 for i in 0..100_000u64 {
                     let p = pending(tid, i as u32, i + 1);
                     write(n, task, i, &p);
-                    assert_eq!(found(n, task, tid, i), Found::Mine(p));
+                    assert_eq!(found(n, task, tid), Some(p));
                     clear(n);
                 }
             });
