@@ -17,8 +17,11 @@
 # MACE_TEST_TCPI_ROUNDS (TCP rounds under icount, default 4: each moves by
 # about a per cent with iperf3's batching, while mace's own instructions
 # are some 0.6 % of the kernel's per MB, so a ratio near the target wants
-# more than two), MACE_TEST_SCALE (namespaces pinging at once, default 100); MACE_TEST_PARTS=pert
-# (scripts/bench --pert) runs only the perturbation rounds and self-cost.
+# more than two), MACE_TEST_TCPI_CONDS (their conditions, each round in
+# this order; default "unloaded null on ftrace"), MACE_TEST_SCALE
+# (namespaces pinging at once, default 100); MACE_TEST_PARTS=pert
+# (scripts/bench --pert) runs only the perturbation rounds and self-cost,
+# MACE_TEST_PARTS=tcp (scripts/bench --tcp) only TCP under icount.
 set -uo pipefail
 source /mace/scripts/topology.sh
 
@@ -260,6 +263,11 @@ icount() {
 	# moved whole rounds by steps of 86. Pinned, the unloaded RTT was the
 	# same to the ns over 25 loads and unloads of mace.
 	topo_neigh_pin
+	if [[ ${MACE_TEST_PARTS:-all} == tcp ]]; then
+		# The server's stop is not a measurement: its status is not the run's.
+		tcp_icount
+		return 0
+	fi
 
 	# 1. Perturbation: the same plain ping under each condition, the
 	#    conditions interleaved round by round, always on the same CPU (the
@@ -315,14 +323,14 @@ tcp_icount() {
 	ip netns exec remote iperf3 -s -D
 	sleep 0.5
 	for r in $(seq 1 "$TCPI_ROUNDS"); do
-		for cond in unloaded on ftrace; do
+		for cond in ${MACE_TEST_TCPI_CONDS:-unloaded null on ftrace}; do
 			condition "$cond"
 			bps=$(ip netns exec c1 iperf3 -c "$REMOTE4" -t 2 -f k | awk '/receiver/ { print $(NF - 2) * 1000 }')
 			echo "BENCH TCPI round=$r cond=$cond bps=$bps"
 		done
 	done
 	condition unloaded
-	ip netns exec remote pkill iperf3
+	killall iperf3
 }
 
 # accuracy: icount experiment 2 (accuracy and coverage per tool and load).
@@ -399,7 +407,7 @@ accuracy() {
 	done
 	kill $(jobs -p) 2>/dev/null
 	wait 2>/dev/null
-	pkill iperf3
+	killall iperf3
 }
 
 # bd_run NAME CMD...: runs CMD in c1 and appends c1's /dev/mace lines to

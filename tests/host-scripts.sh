@@ -25,7 +25,8 @@
 #   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree;
 #   - scripts/bench-profile-report on a small made-up run: its tables;
 #   - scripts/bench-report: what iputils ping's clock and print allow, and
-#     which of the eBPF peer's two costs the judged ratio takes;
+#     which of the eBPF peer's two costs the judged ratio takes; a --tcp
+#     run's table and status;
 #   - mace-exporter on fixtures: its exposition (checked by promtool check
 #     metrics, which scripts/setup unpacks into the cache), with mace absent,
 #     and --textfile --once;
@@ -223,6 +224,41 @@ run "$MACE_TOP/scripts/bench-report" "$pert/icount.log" "$pert/none.log" "$pert/
 expect "bench-report: mace / bpftrace is judged against the peer off CPU 0" 0 \
 	'^\| perturbation: mace added / bpftrace script added \| 0\.125 \(bpftrace \+8000 ns\) \| <= 1/7 \(0\.143\) \| PASS \|$' \
 	'^\| perturbation: mace added / bpftrace script added, the ping on CPU 0 [^|]*\| 0\.067 \(bpftrace \+15000 ns\) \| reported \| reported \|$'
+
+# --- bench-report: a --tcp run ------------------------------------------------
+
+# Made-up TCP rounds under icount: the ratio is the medians' (on 0.995 of
+# unloaded here), the floor's is reported beside it.
+tcpi=$tmp/tcpi
+mkdir -p "$tcpi"
+tcpi_log() {
+	echo "BENCH CONFIG pert_cpu=1 pings=200 rounds=9 loads=0 netem_ms=20 parts=tcp"
+	local r c
+	for r in 1 2 3; do
+		for c in "$@"; do
+			echo "BENCH TCPI round=$r cond=${c%%:*} bps=$((${c#*:} + r))"
+		done
+	done
+}
+tcpi_log unloaded:2000000000 null:1998000000 on:1990000000 ftrace:1900000000 >"$tcpi/pass.log"
+run "$MACE_TOP/scripts/bench-report" "$tcpi/pass.log" "$tcpi/none.log" "$tcpi/pass"
+expect "bench-report: a --tcp run judges mace on against unloaded and reports the floor" 0 \
+	'^\| TCP throughput under icount, mace on / off \| 0\.995 \| >= 0\.99 \| PASS \|$' \
+	'^\| TCP throughput under icount, the floor \(probes returning at once\) / off \| 0\.999 \| reported \| reported \|$' \
+	'^\| null \| 3 \| 1998\.0, 1998\.0, 1998\.0 \| 0\.999 \|$'
+if grep -q -E 'Perturbation|Accuracy|Accounting' <<<"$out"; then
+	fail "bench-report: a --tcp run prints only its own section" "$(grep -E 'Perturbation|Accuracy|Accounting' <<<"$out" | head -3 | tr '\n' '|')"
+else
+	pass "bench-report: a --tcp run prints only its own section"
+fi
+tcpi_log unloaded:2000000000 on:1970000000 >"$tcpi/fail.log"
+run "$MACE_TOP/scripts/bench-report" "$tcpi/fail.log" "$tcpi/none.log" "$tcpi/fail"
+expect "bench-report: a --tcp run below 0.99 fails" 1 \
+	'^\| TCP throughput under icount, mace on / off \| 0\.985 \| >= 0\.99 \| FAIL \|$'
+tcpi_log >"$tcpi/empty.log"
+run "$MACE_TOP/scripts/bench-report" "$tcpi/empty.log" "$tcpi/none.log" "$tcpi/empty"
+expect "bench-report: a --tcp run without rounds fails" 1 \
+	'^\| TCP throughput under icount, mace on / off \| no rounds of unloaded and on \| >= 0\.99 \| FAIL \|$'
 
 # --- The running kernel -------------------------------------------------------
 
