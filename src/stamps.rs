@@ -194,7 +194,7 @@ where
     /// empty slot of its set, over the same packet's stamp, or over the
     /// oldest stamp there; says what was in the slot.
     pub fn put_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<V> {
-        self.put_in::<false>(addr, fp, value)
+        self.put_in::<false, V>(addr, fp, value)
     }
 
     /// Stamps the packet with fingerprint `fp` in the buffer at `addr` with
@@ -202,12 +202,25 @@ where
     /// slot of its set that is empty or holds an earlier stamp of the same
     /// buffer, else over the oldest stamp there; says what was in the slot.
     pub fn put_sole_value(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<V> {
-        self.put_in::<true>(addr, fp, value)
+        self.put_in::<true, V>(addr, fp, value)
     }
 
-    /// [`Self::put_value`], or [`Self::put_sole_value`] if `SOLE`.
+    /// [`Self::put_sole_value`], saying of what the slot held only its time
+    /// (its first word), for callers that need no more: the other words of
+    /// the stamp it goes over are not read.
+    pub fn put_sole_time(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<1> {
+        self.put_in::<true, 1>(addr, fp, value)
+    }
+
+    /// [`Self::put_value`], or [`Self::put_sole_value`] if `SOLE`, saying of
+    /// what the slot held its first `W` words.
     #[inline(always)]
-    fn put_in<const SOLE: bool>(&self, addr: u64, fp: u64, value: &[u64; V]) -> Put<V> {
+    fn put_in<const SOLE: bool, const W: usize>(
+        &self,
+        addr: u64,
+        fp: u64,
+        value: &[u64; V],
+    ) -> Put<W> {
         let Some((set, tag)) = self.set(addr, fp) else {
             return Put::Busy;
         };

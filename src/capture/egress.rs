@@ -112,12 +112,9 @@ impl Capture {
         // The entry of this task's last send (or a dead task's under the
         // same key) is replaced; a full set loses its oldest sender, whose
         // packets (if it is still in its send) then leave unmatched.
-        let evicted = match self
-            .sends
-            .put_sole_value(key, u64::from(tid), &t.to_words())
-        {
+        let evicted = match self.sends.put_sole_time(key, u64::from(tid), &t.to_words()) {
             Put::Empty | Put::Superseded(_) => false,
-            Put::Replaced([start, ..]) => self.fresh(start, now),
+            Put::Replaced([start]) => self.fresh(start, now),
             Put::Busy => true,
         };
         if evicted {

@@ -380,13 +380,13 @@ impl Capture {
         bump(&c.ingress_received);
         // Up before a reader can take it (and count it down).
         bump(&c.ingress_in_table);
-        let gone = match self.received.put_sole_value(key, fp, &entry.to_words()) {
+        let gone = match self.received.put_sole_time(key, fp, &entry.to_words()) {
             Put::Empty => return,
             // The leftover of a packet that never reached a reader, in the
             // buffer this one got.
             Put::Superseded(_) => &c.ingress_expired,
             // Another buffer's packet, pushed out of a full set.
-            Put::Replaced([t, _]) if self.fresh(t, t_rx) => &c.ingress_evicted,
+            Put::Replaced([t]) if self.fresh(t, t_rx) => &c.ingress_evicted,
             Put::Replaced(_) => &c.ingress_expired,
             // This one: other CPUs kept the slot busy.
             Put::Busy => &c.ingress_evicted,

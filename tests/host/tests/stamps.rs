@@ -157,6 +157,54 @@ fn a_stamp_of_two_words_is_taken_whole_once() {
 }
 
 #[test]
+fn put_sole_time_is_put_sole_value_saying_only_the_time() {
+    // The same stamps put both ways into two arrays: the same slots end up
+    // with the same words, and each put says the same but for the words
+    // after the first.
+    let (whole, time) = (stamps2(WAYS), stamps2(WAYS));
+    let first = |p: Put<2>| match p {
+        Put::Empty => Put::Empty,
+        Put::Superseded([t, _]) => Put::Superseded([t]),
+        Put::Replaced([t, _]) => Put::Replaced([t]),
+        Put::Busy => Put::Busy,
+    };
+    let puts: &[(u64, u64, [u64; 2])] = &[
+        (0x100, 1, [13, 1]),
+        (0x200, 1, [10, 2]),
+        (0x300, 1, [12, 3]),
+        (0x400, 1, [11, 4]),
+        // Over the oldest (another buffer's), then over a buffer's own.
+        (0x500, 1, [14, 5]),
+        (0x300, 2, [15, 6]),
+        (0x300, 2, [16, 7]),
+    ];
+    let mut said = Vec::new();
+    for &(addr, fp, value) in puts {
+        let w = first(whole.put_sole_value(addr, fp, &value));
+        let t = time.put_sole_time(addr, fp, &value);
+        assert_eq!(w, t, "put of {addr:#x}");
+        said.push(t);
+    }
+    assert_eq!(
+        said,
+        [
+            Put::Empty,
+            Put::Empty,
+            Put::Empty,
+            Put::Empty,
+            Put::Replaced([10]),
+            Put::Superseded([12]),
+            Put::Superseded([15]),
+        ]
+    );
+    for addr in [0x100, 0x200, 0x300, 0x400, 0x500] {
+        for fp in [1, 2] {
+            assert_eq!(whole.take_value(addr, fp), time.take_value(addr, fp));
+        }
+    }
+}
+
+#[test]
 fn take_buffer_takes_the_packets_stamp_or_the_buffers_leftover() {
     let s = stamps2(WAYS);
     // No stamp of the buffer: no fingerprint asked.
