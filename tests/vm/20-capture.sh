@@ -427,8 +427,8 @@ run_hping "hping3 -1, tap_end read" ingress_end_tap_read
 # with other VMs running on the host, and twice 5.0 and 5.1 ms in about
 # twenty runs, once alone; later 7.9 ms on 7.3 alone, and 18.4 ms on 7.3
 # with two more VMs on the host's two cores (a failure: a plain TCG VM's
-# clock runs on while its CPU waits for the host). Allowed up to 10 ms, a fifth of the interval
-# between hping3's packets: a window that began at another packet's arrival
+# clock runs on while its CPU waits for the host). Allowed up to 10 ms, a
+# fifth of the interval between hping3's packets: a window that began at another packet's arrival
 # would be off by 50 ms or more. On failure every reply's figures are
 # printed (id, RTT, egress + ingress, ns).
 # check_hping_left NAME: that check, of run_hping's replies.
