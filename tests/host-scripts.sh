@@ -102,7 +102,8 @@ expect "--kdir without a directory exits 2" 2 'needs a directory'
 # --- bench-profile-report ---------------------------------------------------------
 
 # A made-up run: a kernel of three functions whose _text moved by 0x1000000,
-# mace.ko loaded at another address for each condition, a mangled Rust name.
+# mace.ko loaded at another address for each condition, a mangled Rust name,
+# a rep string instruction (ksys_c's, 10 iterations).
 prof=$tmp/profile
 mkdir -p "$prof/off" "$prof/on"
 cat >"$prof/System.map" <<'EOF'
@@ -130,7 +131,7 @@ PROFILE COND cond=on segment=2 replies=10 rc=0
 EOF
 printf '%s\n' 'ffffffff82000100 100' 'ffffffff82000104 100' 'ffffffff82000200 50' >"$prof/off/counts.2"
 printf '%s\n' 'ffffffff82000100 100' 'ffffffff82000104 100' 'ffffffff82000108 30' 'ffffffff82000200 50' \
-	'ffffffff82000400 10' 'ffffffffa0010000 20' 'ffffffffa0010004 20' 'ffffffffa0010008 20' \
+	'ffffffff82000400 10 rep' 'ffffffffa0010000 20' 'ffffffffa0010004 20' 'ffffffffa0010008 20' \
 	'ffffffffa0010104 40' >"$prof/on/counts.2"
 run "$MACE_TOP/scripts/bench-profile-report" --top 4 "$prof"
 expect "bench-profile-report: totals per ping against off" 0 \
@@ -140,6 +141,9 @@ expect "bench-profile-report: symbols by delta, demangled without hash" 0 \
 	'^ +\+6\.0 +6\.0 +0\.0  mace_main::packet::identify \[mace\]$' \
 	'^ +\+4\.0 +4\.0 +0\.0  mace_net_state \[mace\]$' \
 	'^ +\+3\.0 +23\.0 +20\.0  ksys_a$' '^ +\+1\.0 +1\.0 +0\.0  ksys_c$'
+expect "bench-profile-report: rep string iterations, and mace.ko's share with and without them" 0 \
+	'^rep string iterations +\+1\.0  \(on 1\.0, off 0\.0\)$' \
+	"^mace\\.ko's share of on's kernel instructions: 25\\.64 %, 26\\.32 % without the rep iterations$"
 refute "bench-profile-report: --top 4 lists 4 symbols" '  ksys_b$'
 expect "bench-profile-report: mace.ko functions with calls per ping" 0 \
 	'^ +6\.0 +2\.00 +3\.0  mace_main::packet::identify$' '^ +4\.0 +0\.00 +-  mace_net_state$'
