@@ -8,9 +8,10 @@
 #                              coverage, breakdown, self-cost
 #                              (run under qemu -icount: guest time counts
 #                              instructions, so results repeat exactly)
-#        bench-vm.sh tcg       TCP throughput, and coverage (and the
-#                              breakdown) with many namespaces pinging at
-#                              once (plain TCG)
+#        bench-vm.sh tcg       TCP throughput (unloaded, on, ftrace and
+#                              unloaded again as a control), and coverage
+#                              (and the breakdown) with many namespaces
+#                              pinging at once (plain TCG)
 #
 # Sizes: MACE_TEST_ROUNDS (default 9), MACE_TEST_PINGS (default 200),
 # MACE_TEST_LOADS (default "0 1 5 10"), MACE_TEST_TCP_ROUNDS (default 9),
@@ -471,8 +472,10 @@ tcg() {
 	sleep 0.5
 	local r cond bps i
 	for r in $(seq 1 "$TCP_ROUNDS"); do
-		for cond in unloaded on ftrace; do
-			condition "$cond"
+		# unloaded-again: unloaded once more, last in the round: a control
+		# whose ratio to the round's unloaded is the rounds' own spread.
+		for cond in unloaded on ftrace unloaded-again; do
+			condition "${cond%-again}"
 			# The receiver's rate, in kbit/s: "[  5] 0.00-3.00 sec ... N Kbits/sec receiver".
 			bps=$(ip netns exec c1 iperf3 -c "$REMOTE4" -t 3 -f k | awk '/receiver/ { print $(NF - 2) * 1000 }')
 			echo "BENCH TCP round=$r cond=$cond bps=$bps"

@@ -229,6 +229,21 @@ expect "bench-report: mace / bpftrace is judged against the peer off CPU 0" 0 \
 	'^\| perturbation: mace added / bpftrace script added \| 0\.125 \(bpftrace \+8000 ns\) \| <= 1/7 \(0\.143\) \| PASS \|$' \
 	'^\| perturbation: mace added / bpftrace script added, the ping on CPU 0 [^|]*\| 0\.067 \(bpftrace \+15000 ns\) \| reported \| reported \|$'
 
+# --- bench-report: the plain-TCG TCP rounds' control ---------------------------
+
+# Made-up plain-TCG rounds: unloaded measured again last in each round is
+# shown as the control, with its own ratio, and reported.
+for r in 1 2 3; do
+	for c in unloaded:2000000 on:1960000 ftrace:1800000 unloaded-again:$((1960000 + 20000 * r)); do
+		echo "BENCH TCP round=$r cond=${c%%:*} bps=${c#*:}000"
+	done
+done >"$pert/tcg.log"
+run "$MACE_TOP/scripts/bench-report" "$pert/icount.log" "$pert/tcg.log" "$pert/tcg"
+expect "bench-report: the plain-TCG rounds show unloaded again as their control" 0 \
+	'^\| on \| 3 \| 1960\.\.1960 \| 1960\.0 \| 0\.980 \| 0\.980 \|$' \
+	'^\| unloaded, again \(control\) \| 3 \| 1980\.\.2020 \| 2000\.0 \| 1\.000 \| 1\.000 \|$' \
+	'^\| TCP throughput, unloaded again / unloaded \(the plain-TCG rounds. control\) \| 1\.000 \| reported \| reported \|$'
+
 # --- bench-report: a --tcp run ------------------------------------------------
 
 # Made-up TCP rounds under icount: the ratio is the medians' (on 0.995 of
@@ -259,6 +274,10 @@ tcpi_log unloaded:2000000000 on:1970000000 >"$tcpi/fail.log"
 run "$MACE_TOP/scripts/bench-report" "$tcpi/fail.log" "$tcpi/none.log" "$tcpi/fail"
 expect "bench-report: a --tcp run below 0.99 fails" 1 \
 	'^\| TCP throughput under icount, mace on / off \| 0\.985 \| >= 0\.99 \| FAIL \|$'
+tcpi_log unloaded:2000000000 on:1979980000 >"$tcpi/near.log"
+run "$MACE_TOP/scripts/bench-report" "$tcpi/near.log" "$tcpi/none.log" "$tcpi/near"
+expect "bench-report: a ratio just below its target is not printed as the target" 1 \
+	'^\| TCP throughput under icount, mace on / off \| 0\.98999 \| >= 0\.99 \| FAIL \|$'
 tcpi_log >"$tcpi/empty.log"
 run "$MACE_TOP/scripts/bench-report" "$tcpi/empty.log" "$tcpi/none.log" "$tcpi/empty"
 expect "bench-report: a --tcp run without rounds fails" 1 \
