@@ -19,8 +19,9 @@
 # about a per cent with iperf3's batching, while mace's own instructions
 # are some 0.6 % of the kernel's per MB, so a ratio near the target wants
 # more than two; 2.4 % of those that are not the iterations of a copy's
-# rep movsb, which icount counts once per byte), MACE_TEST_TCPI_CONDS (their conditions, each round in
-# this order; default "unloaded null on ftrace"), MACE_TEST_SCALE
+# rep movsb, which icount counts once per byte), MACE_TEST_TCPI_CONDS
+# (their conditions, each round in this order; default "unloaded null on
+# ftrace"), MACE_TEST_SCALE
 # (namespaces pinging at once, default 100); MACE_TEST_PARTS=pert
 # (scripts/bench --pert) runs only the perturbation rounds and self-cost,
 # MACE_TEST_PARTS=tcp (scripts/bench --tcp) only TCP under icount.
