@@ -79,6 +79,40 @@ ksrc_version() {
 # no service runs): its usr/bin has prometheus and promtool, for the tests.
 prometheus_dir() { echo "$MACE_CACHE/deb/prometheus"; }
 
+# QEMU for multi-threaded TCG, which every VM run but an --icount one uses:
+# Debian 12's own QEMU (7.2) has a race there. A vCPU that translates kernel
+# code while another vCPU patches it (ftrace, static keys: text_poke_bp()'s
+# int3 and then the new instruction) can keep a translation of the int3
+# after the patching has ended, and run it later: "Oops: int3" at the
+# patched site. QEMU 8.1 fixed it ("accel/tcg: Always lock pages before
+# translation"). scripts/setup unpacks QEMU 10.0 from Debian 12's
+# backports into this directory; single-threaded runs keep the machine's
+# QEMU (the profiler's plugin is written for its plugin API).
+qemu_mt_dir() { echo "$MACE_CACHE/deb/qemu"; }
+
+# Print, one word a line, the command that starts QEMU for multi-threaded
+# TCG: $MACE_QEMU_MT if set, else the one scripts/setup unpacked, else the
+# machine's qemu-system-x86_64; die if that QEMU is older than 8.1.
+qemu_mt() {
+	local d bin=${MACE_QEMU_MT:-} v major minor
+	d=$(qemu_mt_dir)
+	if [[ -z $bin && -x $d/usr/bin/qemu-system-x86_64 ]]; then
+		# Its own firmware and option ROMs first; none of the machine's
+		# QEMU modules (no device here needs a module).
+		printf '%s\n' env "QEMU_MODULE_DIR=$d/usr/lib/x86_64-linux-gnu/qemu" \
+			"$d/usr/bin/qemu-system-x86_64" -L "$d/usr/share/qemu" -L "$d/usr/share/seabios"
+		return 0
+	fi
+	bin=${bin:-qemu-system-x86_64}
+	v=$("$bin" --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p') || true
+	read -r major minor <<<"$v" || true
+	[[ -n $major && -n $minor ]] || die "$bin: not a QEMU, or no version (run scripts/setup, or set MACE_QEMU_MT)"
+	if ((major < 8 || (major == 8 && minor < 1))); then
+		die "$bin is QEMU $major.$minor, whose multi-threaded TCG can run stale code after the kernel patches it (an int3 oops; fixed in QEMU 8.1): run scripts/setup (it unpacks QEMU 10.0 from bookworm-backports into $d), or set MACE_QEMU_MT"
+	fi
+	echo "$bin"
+}
+
 # make in the kernel tree of MACE_KERNEL, with its toolchain.
 ksrc_make() { make LLVM="$MACE_LLVM" "$@"; }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Host-side tests of scripts/check-host, the Makefile's check, its choice of
-# compiler and `make install`, dkms.conf, scripts/bench-profile-report,
-# mace-exporter's output and the Kubernetes samples. No VM, no root needed (the dkms
-# build test runs only as root, in a scratch dkms tree); nothing is loaded
-# and nothing is installed outside a temporary directory.
+# compiler and `make install`, the VMs' emulator, dkms.conf,
+# scripts/bench-profile-report, mace-exporter's output and the Kubernetes
+# samples. No VM, no root needed (the dkms build test runs only as root, in
+# a scratch dkms tree); nothing is loaded and nothing is installed outside
+# a temporary directory.
 #
 # Prints "PASS: name", "FAIL: name: why" or "SKIP: name: why" per test, and
 # ends with "N passed, N failed"; skipped tests count as neither. Exits
@@ -20,6 +21,8 @@
 #   - the Makefile against fake trees whose "kernel Makefile" only records
 #     what it is given: it stops with check-host's findings, picks LLVM=/CC=
 #     from the .config, ignores dkms's CC=, passes the install variables;
+#   - the emulator of multi-threaded VM runs: QEMU 7.2 refused, 8.1 taken,
+#     the one scripts/setup unpacks preferred;
 #   - make install INSTALL_MOD_PATH=<tmp> against the 6.12 test kernel (a
 #     copy of the work tree's sources);
 #   - dkms.conf: its values, and a dkms add+build in a scratch dkms tree;
@@ -98,6 +101,29 @@ run "$CH" --no-such-option
 expect "usage error exits 2" 2 'unknown argument'
 run "$CH" --kdir
 expect "--kdir without a directory exits 2" 2 'needs a directory'
+
+# --- The emulator of multi-threaded VM runs (scripts/lib.sh, qemu_mt) ------------
+# Fake QEMUs that print a version: 7.2 is refused with the reason, 8.1 is
+# taken; with the QEMU scripts/setup unpacked, that one, with its firmware.
+fake_qemu() {
+	mkdir -p "$tmp/qemu-$1"
+	printf '#!/bin/sh\necho "QEMU emulator version %s (fake)"\n' "$1" >"$tmp/qemu-$1/qemu-system-x86_64"
+	chmod +x "$tmp/qemu-$1/qemu-system-x86_64"
+	echo "$tmp/qemu-$1/qemu-system-x86_64"
+}
+q72=$(fake_qemu 7.2.22)
+q81=$(fake_qemu 8.1.0)
+run env MACE_CACHE="$tmp/no-cache" MACE_QEMU_MT="$q72" bash -c 'source scripts/lib.sh; qemu_mt'
+expect "qemu_mt refuses QEMU 7.2 for multi-threaded TCG" 1 'is QEMU 7\.2, .*int3 oops; fixed in QEMU 8\.1.*run scripts/setup'
+run env MACE_CACHE="$tmp/no-cache" MACE_QEMU_MT="$q81" bash -c 'source scripts/lib.sh; qemu_mt'
+expect "qemu_mt takes QEMU 8.1" 0 "^$(re "$q81")\$"
+run env MACE_CACHE="$tmp/no-cache" MACE_QEMU_MT="$tmp/no-such-qemu" bash -c 'source scripts/lib.sh; qemu_mt'
+expect "qemu_mt names a missing QEMU" 1 'not a QEMU, or no version'
+mkdir -p "$tmp/cache/deb/qemu/usr/bin"
+cp "$q72" "$tmp/cache/deb/qemu/usr/bin/qemu-system-x86_64"
+run env -u MACE_QEMU_MT MACE_CACHE="$tmp/cache" bash -c 'source scripts/lib.sh; qemu_mt'
+expect "qemu_mt takes the QEMU scripts/setup unpacked, with its firmware" 0 \
+	"^$(re "$tmp/cache/deb/qemu/usr/bin/qemu-system-x86_64")\$" "^$(re "$tmp/cache/deb/qemu/usr/share/seabios")\$"
 
 # --- bench-profile-report ---------------------------------------------------------
 
