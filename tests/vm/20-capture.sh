@@ -21,15 +21,7 @@ check "the log says sends and receives are followed on the socket calls" \
 # Both have direct calls in the function tracer: once capture is on, the
 # send calls' call sites call mace's trampoline itself (enabled_functions
 # shows it as their direct call), and the log says nothing of a fallback.
-TRACEFS=/sys/kernel/tracing
-[[ -e $TRACEFS/enabled_functions ]] || mount -t tracefs nodev "$TRACEFS"
-# sendto_direct: whether enabled_functions gives __x64_sys_sendto (a line of
-# its own) mace's trampoline as its direct call (on a line below it).
-sendto_direct() {
-	awk '/^[^\t]/ { f = ($1 == "__x64_sys_sendto") }
-	     f && /direct-->mace_send_calls_tramp/ { ok = 1 }
-	     END { exit !ok }' $TRACEFS/enabled_functions
-}
+tracefs_mount
 for c in c1 c2; do ip netns exec $c bash -c "echo 1 > $ON"; done
 check "the send calls are a direct call of mace's trampoline" sendto_direct
 check "the log names no fallback from the direct call" \

@@ -88,6 +88,20 @@ in_netns() {
 	fi
 }
 
+# The kernel's tracing file system; tracefs_mount mounts it if it is not.
+TRACEFS=/sys/kernel/tracing
+tracefs_mount() {
+	[[ -e $TRACEFS/enabled_functions ]] || mount -t tracefs nodev "$TRACEFS"
+}
+
+# sendto_direct: whether enabled_functions gives __x64_sys_sendto (a line of
+# its own) mace's trampoline as its direct call (on a line below it).
+sendto_direct() {
+	awk '/^[^\t]/ { f = ($1 == "__x64_sys_sendto") }
+	     f && /direct-->mace_send_calls_tramp/ { ok = 1 }
+	     END { exit !ok }' $TRACEFS/enabled_functions
+}
+
 # counter NS NAME: one counter of NS's /sys/class/mace/stats ("-" for the
 # initial namespace).
 counter() {
