@@ -33,6 +33,8 @@
 #   - mace-exporter on fixtures: its exposition (checked by promtool check
 #     metrics, which scripts/setup unpacks into the cache), with mace absent,
 #     and --textfile --once;
+#   - Documentation/*.rst: parsed by docutils without a warning
+#     (tests/check-docs.py), and a broken document refused;
 #   - samples/kubernetes: YAML syntax and required fields
 #     (tests/check-manifests.py; no cluster), and promtool check config on
 #     the scrape configuration it can read.
@@ -884,6 +886,21 @@ if [[ -x $promtool ]]; then
 else
 	fail "promtool check config: prometheus-static.yaml" "no promtool at $promtool (run scripts/setup)"
 fi
+
+# The documents: every reStructuredText file parses without a warning
+# (Debian's python3-docutils, which scripts/setup installs; the machine's
+# python3 may be another one, without Debian's modules), and a broken one
+# is refused.
+docpy=python3
+python3 -c 'import docutils' 2>/dev/null || docpy=/usr/bin/python3
+for f in "$MACE_TOP"/Documentation/*.rst; do
+	run "$docpy" "$MACE_TOP/tests/check-docs.py" "$f"
+	expect "Documentation/${f##*/}: reStructuredText without warnings" 0 "^ok: "
+done
+printf 'A section title\n=======\n\n* an item\nno blank line\n' >"$tmp/broken.rst"
+run "$docpy" "$MACE_TOP/tests/check-docs.py" "$tmp/broken.rst"
+expect "check-docs.py refuses a broken document" 1 'bad: .*broken\.rst:2: .*Title underline too short' \
+	'bad: .*broken\.rst:5: .*Bullet list ends without a blank line'
 
 ((skipped == 0)) || printf '(%d skipped)\n' "$skipped"
 printf '%d passed, %d failed\n' "$passed" "$failed"
