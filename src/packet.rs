@@ -23,8 +23,19 @@
 //!   part of a socket buffer even when the payload is in page fragments
 //!   ([`key_within`]).
 //!
-//! Packets that cannot be identified (other protocols, ICMP other than echo,
-//! non-first fragments, truncated headers) give `None` and are ignored. A
+//! A received ICMP or ICMPv6 error (destination unreachable, time exceeded,
+//! parameter problem; for ICMPv6 also packet too big) is identified by the
+//! packet it quotes, as that packet left ([`quoted_by_error`]): its type and
+//! code, the router that sent it (its source), its own length and IPv4
+//! identification, and the quoted packet's key on the egress side, which
+//! the reverse NAT of the quote (the container's address and port) leaves
+//! alone. Its id is the quoted packet's, so that a traceroute's reply from
+//! a router carries the id of its probe. A packet a container sends is
+//! never identified as an error.
+//!
+//! Packets that cannot be identified (other protocols, other ICMP, errors
+//! quoting a packet that is not identified, non-first fragments, truncated
+//! headers) give `None` and are ignored. A
 //! first fragment is identified and says so (a receiver gets the datagram
 //! reassembled, under another identity). A GSO packet gets the identity of
 //! its first segment, so that it is found whether a device segments it or
@@ -72,9 +83,9 @@ pub enum Side {
 /// Transport protocols mace identifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
-    /// ICMP echo request or reply.
+    /// ICMP echo request or reply, or a received error.
     Icmp,
-    /// ICMPv6 echo request or reply.
+    /// ICMPv6 echo request or reply, or a received error.
     Icmp6,
     /// UDP.
     Udp,
@@ -119,6 +130,117 @@ const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
+
+/// The [`Proto`] of an ICMP or ICMPv6 message, by its IP protocol number
+/// `proto`.
+fn icmp_proto(proto: u8) -> Proto {
+    if proto == IPPROTO_ICMP {
+        Proto::Icmp
+    } else {
+        Proto::Icmp6
+    }
+}
+
+/// The packet quoted by the ICMP (`proto` [`IPPROTO_ICMP`]) or ICMPv6
+/// message of type `ty` that starts at `l4`, a received one: its bytes from
+/// its IP header on, as far as they are there. `None` for a message that is
+/// not an error that quotes a packet.
+#[inline(always)]
+fn quote_of(proto: u8, ty: u8, l4: &[u8]) -> Option<&[u8]> {
+    let error = match proto {
+        // Destination unreachable, time exceeded, parameter problem.
+        IPPROTO_ICMP => matches!(ty, 3 | 11 | 12),
+        // Destination unreachable, packet too big, time exceeded,
+        // parameter problem.
+        _ => matches!(ty, 1..=4),
+    };
+    if !error {
+        return None;
+    }
+    // After the type, code, checksum and the word that holds the
+    // unreachable's next-hop MTU, the pointer or nothing.
+    l4.get(8..)
+}
+
+/// The packet quoted by the ICMP or ICMPv6 error whose first bytes, from
+/// its IP header on, are `l3`: the quoted packet's bytes from its IP header
+/// on, as far as they are in `l3`. `None` for any other packet, or one cut
+/// short before its ICMP header ends.
+///
+/// Used where the quoted packet's remote end matters: an error comes from a
+/// router on the way, and it answers a packet sent to the quoted packet's
+/// destination ([`crate::peers`]).
+#[inline(always)]
+pub fn quoted_by_error(l3: &[u8]) -> Option<&[u8]> {
+    match *l3.first()? >> 4 {
+        4 => {
+            // The fast way out for what is not ICMP: one load.
+            if *l3.get(9)? != IPPROTO_ICMP {
+                return None;
+            }
+            let net = parse_ipv4(l3)?;
+            let l4 = l3.get(net.l4_off..)?;
+            quote_of(net.proto, *l4.first()?, l4)
+        }
+        6 => quoted_by_error6(l3),
+        _ => None,
+    }
+}
+
+/// Whether the packet whose first bytes, from its IP header on, are `l3` (a
+/// fixed IPv6 header's worth or more) may be an ICMP or ICMPv6 error: a
+/// quick test, before [`quoted_by_error`] reads further. True for every
+/// packet whose first bytes `quoted_by_error` finds a quote in; false for
+/// most others: an IPv4 packet that is not ICMP, or whose ICMP type is not
+/// an error's, and an IPv6 packet whose first next header is neither
+/// ICMPv6 nor an extension header.
+#[inline(always)]
+pub fn may_be_error(l3: &[u8]) -> bool {
+    // IPv4 without options, most packets: the protocol and the type.
+    if let Some(h) = l3.get(..21).and_then(|h| <&[u8; 21]>::try_from(h).ok()) {
+        if h[0] == 0x45 {
+            return h[9] == IPPROTO_ICMP && matches!(h[20], 3 | 11 | 12);
+        }
+    }
+    may_be_error_else(l3)
+}
+
+/// [`may_be_error`] of a packet that is not IPv4 without options, or is cut
+/// short: out of line.
+#[cold]
+#[inline(never)]
+fn may_be_error_else(l3: &[u8]) -> bool {
+    let Some(&v) = l3.first() else {
+        return false;
+    };
+    match v >> 4 {
+        4 => {
+            if l3.get(9) != Some(&IPPROTO_ICMP) {
+                return false;
+            }
+            // The type, unless IPv4 options push it past these bytes.
+            match l3.get(usize::from(v & 0x0f) * 4) {
+                Some(ty) => matches!(ty, 3 | 11 | 12),
+                None => true,
+            }
+        }
+        6 => matches!(l3.get(6), Some(&IPPROTO_ICMPV6 | 0 | 43 | 44 | 51 | 60)),
+        _ => false,
+    }
+}
+
+/// [`quoted_by_error`] of an IPv6 packet: out of line, past its extension
+/// headers.
+#[cold]
+#[inline(never)]
+fn quoted_by_error6(l3: &[u8]) -> Option<&[u8]> {
+    let net = parse_ipv6(l3)?;
+    if net.proto != IPPROTO_ICMPV6 {
+        return None;
+    }
+    let l4 = l3.get(net.l4_off..)?;
+    quote_of(net.proto, *l4.first()?, l4)
+}
 
 /// The `N` bytes of `b` at `at`, as an array (one bounds check).
 fn array<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
@@ -379,7 +501,10 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
                 _ => ty == 128 || ty == 129,
             };
             if !echo {
-                return None;
+                return match side {
+                    Side::Ingress => error_identity(h, &net, l4, [ty, code]),
+                    Side::Egress => None,
+                };
             }
             let seq = be16(l4, 6)?;
             h.word(u64::from(ty) << 24 | u64::from(code) << 16 | u64::from(seq));
@@ -442,6 +567,34 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
     })
 }
 
+/// [`identify`] of the received ICMP or ICMPv6 message of type and code
+/// `ty_code` that starts at `l4` in the packet `net`, with `h` holding the
+/// packet's protocol and remote address: an error that quotes an
+/// identified packet. Out of line: no echo comes here.
+#[cold]
+#[inline(never)]
+fn error_identity(
+    mut h: Hasher,
+    net: &Network<'_>,
+    l4: &[u8],
+    ty_code: [u8; 2],
+) -> Option<Identity> {
+    let [ty, code] = ty_code;
+    let quote = quote_of(net.proto, ty, l4)?;
+    // The quoted packet as it left: the egress side, where no error is
+    // identified, so that this goes one level deep at most.
+    let quoted = identify(quote, Side::Egress, 0)?;
+    h.word(u64::from(ty) << 24 | u64::from(code) << 16);
+    h.word(quoted.key);
+    h.word((net.l4_len as u64) << 16 | u64::from(net.ip_id));
+    Some(Identity {
+        key: h.finish(),
+        pktid: quoted.pktid,
+        proto: icmp_proto(net.proto),
+        first_fragment: net.first_fragment,
+    })
+}
+
 /// What [`identify`] tells of a packet but its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketId {
@@ -498,7 +651,13 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
                 _ => ty == 128 || ty == 129,
             };
             if !echo {
-                return None;
+                // Out of line, from the bytes alone: no echo pays for the
+                // values an error needs, and a packet a container sends is
+                // never one.
+                return match side {
+                    Side::Ingress => error_id(b),
+                    Side::Egress => None,
+                };
             }
             let proto = if net.proto == IPPROTO_ICMP {
                 Proto::Icmp
@@ -531,6 +690,28 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
     Some(PacketId {
         pktid,
         proto,
+        first_fragment: net.first_fragment,
+    })
+}
+
+/// [`packet_id`] of the received packet whose first bytes, from its IP
+/// header on, are `b`, an ICMP or ICMPv6 message that is not an echo: the
+/// quoted packet's id, for an error that quotes an identified packet
+/// ([`error_identity`]). Out of line: no echo comes here.
+#[cold]
+#[inline(never)]
+fn error_id(b: &[u8]) -> Option<PacketId> {
+    let net = match *b.first()? >> 4 {
+        4 => parse_ipv4(b)?,
+        _ => parse_ipv6(b)?,
+    };
+    let l4 = b.get(net.l4_off..)?;
+    let quote = quote_of(net.proto, *l4.first()?, l4)?;
+    // The packet's own ICMP header is whole: the quote starts after it.
+    let quoted = packet_id(quote, Side::Egress)?;
+    Some(PacketId {
+        pktid: quoted.pktid,
+        proto: icmp_proto(net.proto),
         first_fragment: net.first_fragment,
     })
 }

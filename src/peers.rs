@@ -25,6 +25,11 @@
 //! a mark is one word, and a look that misses a mark being stored misses
 //! only what a look just before it would have.
 //!
+//! An ICMP or ICMPv6 error comes from a router on the way, not from the
+//! remote it answers for: it is stamped if the packet it quotes was sent to
+//! a peer ([`Peers::admits_error`]), so that a traceroute's replies from
+//! every hop are.
+//!
 //! With a window of 0, every received packet is a peer's (the outer devices
 //! stamp them all, as before the window existed).
 //!
@@ -151,6 +156,17 @@ where
         }
         self.slot(l3, side)
             .is_some_and(|s| self.recent(s.load(Relaxed), now))
+    }
+
+    /// Whether the packet whose network header starts `l3`, received at
+    /// `now` (jiffies), is an ICMP or ICMPv6 error that answers a packet
+    /// sent to a peer: a router on the way to it sent it (a traceroute's
+    /// reply, say), from an address nobody sent to. Asked of a packet
+    /// [`Self::admits`] turned away and that
+    /// [`crate::packet::may_be_error`].
+    #[inline(always)]
+    pub fn admits_error(&self, l3: &[u8], now: u32) -> bool {
+        crate::packet::quoted_by_error(l3).is_some_and(|q| self.admits(q, Side::Egress, now))
     }
 
     /// Makes the remote address of the packet whose network header starts

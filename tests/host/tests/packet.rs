@@ -1,8 +1,8 @@
 //! Tests of packet identification on crafted packets and their NAT twins.
 
 use mace_core::packet::{
-    fingerprint, fingerprint_id, identify, key_within, packet_id, Identity, PacketId, Proto, Side,
-    CAPTURE_BYTES, PAYLOAD_KEY_BYTES,
+    fingerprint, fingerprint_id, identify, key_within, may_be_error, packet_id, quoted_by_error,
+    Identity, PacketId, Proto, Side, CAPTURE_BYTES, PAYLOAD_KEY_BYTES,
 };
 
 const CONTAINER4: [u8; 4] = [198, 19, 0, 11];
@@ -630,6 +630,32 @@ fn packet_id_is_identify_without_the_key() {
             &icmp(129, 1, 7, 0, PING_PAYLOAD),
         ),
         ipv6(REMOTE6, CONTAINER6, 17, &[], &udp(53, 4000, 0, b"abcdefgh")),
+        ipv4(
+            ROUTER4,
+            CONTAINER4,
+            1,
+            9,
+            &icmp_error(11, 0, 0, &probe4(CONTAINER4, 1, 0, 4)),
+        ),
+        ipv4(
+            ROUTER4,
+            CONTAINER4,
+            1,
+            9,
+            &icmp_error(
+                3,
+                3,
+                0,
+                &ipv4(CONTAINER4, REMOTE4, 1, 2, &icmp(8, 1, 7, 0, PING_PAYLOAD)),
+            ),
+        ),
+        ipv6(
+            ROUTER6,
+            CONTAINER6,
+            58,
+            &[],
+            &icmp_error(3, 0, 0, &probe6(CONTAINER6, 1, 0, 4)),
+        ),
     ];
     for (i, p) in packets.iter().enumerate() {
         check_packet_id(p, &format!("packet {i}"));
@@ -821,5 +847,324 @@ fn tcp_segments_without_payload_have_no_fingerprint() {
         let hop = [6, 0, 0, 0, 0, 0, 0, 0];
         let ext = ipv6(REMOTE6, CONTAINER6, 0, &hop, &ack);
         assert!(fingerprint(&ext, side).is_some(), "extension header");
+    }
+}
+
+/// A router on the way to the remote host, which sends errors.
+const ROUTER4: [u8; 4] = [198, 18, 0, 254];
+const ROUTER6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe,
+];
+
+/// An ICMP or ICMPv6 error of type `ty` and code `code` quoting `quote`.
+fn icmp_error(ty: u8, code: u8, csum: u16, quote: &[u8]) -> Vec<u8> {
+    let mut h = vec![ty, code];
+    h.extend_from_slice(&csum.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h.extend_from_slice(quote);
+    h
+}
+
+/// A traceroute's UDP probe to the remote host, numbered `n` in the first
+/// bytes of its payload, from `src` and source port `sport`, as the
+/// container sends it or (masqueraded) as the outer device does.
+fn probe4(src: [u8; 4], sport: u16, csum: u16, n: u8) -> Vec<u8> {
+    let payload = [n, 2, 0, 0, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45];
+    ipv4(
+        src,
+        REMOTE4,
+        17,
+        0x0500 | u16::from(n),
+        &udp(sport, 33434 + u16::from(n), csum, &payload),
+    )
+}
+
+fn probe6(src: [u8; 16], sport: u16, csum: u16, n: u8) -> Vec<u8> {
+    let payload = [n, 2, 0, 0, 0x40, 0x41, 0x42, 0x43];
+    ipv6(
+        src,
+        REMOTE6,
+        17,
+        &[],
+        &udp(sport, 33434 + u16::from(n), csum, &payload),
+    )
+}
+
+#[test]
+fn an_icmp_error_is_known_by_the_packet_it_quotes() {
+    let (inside, outside) = (
+        probe4(CONTAINER4, 40000, 0x1111, 5),
+        probe4(OUTER4, 61000, 0x2222, 5),
+    );
+    // Time exceeded, from a router: at the outer device it quotes the
+    // masqueraded probe; the reverse NAT rewrites the quote back.
+    let at_outer = ipv4(
+        ROUTER4,
+        OUTER4,
+        1,
+        0x0999,
+        &icmp_error(11, 0, 0x3333, &outside),
+    );
+    let at_container = ipv4(
+        ROUTER4,
+        CONTAINER4,
+        1,
+        0x0999,
+        &icmp_error(11, 0, 0x4444, &inside),
+    );
+    let a = id(&at_outer, Side::Ingress);
+    assert_eq!(a, id(&at_container, Side::Ingress));
+    // Its id is the probe's, as the probe's egress line shows it.
+    assert_eq!(a.pktid, id(&inside, Side::Egress).pktid);
+    assert_eq!((a.pktid, a.proto), (0x0502_0000, Proto::Icmp));
+    // And it is not the probe's key, nor that of another probe's error.
+    assert_ne!(a.key, id(&inside, Side::Egress).key);
+    let other = ipv4(
+        ROUTER4,
+        OUTER4,
+        1,
+        0x0999,
+        &icmp_error(11, 0, 0x3333, &probe4(OUTER4, 61000, 0x2222, 6)),
+    );
+    assert_ne!(a.key, id(&other, Side::Ingress).key);
+    // What tells errors apart: the type, the code, the router, the error's
+    // own IPv4 id, the quoted packet's destination.
+    let keys = [
+        ipv4(ROUTER4, OUTER4, 1, 0x0999, &icmp_error(3, 3, 0, &outside)),
+        ipv4(ROUTER4, OUTER4, 1, 0x0999, &icmp_error(11, 1, 0, &outside)),
+        ipv4(REMOTE4, OUTER4, 1, 0x0999, &icmp_error(11, 0, 0, &outside)),
+        ipv4(ROUTER4, OUTER4, 1, 0x0998, &icmp_error(11, 0, 0, &outside)),
+        ipv4(
+            ROUTER4,
+            OUTER4,
+            1,
+            0x0999,
+            &icmp_error(11, 0, 0, &{
+                let mut p = outside.clone();
+                p[16..20].copy_from_slice(&ROUTER4);
+                p
+            }),
+        ),
+    ];
+    for (i, p) in keys.iter().enumerate() {
+        assert_ne!(id(p, Side::Ingress).key, a.key, "variant {i}");
+    }
+    // A container never sends an error that is identified.
+    assert_eq!(identify(&at_container, Side::Egress, 0), None);
+    assert_eq!(packet_id(&at_container, Side::Egress), None);
+}
+
+#[test]
+fn an_icmp_error_quoting_eight_bytes_still_names_its_probe() {
+    // RFC 792 routers quote the IP header and 8 bytes: the UDP header, no
+    // payload, so the id is 0 (the payload's bytes, zero-padded).
+    let (inside, outside) = (
+        probe4(CONTAINER4, 40000, 0x1111, 7),
+        probe4(OUTER4, 61000, 0x2222, 7),
+    );
+    let at_outer = ipv4(ROUTER4, OUTER4, 1, 7, &icmp_error(11, 0, 1, &outside[..28]));
+    let at_container = ipv4(
+        ROUTER4,
+        CONTAINER4,
+        1,
+        7,
+        &icmp_error(11, 0, 2, &inside[..28]),
+    );
+    let a = id(&at_outer, Side::Ingress);
+    assert_eq!(a, id(&at_container, Side::Ingress));
+    assert_eq!(a.pktid, 0);
+    // Quoting less than the probe's destination port: nothing identifies
+    // it.
+    let short = ipv4(ROUTER4, OUTER4, 1, 7, &icmp_error(11, 0, 1, &outside[..23]));
+    assert_eq!(identify(&short, Side::Ingress, 0), None);
+}
+
+#[test]
+fn an_icmp_error_quoting_an_echo_request_carries_its_sequence_number() {
+    let request = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        1,
+        0x4242,
+        &icmp(8, 0x1234, 9, 0, PING_PAYLOAD),
+    );
+    let masqueraded = ipv4(
+        OUTER4,
+        REMOTE4,
+        1,
+        0x4242,
+        &icmp(8, 0x9999, 9, 7, PING_PAYLOAD),
+    );
+    let at_outer = ipv4(ROUTER4, OUTER4, 1, 3, &icmp_error(11, 0, 1, &masqueraded));
+    let at_container = ipv4(ROUTER4, CONTAINER4, 1, 3, &icmp_error(11, 0, 2, &request));
+    let a = id(&at_outer, Side::Ingress);
+    assert_eq!(a, id(&at_container, Side::Ingress));
+    assert_eq!((a.pktid, a.proto), (9, Proto::Icmp));
+}
+
+#[test]
+fn icmpv6_errors_are_known_by_the_packet_they_quote() {
+    let (inside, outside) = (probe6(CONTAINER6, 40000, 1, 3), probe6(OUTER6, 61000, 2, 3));
+    for ty in [1, 2, 3, 4] {
+        let at_outer = ipv6(ROUTER6, OUTER6, 58, &[], &icmp_error(ty, 0, 5, &outside));
+        let at_container = ipv6(ROUTER6, CONTAINER6, 58, &[], &icmp_error(ty, 0, 6, &inside));
+        let a = id(&at_outer, Side::Ingress);
+        assert_eq!(a, id(&at_container, Side::Ingress), "type {ty}");
+        assert_eq!((a.pktid, a.proto), (0x0302_0000, Proto::Icmp6), "type {ty}");
+    }
+    // Behind a destination options header.
+    let opts = [58, 0, 1, 4, 0, 0, 0, 0];
+    let with_ext = ipv6(ROUTER6, OUTER6, 60, &opts, &icmp_error(3, 0, 5, &outside));
+    assert_eq!(id(&with_ext, Side::Ingress).pktid, 0x0302_0000);
+    // Not an error: neighbour discovery, a redirect.
+    for ty in [133, 135, 137] {
+        let p = ipv6(ROUTER6, OUTER6, 58, &[], &icmp_error(ty, 0, 5, &outside));
+        assert_eq!(identify(&p, Side::Ingress, 0), None, "type {ty}");
+    }
+}
+
+#[test]
+fn icmp_errors_that_are_not_identified() {
+    let outside = probe4(OUTER4, 61000, 0x2222, 5);
+    let cases = [
+        // ICMP that is not an error (a redirect, a timestamp reply).
+        ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(5, 0, 0, &outside)),
+        ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(14, 0, 0, &outside)),
+        // Quoting a packet mace does not identify: a TCP SYN, GRE, garbage.
+        ipv4(
+            ROUTER4,
+            OUTER4,
+            1,
+            1,
+            &icmp_error(
+                11,
+                0,
+                0,
+                &ipv4(OUTER4, REMOTE4, 6, 1, &tcp(1, 2, 3, 0, 0x02, 0, b"")),
+            ),
+        ),
+        ipv4(
+            ROUTER4,
+            OUTER4,
+            1,
+            1,
+            &icmp_error(11, 0, 0, &ipv4(OUTER4, REMOTE4, 47, 1, &[0; 16])),
+        ),
+        ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(11, 0, 0, PING_PAYLOAD)),
+        // An error quoting an error: the quote is seen as it left, where
+        // no error is identified.
+        ipv4(
+            ROUTER4,
+            OUTER4,
+            1,
+            1,
+            &icmp_error(
+                11,
+                0,
+                0,
+                &ipv4(OUTER4, REMOTE4, 1, 1, &icmp_error(3, 3, 0, &outside)),
+            ),
+        ),
+    ];
+    for (i, p) in cases.iter().enumerate() {
+        assert_eq!(identify(p, Side::Ingress, 0), None, "case {i}");
+        check_packet_id(p, &format!("case {i}"));
+    }
+}
+
+#[test]
+fn quoted_by_error_finds_the_quote() {
+    let outside = probe4(OUTER4, 61000, 0x2222, 5);
+    let err = ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(11, 0, 0, &outside));
+    assert_eq!(quoted_by_error(&err), Some(&outside[..]));
+    let outside6 = probe6(OUTER6, 61000, 2, 3);
+    let err6 = ipv6(ROUTER6, OUTER6, 58, &[], &icmp_error(3, 0, 0, &outside6));
+    assert_eq!(quoted_by_error(&err6), Some(&outside6[..]));
+    let opts = [58, 0, 1, 4, 0, 0, 0, 0];
+    let err6_ext = ipv6(ROUTER6, OUTER6, 60, &opts, &icmp_error(1, 4, 0, &outside6));
+    assert_eq!(quoted_by_error(&err6_ext), Some(&outside6[..]));
+    for p in [
+        ipv4(REMOTE4, OUTER4, 1, 1, &icmp(0, 1, 2, 0, PING_PAYLOAD)),
+        ipv6(REMOTE6, OUTER6, 58, &[], &icmp(129, 1, 2, 0, PING_PAYLOAD)),
+        outside.clone(),
+        err[..27].to_vec(),
+        vec![],
+        vec![0x45],
+    ] {
+        assert_eq!(quoted_by_error(&p), None, "{p:?}");
+    }
+    // Cut anywhere: never a panic, and a quote only once the ICMP header
+    // is whole.
+    for n in 0..err.len() {
+        assert_eq!(quoted_by_error(&err[..n]).is_some(), n >= 28, "cut at {n}");
+    }
+}
+
+/// `may_be_error` on the first 40 bytes of `p`, as the outer device reads
+/// them, is true wherever `quoted_by_error` finds a quote in `p`.
+fn check_may_be_error(p: &[u8], what: &str) {
+    if quoted_by_error(p).is_some() {
+        assert!(may_be_error(&p[..p.len().min(40)]), "{what}");
+    }
+}
+
+#[test]
+fn may_be_error_lets_every_error_through_and_little_else() {
+    let outside = probe4(OUTER4, 61000, 0x2222, 5);
+    let outside6 = probe6(OUTER6, 61000, 2, 3);
+    let opts = [58, 0, 1, 4, 0, 0, 0, 0];
+    let mut with_options = ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(11, 0, 0, &outside));
+    // 24 bytes of IPv4 options: the ICMP type lies past the first 40.
+    with_options[0] = 0x4b;
+    with_options.splice(20..20, [1u8; 24]);
+    let errors = [
+        ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(11, 0, 0, &outside)),
+        ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(3, 3, 0, &outside)),
+        ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(12, 0, 0, &outside)),
+        with_options,
+        ipv6(ROUTER6, OUTER6, 58, &[], &icmp_error(3, 0, 0, &outside6)),
+        ipv6(ROUTER6, OUTER6, 60, &opts, &icmp_error(1, 4, 0, &outside6)),
+    ];
+    for (i, p) in errors.iter().enumerate() {
+        assert!(quoted_by_error(p).is_some(), "error {i}");
+        assert!(may_be_error(&p[..40]), "error {i}");
+    }
+    let others = [
+        ipv4(REMOTE4, OUTER4, 1, 1, &icmp(0, 1, 2, 0, PING_PAYLOAD)),
+        ipv4(REMOTE4, OUTER4, 17, 1, &udp(53, 4000, 0, b"abcdefgh")),
+        ipv4(REMOTE4, OUTER4, 6, 1, &tcp(80, 4000, 1, 2, 0x18, 0, b"data")),
+        ipv6(REMOTE6, OUTER6, 17, &[], &udp(53, 4000, 0, b"abcdefgh")),
+        vec![],
+        vec![0x55; 60],
+    ];
+    for (i, p) in others.iter().enumerate() {
+        assert!(!may_be_error(&p[..p.len().min(40)]), "other {i}");
+    }
+    for (i, p) in errors.iter().chain(others.iter()).enumerate() {
+        for n in 0..=p.len() {
+            check_may_be_error(&p[..n], &format!("packet {i} cut at {n}"));
+        }
+    }
+    // Random bytes that look like IP, ICMP most of the time.
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut buf = [0u8; 120];
+    for round in 0..50_000u32 {
+        for b in buf.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *b = s as u8;
+        }
+        if round % 2 == 0 {
+            buf[0] = 0x45 + (round / 2 % 3) as u8;
+            buf[9] = 1;
+        } else {
+            buf[0] = 0x60;
+            buf[6] = [58, 0, 60, 17][(round / 2 % 4) as usize];
+        }
+        buf[20] = [3, 11, 0, 8][(round / 8 % 4) as usize];
+        buf[40] = [1, 3, 128, 2][(round / 8 % 4) as usize];
+        let len = (s % 121) as usize;
+        check_may_be_error(&buf[..len], &format!("random round {round}"));
     }
 }

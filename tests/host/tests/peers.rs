@@ -287,3 +287,53 @@ fn concurrent_marks_and_looks_keep_every_peer() {
         }
     }
 }
+
+/// An ICMP error from `router` to `to`, quoting `quote`.
+fn icmp_error_v4(router: [u8; 4], to: [u8; 4], ty: u8, quote: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 0, 0, 7, 0, 0, 64, 1, 0, 0];
+    p[2..4].copy_from_slice(&((28 + quote.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&router);
+    p.extend_from_slice(&to);
+    p.extend_from_slice(&[ty, 0, 0, 0, 0, 0, 0, 0]);
+    p.extend_from_slice(quote);
+    p
+}
+
+#[test]
+fn an_icmp_error_is_admitted_for_the_peer_its_quote_was_sent_to() {
+    let p = peers(100);
+    let router = [198, 19, 0, 254];
+    let probe = v4(CONTAINER, REMOTE);
+    // Before the probe: nobody's peer.
+    let err = icmp_error_v4(router, CONTAINER, 11, &probe);
+    assert!(!p.admits_error(&err, 10));
+    p.touch(&probe, Side::Egress, 10);
+    // The router is not a peer, the error is admitted for the remote.
+    assert!(!p.admits(&err, Side::Ingress, 11));
+    assert!(p.admits_error(&err, 11));
+    // Not once the window has passed.
+    assert!(!p.admits_error(&err, 10 + 101));
+    // Quoting a packet to another host, or not an error (an echo reply,
+    // a UDP datagram with the same bytes after its header), or cut short.
+    let other = icmp_error_v4(router, CONTAINER, 11, &v4(CONTAINER, [198, 19, 0, 7]));
+    assert!(!p.admits_error(&other, 11));
+    let echo = icmp_error_v4(router, CONTAINER, 0, &probe);
+    assert!(!p.admits_error(&echo, 11));
+    let mut udp = err.clone();
+    udp[9] = 17;
+    assert!(!p.admits_error(&udp, 11));
+    for n in 0..err.len() {
+        assert!(!p.admits_error(&err[..n], 11) || n >= 28 + 20, "cut at {n}");
+    }
+    // IPv6: time exceeded from a router, quoting a packet to a peer.
+    let probe6 = v6(doc6(0x11), doc6(2));
+    p.touch(&probe6, Side::Egress, 20);
+    let mut err6 = v6(doc6(0xfe), doc6(0x11));
+    err6.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+    err6.extend_from_slice(&probe6);
+    assert!(p.admits_error(&err6, 21));
+    let mut other6 = v6(doc6(0xfe), doc6(0x11));
+    other6.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+    other6.extend_from_slice(&v6(doc6(0x11), doc6(9)));
+    assert!(!p.admits_error(&other6, 21));
+}
