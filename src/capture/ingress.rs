@@ -88,8 +88,8 @@
 #![deny(unsafe_code)]
 
 use super::{
-    fingerprint, key_bytes, Capture, FINGERPRINT_BYTES, NOTE_WAITS, PROVISIONAL, READABLE,
-    TAP_QUEUE, TAP_WORDS,
+    fingerprint, key_bytes, Capture, ERROR_QUOTE_BYTES, FINGERPRINT_BYTES, NOTE_WAITS, PROVISIONAL,
+    READABLE, TAP_QUEUE, TAP_WORDS,
 };
 use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
@@ -220,10 +220,40 @@ impl Capture {
         let bytes = skb.net_bytes_in_place(FINGERPRINT_BYTES, true);
         if let Some(bytes) = bytes {
             if !self.peers.admits(bytes, Side::Ingress, jiffies32()) {
-                return;
+                return self.outer_not_peer(cx, skb, dev, bytes);
             }
         }
         self.outer_stamp(skb, dev, bytes, cx);
+    }
+
+    /// A packet whose first bytes are `in_place` arrives on the outer device
+    /// `dev` from an address that is no peer of a capturing namespace:
+    /// stamped only if it is an ICMP or ICMPv6 error a router sent about a
+    /// packet to a peer (a traceroute's reply;
+    /// [`crate::peers::Peers::admits_error`]). Out of line, reached by a
+    /// tail call: a peer's packet never comes here, and
+    /// [`Self::outer_received`] keeps no frame for it.
+    #[inline(never)]
+    fn outer_not_peer(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev, in_place: &[u8]) {
+        if packet::may_be_error(in_place) {
+            self.outer_error(cx, skb, dev);
+        }
+    }
+
+    /// [`Self::outer_not_peer`] of a packet that may be an error. Out of
+    /// line: the test before it keeps no frame.
+    #[cold]
+    #[inline(never)]
+    fn outer_error(&self, cx: &ProbeCx<'_>, skb: &Skb, dev: &Dev) {
+        // As far as the quoted packet's destination (or the whole packet,
+        // if it is shorter). Not copied: an error whose headers are not in
+        // place is not stamped.
+        let Some(bytes) = skb.net_bytes_in_place(ERROR_QUOTE_BYTES, true) else {
+            return;
+        };
+        if self.peers.admits_error(bytes, jiffies32()) {
+            self.outer_stamp(skb, dev, Some(bytes), cx);
+        }
     }
 
     /// A packet arrives on an outer device while the initial namespace

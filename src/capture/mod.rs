@@ -803,6 +803,11 @@ fn key_bytes<'b>(
 /// header).
 pub(super) const FINGERPRINT_BYTES: usize = 40;
 
+/// Bytes of an ICMP or ICMPv6 error from its IP header to the end of the
+/// quoted packet's destination address, without extension headers: the
+/// error's IPv6 header, its ICMPv6 header and the quoted IPv6 header.
+pub(super) const ERROR_QUOTE_BYTES: usize = 40 + 8 + 40;
+
 /// The fingerprint of the packet in `skb`, seen from `side` (read from its
 /// data when `from_data`: a received packet's network header is not set
 /// yet). Inlined: its callers are the probes' hot paths, and a call costs
