@@ -6,6 +6,7 @@
 #   topo_up [N]      remote host + outer device + bridge + NAT + N containers
 #   topo_down        remove all of it
 #   topo_reaches NS N  whether container NS reaches the remote host in N pings
+#   topo_far_up      a host behind the remote one, which routes to it
 #   topo_neigh_pin   make every resolved neighbour entry permanent
 #   topo_neigh_unpin make them stale again (the kernel then confirms them)
 #   topo_namespaces  every namespace, the root one as "-"; topo_ip NS ARGS: ip in it
@@ -20,6 +21,11 @@
 #        | veth "vc<i>" enslaved to br0
 #   netns "c<i>", its eth0              198.19.0.<10+i>/24   2001:db8:1::<10+i>/64
 #
+#   netns "far", behind "remote"        198.18.1.2/24   2001:db8:2::2/64
+#        (topo_far_up: "remote" routes to it from its eth1, 198.18.1.1 and
+#        2001:db8:2::1; a traceroute from a container to it has the remote
+#        host as a router beyond the outer device)
+#
 # Container to container (CC) is c1 -> c2 over br0; container to host (CH)
 # is c1 -> 198.19.0.1 (br0); container to network (CN) is c1 -> remote.
 # The remote host has no route to 198.19.0.0/24: replies only come back
@@ -30,6 +36,9 @@ REMOTE6=2001:db8::2
 OUTER4=198.18.0.1
 BRIDGE4=198.19.0.1
 BRIDGE6=2001:db8:1::1
+
+FAR4=198.18.1.2
+FAR6=2001:db8:2::2
 
 # container_addr4 I / container_addr6 I: addresses of container I.
 container_addr4() { echo "198.19.0.$((10 + $1))"; }
@@ -113,6 +122,45 @@ topo_up() {
 	# Wait until the paths work (bridge ports forward at once: no STP).
 	topo_reaches c1 50 && return 0
 	echo "topology: c1 cannot reach $REMOTE4" >&2
+	return 1
+}
+
+# topo_far_up: adds the host "far" behind the remote host, which forwards
+# to it, and the host's routes to it through the remote host. Neither the
+# host nor the remote host rate-limits its ICMP errors, so that every probe
+# of a traceroute gets its answer (Linux sends a destination one error a
+# second after a short burst by default). Returns non-zero if c1 cannot
+# reach it.
+topo_far_up() {
+	local i
+	ip netns add far
+	ip -n remote link add eth1 type veth peer name eth0 netns far
+	ip -n remote -batch - <<-EOF
+		addr add 198.18.1.1/24 dev eth1
+		addr add 2001:db8:2::1/64 dev eth1 nodad
+		link set eth1 up
+	EOF
+	ip -n far -batch - <<-EOF
+		link set lo up
+		addr add $FAR4/24 dev eth0
+		addr add $FAR6/64 dev eth0 nodad
+		link set eth0 up
+		route add default via 198.18.1.1
+		route add default via 2001:db8:2::1
+	EOF
+	ip -batch - <<-EOF
+		route add 198.18.1.0/24 via $REMOTE4
+		route add 2001:db8:2::/64 via $REMOTE6
+	EOF
+	ip netns exec remote sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+	sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+	for ((i = 0; i < 50; i++)); do
+		ip netns exec c1 ping -c 1 -W 1 "$FAR4" >/dev/null 2>&1 &&
+			ip netns exec c1 ping -c 1 -W 1 "$FAR6" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "topology: c1 cannot reach $FAR4 and $FAR6" >&2
 	return 1
 }
 

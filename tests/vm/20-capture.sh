@@ -1,7 +1,8 @@
 #!/bin/bash
 # VM suite: per-packet capture through veth, bridge and masquerade, for ICMP
-# over raw and ping sockets, UDP and TCP, IPv4 and IPv6; isolation between
-# namespaces; counters; reads with tiny buffers; unload during traffic.
+# over raw and ping sockets, UDP and TCP, IPv4 and IPv6, and traceroutes'
+# ICMP errors from a router beyond the host; isolation between namespaces;
+# counters; reads with tiny buffers; unload during traffic.
 source /mace/tests/vm/lib.sh
 source /mace/scripts/topology.sh
 
@@ -471,6 +472,133 @@ else
 fi
 kill "$tcpdump_pid" 2>/dev/null
 wait "$tcpdump_pid" 2>/dev/null
+
+# ----------------------------------------------------------- traceroute
+# A traceroute from c1 to the far host, behind the remote host: hop 1 is
+# the container host (its probes never reach the outer device, and its
+# errors never cross it: no line), hop 2 the remote host, a router beyond
+# the outer device, which answers with ICMP time exceeded, and hop 3 the
+# far host (port unreachable, or an echo reply for ICMP probes). An error
+# comes from a router nobody sent to: the outer device stamps it because
+# the packet it quotes went to a peer, and a reader gets it with the
+# quoted probe's id. busybox's traceroute reads the errors from a raw ICMP
+# socket, Debian's traceroute and iputils' tracepath from the UDP socket's
+# error queue (IP_RECVERR; Debian's with the kernel's receive stamps).
+# busybox's traceroute starts its clock after the probe's send returns,
+# where the probe has usually left the outer device already (and in this
+# VM often its answer arrived): its RTTs leave the egress window out, and
+# are not checked against the lines' sums (Documentation/mace.rst, "Tools").
+
+# trace_rtts MAP FILE: "id rtt_ns" for each probe of traceroute's output
+# FILE ("N  addr  X ms  Y ms  Z ms" per hop), the id each probe's lines
+# carry found by MAP: "seq" (ICMP probes numbered from 1, three a hop), or
+# "order" (the probes beyond the host numbered from 1 in the order they
+# were sent, one at a time: run_trace numbers the lines so). Rounded up as
+# ping_rtts does.
+trace_rtts() {
+	awk -v map="$1" '
+		$1 ~ /^[0-9]+$/ {
+			q = 0
+			for (i = 2; i <= NF; i++) if ($(i + 1) == "ms") {
+				d = index($i, ".") ? length($i) - index($i, ".") : 0; h = 0.5
+				for (k = 0; k < d; k++) h /= 10
+				id = map == "seq" ? ($1 - 1) * 3 + q + 1 : ($1 - 2) * 3 + q + 1
+				if (map == "seq" || $1 >= 2) printf "%d %.0f\n", id, ($i + h) * 1e6
+				q++
+			}
+		}' "$2"
+}
+
+# run_trace NAME MAP END_COUNTER TOOL ARGS...: runs TOOL in c1 and checks
+# that hops 2 and 3 answered each of their 3 probes, that their 6 probes
+# have an egress line and an ingress line each, with the same ids, whose
+# windows end at END_COUNTER, and (with a MAP other than "-", trace_rtts)
+# that each probe's egress + ingress is below the RTT the tool printed.
+run_trace() {
+	local name=$1 map=$2 end_counter=$3
+	shift 3
+	drain c1
+	local end0 eg in
+	end0=$(stat c1 "$end_counter")
+	stats_save c1
+	ip netns exec c1 "$@" >/tmp/trace.out 2>&1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	if awk '$1 == 2 || $1 == 3 { n[$1] = gsub(/ ms/, "") } END { exit !(n[2] == 3 && n[3] == 3) }' /tmp/trace.out; then
+		pass "$name: hops 2 and 3 answered each of their 3 probes"
+	else
+		fail "$name: hops" "$(tr '\n' '|' </tmp/trace.out | head -c 400)"
+	fi
+	eg=$(grep -c ') egress: ' /tmp/lines)
+	in=$(grep -c ') ingress: ' /tmp/lines)
+	if ((eg == 6 && in == 6)) && ! grep -qvE "$LINE_RE" /tmp/lines; then
+		pass "$name: 6 egress and 6 ingress lines, all well-formed (the probes beyond the host)"
+	else
+		fail "$name: lines" "egress $eg, ingress $in, want 6 each; moved: $(moved c1); $(head -c 300 /tmp/lines)"
+	fi
+	local ids_e ids_i
+	ids_e=$(sed -n 's/.*(\([0-9]*\)) egress: .*/\1/p' /tmp/lines | sort -n | tr '\n' ' ')
+	ids_i=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | sort -n | tr '\n' ' ')
+	if [[ -n $ids_e && $ids_e == "$ids_i" ]]; then
+		pass "$name: the ingress lines carry their probes' ids"
+	else
+		fail "$name: ids" "egress: $ids_e; ingress: $ids_i"
+	fi
+	if (($(stat c1 "$end_counter") - end0 == 6)); then
+		pass "$name: all 6 ingress windows end at the reader's clock ($end_counter)"
+	else
+		fail "$name: window ends" "$end_counter +$(($(stat c1 "$end_counter") - end0)), want +6; moved: $(moved c1)"
+	fi
+	[[ $map == - ]] && return
+	trace_rtts "$map" /tmp/trace.out >/tmp/rtts
+	if [[ $map == order ]]; then
+		# Every probe has the same payload, so the same id: the lines in
+		# the order the probes went, a direction at a time.
+		awk '{ n[$3]++; $2 = "(" n[$3] ")"; print }' /tmp/lines >/tmp/lines.n
+		mv /tmp/lines.n /tmp/lines
+	fi
+	local over
+	over=$(awk '
+		FNR == NR { rtt[$1] = $2; next }
+		{ id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
+		END { n = 0; for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) { n++; if (n < 4) printf "%s:%s>=%s ", id, sum[id], rtt[id] } print n }
+	' /tmp/rtts /tmp/lines)
+	if [[ ${over##* } == 0 ]]; then
+		pass "$name: egress + ingress < the probe's RTT, for every probe"
+	else
+		fail "$name: egress + ingress < RTT" "$over"
+	fi
+}
+
+if topo_far_up; then
+	pass "topology: c1 reaches the far host through the remote host"
+	run_trace "busybox traceroute (UDP probes, a raw ICMP socket reads)" - ingress_end_syscall \
+		busybox traceroute -n -q 3 -w 2 "$FAR4"
+	run_trace "busybox traceroute6" - ingress_end_syscall busybox traceroute6 -n -q 3 -w 2 "$FAR6"
+	# One probe at a time (-N 1): by default it sends 16 at once, and those
+	# beyond the far host get answers too, which it does not print.
+	run_trace "Debian traceroute (UDP probes, the error queue, kernel stamps)" order ingress_end_stamp \
+		traceroute -n -q 3 -N 1 -w 2 "$FAR4"
+	run_trace "Debian traceroute -6" order ingress_end_stamp traceroute -6 -n -q 3 -N 1 -w 2 "$FAR6"
+	run_trace "Debian traceroute -I (ICMP echo probes)" seq ingress_end_stamp \
+		traceroute -I -n -q 3 -N 1 -w 2 "$FAR4"
+	# tracepath: one probe a hop, its TTL in its payload's first byte; it
+	# may probe a hop again, so the lines are counted against its own.
+	drain c1
+	ip netns exec c1 tracepath -n "$FAR4" >/tmp/trace.out 2>&1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	eg=$(grep -c ') egress: ' /tmp/lines)
+	ids_e=$(sed -n 's/.*(\([0-9]*\)) egress: .*/\1/p' /tmp/lines | sort -n | uniq | tr '\n' ' ')
+	ids_i=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | sort -n | uniq | tr '\n' ' ')
+	if grep -q '^ *3: *198.18.1.2 .*reached' /tmp/trace.out && ((eg >= 2)) &&
+		[[ $ids_e == "33554432 50331648 " && $ids_i == "$ids_e" ]] &&
+		(($(grep -c ') ingress: ' /tmp/lines) == eg)); then
+		pass "tracepath: hops 2 and 3 measured both ways, each line with its probe's TTL as id"
+	else
+		fail "tracepath" "egress ids $ids_e, ingress ids $ids_i; $(tr '\n' '|' </tmp/trace.out | head -c 300)"
+	fi
+else
+	fail "topology: the far host" "c1 cannot reach it"
+fi
 
 # ping_stamps NAME TAKEN RECEIVED: run_ping in c1 to the remote host, and
 # check how the replies' stamps went: host_ingress_stamps_taken (a reader
