@@ -88,23 +88,21 @@ fn id(p: &[u8], side: Side) -> Identity {
 const PING_PAYLOAD: &[u8] =
     b"\x12\x34\x56\x78\x9a\xbc\xde\xf0 0123456789abcdefghijklmnopqrstuvwxyz";
 
+/// An echo request with sequence number `seq` as the container sends it,
+/// and as masquerade makes it: a new source address, a new ICMP id, new
+/// checksums.
+fn echo_request_masqueraded(seq: u16) -> (Vec<u8>, Vec<u8>) {
+    let inside = icmp(8, 0x1234, seq, 0x1111, PING_PAYLOAD);
+    let outside = icmp(8, 0x9999, seq, 0x2222, PING_PAYLOAD);
+    (
+        ipv4(CONTAINER4, REMOTE4, 1, 0x4242, &inside),
+        ipv4(OUTER4, REMOTE4, 1, 0x4242, &outside),
+    )
+}
+
 #[test]
 fn icmp_echo_request_survives_masquerade() {
-    let inside = ipv4(
-        CONTAINER4,
-        REMOTE4,
-        1,
-        0x4242,
-        &icmp(8, 0x1234, 7, 0x1111, PING_PAYLOAD),
-    );
-    // Masquerade: new source address, new ICMP id, new checksums.
-    let outside = ipv4(
-        OUTER4,
-        REMOTE4,
-        1,
-        0x4242,
-        &icmp(8, 0x9999, 7, 0x2222, PING_PAYLOAD),
-    );
+    let (inside, outside) = echo_request_masqueraded(7);
     let a = id(&inside, Side::Egress);
     let b = id(&outside, Side::Egress);
     assert_eq!(a, b);
@@ -981,20 +979,7 @@ fn an_icmp_error_quoting_eight_bytes_still_names_its_probe() {
 
 #[test]
 fn an_icmp_error_quoting_an_echo_request_carries_its_sequence_number() {
-    let request = ipv4(
-        CONTAINER4,
-        REMOTE4,
-        1,
-        0x4242,
-        &icmp(8, 0x1234, 9, 0, PING_PAYLOAD),
-    );
-    let masqueraded = ipv4(
-        OUTER4,
-        REMOTE4,
-        1,
-        0x4242,
-        &icmp(8, 0x9999, 9, 7, PING_PAYLOAD),
-    );
+    let (request, masqueraded) = echo_request_masqueraded(9);
     let at_outer = ipv4(ROUTER4, OUTER4, 1, 3, &icmp_error(11, 0, 1, &masqueraded));
     let at_container = ipv4(ROUTER4, CONTAINER4, 1, 3, &icmp_error(11, 0, 2, &request));
     let a = id(&at_outer, Side::Ingress);
