@@ -548,12 +548,7 @@ fn random_bytes_never_panic() {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut buf = [0u8; 256];
     for round in 0..200_000u32 {
-        for b in buf.iter_mut() {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            *b = s as u8;
-        }
+        fill_random(&mut s, &mut buf);
         // Make most inputs look like IP so that deeper code runs.
         buf[0] = match round % 3 {
             0 => 0x45,
@@ -597,6 +592,16 @@ fn check_packet_id(p: &[u8], what: &str) {
             });
             assert_eq!(with_gso, want, "{what}, {side:?}, gso {gso}");
         }
+    }
+}
+
+/// Fills `buf` with bytes of the xorshift generator whose state is `s`.
+fn fill_random(s: &mut u64, buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *b = *s as u8;
     }
 }
 
@@ -665,12 +670,7 @@ fn packet_id_is_identify_without_the_key() {
     let mut s = 0x2545_f491_4f6c_dd1du64;
     let mut buf = [0u8; 200];
     for round in 0..50_000u32 {
-        for b in buf.iter_mut() {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            *b = s as u8;
-        }
+        fill_random(&mut s, &mut buf);
         buf[0] = if round % 2 == 0 { 0x45 } else { 0x60 };
         buf[9] = [1, 6, 17, 58][(round / 2 % 4) as usize];
         buf[6] = [1, 6, 17, 58, 44, 0][(round / 8 % 6) as usize];
@@ -1134,12 +1134,7 @@ fn may_be_error_lets_every_error_through_and_little_else() {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut buf = [0u8; 120];
     for round in 0..50_000u32 {
-        for b in buf.iter_mut() {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            *b = s as u8;
-        }
+        fill_random(&mut s, &mut buf);
         if round % 2 == 0 {
             buf[0] = 0x45 + (round / 2 % 3) as u8;
             buf[9] = 1;
