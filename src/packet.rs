@@ -133,6 +133,7 @@ const IPPROTO_ICMPV6: u8 = 58;
 
 /// The [`Proto`] of an ICMP or ICMPv6 message, by its IP protocol number
 /// `proto`.
+#[inline(always)]
 fn icmp_proto(proto: u8) -> Proto {
     if proto == IPPROTO_ICMP {
         Proto::Icmp
@@ -508,12 +509,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             }
             let seq = be16(l4, 6)?;
             h.word(u64::from(ty) << 24 | u64::from(code) << 16 | u64::from(seq));
-            let proto = if net.proto == IPPROTO_ICMP {
-                Proto::Icmp
-            } else {
-                Proto::Icmp6
-            };
-            (proto, u32::from(seq), Some(8), net.l4_len)
+            (icmp_proto(net.proto), u32::from(seq), Some(8), net.l4_len)
         }
         IPPROTO_UDP => {
             let port = be16(l4, port_at)?;
@@ -659,12 +655,10 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
                     Side::Egress => None,
                 };
             }
-            let proto = if net.proto == IPPROTO_ICMP {
-                Proto::Icmp
-            } else {
-                Proto::Icmp6
-            };
-            (proto, u32::from(u16::from_be_bytes([s0, s1])))
+            (
+                icmp_proto(net.proto),
+                u32::from(u16::from_be_bytes([s0, s1])),
+            )
         }
         IPPROTO_UDP => {
             // The bounds `identify` checks: the remote port, a length that
