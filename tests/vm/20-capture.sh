@@ -51,6 +51,21 @@ moved() {
 		awk 'FNR == NR { v[$1] = $2; next } $2 != v[$1] { printf "%s %+d ", $1, $2 - v[$1] }' /tmp/stats-saved -
 }
 
+# line_ids DIR FILE: the ids of FILE's DIR (egress or ingress) lines, one
+# a line, in their order.
+line_ids() { sed -n "s/.*(\([0-9]*\)) $1: .*/\1/p" "$2"; }
+
+# sums_over RTT_FILE FILE: egress + ingress summed per id of FILE's lines,
+# against the "id rtt_ns" lines of RTT_FILE: the first few sums not below
+# their RTT (or without one), then how many there are.
+sums_over() {
+	awk '
+		FNR == NR { rtt[$1] = $2; next }
+		{ id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
+		END { n = 0; for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) { n++; if (n < 4) printf "%s:%s>=%s ", id, sum[id], rtt[id] } print n }
+	' "$1" "$2"
+}
+
 # check_lines NAME FILE COUNT IDS_KIND RTT_FILE
 #   FILE holds /dev/mace output; COUNT packets were sent. IDS_KIND: "seq"
 #   (ids must be 1..COUNT) or "distinct" (COUNT distinct ids, e.g. TCP
@@ -68,7 +83,7 @@ check_lines() {
 	else
 		if [[ $kind == seq ]]; then
 			for dir in egress ingress; do
-				ids=$(sed -n "s/.*(\([0-9]*\)) $dir: .*/\1/p" "$file" |
+				ids=$(line_ids "$dir" "$file" |
 					awk -v n="$count" '{ seen[$1] = 1 } END { for (i = 1; i <= n; i++) if (!(i in seen)) printf " %d", i }')
 				[[ -z $ids ]] || missing+=" $dir ids missing:$ids;"
 			done
@@ -77,7 +92,7 @@ check_lines() {
 		return
 	fi
 	for dir in egress ingress; do
-		ids=$(sed -n "s/.*(\([0-9]*\)) $dir: .*/\1/p" "$file" | sort -n | uniq)
+		ids=$(line_ids "$dir" "$file" | sort -n | uniq)
 		if [[ $kind == seq ]]; then
 			if [[ $ids == "$(seq 1 "$count")" ]]; then
 				pass "$name: $dir ids are the sequence numbers 1..$count"
@@ -100,11 +115,7 @@ check_lines() {
 	if [[ -s $rtts ]]; then
 		# Sum egress and ingress per id; each sum must be below that RTT.
 		local over
-		over=$(awk '
-			FNR == NR { rtt[$1] = $2; next }
-			{ id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
-			END { n = 0; for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) { n++; if (n < 4) printf "%s:%s>=%s ", id, sum[id], rtt[id] } print n }
-		' "$rtts" "$file")
+		over=$(sums_over "$rtts" "$file")
 		if [[ ${over##* } == 0 ]]; then
 			pass "$name: egress + ingress < RTT for every packet"
 		else
@@ -536,8 +547,8 @@ run_trace() {
 		fail "$name: lines" "egress $eg, ingress $in, want 6 each; moved: $(moved c1); $(head -c 300 /tmp/lines)"
 	fi
 	local ids_e ids_i
-	ids_e=$(sed -n 's/.*(\([0-9]*\)) egress: .*/\1/p' /tmp/lines | sort -n | tr '\n' ' ')
-	ids_i=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | sort -n | tr '\n' ' ')
+	ids_e=$(line_ids egress /tmp/lines | sort -n | tr '\n' ' ')
+	ids_i=$(line_ids ingress /tmp/lines | sort -n | tr '\n' ' ')
 	if [[ -n $ids_e && $ids_e == "$ids_i" ]]; then
 		pass "$name: the ingress lines carry their probes' ids"
 	else
@@ -557,11 +568,7 @@ run_trace() {
 		mv /tmp/lines.n /tmp/lines
 	fi
 	local over
-	over=$(awk '
-		FNR == NR { rtt[$1] = $2; next }
-		{ id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
-		END { n = 0; for (id in sum) if (!(id in rtt) || sum[id] >= rtt[id]) { n++; if (n < 4) printf "%s:%s>=%s ", id, sum[id], rtt[id] } print n }
-	' /tmp/rtts /tmp/lines)
+	over=$(sums_over /tmp/rtts /tmp/lines)
 	if [[ ${over##* } == 0 ]]; then
 		pass "$name: egress + ingress < the probe's RTT, for every probe"
 	else
@@ -587,9 +594,9 @@ if topo_far_up; then
 	ip netns exec c1 tracepath -n "$FAR4" >/tmp/trace.out 2>&1
 	ip netns exec c1 cat /dev/mace >/tmp/lines
 	eg=$(grep -c ') egress: ' /tmp/lines)
-	ids_e=$(sed -n 's/.*(\([0-9]*\)) egress: .*/\1/p' /tmp/lines | sort -n | uniq | tr '\n' ' ')
-	ids_i=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | sort -n | uniq | tr '\n' ' ')
-	if grep -q '^ *3: *198.18.1.2 .*reached' /tmp/trace.out && ((eg >= 2)) &&
+	ids_e=$(line_ids egress /tmp/lines | sort -n | uniq | tr '\n' ' ')
+	ids_i=$(line_ids ingress /tmp/lines | sort -n | uniq | tr '\n' ' ')
+	if grep -q "^ *3: *$FAR4 .*reached" /tmp/trace.out && ((eg >= 2)) &&
 		[[ $ids_e == "33554432 50331648 " && $ids_i == "$ids_e" ]] &&
 		(($(grep -c ') ingress: ' /tmp/lines) == eg)); then
 		pass "tracepath: hops 2 and 3 measured both ways, each line with its probe's TTL as id"
@@ -702,7 +709,7 @@ burst() {
 	fi
 	pass "$name: $((count / n)) recvmmsg calls took $n echoes each"
 	ip netns exec c1 cat /dev/mace >/tmp/lines
-	ids=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | tr '\n' ' ')
+	ids=$(line_ids ingress /tmp/lines | tr '\n' ' ')
 	u1=$(stat c1 ingress_unreported)
 	l1=$(stat c1 ingress_task_lost)
 	if [[ $ids == "$want" ]]; then
@@ -736,7 +743,7 @@ wait $push 2>/dev/null
 ip netns exec c1 cat /dev/mace >/tmp/lines
 eg=$(grep -c ') egress: ' /tmp/lines)
 in=$(grep -c ') ingress: ' /tmp/lines)
-ids=$(sed -n 's/.*(\([0-9]*\)) egress: .*/\1/p' /tmp/lines | sort -u | wc -l)
+ids=$(line_ids egress /tmp/lines | sort -u | wc -l)
 if ((eg == 100 && ids == 100)); then
 	pass "TCP, data both ways: 100 egress lines with 100 distinct ids"
 else
@@ -823,7 +830,7 @@ else
 	fail "a remote that is no peer sends first: exchanges" "$(tail -3 /tmp/echo.out)"
 fi
 ip netns exec c1 cat /dev/mace >/tmp/lines
-ids=$(sed -n 's/.*(\([0-9]*\)) ingress: .*/\1/p' /tmp/lines | sort -n | tr '\n' ' ')
+ids=$(line_ids ingress /tmp/lines | sort -n | tr '\n' ' ')
 if [[ $ids == "2 3 4 5 " ]]; then
 	pass "a remote that is no peer sends first: ingress lines for datagrams 2 to 5"
 else
