@@ -39,14 +39,21 @@
 //! first fragment is identified and says so (a receiver gets the datagram
 //! reassembled, under another identity). A GSO packet gets the identity of
 //! its first segment, so that it is found whether a device segments it or
-//! sends it whole. So do
-//! TCP segments without payload (a bare ACK, SYN, FIN or RST): no send
-//! syscall sent their bytes and no receive syscall returns them, and a bare
-//! ACK that TCP sends while its task is in a send syscall (for data that
-//! arrived meanwhile) must not be taken for the data that syscall sent.
+//! sends it whole.
+//!
+//! A TCP segment without payload is identified only if it is a probe or a
+//! probe's answer: a SYN, a reset, or a segment without ACK (what `hping3
+//! -S`, `traceroute -T` or `tcptraceroute` send through a raw socket), and
+//! the SYN-ACK or reset that answers it. The bare ACKs, window updates and
+//! FINs of a connection are not: no send syscall sent their bytes and no
+//! receive syscall returns them, and a bare ACK that TCP sends while its
+//! task is in a send syscall (for data that arrived meanwhile) must not be
+//! taken for the data that syscall sent.
 //!
 //! The packet id ([`Identity::pktid`]) is the ICMP sequence number for ICMP,
-//! the TCP sequence number for TCP, and the first four bytes of the UDP
+//! the TCP sequence number for TCP (for a received SYN-ACK or reset without
+//! payload that acknowledges, the acknowledgment less one: the sequence
+//! number of the SYN it answers), and the first four bytes of the UDP
 //! payload read as a big-endian number for UDP (zero-padded when shorter), so
 //! that a UDP tool that numbers its datagrams there sees its own numbers.
 //!
@@ -121,8 +128,48 @@ impl Identity {
 /// [`PacketId::carries_send_of`] for a packet of `proto` with `pktid`.
 fn carries_send_of(proto: Proto, pktid: u32, tcp_write_seq: Option<u32>) -> bool {
     match proto {
-        Proto::Tcp => tcp_write_seq.is_some_and(|start| pktid.wrapping_sub(start) as i32 >= 0),
+        Proto::Tcp => match tcp_write_seq {
+            Some(start) => pktid.wrapping_sub(start) as i32 >= 0,
+            None => raw_tcp_segment(),
+        },
         Proto::Icmp | Proto::Icmp6 | Proto::Udp => true,
+    }
+}
+
+/// [`carries_send_of`] of a TCP segment sent without a TCP socket's start:
+/// a raw socket's, the bytes its send wrote, so true. Out of line, so that
+/// the datagrams' way through `carries_send_of` stays a branch on the
+/// protocol (inline, the compiler computed both ways for every packet).
+#[cold]
+#[inline(never)]
+fn raw_tcp_segment() -> bool {
+    true
+}
+
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// Whether a TCP segment without payload, with `flags`, is identified: a
+/// SYN, a reset or a segment without ACK (a probe), or a SYN-ACK (an
+/// answer); not a connection's bare ACK, window update or FIN.
+#[inline(always)]
+fn bare_tcp_identified(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_RST) != 0 || flags & TCP_ACK == 0
+}
+
+/// The packet id of a TCP segment with sequence number `seq`,
+/// acknowledgment `ack` and `flags`, seen from `side`, whose payload is
+/// empty (`bare`) or not: its sequence number, but for a received answer to
+/// a probe (a SYN-ACK, or a reset that acknowledges), the sequence number of
+/// the SYN it answers.
+#[inline(always)]
+fn tcp_pktid(seq: u32, ack: u32, flags: u8, bare: bool, side: Side) -> u32 {
+    // An identified bare segment with ACK has SYN or RST.
+    if bare && side == Side::Ingress && flags & TCP_ACK != 0 {
+        ack.wrapping_sub(1)
+    } else {
+        seq
     }
 }
 
@@ -532,7 +579,8 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             let doff = usize::from(*l4.get(12)? >> 4) * 4;
             let mut flags = *l4.get(13)?;
             let mut l4_len = net.l4_len;
-            if doff < 20 || l4_len <= doff {
+            let bare = l4_len == doff;
+            if doff < 20 || l4_len < doff || bare && !bare_tcp_identified(flags) {
                 return None;
             }
             if gso > 0 && l4_len > doff + gso {
@@ -541,7 +589,8 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             }
             h.word(u64::from(port) << 8 | u64::from(flags));
             h.word(u64::from(seq) << 32 | u64::from(ack));
-            (Proto::Tcp, seq, None, l4_len)
+            let pktid = tcp_pktid(seq, ack, flags, bare, side);
+            (Proto::Tcp, pktid, None, l4_len)
         }
         _ => return None,
     };
@@ -607,12 +656,14 @@ impl PacketId {
     /// syscall, carries that syscall's data.
     ///
     /// `tcp_write_seq` is, for a TCP socket, the sequence number of the next
-    /// byte to be written when the syscall started (`None` if unknown). A
-    /// TCP segment is the syscall's only if its first byte is one the
-    /// syscall wrote, at or after that number in serial number arithmetic
-    /// (RFC 1982): TCP also sends older data and retransmissions from inside
-    /// a later send, when it processes what arrived meanwhile. A datagram
-    /// that leaves inside its socket's send syscall is always that send's.
+    /// byte to be written when the syscall started (`None` for any other
+    /// socket). A TCP socket's segment is the syscall's only if its first
+    /// byte is one the syscall wrote, at or after that number in serial
+    /// number arithmetic (RFC 1982): TCP also sends older data and
+    /// retransmissions from inside a later send, when it processes what
+    /// arrived meanwhile. A datagram, or a TCP segment that a raw socket
+    /// sends, that leaves inside its socket's send syscall is always that
+    /// send's: it is the bytes the send wrote.
     pub fn carries_send_of(&self, tcp_write_seq: Option<u32>) -> bool {
         carries_send_of(self.proto, self.pktid, tcp_write_seq)
     }
@@ -672,12 +723,15 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
             (Proto::Udp, pktid)
         }
         IPPROTO_TCP => {
-            let [_, _, _, _, q0, q1, q2, q3, _, _, _, _, off, _] = array(l4, 0)?;
+            let [_, _, _, _, q0, q1, q2, q3, a0, a1, a2, a3, off, flags] = array(l4, 0)?;
             let doff = usize::from(off >> 4) * 4;
-            if doff < 20 || net.l4_len <= doff {
+            let bare = net.l4_len == doff;
+            if doff < 20 || net.l4_len < doff || bare && !bare_tcp_identified(flags) {
                 return None;
             }
-            (Proto::Tcp, u32::from_be_bytes([q0, q1, q2, q3]))
+            let seq = u32::from_be_bytes([q0, q1, q2, q3]);
+            let ack = u32::from_be_bytes([a0, a1, a2, a3]);
+            (Proto::Tcp, tcp_pktid(seq, ack, flags, bare, side))
         }
         _ => return None,
     };
@@ -711,11 +765,15 @@ fn error_id(b: &[u8]) -> Option<PacketId> {
 }
 
 /// Whether the TCP segment at `l4` in `l3`, `l4_len` bytes long by its
-/// network header, is all header; false if its header is cut short.
-fn tcp_without_payload(l3: &[u8], l4: usize, l4_len: usize) -> bool {
+/// network header, is all header and not identified for all that (a
+/// connection's bare ACK, window update or FIN); false if its header is cut
+/// short.
+fn tcp_bare_unidentified(l3: &[u8], l4: usize, l4_len: usize) -> bool {
     l4.checked_add(12)
-        .and_then(|at| l3.get(at))
-        .is_some_and(|&off| usize::from(off >> 4) * 4 == l4_len)
+        .and_then(|at| array::<2>(l3, at))
+        .is_some_and(|[off, flags]| {
+            usize::from(off >> 4) * 4 == l4_len && !bare_tcp_identified(flags)
+        })
 }
 
 /// A digest of a packet's network header that stays the same from an outer
@@ -732,9 +790,10 @@ fn tcp_without_payload(l3: &[u8], l4: usize, l4_len: usize) -> bool {
 /// the remote address. A packet of another host, or of a container on the
 /// same bridge, has another remote address.
 ///
-/// A TCP segment without payload (an ACK, a SYN, a FIN, a reset: no byte
-/// a reader could get, so no identity, [`packet_id`]) has none either: no
-/// table holds it, so neither side spends a stamp or a lookup on it.
+/// A TCP segment without payload that is no probe and no probe's answer
+/// (a connection's bare ACK, window update or FIN: no byte a reader could
+/// get, so no identity, [`packet_id`]) has none either: no table holds it,
+/// so neither side spends a stamp or a lookup on it.
 #[inline(always)]
 pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
     let mut h = Hasher::new();
@@ -746,7 +805,7 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
             if proto == IPPROTO_TCP && f0 & 0x3f == 0 && f1 == 0 {
                 let l4 = usize::from(v & 0x0f) * 4;
                 let total = usize::from(u16::from_be_bytes([l0, l1]));
-                if tcp_without_payload(l3, l4, total.wrapping_sub(l4)) {
+                if tcp_bare_unidentified(l3, l4, total.wrapping_sub(l4)) {
                     return None;
                 }
             }
@@ -757,7 +816,7 @@ pub fn fingerprint(l3: &[u8], side: Side) -> Option<u64> {
             let [_, _, _, _, l0, l1, next, ..] = *b;
             // TCP right after the fixed header (no extension header).
             if next == IPPROTO_TCP
-                && tcp_without_payload(l3, 40, usize::from(u16::from_be_bytes([l0, l1])))
+                && tcp_bare_unidentified(l3, 40, usize::from(u16::from_be_bytes([l0, l1])))
             {
                 return None;
             }
@@ -813,7 +872,8 @@ fn ipv6_digest(h: &mut Hasher, b: &[u8; 40], side: Side) -> Option<()> {
 /// of a sent packet; the delivery keeps its two calls, whose id it needs
 /// only after the stamp's take): an identified packet has its whole fixed
 /// header in `l3` (`packet_id` reads its addresses), and an identified TCP
-/// segment has payload, which `fingerprint` would check.
+/// segment has payload or is a probe or its answer, which `fingerprint`
+/// would check.
 #[inline(always)]
 pub fn fingerprint_id(l3: &[u8], side: Side) -> Option<(u64, PacketId)> {
     let id = packet_id(l3, side)?;

@@ -374,8 +374,9 @@ fn tcp_survives_masquerade_and_ids_by_sequence_number() {
         &tcp(80, 40000, 555, 1_000_018, 0x18, 4, b"HTTP/1.0 200 OK\r\n"),
     );
     assert_eq!(id(&back_out, Side::Ingress), id(&back_in, Side::Ingress));
-    // A segment without payload is no syscall's data: not identified.
-    for flags in [0x10, 0x02, 0x12, 0x11, 0x04] {
+    // A connection's segment without payload (an ACK, a FIN, a window
+    // update) is no syscall's data: not identified.
+    for flags in [0x10, 0x11, 0x18, 0x19, 0x30] {
         let bare = ipv4(
             CONTAINER4,
             REMOTE4,
@@ -669,6 +670,29 @@ fn packet_id_is_identify_without_the_key() {
     // Random bytes that look like IP.
     let mut s = 0x2545_f491_4f6c_dd1du64;
     let mut buf = [0u8; 200];
+    // Bare TCP segments of every flag combination, with and without a
+    // header cut short.
+    for flags in 0..=255u8 {
+        let v4 = ipv4(
+            REMOTE4,
+            CONTAINER4,
+            6,
+            9,
+            &tcp(80, 4000, 1, 2, flags, 0, b""),
+        );
+        let v6 = ipv6(
+            REMOTE6,
+            CONTAINER6,
+            6,
+            &[],
+            &tcp(80, 4000, 1, 2, flags, 0, b""),
+        );
+        for p in [v4, v6] {
+            for n in 0..=p.len() {
+                check_packet_id(&p[..n], &format!("bare TCP, flags {flags:#x}, cut at {n}"));
+            }
+        }
+    }
     for round in 0..50_000u32 {
         fill_random(&mut s, &mut buf);
         buf[0] = if round % 2 == 0 { 0x45 } else { 0x60 };
@@ -677,6 +701,137 @@ fn packet_id_is_identify_without_the_key() {
         let len = (s % 201) as usize;
         check_packet_id(&buf[..len], &format!("random round {round}"));
     }
+}
+
+/// A SYN probe (`hping3 -S`, `traceroute -T`) from `src`, source port
+/// `sport`, with sequence number `seq`; `csum` stands for what NAT rewrites.
+fn syn_probe4(src: [u8; 4], sport: u16, seq: u32, csum: u16) -> Vec<u8> {
+    ipv4(
+        src,
+        REMOTE4,
+        6,
+        0x0101,
+        &tcp(sport, 80, seq, 0, 0x02, csum, b""),
+    )
+}
+
+#[test]
+fn a_syn_probe_and_its_answers_survive_nat_and_share_an_id() {
+    // The probe, before and after masquerade (another source address and
+    // port, another checksum).
+    let inside = syn_probe4(CONTAINER4, 40000, 0xdead_beef, 1);
+    let outside = syn_probe4(OUTER4, 51000, 0xdead_beef, 2);
+    let e = id(&inside, Side::Egress);
+    assert_eq!(e, id(&outside, Side::Egress));
+    assert_eq!((e.pktid, e.proto), (0xdead_beef, Proto::Tcp));
+    // Its answers, before and after the reverse NAT: a SYN-ACK from an open
+    // port, a reset from a closed one. Each names the probe's sequence
+    // number, which it acknowledges plus one.
+    for flags in [0x12, 0x14] {
+        let answer = |dst: [u8; 4], dport: u16, csum: u16| {
+            ipv4(
+                REMOTE4,
+                dst,
+                6,
+                0,
+                &tcp(80, dport, 77, 0xdead_bef0, flags, csum, b""),
+            )
+        };
+        let out = id(&answer(OUTER4, 51000, 3), Side::Ingress);
+        assert_eq!(out, id(&answer(CONTAINER4, 40000, 4), Side::Ingress));
+        assert_eq!(
+            (out.pktid, out.proto),
+            (0xdead_beef, Proto::Tcp),
+            "flags {flags:#x}"
+        );
+    }
+    // Across the wrap of the sequence space.
+    let wrap = ipv4(
+        REMOTE4,
+        CONTAINER4,
+        6,
+        0,
+        &tcp(80, 40000, 5, 0, 0x12, 0, b""),
+    );
+    assert_eq!(id(&wrap, Side::Ingress).pktid, u32::MAX);
+    // A reset without ACK (the answer to a segment that acknowledges
+    // something, `hping3 -A`) names its own sequence number, which is what
+    // that segment acknowledged.
+    let rst = ipv4(
+        REMOTE4,
+        CONTAINER4,
+        6,
+        0,
+        &tcp(80, 40000, 1234, 0, 0x04, 0, b""),
+    );
+    assert_eq!(id(&rst, Side::Ingress).pktid, 1234);
+    // Probes of other flags (`hping3` without flags, FIN and Xmas scans):
+    // by their sequence number.
+    for flags in [0x00, 0x01, 0x29] {
+        let p = ipv4(
+            CONTAINER4,
+            REMOTE4,
+            6,
+            0,
+            &tcp(40000, 80, 99, 0, flags, 0, b""),
+        );
+        assert_eq!(id(&p, Side::Egress).pktid, 99, "flags {flags:#x}");
+    }
+    // Two probes of one run differ by their sequence numbers, or by their
+    // ports (hping3 counts its probes in the source port, which NAT
+    // rewrites; the key holds the destination port).
+    assert_ne!(
+        e.key,
+        id(&syn_probe4(CONTAINER4, 40000, 0xdead_bef0, 1), Side::Egress).key
+    );
+    let other_port = ipv4(
+        CONTAINER4,
+        REMOTE4,
+        6,
+        0x0101,
+        &tcp(40000, 81, 0xdead_beef, 0, 0x02, 1, b""),
+    );
+    assert_ne!(e.key, id(&other_port, Side::Egress).key);
+    // A SYN-ACK and a reset that answer the same probe are told apart.
+    let synack = ipv4(
+        REMOTE4,
+        CONTAINER4,
+        6,
+        0,
+        &tcp(80, 40000, 0, 0xdead_bef0, 0x12, 0, b""),
+    );
+    let rstack = ipv4(
+        REMOTE4,
+        CONTAINER4,
+        6,
+        0,
+        &tcp(80, 40000, 0, 0xdead_bef0, 0x14, 0, b""),
+    );
+    assert_ne!(
+        id(&synack, Side::Ingress).key,
+        id(&rstack, Side::Ingress).key
+    );
+}
+
+#[test]
+fn an_icmp_error_quoting_a_syn_probe_names_it() {
+    // `traceroute -T`: a router's time exceeded quotes the probe as it left
+    // the host (masqueraded).
+    let sent = id(&syn_probe4(CONTAINER4, 40000, 0x0102_0304, 1), Side::Egress);
+    let error = |dst: [u8; 4], quote: &[u8]| ipv4(ROUTER4, dst, 1, 5, &icmp_error(11, 0, 0, quote));
+    let out = error(OUTER4, &syn_probe4(OUTER4, 51000, 0x0102_0304, 2));
+    let back = error(CONTAINER4, &syn_probe4(CONTAINER4, 40000, 0x0102_0304, 1));
+    let e = id(&out, Side::Ingress);
+    assert_eq!(e, id(&back, Side::Ingress));
+    assert_eq!((e.pktid, e.proto), (sent.pktid, Proto::Icmp));
+    assert_eq!(
+        packet_id(&out, Side::Ingress).map(|p| p.pktid),
+        Some(0x0102_0304)
+    );
+    // A quote of eight TCP bytes (ports and sequence number) lacks the
+    // flags: not identified.
+    let short = error(OUTER4, &syn_probe4(OUTER4, 51000, 0x0102_0304, 2)[..28]);
+    assert_eq!(identify(&short, Side::Ingress, 0), None);
 }
 
 #[test]
@@ -703,8 +858,10 @@ fn a_tcp_segment_carries_a_send_only_from_its_first_byte_on() {
     // Serial number arithmetic across the wrap of the sequence space.
     assert!(seg(5).carries_send_of(Some(u32::MAX - 5)));
     assert!(!seg(u32::MAX - 6).carries_send_of(Some(u32::MAX - 5)));
-    // Unknown start: never the syscall's.
-    assert!(!seg(1000).carries_send_of(None));
+    // No TCP socket's start: a raw socket's segment, the bytes its send
+    // wrote.
+    assert!(seg(1000).carries_send_of(None));
+    assert!(seg(0).carries_send_of(None));
 }
 
 #[test]
@@ -815,6 +972,19 @@ fn a_udp_gso_packet_is_its_first_datagram() {
 fn tcp_segments_without_payload_have_no_fingerprint() {
     use Side::{Egress, Ingress};
     let ack = tcp(80, 4000, 0x1234_5678, 4, 0x10, 0, b"");
+    // A probe, or a probe's answer: both.
+    for flags in [0x02, 0x12, 0x04, 0x14, 0x00, 0x01, 0x29] {
+        let bare = tcp(80, 4000, 0x1234_5678, 4, flags, 0, b"");
+        for p in [
+            ipv4(REMOTE4, CONTAINER4, 6, 9, &bare),
+            ipv6(REMOTE6, CONTAINER6, 6, &[], &bare),
+        ] {
+            for side in [Ingress, Egress] {
+                assert!(packet_id(&p, side).is_some(), "flags {flags:#x}");
+                assert!(fingerprint(&p, side).is_some(), "flags {flags:#x}");
+            }
+        }
+    }
     let data = tcp(80, 4000, 0x1234_5678, 4, 0x18, 0, b"d");
     let v4 = |l4: &[u8]| ipv4(REMOTE4, CONTAINER4, 6, 9, l4);
     let v6 = |l4: &[u8]| ipv6(REMOTE6, CONTAINER6, 6, &[], l4);
@@ -1015,7 +1185,8 @@ fn icmp_errors_that_are_not_identified() {
         // ICMP that is not an error (a redirect, a timestamp reply).
         ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(5, 0, 0, &outside)),
         ipv4(ROUTER4, OUTER4, 1, 1, &icmp_error(14, 0, 0, &outside)),
-        // Quoting a packet mace does not identify: a TCP SYN, GRE, garbage.
+        // Quoting a packet mace does not identify: a bare TCP ACK, GRE,
+        // garbage.
         ipv4(
             ROUTER4,
             OUTER4,
@@ -1025,7 +1196,7 @@ fn icmp_errors_that_are_not_identified() {
                 11,
                 0,
                 0,
-                &ipv4(OUTER4, REMOTE4, 6, 1, &tcp(1, 2, 3, 0, 0x02, 0, b"")),
+                &ipv4(OUTER4, REMOTE4, 6, 1, &tcp(1, 2, 3, 4, 0x10, 0, b"")),
             ),
         ),
         ipv4(
@@ -1117,7 +1288,13 @@ fn may_be_error_lets_every_error_through_and_little_else() {
     let others = [
         ipv4(REMOTE4, OUTER4, 1, 1, &icmp(0, 1, 2, 0, PING_PAYLOAD)),
         ipv4(REMOTE4, OUTER4, 17, 1, &udp(53, 4000, 0, b"abcdefgh")),
-        ipv4(REMOTE4, OUTER4, 6, 1, &tcp(80, 4000, 1, 2, 0x18, 0, b"data")),
+        ipv4(
+            REMOTE4,
+            OUTER4,
+            6,
+            1,
+            &tcp(80, 4000, 1, 2, 0x18, 0, b"data"),
+        ),
         ipv6(REMOTE6, OUTER6, 17, &[], &udp(53, 4000, 0, b"abcdefgh")),
         vec![],
         vec![0x55; 60],
