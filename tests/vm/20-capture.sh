@@ -404,15 +404,21 @@ run_hping() {
 	else
 		fail "$name: window ends" "$counter +$(($(stat c1 "$counter") - end0)), want +10"
 	fi
-	# Per packet: id, hping3's RTT (ns, printed to 0.1 ms), egress + ingress.
-	# hping3 reads a time's seconds and microseconds with two calls, and
-	# prints an RTT one second too long when a second begins between them:
-	# an RTT of a second or more (none is, 50 ms apart) is a second shorter.
 	sed -n 's/.*icmp_seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out |
-		awk '{ r = $2 * 1e6; if (r >= 1e9) r -= 1e9; printf "%d %.0f\n", $1 * 256, r }' >/tmp/rtts
+		awk '{ print $1 * 256, $2 }' >/tmp/hping.rtts
+	hping_sums
+}
+# hping_sums: per packet of run_hping's (or run_hping_tcp's) "id rtt_ms"
+# lines in /tmp/hping.rtts, /tmp/hping.sums: id, hping3's RTT (ns, printed to
+# 0.1 ms), egress + ingress of /tmp/lines; and hping_ingress, the mean
+# ingress latency (ms). hping3 reads a time's seconds and microseconds with
+# two calls, and prints an RTT one second too long when a second begins
+# between them: an RTT of a second or more (none is, 50 ms apart) is a
+# second shorter.
+hping_sums() {
+	awk '{ r = $2 * 1e6; if (r >= 1e9) r -= 1e9; printf "%s %.0f\n", $1, r }' /tmp/hping.rtts >/tmp/rtts
 	awk 'FNR == NR { rtt[$1] = $2; next } { id = $2; gsub(/[()]/, "", id); sum[id] += $NF }
 		END { for (id in rtt) print id, rtt[id], (id in sum) ? sum[id] : -1 }' /tmp/rtts /tmp/lines >/tmp/hping.sums
-	# The mean ingress latency (ms).
 	hping_ingress=$(awk '/ ingress: / { s += $NF; n++ } END { printf "%.3f", n ? s / n / 1e6 : -1 }' /tmp/lines)
 }
 check "tap_end is read by default" test "$(ip netns exec c1 cat /sys/class/mace/tap_end)" = read
@@ -459,12 +465,17 @@ else
 	fail "hping3 -1: tap vs read" "mean ingress at the tap $hping_ingress ms, to the read $read_ingress ms"
 fi
 # hping3's RTT ends in user space after the tap: each sum must be below it.
-over=$(awk '$3 < 0 || $3 >= $2 + 50000 { n++ } END { print n + 0 }' /tmp/hping.sums)
-if [[ -s /tmp/hping.sums && $over == 0 ]]; then
-	pass "hping3 -1, tap_end stamp: egress + ingress < RTT for every packet"
-else
-	fail "hping3 -1, tap_end stamp: egress + ingress < RTT" "$over packets over; $(head -c 300 /tmp/hping.sums)"
-fi
+# check_hping_under NAME: that check, of run_hping's replies.
+check_hping_under() {
+	local name=$1 over
+	over=$(awk '$3 < 0 || $3 >= $2 + 50000 { n++ } END { print n + 0 }' /tmp/hping.sums)
+	if [[ -s /tmp/hping.sums && $over == 0 ]]; then
+		pass "$name: egress + ingress < RTT for every packet"
+	else
+		fail "$name: egress + ingress < RTT" "$over packets over; $(head -c 300 /tmp/hping.sums)"
+	fi
+}
+check_hping_under "hping3 -1, tap_end stamp"
 ip netns exec c1 bash -c "echo read > /sys/class/mace/tap_end"
 
 # With a tap in the namespace (tcpdump), packets that an IP socket's reader
@@ -588,6 +599,13 @@ if topo_far_up; then
 	run_trace "Debian traceroute -6" order ingress_end_stamp traceroute -6 -n -q 3 -N 1 -w 2 "$FAR6"
 	run_trace "Debian traceroute -I (ICMP echo probes)" seq ingress_end_stamp \
 		traceroute -I -n -q 3 -N 1 -w 2 "$FAR4"
+	# TCP SYN probes, from a raw socket; hop 3 answers with a reset (no
+	# listener on port 80). Each probe has its own sequence number, which
+	# its error quotes and its reset acknowledges plus one.
+	run_trace "Debian traceroute -T (TCP SYN probes)" order ingress_end_stamp \
+		traceroute -T -p 80 -n -q 3 -N 1 -w 2 "$FAR4"
+	run_trace "Debian traceroute -T -6" order ingress_end_stamp \
+		traceroute -6 -T -p 80 -n -q 3 -N 1 -w 2 "$FAR6"
 	# tracepath: one probe a hop, its TTL in its payload's first byte; it
 	# may probe a hop again, so the lines are counted against its own.
 	drain c1
@@ -684,6 +702,50 @@ run_echo "UDP over IPv4" udp-client "$REMOTE4:7777" seq
 run_echo "UDP over IPv6" udp-client "[$REMOTE6]:7778" seq
 run_echo "TCP over IPv4" tcp-client "$REMOTE4:7779" distinct
 run_echo "TCP over IPv6" tcp-client "[$REMOTE6]:7780" distinct
+
+# TCP probes: hping3 -S sends SYNs through its raw socket and reads the
+# answers with libpcap, a SYN-ACK from a listening port, a reset from a
+# closed one. Each probe has an egress line and its answer an ingress line
+# with the same id: the probe's sequence number (hping3 draws one per
+# probe), which the answer acknowledges plus one. hping3's seq k is its
+# k-th probe, the k-th egress line.
+# run_hping_tcp NAME COUNTER PORT FLAGS: 10 hping3 -S probes from c1 to PORT
+# of the remote host, whose answers carry FLAGS (SA or RA); their lines,
+# the count of COUNTER (the window end of tap_end), and run_hping's sums.
+run_hping_tcp() {
+	local name=$1 counter=$2 port=$3 flags=$4 end0 ids_e ids_i distinct answers
+	drain c1
+	stats_save c1
+	end0=$(stat c1 "$counter")
+	ip netns exec c1 hping3 -S -p "$port" -c 10 -i u50000 "$REMOTE4" >/tmp/hping.out 2>&1
+	sleep 1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	answers=$(grep -c " flags=$flags seq=" /tmp/hping.out)
+	ids_e=$(line_ids egress /tmp/lines | tr '\n' ' ')
+	ids_i=$(line_ids ingress /tmp/lines | tr '\n' ' ')
+	distinct=$(line_ids egress /tmp/lines | sort -u | wc -l)
+	if ((answers == 10 && distinct == 10)) && [[ $ids_i == "$ids_e" ]] && ! grep -qvE "$LINE_RE" /tmp/lines; then
+		pass "$name: 10 answers ($flags), 10 egress and 10 ingress lines, each answer's with its probe's id"
+	else
+		fail "$name: lines" "answers $answers; egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
+	fi
+	if (($(stat c1 "$counter") - end0 == 10)); then
+		pass "$name: its 10 ingress windows end as tap_end says ($counter)"
+	else
+		fail "$name: window ends" "$counter +$(($(stat c1 "$counter") - end0)), want +10"
+	fi
+	line_ids egress /tmp/lines >/tmp/hping.ids
+	sed -n 's/.* seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out >/tmp/hping.seqs
+	awk 'FNR == NR { id[FNR - 1] = $1; next } ($1 in id) { print id[$1], $2 }' \
+		/tmp/hping.ids /tmp/hping.seqs >/tmp/hping.rtts
+	hping_sums
+}
+run_hping_tcp "hping3 -S, a listening port, tap_end read" ingress_end_tap_read 7779 SA
+check_hping_left "hping3 -S, a listening port, tap_end read"
+ip netns exec c1 bash -c "echo stamp > /sys/class/mace/tap_end"
+run_hping_tcp "hping3 -S, a closed port, tap_end stamp" ingress_end_tap 9 RA
+check_hping_under "hping3 -S, a closed port, tap_end stamp"
+ip netns exec c1 bash -c "echo read > /sys/class/mace/tap_end"
 
 # Several packets taken by one receiving syscall: recvmmsg takes a burst's
 # queued echoes at once. On the socket calls each message's receive
