@@ -62,7 +62,7 @@ section() {
 }
 
 # The tools of the accuracy table, each with its own ICMP payload size.
-ACC_TOOLS="ping4 pingU4 ping6 hping3 mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
+ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
 NETEM_MS=${MACE_TEST_NETEM_MS:-20}
 
 # acc_tool TOOL NAME: runs TOOL in c1 for PINGS packets, 10 ms apart, and
@@ -76,6 +76,8 @@ acc_tool() {
 	pingU4) ip netns exec c1 ping -U -c "$n" -i 0.01 -s 152 "$REMOTE4" ;;
 	ping6) ip netns exec c1 ping -6 -c "$n" -i 0.01 -s 168 "$REMOTE6" ;;
 	hping3) ip netns exec c1 hping3 -1 -c "$n" -i u10000 -d 184 "$REMOTE4" 2>&1 ;;
+	# TCP SYN probes to a port of their own, where the remote listens.
+	hping3-syn) ip netns exec c1 hping3 -S -p 7781 -c "$n" -i u10000 "$REMOTE4" 2>&1 ;;
 	mp-raw4) ip netns exec c1 mace-ping --raw --json -c "$n" -i 0.01 -s 120 "$REMOTE4" ;;
 	mp-dgram4) ip netns exec c1 mace-ping --dgram --json -c "$n" -i 0.01 -s 104 "$REMOTE4" ;;
 	mp-raw6) ip netns exec c1 mace-ping -6 --raw --json -c "$n" -i 0.01 -s 200 "$REMOTE6" ;;
@@ -86,7 +88,7 @@ acc_tool() {
 	tcp6) ip netns exec c1 mace-echo tcp-client "[$REMOTE6]:7780" "$n" 10 ;;
 	esac >/tmp/tool.out
 	# Lines of packets only a packet socket read come after a grace period.
-	[[ $tool == hping3 ]] && sleep 0.6
+	[[ $tool == hping3* ]] && sleep 0.6
 	ip netns exec c1 cat /dev/mace >/tmp/tool.mace
 	section "$name.out" /tmp/tool.out
 	section "$name.mace" /tmp/tool.mace
@@ -352,6 +354,7 @@ accuracy() {
 	ip netns exec remote mace-echo udp-server '[::]:7778' &
 	ip netns exec remote mace-echo tcp-server 0.0.0.0:7779 &
 	ip netns exec remote mace-echo tcp-server '[::]:7780' &
+	ip netns exec remote mace-echo tcp-server 0.0.0.0:7781 &
 	ip netns exec remote iperf3 -s -D -p 5202
 	sleep 0.5
 	load
@@ -374,7 +377,7 @@ accuracy() {
 			# keeps, so none is taken at netif_rx): for them the report takes
 			# the remote's capture of its replies, as they leave its eth0,
 			# plus the link's crossing, measured on the other replies.
-			local filter='(icmp and not ip[2:2] == 84) or icmp6 or (udp and portrange 7777-7778) or (tcp and portrange 7779-7780)'
+			local filter='(icmp and not ip[2:2] == 84) or icmp6 or (udp and portrange 7777-7778) or (tcp and portrange 7779-7781)'
 			tcpdump -i eth0 -n -U --time-stamp-precision=nano -w /tmp/wire.pcap "$filter" 2>/tmp/tcpdump.err &
 			tpid=$!
 			ip netns exec remote tcpdump -i eth0 -Q out -n -U --time-stamp-precision=nano -w /tmp/wire-remote.pcap \

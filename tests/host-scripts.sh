@@ -234,6 +234,50 @@ expect "bench-report: a packet's error is what lies beyond that" 0 '^errors 150(
 expect "bench-report: coverage counts mace's misses among the tool's replies, not the tool's losses" 0 \
 	'^coverage 1 2 3 1300(\.0)?$'
 
+# hping3 -S: its probe k is the k-th SYN to its port on the outer device;
+# the SYN-ACK is the remote's stamp plus the link's crossing (measured on
+# the ICMP reply both captured); the lines carry the SYN's sequence number.
+run python3 - "$MACE_TOP/scripts/bench-report" <<'PY'
+import importlib.machinery, importlib.util, sys
+loader = importlib.machinery.SourceFileLoader("bench_report", sys.argv[1])
+spec = importlib.util.spec_from_loader("bench_report", loader)
+br = importlib.util.module_from_spec(spec)
+loader.exec_module(br)
+block = "acc load=0 netem=0"
+reply = "IP 198.18.0.2 > 198.18.0.1: ICMP echo reply, id 1, seq 1, length 144"
+wire = [
+    "1796459225.100000000 IP 198.18.0.1.2301 > 198.18.0.2.7781: Flags [S], seq 1000, win 512, length 0",
+    "1796459225.101000000 IP 198.18.0.2.7781 > 198.18.0.1.2301: Flags [S.], seq 5000, ack 1001, win 64240, length 0",
+    "1796459225.110000000 IP 198.18.0.1.2302 > 198.18.0.2.7781: Flags [S], seq 4294967295, win 512, length 0",
+    "1796459225.200000000 " + reply,
+]
+remote = [
+    "1796459225.100500000 IP 198.18.0.2.7781 > 198.18.0.1.2301: Flags [S.], seq 5000, ack 1001, win 64240, length 0",
+    "1796459225.110400000 IP 198.18.0.2.7781 > 198.18.0.1.2302: Flags [S.], seq 7000, ack 0, win 64240, length 0",
+    "1796459225.199990000 " + reply,
+]
+secs = {
+    f"{block} wire.remote": remote,
+    f"{block} tool=hping3-syn.out": [
+        "HPING 198.18.0.2 (eth0 198.18.0.2): S set, 40 headers + 0 data bytes",
+        "len=44 ip=198.18.0.2 ttl=63 DF id=0 sport=7781 flags=SA seq=0 win=64240 rtt=0.9 ms",
+        "len=44 ip=198.18.0.2 ttl=63 DF id=0 sport=7781 flags=SA seq=1 win=64240 rtt=0.8 ms",
+    ],
+    f"{block} tool=hping3-syn.mace": [
+        "[1796459225.100300] (1000) egress: 200000",
+        "[1796459225.101300] (1000) ingress: 150000",
+        "[1796459225.110300] (4294967295) egress: 210000",
+        "[1796459225.111300] (4294967295) ingress: 160000",
+    ],
+}
+for row in br.tool_rows(secs, block, "hping3-syn", wire, 2):
+    print("row", *row)
+PY
+expect "bench-report: hping3 -S's probes are the SYNs in order, their wire RTT ends at the remote's SYN-ACK plus the crossing" 0 \
+	'^row 900000 200000 150000 510000 50000$'
+expect "bench-report: hping3 -S's SYN-ACK names its SYN across the wrap of the sequence space" 0 \
+	'^row 800000 210000 160000 410000 50000$'
+
 # --- bench-report: the eBPF peer's two costs -----------------------------------
 
 # A made-up --pert run of two rounds: the judged ratio is against the peer
