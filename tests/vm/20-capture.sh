@@ -51,6 +51,18 @@ moved() {
 		awk 'FNR == NR { v[$1] = $2; next } $2 != v[$1] { printf "%s %+d ", $1, $2 - v[$1] }' /tmp/stats-saved -
 }
 
+# check_ends NS NAME COUNTER BEFORE WANT TEXT: NS's COUNTER (a window end)
+# grew by WANT since it read BEFORE; TEXT says what that means.
+check_ends() {
+	local ns=$1 name=$2 counter=$3 before=$4 want=$5 text=$6 got
+	got=$(($(stat "$ns" "$counter") - before))
+	if ((got == want)); then
+		pass "$name: $text ($counter)"
+	else
+		fail "$name: window ends" "$counter +$got, want +$want; moved: $(moved "$ns")"
+	fi
+}
+
 # line_ids DIR FILE: the ids of FILE's DIR (egress or ingress) lines, one
 # a line, in their order.
 line_ids() { sed -n "s/.*(\([0-9]*\)) $1: .*/\1/p" "$2"; }
@@ -161,11 +173,7 @@ run_ping() {
 	else
 		fail "$name: stats" "egress +$(($(stat "$ns" egress) - eg0)), ingress +$(($(stat "$ns" ingress) - in0)); moved: $(moved "$ns")"
 	fi
-	if (($(stat "$ns" "$end_counter") - end0 == N)); then
-		pass "$name: all $N ingress windows end at the reader's clock ($end_counter)"
-	else
-		fail "$name: window ends" "$end_counter +$(($(stat "$ns" "$end_counter") - end0)), want +$N"
-	fi
+	check_ends "$ns" "$name" "$end_counter" "$end0" "$N" "all $N ingress windows end at the reader's clock"
 }
 
 # ----------------------------------------------------------------- ICMP
@@ -386,6 +394,7 @@ run_ping "ICMPv4 in c1 after the initial namespace stopped" c1 "$REMOTE4"
 run_hping() {
 	local name=$1 counter=$2 dir ids hping_ids end0
 	drain c1
+	stats_save c1
 	end0=$(stat c1 "$counter")
 	ip netns exec c1 hping3 -1 -c 10 -i u50000 "$REMOTE4" >/tmp/hping.out 2>&1
 	sleep 1
@@ -399,11 +408,7 @@ run_hping() {
 			fail "$name: $dir lines" "ids $ids, want $hping_ids; $(tail -3 /tmp/hping.out | tr '\n' ' ')"
 		fi
 	done
-	if (($(stat c1 "$counter") - end0 == 10)); then
-		pass "$name: its 10 ingress windows end as tap_end says ($counter)"
-	else
-		fail "$name: window ends" "$counter +$(($(stat c1 "$counter") - end0)), want +10"
-	fi
+	check_ends c1 "$name" "$counter" "$end0" 10 "its 10 ingress windows end as tap_end says"
 	sed -n 's/.*icmp_seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out |
 		awk '{ print $1 * 256, $2 }' >/tmp/hping.rtts
 	hping_sums
@@ -565,11 +570,7 @@ run_trace() {
 	else
 		fail "$name: ids" "egress: $ids_e; ingress: $ids_i"
 	fi
-	if (($(stat c1 "$end_counter") - end0 == 6)); then
-		pass "$name: all 6 ingress windows end at the reader's clock ($end_counter)"
-	else
-		fail "$name: window ends" "$end_counter +$(($(stat c1 "$end_counter") - end0)), want +6; moved: $(moved c1)"
-	fi
+	check_ends c1 "$name" "$end_counter" "$end0" 6 "all 6 ingress windows end at the reader's clock"
 	[[ $map == - ]] && return
 	trace_rtts "$map" /tmp/trace.out >/tmp/rtts
 	if [[ $map == order ]]; then
@@ -729,11 +730,7 @@ run_hping_tcp() {
 	else
 		fail "$name: lines" "answers $answers; egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
 	fi
-	if (($(stat c1 "$counter") - end0 == 10)); then
-		pass "$name: its 10 ingress windows end as tap_end says ($counter)"
-	else
-		fail "$name: window ends" "$counter +$(($(stat c1 "$counter") - end0)), want +10"
-	fi
+	check_ends c1 "$name" "$counter" "$end0" 10 "its 10 ingress windows end as tap_end says"
 	line_ids egress /tmp/lines >/tmp/hping.ids
 	sed -n 's/.* seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out >/tmp/hping.seqs
 	awk 'FNR == NR { id[FNR - 1] = $1; next } ($1 in id) { print id[$1], $2 }' \
