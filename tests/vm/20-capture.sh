@@ -788,7 +788,7 @@ burst "UDP, 6 echoes per recvmmsg" 6 12 "1 2 3 4 5 6 7 8 9 10 11 12 " 0
 # TCP while data flows both ways: the client's stack acknowledges the
 # incoming stream, also from inside the client's send syscalls. Those bare
 # ACKs are no send's data: exactly one egress line per request. (Before
-# mace ignored TCP segments without payload, 100 requests 2 ms apart gave
+# mace ignored a connection's TCP segments without payload, 100 requests 2 ms apart gave
 # 121 egress lines here.)
 ip netns exec remote mace-echo tcp-push-server 0.0.0.0:7781 &
 push=$!
