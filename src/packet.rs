@@ -158,6 +158,18 @@ fn bare_tcp_identified(flags: u8) -> bool {
     flags & (TCP_SYN | TCP_RST) != 0 || flags & TCP_ACK == 0
 }
 
+/// Whether a TCP segment `l4_len` bytes long from its header on, whose
+/// header is `doff` bytes and whose flags are `flags`, is identified:
+/// `Some(bare)`, with whether it is without payload, if it is; `None` for
+/// a header shorter than its fixed part or than the segment says, and for a
+/// connection's bare ACK, window update or FIN.
+#[inline(always)]
+fn tcp_identified(doff: usize, l4_len: usize, flags: u8) -> Option<bool> {
+    let bare = l4_len == doff;
+    let identified = doff >= 20 && l4_len >= doff && (!bare || bare_tcp_identified(flags));
+    identified.then_some(bare)
+}
+
 /// The packet id of a TCP segment with sequence number `seq`,
 /// acknowledgment `ack` and `flags`, seen from `side`, whose payload is
 /// empty (`bare`) or not: its sequence number, but for a received answer to
@@ -579,10 +591,7 @@ pub fn identify(bytes: &[u8], side: Side, gso_size: u16) -> Option<Identity> {
             let doff = usize::from(*l4.get(12)? >> 4) * 4;
             let mut flags = *l4.get(13)?;
             let mut l4_len = net.l4_len;
-            let bare = l4_len == doff;
-            if doff < 20 || l4_len < doff || bare && !bare_tcp_identified(flags) {
-                return None;
-            }
+            let bare = tcp_identified(doff, l4_len, flags)?;
             if gso > 0 && l4_len > doff + gso {
                 l4_len = doff + gso;
                 flags &= !TCP_FIN_PSH;
@@ -725,10 +734,7 @@ pub fn packet_id(bytes: &[u8], side: Side) -> Option<PacketId> {
         IPPROTO_TCP => {
             let [_, _, _, _, q0, q1, q2, q3, a0, a1, a2, a3, off, flags] = array(l4, 0)?;
             let doff = usize::from(off >> 4) * 4;
-            let bare = net.l4_len == doff;
-            if doff < 20 || net.l4_len < doff || bare && !bare_tcp_identified(flags) {
-                return None;
-            }
+            let bare = tcp_identified(doff, net.l4_len, flags)?;
             let seq = u32::from_be_bytes([q0, q1, q2, q3]);
             let ack = u32::from_be_bytes([a0, a1, a2, a3]);
             (Proto::Tcp, tcp_pktid(seq, ack, flags, bare, side))
