@@ -722,16 +722,16 @@ run_hping_tcp() {
 	sleep 1
 	ip netns exec c1 cat /dev/mace >/tmp/lines
 	answers=$(grep -c " flags=$flags seq=" /tmp/hping.out)
-	ids_e=$(line_ids egress /tmp/lines | tr '\n' ' ')
+	line_ids egress /tmp/lines >/tmp/hping.ids
+	ids_e=$(tr '\n' ' ' </tmp/hping.ids)
 	ids_i=$(line_ids ingress /tmp/lines | tr '\n' ' ')
-	distinct=$(line_ids egress /tmp/lines | sort -u | wc -l)
+	distinct=$(sort -u /tmp/hping.ids | wc -l)
 	if ((answers == 10 && distinct == 10)) && [[ $ids_i == "$ids_e" ]] && ! grep -qvE "$LINE_RE" /tmp/lines; then
 		pass "$name: 10 answers ($flags), 10 egress and 10 ingress lines, each answer's with its probe's id"
 	else
 		fail "$name: lines" "answers $answers; egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
 	fi
 	check_ends c1 "$name" "$counter" "$end0" 10 "its 10 ingress windows end as tap_end says"
-	line_ids egress /tmp/lines >/tmp/hping.ids
 	sed -n 's/.* seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out >/tmp/hping.seqs
 	awk 'FNR == NR { id[FNR - 1] = $1; next } ($1 in id) { print id[$1], $2 }' \
 		/tmp/hping.ids /tmp/hping.seqs >/tmp/hping.rtts
