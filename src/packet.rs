@@ -51,9 +51,11 @@
 //! taken for the data that syscall sent.
 //!
 //! The packet id ([`Identity::pktid`]) is the ICMP sequence number for ICMP,
-//! the TCP sequence number for TCP (for a received SYN-ACK or reset without
-//! payload that acknowledges, the acknowledgment less one: the sequence
-//! number of the SYN it answers), and the first four bytes of the UDP
+//! the TCP sequence number for TCP (for a segment without payload, the end
+//! of its sequence space less one: a SYN's or a FIN's sequence number, a
+//! segment with neither the number before its own; for a received SYN-ACK
+//! or reset without payload that acknowledges, the acknowledgment less one:
+//! the id of the probe it answers), and the first four bytes of the UDP
 //! payload read as a big-endian number for UDP (zero-padded when shorter), so
 //! that a UDP tool that numbers its datagrams there sees its own numbers.
 //!
@@ -146,6 +148,7 @@ fn raw_tcp_segment() -> bool {
     true
 }
 
+const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
@@ -172,16 +175,26 @@ fn tcp_identified(doff: usize, l4_len: usize, flags: u8) -> Option<bool> {
 
 /// The packet id of a TCP segment with sequence number `seq`,
 /// acknowledgment `ack` and `flags`, seen from `side`, whose payload is
-/// empty (`bare`) or not: its sequence number, but for a received answer to
-/// a probe (a SYN-ACK, or a reset that acknowledges), the sequence number of
-/// the SYN it answers.
+/// empty (`bare`) or not: its sequence number if it has payload; without,
+/// the end of its sequence space less one (what an answer acknowledges,
+/// less one), and for a received answer to a probe (a SYN-ACK, or a reset
+/// that acknowledges) its acknowledgment less one, its probe's id.
+///
+/// A bare segment's sequence space is one number for each of SYN and FIN:
+/// a SYN's or a FIN's id is its sequence number, a segment with neither
+/// (`hping3`'s default probe) takes none, and its id is its sequence number
+/// less one, because that is what the reset answering it acknowledges less
+/// one.
 #[inline(always)]
 fn tcp_pktid(seq: u32, ack: u32, flags: u8, bare: bool, side: Side) -> u32 {
-    // An identified bare segment with ACK has SYN or RST.
-    if bare && side == Side::Ingress && flags & TCP_ACK != 0 {
+    if !bare {
+        seq
+    } else if side == Side::Ingress && flags & TCP_ACK != 0 {
+        // An identified bare segment with ACK has SYN or RST.
         ack.wrapping_sub(1)
     } else {
-        seq
+        let takes = u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
+        seq.wrapping_add(takes).wrapping_sub(1)
     }
 }
 
@@ -523,7 +536,7 @@ pub fn key_within(prefix: &[u8]) -> bool {
 }
 
 /// TCP flags that only the last segment of a GSO packet keeps.
-const TCP_FIN_PSH: u8 = 0x01 | 0x08;
+const TCP_FIN_PSH: u8 = TCP_FIN | 0x08;
 
 /// Identifies the packet whose first bytes, from the IP header on, are
 /// `bytes` (at most [`CAPTURE_BYTES`] are looked at).

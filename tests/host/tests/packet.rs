@@ -760,21 +760,39 @@ fn a_syn_probe_and_its_answers_survive_nat_and_share_an_id() {
     let wrap = from_remote(CONTAINER4, 40000, 5, 0, 0x12, 0);
     assert_eq!(id(&wrap, Side::Ingress).pktid, u32::MAX);
     // A reset without ACK (the answer to a segment that acknowledges
-    // something, `hping3 -A`) names its own sequence number, which is what
-    // that segment acknowledged.
+    // something, `hping3 -A`) takes no sequence number: it names the number
+    // before its own, which is what that segment acknowledged.
     let rst = from_remote(CONTAINER4, 40000, 1234, 0, 0x04, 0);
-    assert_eq!(id(&rst, Side::Ingress).pktid, 1234);
-    // Probes of other flags (`hping3` without flags, FIN and Xmas scans):
-    // by their sequence number.
-    for flags in [0x00, 0x01, 0x29] {
-        let p = ipv4(
-            CONTAINER4,
-            REMOTE4,
-            6,
-            0,
-            &tcp(40000, 80, 99, 0, flags, 0, b""),
-        );
-        assert_eq!(id(&p, Side::Egress).pktid, 99, "flags {flags:#x}");
+    assert_eq!(id(&rst, Side::Ingress).pktid, 1233);
+    // Probes of other flags (`hping3`'s default without flags, SYN-FIN,
+    // FIN and Xmas scans), and the reset that answers each (which
+    // acknowledges the probe's sequence number plus one for each of SYN
+    // and FIN), through the NAT both ways: one id for the two, the end of
+    // the probe's sequence space less one.
+    for (flags, offset) in [(0x00u8, -1), (0x08, -1), (0x03, 1), (0x01, 0), (0x29, 0)] {
+        let takes = u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0);
+        let probe = |src: [u8; 4], sport: u16, seq: u32, csum: u16| {
+            ipv4(
+                src,
+                REMOTE4,
+                6,
+                0,
+                &tcp(sport, 80, seq, 0, flags, csum, b""),
+            )
+        };
+        for seq in [99u32, 0] {
+            let want = seq.wrapping_add_signed(offset);
+            let inside = id(&probe(CONTAINER4, 40000, seq, 1), Side::Egress);
+            let outside = id(&probe(OUTER4, 51000, seq, 2), Side::Egress);
+            assert_eq!(inside, outside, "flags {flags:#x}");
+            assert_eq!(inside.pktid, want, "flags {flags:#x}, seq {seq}");
+            let acked = seq.wrapping_add(takes);
+            let out = from_remote(OUTER4, 51000, 0, acked, 0x14, 3);
+            let back = from_remote(CONTAINER4, 40000, 0, acked, 0x14, 4);
+            let answer = id(&out, Side::Ingress);
+            assert_eq!(answer, id(&back, Side::Ingress), "flags {flags:#x}");
+            assert_eq!(answer.pktid, inside.pktid, "flags {flags:#x}, seq {seq}");
+        }
     }
     // Two probes of one run differ by their sequence numbers, or by their
     // ports (hping3 counts its probes in the source port, which NAT
