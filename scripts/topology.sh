@@ -36,6 +36,8 @@ REMOTE6=2001:db8::2
 OUTER4=198.18.0.1
 BRIDGE4=198.19.0.1
 BRIDGE6=2001:db8:1::1
+# The containers' network, behind the bridge.
+CONTAINERS4=198.19.0.0/24
 
 FAR4=198.18.1.2
 FAR6=2001:db8:2::2

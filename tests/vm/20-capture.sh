@@ -710,15 +710,17 @@ run_echo "TCP over IPv6" tcp-client "[$REMOTE6]:7780" distinct
 # with the same id: the probe's sequence number (hping3 draws one per
 # probe), which the answer acknowledges plus one. hping3's seq k is its
 # k-th probe, the k-th egress line.
-# run_hping_tcp NAME COUNTER PORT FLAGS: 10 hping3 -S probes from c1 to PORT
-# of the remote host, whose answers carry FLAGS (SA or RA); their lines,
-# the count of COUNTER (the window end of tap_end), and run_hping's sums.
+# run_hping_tcp NAME COUNTER FLAGS ARGS...: 10 hping3 probes from c1 to the
+# remote host, with hping3's options ARGS, whose answers carry FLAGS (SA or
+# RA); their lines, the count of COUNTER (the window end of tap_end), and
+# run_hping's sums.
 run_hping_tcp() {
-	local name=$1 counter=$2 port=$3 flags=$4 end0 ids_e ids_i distinct answers
+	local name=$1 counter=$2 flags=$3 end0 ids_e ids_i distinct answers
+	shift 3
 	drain c1
 	stats_save c1
 	end0=$(stat c1 "$counter")
-	ip netns exec c1 hping3 -S -p "$port" -c 10 -i u50000 "$REMOTE4" >/tmp/hping.out 2>&1
+	ip netns exec c1 hping3 "$@" -c 10 -i u50000 "$REMOTE4" >/tmp/hping.out 2>&1
 	sleep 1
 	ip netns exec c1 cat /dev/mace >/tmp/lines
 	answers=$(grep -c " flags=$flags seq=" /tmp/hping.out)
@@ -737,12 +739,26 @@ run_hping_tcp() {
 		/tmp/hping.ids /tmp/hping.seqs >/tmp/hping.rtts
 	hping_sums
 }
-run_hping_tcp "hping3 -S, a listening port, tap_end read" ingress_end_tap_read 7779 SA
+run_hping_tcp "hping3 -S, a listening port, tap_end read" ingress_end_tap_read SA -S -p 7779
 check_hping_left "hping3 -S, a listening port, tap_end read"
 ip netns exec c1 bash -c "echo stamp > /sys/class/mace/tap_end"
-run_hping_tcp "hping3 -S, a closed port, tap_end stamp" ingress_end_tap 9 RA
+run_hping_tcp "hping3 -S, a closed port, tap_end stamp" ingress_end_tap RA -S -p 9
 check_hping_under "hping3 -S, a closed port, tap_end stamp"
 ip netns exec c1 bash -c "echo read > /sys/class/mace/tap_end"
+# Probes that are not SYNs: hping3's default (no flags, to port 0) and a
+# SYN-FIN. The host's connection tracking finds them invalid and does not
+# masquerade them, so they reach the remote host from the container's
+# address, and its resets come back only where the host routes its
+# containers: the remote host gets a route to them for these two runs.
+# A reset acknowledges the probe's sequence number plus one for each of
+# SYN and FIN: none for the first, two for the second, and each answer's
+# line still carries its probe's id.
+ip -n remote route add "$CONTAINERS4" via "$OUTER4"
+run_hping_tcp "hping3 without flags (its default), routed, tap_end read" ingress_end_tap_read RA
+check_hping_left "hping3 without flags (its default), routed, tap_end read"
+run_hping_tcp "hping3 -S -F, routed, tap_end read" ingress_end_tap_read RA -S -F -p 9
+check_hping_left "hping3 -S -F, routed, tap_end read"
+ip -n remote route del "$CONTAINERS4" via "$OUTER4"
 
 # Several packets taken by one receiving syscall: recvmmsg takes a burst's
 # queued echoes at once. On the socket calls each message's receive
