@@ -187,15 +187,24 @@ fn tcp_identified(doff: usize, l4_len: usize, flags: u8) -> Option<bool> {
 /// one.
 #[inline(always)]
 fn tcp_pktid(seq: u32, ack: u32, flags: u8, bare: bool, side: Side) -> u32 {
-    if !bare {
-        seq
-    } else if side == Side::Ingress && flags & TCP_ACK != 0 {
+    if bare && side == Side::Ingress && flags & TCP_ACK != 0 {
         // An identified bare segment with ACK has SYN or RST.
         ack.wrapping_sub(1)
+    } else if bare {
+        bare_tcp_end(seq, flags)
     } else {
-        let takes = u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
-        seq.wrapping_add(takes).wrapping_sub(1)
+        seq
     }
+}
+
+/// The end, less one, of the sequence space of a bare TCP segment with
+/// sequence number `seq` and `flags`: [`tcp_pktid`]'s rare case, out of
+/// line so that a data segment's way through it stays a branch.
+#[cold]
+#[inline(never)]
+fn bare_tcp_end(seq: u32, flags: u8) -> u32 {
+    let takes = u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
+    seq.wrapping_add(takes).wrapping_sub(1)
 }
 
 const IPPROTO_ICMP: u8 = 1;
