@@ -62,14 +62,14 @@ section() {
 }
 
 # The tools of the accuracy table, each with its own ICMP payload size.
-ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
+ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn traceroute mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
 NETEM_MS=${MACE_TEST_NETEM_MS:-20}
 
 # acc_tool TOOL NAME: runs TOOL in c1 for PINGS packets, 10 ms apart, and
 # prints its output and c1's /dev/mace lines as sections NAME.out and
 # NAME.mace (mace-ping prints its own joined lines).
 acc_tool() {
-	local tool=$1 name=$2 n=$PINGS
+	local tool=$1 name=$2 n=$PINGS i
 	ip netns exec c1 cat /dev/mace >/dev/null
 	case $tool in
 	ping4) ip netns exec c1 ping -c "$n" -i 0.01 -s 136 "$REMOTE4" ;;
@@ -78,6 +78,13 @@ acc_tool() {
 	hping3) ip netns exec c1 hping3 -1 -c "$n" -i u10000 -d 184 "$REMOTE4" 2>&1 ;;
 	# TCP SYN probes to a port of their own, where the remote listens.
 	hping3-syn) ip netns exec c1 hping3 -S -p 7781 -c "$n" -i u10000 "$REMOTE4" 2>&1 ;;
+	# Probes to the far host that expire at the remote host (hop 2), ten a
+	# run (traceroute's most), one at a time (-N 1), 10 ms apart (-z).
+	traceroute)
+		for ((i = 0; i < n; i += 10)); do
+			ip netns exec c1 traceroute -n -N 1 -q 10 -f 2 -m 2 -z 0.01 -w 2 "$FAR4"
+		done
+		;;
 	mp-raw4) ip netns exec c1 mace-ping --raw --json -c "$n" -i 0.01 -s 120 "$REMOTE4" ;;
 	mp-dgram4) ip netns exec c1 mace-ping --dgram --json -c "$n" -i 0.01 -s 104 "$REMOTE4" ;;
 	mp-raw6) ip netns exec c1 mace-ping -6 --raw --json -c "$n" -i 0.01 -s 200 "$REMOTE6" ;;
@@ -356,6 +363,8 @@ accuracy() {
 	ip netns exec remote mace-echo tcp-server '[::]:7780' &
 	ip netns exec remote mace-echo tcp-server 0.0.0.0:7781 &
 	ip netns exec remote iperf3 -s -D -p 5202
+	# traceroute's far host, behind the remote one.
+	topo_far_up || echo "BENCH FAILED accuracy: c1 cannot reach the far host"
 	sleep 0.5
 	load
 	ip netns exec c1 bash -c "echo 1 > $ON; cat /dev/mace >/dev/null"
@@ -377,7 +386,7 @@ accuracy() {
 			# keeps, so none is taken at netif_rx): for them the report takes
 			# the remote's capture of its replies, as they leave its eth0,
 			# plus the link's crossing, measured on the other replies.
-			local filter='(icmp and not ip[2:2] == 84) or icmp6 or (udp and portrange 7777-7778) or (tcp and portrange 7779-7781)'
+			local filter="(icmp and not ip[2:2] == 84) or icmp6 or (udp and portrange 7777-7778) or (tcp and portrange 7779-7781) or (udp and dst host $FAR4)"
 			tcpdump -i eth0 -n -U --time-stamp-precision=nano -w /tmp/wire.pcap "$filter" 2>/tmp/tcpdump.err &
 			tpid=$!
 			ip netns exec remote tcpdump -i eth0 -Q out -n -U --time-stamp-precision=nano -w /tmp/wire-remote.pcap \

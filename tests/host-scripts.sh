@@ -278,6 +278,51 @@ expect "bench-report: hping3 -S's probes are the SYNs in order, their wire RTT e
 expect "bench-report: hping3 -S's SYN-ACK names its SYN across the wrap of the sequence space" 0 \
 	'^row 800000 210000 160000 410000 50000$'
 
+# traceroute -N 1: its probes to the far host expire at the remote host, one
+# at a time; a probe's wire RTT ends at the time exceeded captured before
+# the next probe, and its lines (all with one id) are those stamped in its
+# window; a probe without answer ("*") has no row.
+run python3 - "$MACE_TOP/scripts/bench-report" <<'PY'
+import importlib.machinery, importlib.util, sys
+loader = importlib.machinery.SourceFileLoader("bench_report", sys.argv[1])
+spec = importlib.util.spec_from_loader("bench_report", loader)
+br = importlib.util.module_from_spec(spec)
+loader.exec_module(br)
+block = "acc load=0 netem=0"
+probe = "IP 198.18.0.1.40000 > 198.18.1.2.33434: UDP, length 32"
+exceeded = "IP 198.18.0.2 > 198.18.0.1: ICMP time exceeded in-transit, length 68"
+wire = [
+    "1796459225.100000000 " + probe,
+    "1796459225.100400000 " + exceeded,
+    "1796459225.110000000 " + probe,
+    "1796459225.120000000 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 1, seq 1, length 144",
+    "1796459225.130000000 " + probe,
+    "1796459225.130300500 " + exceeded,
+]
+secs = {
+    f"{block} tool=traceroute.out": [
+        "traceroute to 198.18.1.2 (198.18.1.2), 2 hops max, 60 byte packets",
+        " 2  198.18.0.2  0.612 ms *  0.512 ms",
+    ],
+    f"{block} tool=traceroute.mace": [
+        "[1796459225.100002] (0) egress: 90000",
+        "[1796459225.100500] (0) ingress: 110000",
+        "[1796459225.110003] (0) egress: 91000",
+        "[1796459225.129999] (0) egress: 92000",
+        "[1796459225.130300] (0) ingress: 111000",
+    ],
+}
+for row in br.tool_rows(secs, block, "traceroute", wire, 3):
+    print("row", *row)
+print("rtts", br.trace_rtts(secs[f"{block} tool=traceroute.out"]))
+PY
+expect "bench-report: traceroute's RTTs in probe order, a lost probe as None, allowed 1 us" 0 \
+	'^rtts \[\(612000, 1000\), None, \(512000, 1000\)\]$'
+expect "bench-report: a traceroute probe's wire RTT ends at the next time exceeded, its lines are found by their stamps" 0 \
+	'^row 612000 90000 110000 400000 1000$'
+expect "bench-report: a line stamped within the microsecond before the capture still belongs to its probe" 0 \
+	'^row 512000 92000 111000 300500 1000$'
+
 # --- bench-report: the eBPF peer's two costs -----------------------------------
 
 # A made-up --pert run of two rounds: the judged ratio is against the peer
