@@ -209,15 +209,21 @@ expect "bench-profile-report: a missing segment is an error" 1 'on: no .*on/coun
 
 # --- bench-report: what a tool's own clock allows ---------------------------------
 
-# iputils ping prints the difference of two whole-microsecond stamps: below
-# 1 ms up to 1 us from the time between them, above that its print's
-# rounding too; the error of a packet is what lies beyond.
-run python3 - "$MACE_TOP/scripts/bench-report" <<'PY'
-import importlib.machinery, importlib.util, sys
+# run_br: runs the Python on standard input with scripts/bench-report
+# imported as br.
+run_br() {
+	run python3 -c 'import importlib.machinery, importlib.util, sys
 loader = importlib.machinery.SourceFileLoader("bench_report", sys.argv[1])
 spec = importlib.util.spec_from_loader("bench_report", loader)
 br = importlib.util.module_from_spec(spec)
 loader.exec_module(br)
+'"$(cat)" "$MACE_TOP/scripts/bench-report"
+}
+
+# iputils ping prints the difference of two whole-microsecond stamps: below
+# 1 ms up to 1 us from the time between them, above that its print's
+# rounding too; the error of a packet is what lies beyond.
+run_br <<'PY'
 r = br.ping_rtts(["64 bytes from 198.18.0.2: icmp_seq=1 ttl=63 time=0.031 ms",
                   "64 bytes from 198.18.0.2: icmp_seq=2 ttl=63 time=1.23 ms"])
 print("rtts", r[1], r[2])
@@ -237,12 +243,7 @@ expect "bench-report: coverage counts mace's misses among the tool's replies, no
 # hping3 -S: its probe k is the k-th SYN to its port on the outer device;
 # the SYN-ACK is the remote's stamp plus the link's crossing (measured on
 # the ICMP reply both captured); the lines carry the SYN's sequence number.
-run python3 - "$MACE_TOP/scripts/bench-report" <<'PY'
-import importlib.machinery, importlib.util, sys
-loader = importlib.machinery.SourceFileLoader("bench_report", sys.argv[1])
-spec = importlib.util.spec_from_loader("bench_report", loader)
-br = importlib.util.module_from_spec(spec)
-loader.exec_module(br)
+run_br <<'PY'
 block = "acc load=0 netem=0"
 reply = "IP 198.18.0.2 > 198.18.0.1: ICMP echo reply, id 1, seq 1, length 144"
 wire = [
@@ -282,12 +283,7 @@ expect "bench-report: hping3 -S's SYN-ACK names its SYN across the wrap of the s
 # at a time; a probe's wire RTT ends at the time exceeded captured before
 # the next probe, and its lines (all with one id) are those stamped in its
 # window; a probe without answer ("*") has no row.
-run python3 - "$MACE_TOP/scripts/bench-report" <<'PY'
-import importlib.machinery, importlib.util, sys
-loader = importlib.machinery.SourceFileLoader("bench_report", sys.argv[1])
-spec = importlib.util.spec_from_loader("bench_report", loader)
-br = importlib.util.module_from_spec(spec)
-loader.exec_module(br)
+run_br <<'PY'
 block = "acc load=0 netem=0"
 probe = "IP 198.18.0.1.40000 > 198.18.1.2.33434: UDP, length 32"
 exceeded = "IP 198.18.0.2 > 198.18.0.1: ICMP time exceeded in-transit, length 68"
