@@ -588,6 +588,26 @@ run_trace() {
 	fi
 }
 
+# mtr: ICMP echo probes of growing TTL from a raw socket, numbered from
+# 33000 (the id of each probe's lines; an error's line carries the id of
+# the probe it quotes). It reads answers from a raw ICMP socket and stamps
+# them once the read returns; --raw prints "p HOP USEC SEQ" for each
+# answer. Hop 0 is the container host (no lines); each answer from beyond
+# it has both lines.
+# run_mtr [OPTION...]: three rounds of mtr from c1 to the far host; its
+# lines, mtr_answers (the answers from beyond the host), their "id rtt_ns"
+# in /tmp/rtts (whole microseconds: up to 1 us more), and mtr_end0, the
+# count of ingress_end_syscall before.
+run_mtr() {
+	drain c1
+	stats_save c1
+	mtr_end0=$(stat c1 ingress_end_syscall)
+	ip netns exec c1 mtr -n --raw -c 3 -i 0.1 "$@" "$FAR4" >/tmp/mtr.out 2>&1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	mtr_answers=$(awk '$1 == "p" && $2 >= 1' /tmp/mtr.out | wc -l)
+	awk '$1 == "p" && $2 >= 1 { print $4, ($3 + 1) * 1000 }' /tmp/mtr.out >/tmp/rtts
+}
+
 if topo_far_up; then
 	pass "topology: c1 reaches the far host through the remote host"
 	run_trace "busybox traceroute (UDP probes, a raw ICMP socket reads)" - ingress_end_syscall \
@@ -622,9 +642,67 @@ if topo_far_up; then
 	else
 		fail "tracepath" "egress ids $ids_e, ingress ids $ids_i; $(tr '\n' '|' </tmp/trace.out | head -c 300)"
 	fi
+	run_mtr
+	ids_e=$(line_ids egress /tmp/lines | sort -n | tr '\n' ' ')
+	ids_i=$(line_ids ingress /tmp/lines | sort -n | tr '\n' ' ')
+	want=$(cut -d' ' -f1 /tmp/rtts | sort -n | tr '\n' ' ')
+	if ((mtr_answers >= 6)) && [[ $ids_e == "$want" && $ids_i == "$want" ]] && ! grep -qvE "$LINE_RE" /tmp/lines; then
+		pass "mtr (ICMP): each of its $mtr_answers answers from beyond the host has an egress and an ingress line with its probe's id"
+	else
+		fail "mtr (ICMP): lines" "answers $mtr_answers ($want); egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
+	fi
+	check_ends c1 "mtr (ICMP)" ingress_end_syscall "$mtr_end0" "$mtr_answers" "each ingress window ends at the read's return"
+	over=$(sums_over /tmp/rtts /tmp/lines)
+	if [[ ${over##* } == 0 ]]; then
+		pass "mtr (ICMP): egress + ingress < the probe's RTT, for every probe"
+	else
+		fail "mtr (ICMP): egress + ingress < RTT" "$over"
+	fi
+	# mtr -u: UDP probes, every one with the same payload, so one id; the
+	# far host answers with port unreachable.
+	run_mtr -u
+	eg=$(grep -c ') egress: ' /tmp/lines)
+	in=$(grep -c ') ingress: ' /tmp/lines)
+	if ((mtr_answers >= 6 && eg == mtr_answers && in == mtr_answers)) && ! grep -qvE "$LINE_RE" /tmp/lines; then
+		pass "mtr -u (UDP): each of its $mtr_answers answers from beyond the host has an egress and an ingress line"
+	else
+		fail "mtr -u (UDP): lines" "answers $mtr_answers, egress $eg, ingress $in; moved: $(moved c1)"
+	fi
+	check_ends c1 "mtr -u (UDP)" ingress_end_syscall "$mtr_end0" "$mtr_answers" "each ingress window ends at the read's return"
 else
 	fail "topology: the far host" "c1 cannot reach it"
 fi
+
+# fping: ICMP echo from a raw socket, its replies read with the kernel's
+# stamps (SO_TIMESTAMPNS); its packet [k] is id k, from 0. It prints RTTs
+# to three significant digits.
+# run_fping NAME ADDRESS [OPTION...]: 10 fping packets from c1, 50 ms apart.
+run_fping() {
+	local name=$1 addr=$2 end0 ids_e ids_i
+	shift 2
+	drain c1
+	stats_save c1
+	end0=$(stat c1 ingress_end_stamp)
+	ip netns exec c1 fping -c 10 -p 50 "$@" "$addr" >/tmp/fping.out 2>&1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	# "ADDR : [k], 64 bytes, X ms (...)": id k, X rounded up to its last
+	# printed digit.
+	awk '$3 ~ /^\[[0-9]+\],$/ && $7 == "ms" {
+		k = substr($3, 2, length($3) - 3); d = index($6, ".") ? length($6) - index($6, ".") : 0; h = 0.5
+		for (i = 0; i < d; i++) h /= 10
+		printf "%d %.0f\n", k, ($6 + h) * 1e6 }' /tmp/fping.out >/tmp/rtts
+	ids_e=$(line_ids egress /tmp/lines | sort -n | tr '\n' ' ')
+	ids_i=$(line_ids ingress /tmp/lines | sort -n | tr '\n' ' ')
+	if [[ $(wc -l </tmp/rtts) == 10 && $ids_e == "0 1 2 3 4 5 6 7 8 9 " && $ids_i == "$ids_e" ]]; then
+		pass "$name: 10 replies, an egress and an ingress line each, ids its packet numbers 0..9"
+	else
+		fail "$name: lines" "rtts $(wc -l </tmp/rtts); egress ids $ids_e; ingress ids $ids_i; $(tail -2 /tmp/fping.out | tr '\n' ' ')"
+	fi
+	check_lines "$name" /tmp/lines 10 distinct /tmp/rtts
+	check_ends c1 "$name" ingress_end_stamp "$end0" 10 "its 10 ingress windows end at the kernel's stamp"
+}
+run_fping "fping" "$REMOTE4"
+run_fping "fping -6" "$REMOTE6" -6
 
 # ping_stamps NAME TAKEN RECEIVED: run_ping in c1 to the remote host, and
 # check how the replies' stamps went: host_ingress_stamps_taken (a reader
@@ -731,7 +809,7 @@ run_hping_tcp() {
 	if ((answers == 10 && distinct == 10)) && [[ $ids_i == "$ids_e" ]] && ! grep -qvE "$LINE_RE" /tmp/lines; then
 		pass "$name: 10 answers ($flags), 10 egress and 10 ingress lines, each answer's with its probe's id"
 	else
-		fail "$name: lines" "answers $answers; egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
+		fail "$name: lines" "answers $mtr_answers; egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
 	fi
 	check_ends c1 "$name" "$counter" "$end0" 10 "its 10 ingress windows end as tap_end says"
 	sed -n 's/.* seq=\([0-9]*\) .*rtt=\([0-9.]*\) ms.*/\1 \2/p' /tmp/hping.out >/tmp/hping.seqs
