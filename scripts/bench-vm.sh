@@ -62,7 +62,7 @@ section() {
 }
 
 # The tools of the accuracy table, each with its own ICMP payload size.
-ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn traceroute mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
+ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn traceroute fping mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
 NETEM_MS=${MACE_TEST_NETEM_MS:-20}
 
 # acc_tool TOOL NAME: runs TOOL in c1 for PINGS packets, 10 ms apart, and
@@ -85,6 +85,9 @@ acc_tool() {
 			ip netns exec c1 traceroute -n -N 1 -q 10 -f 2 -m 2 -z 0.01 -w 2 "$FAR4"
 		done
 		;;
+	# (-t: in count mode, fping times a reply out after its period by
+	# default, 10 ms here, shorter than the netem delay.)
+	fping) ip netns exec c1 fping -c "$n" -p 10 -t 1000 -b 232 "$REMOTE4" 2>&1 ;;
 	mp-raw4) ip netns exec c1 mace-ping --raw --json -c "$n" -i 0.01 -s 120 "$REMOTE4" ;;
 	mp-dgram4) ip netns exec c1 mace-ping --dgram --json -c "$n" -i 0.01 -s 104 "$REMOTE4" ;;
 	mp-raw6) ip netns exec c1 mace-ping -6 --raw --json -c "$n" -i 0.01 -s 200 "$REMOTE6" ;;

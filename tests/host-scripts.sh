@@ -240,6 +240,17 @@ expect "bench-report: a packet's error is what lies beyond that" 0 '^errors 150(
 expect "bench-report: coverage counts mace's misses among the tool's replies, not the tool's losses" 0 \
 	'^coverage 1 2 3 1300(\.0)?$'
 
+# fping prints the difference of two ns stamps to three significant digits
+# (three decimals below 1 ms): allowed half its last digit.
+run_br <<'PY'
+r = br.fping_rtts(["198.18.0.2 : [0], 240 bytes, 0.031 ms (0.031 avg, 0% loss)",
+                   "198.18.0.2 : [1], 240 bytes, 20.1 ms (10.0 avg, 0% loss)",
+                   "198.18.0.2 : xmt/rcv/%loss = 2/2/0%, min/avg/max = 0.031/10.0/20.1"])
+print("fping", sorted(r.items()))
+PY
+expect "bench-report: fping's RTTs by packet number, allowed half the last digit it prints" 0 \
+	'^fping \[\(0, \(31000, 500\)\), \(1, \(20100000, 50000\)\)\]$'
+
 # hping3 -S: its probe k is the k-th SYN to its port on the outer device;
 # the SYN-ACK is the remote's stamp plus the link's crossing (measured on
 # the ICMP reply both captured); the lines carry the SYN's sequence number.
