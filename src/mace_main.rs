@@ -34,7 +34,8 @@
 //! packet, entry, table,     core-only logic, also compiled and tested
 //! fifo, ring, record, hist, on the host (tests/host)
 //! counters, parse, params,
-//! cpuslot, bufnote, text
+//! cpuslot, bufnote, text,
+//! tapread
 //! ```
 
 #![deny(unsafe_code)]
@@ -86,6 +87,8 @@ mod ring;
 mod stamps;
 #[allow(unreachable_pub)]
 mod table;
+#[allow(unreachable_pub)]
+mod tapread;
 #[allow(unreachable_pub)]
 mod text;
 

@@ -119,6 +119,8 @@ pub(crate) struct NetState {
     /// Whether packets only a packet socket reads end at the tap's stamp
     /// ([`TapEnd::Stamp`]) rather than at their reader's syscall return.
     tap_stamp: AtomicBool,
+    /// Whether it has a ring reader ([`Self::ring_reader`]).
+    ring_reader: AtomicBool,
     /// Whether capture was ever on, so that the probes clean up after it.
     was_on: AtomicBool,
     /// When capture was last switched on (monotonic ns): a send that
@@ -164,6 +166,7 @@ impl NetState {
                 net,
                 enabled: AtomicBool::new(false),
                 tap_stamp: AtomicBool::new(false),
+                ring_reader: AtomicBool::new(false),
                 was_on: AtomicBool::new(false),
                 on_since: AtomicU64::new(0),
                 breakdown: AtomicBool::new(false),
@@ -242,6 +245,13 @@ impl NetState {
     pub(crate) fn set_tap_end(&self, end: TapEnd) {
         self.tap_stamp
             .store(end == TapEnd::Stamp, Ordering::Relaxed);
+    }
+
+    /// Whether one of its packet sockets has a reader that waits for it,
+    /// and so may take packets from a ring without a syscall (libpcap);
+    /// [`crate::tapread`] reads and sets it.
+    pub(crate) fn ring_reader(&self) -> &AtomicBool {
+        &self.ring_reader
     }
 
     /// The handle in the namespace registry, 0 if none.

@@ -68,19 +68,25 @@
 //! libpcap reader, which takes packets from its ring without a syscall,
 //! when it next enters a wait (`packet_poll()`), which it does only once it
 //! has taken every readable packet. If it never does, where its last wait
-//! returned with something to read.
+//! returned with something to read; if it waits at all, and might take the
+//! packet from its ring with no syscall seen after it became readable,
+//! where it became readable ([`crate::tapread`]).
 //!
 //! ```text
 //! receive on a tapped device    ingress entry taken, to the tap queue:
-//!                               (key, namespace, t_tap, 0, t_rx, pktid)
+//!                               (key, namespace, t_tap, t_read, t_rx,
+//!                               pktid), t_read not readable
 //! IP socket's reader gets it     taken from the tap queue, as any other
-//! sk_data_ready, packet socket  tap queue: t_read = READABLE, namespace's
+//! sk_data_ready, packet socket  tap queue, namespace's packets: readable;
+//!                               t_read = now, provisional, if the
+//!                               namespace has a ring reader
 //! packet_poll(), packet_recvmsg()
 //!   in a syscall                task table: Task.tap_reader; entering a
-//!                               poll: t_read = now for READABLE packets
-//!                               (and provisional ones)
-//! sys_exit, something to read   tap queue, READABLE packets: t_read = now
-//!                               (a wait: provisional, until the next poll)
+//!                               poll: t_read = now for readable packets
+//!                               (and provisional ones); the namespace
+//!                               has a ring reader
+//! poll's later pass, sys_exit   tap queue, readable packets: t_read = now
+//!   with something to read      (a wait: provisional, until the next poll)
 //! the sweep, after a grace      if no IP socket's reader took it: window
 //!                               from the outer device to t_read (or t_tap)
 //! ```
@@ -88,8 +94,8 @@
 #![deny(unsafe_code)]
 
 use super::{
-    fingerprint, key_bytes, Capture, ERROR_QUOTE_BYTES, FINGERPRINT_BYTES, NOTE_WAITS, PROVISIONAL,
-    READABLE, TAP_QUEUE, TAP_WORDS,
+    fingerprint, key_bytes, Capture, ERROR_QUOTE_BYTES, FINGERPRINT_BYTES, NOTE_WAITS, TAP_QUEUE,
+    TAP_WORDS,
 };
 use crate::bufnote::{self, Noted, Stamp, Taken};
 use crate::counters::{bump, sub};
@@ -106,6 +112,7 @@ use crate::packet::{self, PacketId, Side, CAPTURE_BYTES};
 use crate::parse::TapEnd;
 use crate::record::{Direction, Segments};
 use crate::stamps::Put;
+use crate::tapread::{self, ReaderEvent, TapRead};
 use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -522,10 +529,15 @@ impl Capture {
         let Some((t_rx, pktid)) = self.take_ingress(state, key, fp, now) else {
             return;
         };
-        if !self
-            .taps
-            .push(&[key, ns, now, 0, t_rx, u64::from(pktid), fp])
-        {
+        if !self.taps.push(&[
+            key,
+            ns,
+            now,
+            TapRead::NEW.word(),
+            t_rx,
+            u64::from(pktid),
+            fp,
+        ]) {
             bump(&self.counters.taps_overflow);
             return bump(&state.counters.ingress_unreported);
         }
@@ -579,10 +591,15 @@ impl Capture {
         if !task::in_task() {
             return;
         }
-        let Some(ns) = self.reading_ns(cx, sk) else {
+        let Some(state) = self.reading_state(cx, sk) else {
             return;
         };
-        self.tap_read(cx, ns, mono_ns(), first);
+        let event = if first {
+            ReaderEvent::WaitStarted
+        } else {
+            ReaderEvent::WaitReturned
+        };
+        self.tap_read(cx, state, mono_ns(), event);
     }
 
     /// `packet_poll()` (`poll`), `packet_recvmsg()`: the current task, in
@@ -595,9 +612,10 @@ impl Capture {
         if !task::in_task() {
             return;
         }
-        let Some(ns) = self.reading_ns(cx, sk) else {
+        let Some(state) = self.reading_state(cx, sk) else {
             return;
         };
+        let ns = state.handle();
         let now = mono_ns();
         let entering = self.update_task(cx, ns, now, |t| {
             // Packets it took from an IP socket of another namespace keep
@@ -614,47 +632,43 @@ impl Capture {
         // packet_poll() runs at a poll's start and after each wakeup: only
         // the start is the tool's next wait.
         if poll && entering == Some(true) {
-            self.tap_read(cx, ns, now, true);
+            self.tap_read(cx, state, now, ReaderEvent::WaitStarted);
         }
     }
 
-    /// The handle of packet socket `sk`'s namespace, if it captures and its
+    /// The state of packet socket `sk`'s namespace, if it captures and its
     /// windows end where the reader gets a packet (`tap_end` `read`).
-    fn reading_ns(&self, cx: &ProbeCx<'_>, sk: &Sock) -> Option<u64> {
+    fn reading_state<'a>(&'a self, cx: &'a ProbeCx<'_>, sk: &'a Sock) -> Option<&'a NetState> {
         let state = self.state_of(cx, sk.net())?;
-        let ns = state.handle();
-        (state.enabled() && ns != 0 && self.tap_end(state) == TapEnd::Read).then_some(ns)
+        (state.enabled() && state.handle() != 0 && self.tap_end(state) == TapEnd::Read)
+            .then_some(state)
     }
 
     /// `sk_data_ready` for packet socket `sk`: the packets a tap saw in the
-    /// socket's namespace until now are readable.
+    /// socket's namespace until now are readable, and may reach a tool that
+    /// takes them from its ring at once ([`TapRead::made_readable`]).
     pub(crate) fn packet_ready(&self, cx: &ProbeCx<'_>, sk: &Sock) {
-        let Some(ns) = self.reading_ns(cx, sk) else {
+        let Some(state) = self.reading_state(cx, sk) else {
             return;
         };
-        let now = mono_ns();
-        self.taps.update_each(|rec| {
-            if rec[1] == ns && rec[3] == 0 && now.wrapping_sub(rec[2]) as i64 >= 0 {
-                rec[3] = READABLE;
-            }
-        });
+        let ns = state.handle();
+        if tapread::made_readable(&self.taps, state.ring_reader(), ns, mono_ns()) {
+            schedule_sweep(cx, ns_to_ms(self.tap_grace));
+        }
     }
 
-    /// A task waiting for or reading a packet socket of the namespace with
-    /// handle `ns` returned with something to read, or entered its next
-    /// wait: the readable packets a tap saw there have reached the tool
-    /// (`got`), or will once it takes them from its ring (a wait returned:
-    /// the time is provisional, and the reader's next wait replaces it,
-    /// since the tool may run a signal handler, a send, before it does).
-    pub(super) fn tap_read(&self, cx: &ProbeCx<'_>, ns: u64, now: u64, got: bool) {
-        let mut marked = false;
-        self.taps.update_each(|rec| {
-            if rec[1] == ns && (rec[3] == READABLE || got && rec[3] & PROVISIONAL != 0) {
-                rec[3] = if got { now } else { now | PROVISIONAL };
-                marked = true;
-            }
-        });
-        if marked {
+    /// A task reading or waiting for a packet socket of the namespace with
+    /// `state` did `event` at `now`: the readable packets a tap saw there
+    /// have reached the tool, or will once it takes them from its ring
+    /// ([`TapRead::on`]).
+    pub(super) fn tap_read(
+        &self,
+        cx: &ProbeCx<'_>,
+        state: &NetState,
+        now: u64,
+        event: ReaderEvent,
+    ) {
+        if tapread::reader_did(&self.taps, state.ring_reader(), state.handle(), event, now) {
             schedule_sweep(cx, ns_to_ms(self.tap_grace));
         }
     }
@@ -677,7 +691,7 @@ impl Capture {
                 .map_or(TapEnd::Stamp, |s| self.tap_end(s))
                 == TapEnd::Stamp
         };
-        let read = |rec: &[u64; TAP_WORDS]| rec[3] > READABLE;
+        let read = |rec: &[u64; TAP_WORDS]| TapRead::from_word(rec[tapread::READ_WORD]).got();
         let due = |rec: &[u64; TAP_WORDS]| {
             age(rec) > max_age as i64 || age(rec) >= grace as i64 && (read(rec) || stamp(rec[1]))
         };
@@ -692,14 +706,14 @@ impl Capture {
             };
             let c = &state.counters;
             sub(&c.ingress_pending, 1);
-            let (end, counter) = match (self.tap_end(state), t_read) {
+            let (end, counter) = match (self.tap_end(state), TapRead::from_word(t_read).end()) {
                 (TapEnd::Stamp, _) => (t_tap, &c.ingress_end_tap),
+                (TapEnd::Read, Some(t_read)) => (t_read, &c.ingress_end_tap_read),
                 // No reader got it within `max_age_ms`.
-                (TapEnd::Read, 0..=READABLE) => {
+                (TapEnd::Read, None) => {
                     bump(&c.ingress_unreported);
                     continue;
                 }
-                (TapEnd::Read, t_read) => (t_read & !PROVISIONAL, &c.ingress_end_tap_read),
             };
             let pktid = u32::try_from(pktid).unwrap_or(0);
             let reported = if state.breakdown() {

@@ -78,6 +78,7 @@ use crate::peers::{Peers, PEER_SLOTS};
 use crate::stamps::{empty_set, Set as StampSet, Stamps, WAYS};
 
 use crate::table::{Bucket, BucketLock, Insert, Look, Table, Take};
+use crate::tapread::ReaderEvent;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
@@ -210,12 +211,17 @@ const LOOPBACK_IFINDEX: i32 = 1;
 /// Packets a tap saw, taken from the ingress table, waiting to be looked at
 /// by the sweep: (packet key (its data buffer), namespace handle (0: an IP
 /// socket's reader took it since), when the tap saw it, when a reader of a
-/// packet socket of the namespace got it (or 0, or [`READABLE`] before),
+/// packet socket of the namespace got it ([`crate::tapread::TapRead`]),
 /// when it arrived on the outer device, its packet id, its fingerprint).
 type TapQueue = Fifo<KVVec<FifoSlot<TAP_WORDS>>, BucketSpinLock, TAP_WORDS>;
 
 /// Words of a record of the tap queue.
 const TAP_WORDS: usize = 7;
+
+// The words `tapread` updates are where the queue's records keep them.
+const _: () = assert!(
+    crate::tapread::NS_WORD == 1 && crate::tapread::TAP_WORD == 2 && crate::tapread::READ_WORD == 3
+);
 
 /// How many packets a tap saw can wait for the sweep at once.
 const TAP_QUEUE: usize = 1024;
@@ -223,16 +229,6 @@ const TAP_QUEUE: usize = 1024;
 /// How long a reply a tap saw waits for an IP socket's reader before it is
 /// reported as a packet socket's (ns).
 const TAP_GRACE_NS: u64 = 250_000_000;
-
-/// The `t_read` of a packet in the tap queue that its packet socket made
-/// readable and no reader has got yet (0: not readable yet; later: when a
-/// reader got it). No monotonic time is this small.
-const READABLE: u64 = 1;
-
-/// Marks a `t_read` taken where a reader's wait returned, which the
-/// reader's next wait replaces ([`Capture::tap_read`]). No monotonic time
-/// has this bit.
-const PROVISIONAL: u64 = 1 << 63;
 
 /// Stamps per bucket of the packet tables (`table_size`): in the arrival
 /// stamps of every packet an outer device receives, the ingress table and
@@ -683,7 +679,12 @@ impl Capture {
             if t.tap_reader && ret > 0 {
                 // A read is where the reader got them; a wait returned
                 // before the reader took them from its ring.
-                self.tap_read(cx, t.ns, now, self.syscalls.receives(nr));
+                let event = if self.syscalls.receives(nr) {
+                    ReaderEvent::Read
+                } else {
+                    ReaderEvent::WaitReturned
+                };
+                self.tap_read(cx, owner, now, event);
             }
         }
         Some(now)

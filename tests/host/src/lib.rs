@@ -44,5 +44,7 @@ pub mod ring;
 pub mod stamps;
 #[path = "../../../src/table.rs"]
 pub mod table;
+#[path = "../../../src/tapread.rs"]
+pub mod tapread;
 #[path = "../../../src/text.rs"]
 pub mod text;
