@@ -61,10 +61,10 @@ const PROVISIONAL: u64 = 1 << 63;
 
 /// With [`PROVISIONAL`]: the time the packet became readable, which a
 /// wait's next pass replaces too.
-const IN_WAIT: u64 = 1 << 62;
+const AT_READABLE: u64 = 1 << 62;
 
 /// The bits of a word that hold a time.
-const TIME: u64 = !(PROVISIONAL | IN_WAIT);
+const TIME: u64 = !(PROVISIONAL | AT_READABLE);
 
 /// What a reader of a packet socket of the namespace did, seen by a probe.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -106,7 +106,7 @@ impl TapRead {
     pub const fn made_readable(self, now: u64, ring_reader: bool) -> Self {
         match (self.0, ring_reader) {
             (NOT_READABLE, false) => Self(READABLE),
-            (NOT_READABLE, true) => Self((now & TIME) | PROVISIONAL | IN_WAIT),
+            (NOT_READABLE, true) => Self((now & TIME) | PROVISIONAL | AT_READABLE),
             _ => self,
         }
     }
@@ -119,7 +119,7 @@ impl TapRead {
             (ReaderEvent::WaitStarted | ReaderEvent::Read, READABLE) => Self(now),
             (ReaderEvent::WaitStarted | ReaderEvent::Read, w) if w & PROVISIONAL != 0 => Self(now),
             (ReaderEvent::WaitReturned, READABLE) => Self(now | PROVISIONAL),
-            (ReaderEvent::WaitReturned, w) if w & IN_WAIT != 0 => Self(now | PROVISIONAL),
+            (ReaderEvent::WaitReturned, w) if w & AT_READABLE != 0 => Self(now | PROVISIONAL),
             _ => self,
         }
     }
@@ -155,19 +155,14 @@ where
     L: BucketLock,
 {
     let mut got = false;
-    queue.update_each(|rec| {
-        let (Some(&rec_ns), Some(&t_tap)) = (rec.get(NS_WORD), rec.get(TAP_WORD)) else {
-            return;
-        };
+    update_ns(queue, ns, |t_tap, read| {
         // A packet the tap saw after the socket's call is not in its block.
-        if rec_ns != ns || (now.wrapping_sub(t_tap) as i64) < 0 {
-            return;
+        if (now.wrapping_sub(t_tap) as i64) < 0 {
+            return read;
         }
-        if let Some(word) = rec.get_mut(READ_WORD) {
-            let read = TapRead::from_word(*word).made_readable(now, ring_reader.load(Relaxed));
-            got |= read.got();
-            *word = read.word();
-        }
+        let read = read.made_readable(now, ring_reader.load(Relaxed));
+        got |= read.got();
+        read
     });
     got
 }
@@ -201,16 +196,34 @@ where
         }
     }
     let mut marked = false;
+    update_ns(queue, ns, |_, was| {
+        let read = was.on(event, now);
+        marked |= read != was && read.got();
+        read
+    });
+    marked
+}
+
+/// Replaces the state of each packet of `queue` that a tap saw in the
+/// namespace with handle `ns` with what `f` returns, given when the tap saw
+/// it and its state.
+fn update_ns<S, L, const W: usize>(
+    queue: &Fifo<S, L, W>,
+    ns: u64,
+    mut f: impl FnMut(u64, TapRead) -> TapRead,
+) where
+    S: Deref<Target = [FifoSlot<W>]>,
+    L: BucketLock,
+{
     queue.update_each(|rec| {
-        if rec.get(NS_WORD) != Some(&ns) {
+        let (Some(&rec_ns), Some(&t_tap)) = (rec.get(NS_WORD), rec.get(TAP_WORD)) else {
+            return;
+        };
+        if rec_ns != ns {
             return;
         }
         if let Some(word) = rec.get_mut(READ_WORD) {
-            let was = TapRead::from_word(*word);
-            let read = was.on(event, now);
-            marked |= read != was && read.got();
-            *word = read.word();
+            *word = f(t_tap, TapRead::from_word(*word)).word();
         }
     });
-    marked
 }
