@@ -14,6 +14,10 @@
 #                           TEXT (e.g. "Invalid argument", "Operation not
 #                           permitted"); its stderr is shown on failure
 # summary                   print "N passed, N failed"; non-zero if any failed
+#                           (a check that came 20 s or more after the one
+#                           before is followed by a line "time: N s ...",
+#                           not counted, so that a log shows where the time
+#                           of a slow suite went)
 # netns_run NS CMD...       run CMD in network namespace NS (ip netns exec)
 # in_netns NS <<'END'       run a bash script (stdin) in network namespace NS
 #   ...checks...            with this library loaded; its checks count here.
@@ -22,15 +26,25 @@
 
 MACE_PASSED=0
 MACE_FAILED=0
+MACE_T_CHECK=$SECONDS
+
+# Prints how long it was since the check before, when that was 20 s or more.
+mace_timed() {
+	local dt=$((SECONDS - MACE_T_CHECK))
+	MACE_T_CHECK=$SECONDS
+	((dt < 20)) || printf 'time: %d s up to the check above\n' "$dt"
+}
 
 pass() {
 	MACE_PASSED=$((MACE_PASSED + 1))
 	printf 'PASS: %s\n' "$1"
+	mace_timed
 }
 
 fail() {
 	MACE_FAILED=$((MACE_FAILED + 1))
 	printf 'FAIL: %s: %s\n' "$1" "$2"
+	mace_timed
 }
 
 check() {
@@ -58,6 +72,7 @@ expect_fail_errno() {
 }
 
 summary() {
+	printf 'time: %d s in all\n' "$SECONDS"
 	printf '%d passed, %d failed\n' "$MACE_PASSED" "$MACE_FAILED"
 	((MACE_FAILED == 0))
 }
