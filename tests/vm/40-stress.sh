@@ -9,9 +9,11 @@
 # MACE_TEST_LONG=1 (tests/run --long, cargo make stress) runs the long
 # matrix: 1000 load cycles, 3000 switches of the function tracer, 500
 # namespaces, 10000 sysfs writes, 100 namespaces pinging while 10 flood
-# (default: 40, 300, 100, 3000, 30). On the rt flavor (PREEMPT_RT), where
-# a load/unload cycle takes about 12 s under TCG instead of 2, the same
-# matrix runs smaller: 10, 100, 30, 1000, 10.
+# (default: 12, 300, 100, 1000, 30). On the rt flavor (PREEMPT_RT), where
+# a load/unload cycle takes about 30 s under TCG instead of 15 (each cycle
+# switches capture on a few times, and each first switch-on registers the
+# probes), the same matrix runs smaller: 5, 100, 30, 500, 10. The default
+# sizes keep tests/run within CI's 90 minutes on a slow host.
 # vm-run: --kmemleak --timeout 3600
 source /mace/tests/vm/lib.sh
 source /mace/scripts/topology.sh
@@ -25,9 +27,9 @@ STATS=/sys/class/mace/stats
 if [[ ${MACE_TEST_LONG:-0} == 1 ]]; then
 	CYCLES=1000 NETNS=500 FUZZ=10000 PACKET_ROUNDS=200 SCALE=100 PATCHES=3000
 elif [[ ${MACE_FLAVOR:-debug} == rt ]]; then
-	CYCLES=10 NETNS=30 FUZZ=1000 PACKET_ROUNDS=10 SCALE=10 PATCHES=100
+	CYCLES=5 NETNS=30 FUZZ=500 PACKET_ROUNDS=10 SCALE=10 PATCHES=100
 else
-	CYCLES=40 NETNS=100 FUZZ=3000 PACKET_ROUNDS=20 SCALE=30 PATCHES=300
+	CYCLES=12 NETNS=100 FUZZ=1000 PACKET_ROUNDS=20 SCALE=30 PATCHES=300
 fi
 FLOOD=10
 NC=$((SCALE + FLOOD))
