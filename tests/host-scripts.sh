@@ -104,6 +104,11 @@ expect "usage error exits 2" 2 'unknown argument'
 run "$CH" --kdir
 expect "--kdir without a directory exits 2" 2 'needs a directory'
 
+# tests/run's deadline (.ci/run sets it) is a number of seconds.
+run env MACE_TEST_DEADLINE=90min "$MACE_TOP/tests/run" --host
+expect "tests/run refuses a deadline that is not a number of seconds" 1 \
+	'MACE_TEST_DEADLINE: not a number of seconds: 90min'
+
 # --- The emulator of multi-threaded VM runs (scripts/lib.sh, qemu_mt) ------------
 # Fake QEMUs that print a version: 7.2 is refused with the reason, 8.1 is
 # taken; with the QEMU scripts/setup unpacked, that one, with its firmware.
