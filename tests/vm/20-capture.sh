@@ -332,9 +332,10 @@ ip netns exec c1 sysctl -qw net.ipv4.ping_group_range="1 0"
 # before the fix 3 of 800 replies were lost so). So the moves are counted
 # and printed, not required; the protocol itself, the writer and the moved
 # task racing for one packet, is tested with threads on the host
-# (tests/host/tests/cpuslot.rs). Two rounds of 200 pings (each round of
-# 500 took 3 minutes on the rt kernel of a slow host). On a kernel that does not preempt kernel
-# code the pings only show that the hogs change nothing else.
+# (tests/host/tests/cpuslot.rs). Two rounds of 200 pings: on the rt
+# kernel of a slow host a round of 500 took 176 and 182 s, one of 200 138
+# and 108 s (the hogs slow everything else down). On a kernel that does not
+# preempt kernel code the pings only show that the hogs change nothing else.
 preempted_ping() {
 	local name="ICMPv6 raw socket, the pinger preempted by real-time tasks" n=200
 	local round hogs=() cpu moved0 moved1 lost0 lost1 eg in over replies model

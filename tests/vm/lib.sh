@@ -13,11 +13,8 @@
 #                           pass if CMD exits non-zero and its stderr contains
 #                           TEXT (e.g. "Invalid argument", "Operation not
 #                           permitted"); its stderr is shown on failure
-# summary                   print "N passed, N failed"; non-zero if any failed
-#                           (a check that came 20 s or more after the one
-#                           before is followed by a line "time: N s ...",
-#                           not counted, so that a log shows where the time
-#                           of a slow suite went)
+# summary                   print the suite's time and "N passed, N failed";
+#                           non-zero if any failed
 # netns_run NS CMD...       run CMD in network namespace NS (ip netns exec)
 # in_netns NS <<'END'       run a bash script (stdin) in network namespace NS
 #   ...checks...            with this library loaded; its checks count here.
@@ -28,7 +25,9 @@ MACE_PASSED=0
 MACE_FAILED=0
 MACE_T_CHECK=$SECONDS
 
-# Prints how long it was since the check before, when that was 20 s or more.
+# Prints how long it was since the check before, when that was 20 s or more
+# (after pass or fail: a line "time: N s ...", not counted, so that a log
+# shows where the time of a slow suite went).
 mace_timed() {
 	local dt=$((SECONDS - MACE_T_CHECK))
 	MACE_T_CHECK=$SECONDS
