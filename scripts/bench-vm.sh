@@ -62,7 +62,7 @@ section() {
 }
 
 # The tools of the accuracy table, each with its own ICMP payload size.
-ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn traceroute fping mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
+ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn traceroute mtr fping mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
 NETEM_MS=${MACE_TEST_NETEM_MS:-20}
 
 # acc_tool TOOL NAME: runs TOOL in c1 for PINGS packets, 10 ms apart, and
@@ -85,6 +85,10 @@ acc_tool() {
 			ip netns exec c1 traceroute -n -N 1 -q 10 -f 2 -m 2 -z 0.01 -w 2 "$FAR4"
 		done
 		;;
+	# ICMP echo probes from a raw socket (mtr-packet's), numbered from 33000,
+	# with TTL 2 only (-f 2 -m 2): the remote host, hop 2, answers each; one
+	# probe a round, a round every 10 ms (-i). -s is the whole IP packet.
+	mtr) ip netns exec c1 mtr -n --raw -c "$n" -i 0.01 -f 2 -m 2 -s 276 "$REMOTE4" 2>&1 ;;
 	# (-t: in count mode, fping times a reply out after its period by
 	# default, 10 ms here, shorter than the netem delay.)
 	fping) ip netns exec c1 fping -c "$n" -p 10 -t 1000 -b 232 "$REMOTE4" 2>&1 ;;

@@ -256,6 +256,38 @@ PY
 expect "bench-report: fping's RTTs by packet number, allowed half the last digit it prints" 0 \
 	'^fping \[\(0, \(31000, 500\)\), \(1, \(20100000, 50000\)\)\]$'
 
+# mtr --raw: an answer is "p HOP RTT_US SEQ", the difference of two
+# whole-microsecond stamps (allowed 1 us); its lines and its echo pairs on
+# the wire carry the probe's sequence number; its other lines (probes sent,
+# hosts) and another tool's echoes (another length) are no answers.
+run_br <<'PY'
+block = "acc load=0 netem=0"
+wire = [
+    "1796459225.100000000 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 86, seq 33000, length 256",
+    "1796459225.100100000 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 7, seq 33001, length 144",
+    "1796459225.100400000 IP 198.18.0.2 > 198.18.0.1: ICMP echo reply, id 86, seq 33000, length 256",
+    "1796459225.110000000 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 86, seq 33001, length 256",
+    "1796459225.110300000 IP 198.18.0.2 > 198.18.0.1: ICMP echo reply, id 86, seq 33001, length 256",
+]
+secs = {
+    f"{block} tool=mtr.out": ["x 1 33000", "h 1 198.18.0.2", "p 1 612 33000", "x 1 33001", "p 1 511 33001"],
+    f"{block} tool=mtr.mace": [
+        "[1796459225.100002] (33000) egress: 90000",
+        "[1796459225.100500] (33000) ingress: 110000",
+        "[1796459225.110003] (33001) egress: 91000",
+    ],
+}
+print("rtts", sorted(br.mtr_rtts(secs[f"{block} tool=mtr.out"]).items()))
+for row in sorted(br.tool_rows(secs, block, "mtr", wire, 2)):
+    print("row", *row)
+PY
+expect "bench-report: mtr's RTTs by probe sequence number, allowed 1 us" 0 \
+	'^rtts \[\(33000, \(612000, 1000\)\), \(33001, \(511000, 1000\)\)\]$'
+expect "bench-report: an mtr probe's wire RTT is its echo pair's of mtr's length, its lines carry its number" 0 \
+	'^row 612000 90000 110000 400000 1000$'
+expect "bench-report: an mtr probe without mace's ingress line still counts as a reply" 0 \
+	'^row 511000 91000 None 300000 1000$'
+
 # hping3 -S: its probe k is the k-th SYN to its port on the outer device;
 # the SYN-ACK is the remote's stamp plus the link's crossing (measured on
 # the ICMP reply both captured); the lines carry the SYN's sequence number.
