@@ -4,8 +4,9 @@
 # one "BENCH ..." line per figure and "BENCH-BEGIN name" ... "BENCH-END"
 # blocks for files; scripts/bench-report turns them into tables and plots.
 #
-# Usage: bench-vm.sh icount   perturbation, TCP throughput, accuracy,
-#                              coverage, breakdown, self-cost
+# Usage: bench-vm.sh icount   perturbation, TCP throughput, the paper's
+#                              comparison with the host's own RTTs,
+#                              accuracy, coverage, breakdown, self-cost
 #                              (run under qemu -icount: guest time counts
 #                              instructions, so results repeat exactly)
 #        bench-vm.sh tcg       TCP throughput (unloaded, on, ftrace and
@@ -65,45 +66,47 @@ section() {
 ACC_TOOLS="ping4 pingU4 ping6 hping3 hping3-syn traceroute mtr fping mp-raw4 mp-dgram4 mp-raw6 mp-dgram6 udp4 udp6 tcp4 tcp6"
 NETEM_MS=${MACE_TEST_NETEM_MS:-20}
 
-# acc_tool TOOL NAME: runs TOOL in c1 for PINGS packets, 10 ms apart, and
-# prints its output and c1's /dev/mace lines as sections NAME.out and
-# NAME.mace (mace-ping prints its own joined lines).
+# acc_tool TOOL NAME [NS]: runs TOOL in namespace NS (c1 by default; "host":
+# the initial namespace) for PINGS packets, 10 ms apart, and prints its
+# output and NS's /dev/mace lines (none where mace is not loaded) as
+# sections NAME.out and NAME.mace (mace-ping prints its own joined lines).
 acc_tool() {
-	local tool=$1 name=$2 n=$PINGS i
-	ip netns exec c1 cat /dev/mace >/dev/null
+	local tool=$1 name=$2 ns=${3:-c1} n=$PINGS i in_ns=()
+	[[ $ns == host ]] || in_ns=(ip netns exec "$ns")
+	"${in_ns[@]}" cat /dev/mace >/dev/null 2>&1
 	case $tool in
-	ping4) ip netns exec c1 ping -c "$n" -i 0.01 -s 136 "$REMOTE4" ;;
-	pingU4) ip netns exec c1 ping -U -c "$n" -i 0.01 -s 152 "$REMOTE4" ;;
-	ping6) ip netns exec c1 ping -6 -c "$n" -i 0.01 -s 168 "$REMOTE6" ;;
-	hping3) ip netns exec c1 hping3 -1 -c "$n" -i u10000 -d 184 "$REMOTE4" 2>&1 ;;
+	ping4) "${in_ns[@]}" ping -c "$n" -i 0.01 -s 136 "$REMOTE4" ;;
+	pingU4) "${in_ns[@]}" ping -U -c "$n" -i 0.01 -s 152 "$REMOTE4" ;;
+	ping6) "${in_ns[@]}" ping -6 -c "$n" -i 0.01 -s 168 "$REMOTE6" ;;
+	hping3) "${in_ns[@]}" hping3 -1 -c "$n" -i u10000 -d 184 "$REMOTE4" 2>&1 ;;
 	# TCP SYN probes to a port of their own, where the remote listens.
-	hping3-syn) ip netns exec c1 hping3 -S -p 7781 -c "$n" -i u10000 "$REMOTE4" 2>&1 ;;
+	hping3-syn) "${in_ns[@]}" hping3 -S -p 7781 -c "$n" -i u10000 "$REMOTE4" 2>&1 ;;
 	# Probes to the far host that expire at the remote host (hop 2), ten a
 	# run (traceroute's most), one at a time (-N 1), 10 ms apart (-z).
 	traceroute)
 		for ((i = 0; i < n; i += 10)); do
-			ip netns exec c1 traceroute -n -N 1 -q 10 -f 2 -m 2 -z 0.01 -w 2 "$FAR4"
+			"${in_ns[@]}" traceroute -n -N 1 -q 10 -f 2 -m 2 -z 0.01 -w 2 "$FAR4"
 		done
 		;;
 	# ICMP echo probes from a raw socket (mtr-packet's), numbered from 33000,
 	# with TTL 2 only (-f 2 -m 2): the remote host, hop 2, answers each; one
 	# probe a round, a round every 10 ms (-i). -s is the whole IP packet.
-	mtr) ip netns exec c1 mtr -n --raw -c "$n" -i 0.01 -f 2 -m 2 -s 276 "$REMOTE4" 2>&1 ;;
+	mtr) "${in_ns[@]}" mtr -n --raw -c "$n" -i 0.01 -f 2 -m 2 -s 276 "$REMOTE4" 2>&1 ;;
 	# (-t: in count mode, fping times a reply out after its period by
 	# default, 10 ms here, shorter than the netem delay.)
-	fping) ip netns exec c1 fping -c "$n" -p 10 -t 1000 -b 232 "$REMOTE4" 2>&1 ;;
-	mp-raw4) ip netns exec c1 mace-ping --raw --json -c "$n" -i 0.01 -s 120 "$REMOTE4" ;;
-	mp-dgram4) ip netns exec c1 mace-ping --dgram --json -c "$n" -i 0.01 -s 104 "$REMOTE4" ;;
-	mp-raw6) ip netns exec c1 mace-ping -6 --raw --json -c "$n" -i 0.01 -s 200 "$REMOTE6" ;;
-	mp-dgram6) ip netns exec c1 mace-ping -6 --dgram --json -c "$n" -i 0.01 -s 216 "$REMOTE6" ;;
-	udp4) ip netns exec c1 mace-echo udp-client "$REMOTE4:7777" "$n" 10 ;;
-	udp6) ip netns exec c1 mace-echo udp-client "[$REMOTE6]:7778" "$n" 10 ;;
-	tcp4) ip netns exec c1 mace-echo tcp-client "$REMOTE4:7779" "$n" 10 ;;
-	tcp6) ip netns exec c1 mace-echo tcp-client "[$REMOTE6]:7780" "$n" 10 ;;
+	fping) "${in_ns[@]}" fping -c "$n" -p 10 -t 1000 -b 232 "$REMOTE4" 2>&1 ;;
+	mp-raw4) "${in_ns[@]}" mace-ping --raw --json -c "$n" -i 0.01 -s 120 "$REMOTE4" ;;
+	mp-dgram4) "${in_ns[@]}" mace-ping --dgram --json -c "$n" -i 0.01 -s 104 "$REMOTE4" ;;
+	mp-raw6) "${in_ns[@]}" mace-ping -6 --raw --json -c "$n" -i 0.01 -s 200 "$REMOTE6" ;;
+	mp-dgram6) "${in_ns[@]}" mace-ping -6 --dgram --json -c "$n" -i 0.01 -s 216 "$REMOTE6" ;;
+	udp4) "${in_ns[@]}" mace-echo udp-client "$REMOTE4:7777" "$n" 10 ;;
+	udp6) "${in_ns[@]}" mace-echo udp-client "[$REMOTE6]:7778" "$n" 10 ;;
+	tcp4) "${in_ns[@]}" mace-echo tcp-client "$REMOTE4:7779" "$n" 10 ;;
+	tcp6) "${in_ns[@]}" mace-echo tcp-client "[$REMOTE6]:7780" "$n" 10 ;;
 	esac >/tmp/tool.out
 	# Lines of packets only a packet socket read come after a grace period.
 	[[ $tool == hping3* ]] && sleep 0.6
-	ip netns exec c1 cat /dev/mace >/tmp/tool.mace
+	"${in_ns[@]}" cat /dev/mace >/tmp/tool.mace 2>/dev/null
 	section "$name.out" /tmp/tool.out
 	section "$name.mace" /tmp/tool.mace
 }
@@ -323,6 +326,9 @@ icount() {
 	done
 	condition unloaded
 	tcp_icount
+	if [[ ${MACE_TEST_PARTS:-all} != pert ]]; then
+		bare
+	fi
 	# The tools' accuracy with the neighbours dynamic, as on a host.
 	topo_neigh_unpin
 	if [[ ${MACE_TEST_PARTS:-all} != pert ]]; then
@@ -350,6 +356,29 @@ tcp_icount() {
 	done
 	condition unloaded
 	killall iperf3
+}
+
+# The tools of the comparison with the host itself: iputils ping in its
+# three modes of the accuracy table.
+BARE_TOOLS="ping4 pingU4 ping6"
+
+# bare: icount experiment 1c, the paper's comparison: a container's RTT
+# corrected by mace against the same tool's RTT from the host's own
+# namespace, whose packets leave straight through the outer device (no veth,
+# bridge or NAT). No load, the neighbours pinned; mace is not loaded while
+# the host pings, and captures in c1 while c1 does.
+bare() {
+	local tool
+	unload
+	for tool in $BARE_TOOLS; do
+		acc_tool "$tool" "bare ns=host tool=$tool" host
+	done
+	load
+	capture_in c1
+	for tool in $BARE_TOOLS; do
+		acc_tool "$tool" "bare ns=c1 tool=$tool"
+	done
+	unload
 }
 
 # accuracy: icount experiment 2 (accuracy and coverage per tool and load).

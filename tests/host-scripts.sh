@@ -288,6 +288,34 @@ expect "bench-report: an mtr probe's wire RTT is its echo pair's of mtr's length
 expect "bench-report: an mtr probe without mace's ingress line still counts as a reply" 0 \
 	'^row 511000 91000 None 300000 1000$'
 
+# The paper's comparison: medians of the host's own RTTs, the container's
+# and the container's corrected per reply (its RTT less both latencies,
+# over the replies with both); a tool missing a side has no row.
+run_br <<'PY'
+ping = lambda seq, ms: f"64 bytes from 198.18.0.2: icmp_seq={seq} ttl=63 time={ms} ms"
+secs = {
+    "bare ns=host tool=ping4.out": [ping(1, "0.020"), ping(2, "0.022"), ping(3, "0.021")],
+    "bare ns=c1 tool=ping4.out": [ping(1, "0.040"), ping(2, "0.042"), ping(3, "0.041")],
+    "bare ns=c1 tool=ping4.mace": [
+        "[1796459225.100002] (1) egress: 15000",
+        "[1796459225.100500] (1) ingress: 10000",
+        "[1796459225.110002] (2) egress: 16000",
+        "[1796459225.110500] (2) ingress: 10000",
+        "[1796459225.120002] (3) egress: 15000",
+    ],
+    "bare ns=host tool=ping6.out": [ping(1, "0.020")],
+}
+for tool, b in sorted(br.bare_rows(secs).items()):
+    print("bare", tool, b["host"], b["c1"], b["corrected"], b["n"], b["replied"])
+PY
+expect "bench-report: the paper's comparison takes medians of the host's RTTs, the container's and its corrected ones" 0 \
+	'^bare ping4 21000 41000 15000 2 3$'
+if grep -q '^bare ping6' <<<"$out"; then
+	fail "bench-report: a tool without the container's side has no row in the paper's comparison" "$out"
+else
+	pass "bench-report: a tool without the container's side has no row in the paper's comparison"
+fi
+
 # hping3 -S: its probe k is the k-th SYN to its port on the outer device;
 # the SYN-ACK is the remote's stamp plus the link's crossing (measured on
 # the ICMP reply both captured); the lines carry the SYN's sequence number.
