@@ -359,8 +359,9 @@ tcp_icount() {
 }
 
 # The tools of the comparison with the host itself: iputils ping in its
-# three modes of the accuracy table.
-BARE_TOOLS="ping4 pingU4 ping6"
+# three modes of the accuracy table, mtr and fping (from the host, mtr's
+# probes with TTL 2 reach the remote host all the same).
+BARE_TOOLS="ping4 pingU4 ping6 mtr fping"
 
 # bare: icount experiment 1c, the paper's comparison: a container's RTT
 # corrected by mace against the same tool's RTT from the host's own

@@ -304,12 +304,20 @@ secs = {
         "[1796459225.120002] (3) egress: 15000",
     ],
     "bare ns=host tool=ping6.out": [ping(1, "0.020")],
+    "bare ns=host tool=mtr.out": ["x 1 33000", "p 1 20 33000"],
+    "bare ns=c1 tool=mtr.out": ["x 1 33000", "p 1 40 33000"],
+    "bare ns=c1 tool=mtr.mace": [
+        "[1796459225.100002] (33000) egress: 15000",
+        "[1796459225.100500] (33000) ingress: 10000",
+    ],
 }
 for tool, b in sorted(br.bare_rows(secs).items()):
     print("bare", tool, b["host"], b["c1"], b["corrected"], b["n"], b["replied"])
 PY
 expect "bench-report: the paper's comparison takes medians of the host's RTTs, the container's and its corrected ones" 0 \
 	'^bare ping4 21000 41000 15000 2 3$'
+expect "bench-report: the paper's comparison reads each tool's RTTs with its own parser (mtr's)" 0 \
+	'^bare mtr 20000 40000 15000 1 1$'
 if grep -q '^bare ping6' <<<"$out"; then
 	fail "bench-report: a tool without the container's side has no row in the paper's comparison" "$out"
 else
