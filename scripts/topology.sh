@@ -128,11 +128,12 @@ topo_up() {
 }
 
 # topo_far_up: adds the host "far" behind the remote host, which forwards
-# to it, and the host's routes to it through the remote host. Neither the
-# host nor the remote host rate-limits its ICMP errors, so that every probe
-# of a traceroute gets its answer (Linux sends a destination one error a
-# second after a short burst by default). Returns non-zero if c1 cannot
-# reach it.
+# to it, and the host's routes to it through the remote host. None of the
+# host, the remote host and the far host rate-limits its ICMP errors, so
+# that every probe of a traceroute gets its answer, time exceeded or port
+# unreachable (Linux sends a destination one error a second after a burst
+# of six by default; mtr sends more than six probes to the far host in a
+# second). Returns non-zero if c1 cannot reach it.
 topo_far_up() {
 	local i
 	ip netns add far
@@ -156,6 +157,7 @@ topo_far_up() {
 	EOF
 	ip netns exec remote sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 		net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+	ip netns exec far sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 	sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 	for ((i = 0; i < 50; i++)); do
 		ip netns exec c1 ping -c 1 -W 1 "$FAR4" >/dev/null 2>&1 &&

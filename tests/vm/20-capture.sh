@@ -600,21 +600,33 @@ run_trace() {
 # mtr: ICMP echo probes of growing TTL from a raw socket, numbered from
 # 33000 (the id of each probe's lines; an error's line carries the id of
 # the probe it quotes). It reads answers from a raw ICMP socket and stamps
-# them once the read returns; --raw prints "p HOP USEC SEQ" for each
-# answer. Hop 0 is the container host (no lines); each answer from beyond
-# it has both lines.
+# them once the read returns; --raw prints "x HOP SEQ" for each probe sent
+# and "p HOP USEC SEQ" for each answer. Hop 0 is the container host (no
+# lines); every probe sent beyond it has an egress line, answered or not
+# (mtr probes hops past the far host until it learns where that is; an
+# answer may come after mtr has stopped waiting, or not at all from a host
+# that rate-limits its errors, as topo_far_up's hosts do not), and each
+# answer from beyond it an ingress line.
 # run_mtr [OPTION...]: three rounds of mtr from c1 to the far host; its
-# lines, mtr_answers (the answers from beyond the host), their "id rtt_ns"
-# in /tmp/rtts (whole microseconds: up to 1 us more), and mtr_end0, the
-# count of ingress_end_syscall before.
+# lines, mtr_sent (the probes sent beyond the host) with their ids in
+# /tmp/mtr.sent, mtr_answers (the answers from beyond the host), their
+# "id rtt_ns" in /tmp/rtts (whole microseconds: up to 1 us more), and
+# mtr_end0, the count of ingress_end_syscall before.
 run_mtr() {
 	drain c1
 	stats_save c1
 	mtr_end0=$(stat c1 ingress_end_syscall)
 	ip netns exec c1 mtr -n --raw -c 3 -i 0.1 "$@" "$FAR4" >/tmp/mtr.out 2>&1
 	ip netns exec c1 cat /dev/mace >/tmp/lines
+	awk '$1 == "x" && $2 >= 1 { print $3 }' /tmp/mtr.out | sort -n >/tmp/mtr.sent
+	mtr_sent=$(wc -l </tmp/mtr.sent)
 	mtr_answers=$(awk '$1 == "p" && $2 >= 1' /tmp/mtr.out | wc -l)
 	awk '$1 == "p" && $2 >= 1 { print $4, ($3 + 1) * 1000 }' /tmp/mtr.out >/tmp/rtts
+}
+
+# answered_lines RTT_FILE FILE: the lines of FILE whose id has an RTT.
+answered_lines() {
+	awk 'FNR == NR { rtt[$1] = 1; next } { id = $2; gsub(/[()]/, "", id) } id in rtt' "$1" "$2"
 }
 
 if topo_far_up; then
@@ -654,23 +666,25 @@ if topo_far_up; then
 	run_mtr
 	ids_e=$(line_ids egress /tmp/lines | sort -n | tr '\n' ' ')
 	ids_i=$(line_ids ingress /tmp/lines | sort -n | tr '\n' ' ')
+	sent=$(tr '\n' ' ' </tmp/mtr.sent)
 	want=$(cut -d' ' -f1 /tmp/rtts | sort -n | tr '\n' ' ')
-	if ((mtr_answers >= 6)) && [[ $ids_e == "$want" && $ids_i == "$want" ]]; then
-		pass "mtr (ICMP): each of its $mtr_answers answers from beyond the host has an egress and an ingress line with its probe's id"
+	if ((mtr_answers >= 6)) && [[ $ids_e == "$sent" && $ids_i == "$want" ]]; then
+		pass "mtr (ICMP): each of its $mtr_sent probes beyond the host has an egress line and each of its $mtr_answers answers an ingress line, with the probe's id"
 	else
-		fail "mtr (ICMP): lines" "answers $mtr_answers ($want); egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
+		fail "mtr (ICMP): lines" "sent $mtr_sent ($sent), answers $mtr_answers ($want); egress ids $ids_e; ingress ids $ids_i; moved: $(moved c1)"
 	fi
-	check_lines "mtr (ICMP)" /tmp/lines "$mtr_answers" distinct /tmp/rtts
+	answered_lines /tmp/rtts /tmp/lines >/tmp/lines.answered
+	check_lines "mtr (ICMP), answered probes" /tmp/lines.answered "$mtr_answers" distinct /tmp/rtts
 	check_ends c1 "mtr (ICMP)" ingress_end_syscall "$mtr_end0" "$mtr_answers" "each ingress window ends at the read's return"
 	# mtr -u: UDP probes, every one with the same payload, so one id; the
 	# far host answers with port unreachable.
 	run_mtr -u
 	eg=$(grep -c ') egress: ' /tmp/lines)
 	in=$(grep -c ') ingress: ' /tmp/lines)
-	if ((mtr_answers >= 6 && eg == mtr_answers && in == mtr_answers)) && ! grep -qvE "$LINE_RE" /tmp/lines; then
-		pass "mtr -u (UDP): each of its $mtr_answers answers from beyond the host has an egress and an ingress line"
+	if ((mtr_answers >= 6 && eg == mtr_sent && in == mtr_answers)) && ! grep -qvE "$LINE_RE" /tmp/lines; then
+		pass "mtr -u (UDP): each of its $mtr_sent probes beyond the host has an egress line and each of its $mtr_answers answers an ingress line"
 	else
-		fail "mtr -u (UDP): lines" "answers $mtr_answers, egress $eg, ingress $in; moved: $(moved c1)"
+		fail "mtr -u (UDP): lines" "sent $mtr_sent, answers $mtr_answers, egress $eg, ingress $in; moved: $(moved c1)"
 	fi
 	check_ends c1 "mtr -u (UDP)" ingress_end_syscall "$mtr_end0" "$mtr_answers" "each ingress window ends at the read's return"
 else
