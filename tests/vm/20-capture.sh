@@ -687,6 +687,23 @@ if topo_far_up; then
 		fail "mtr -u (UDP): lines" "sent $mtr_sent, answers $mtr_answers, egress $eg, ingress $in; moved: $(moved c1)"
 	fi
 	check_ends c1 "mtr -u (UDP)" ingress_end_syscall "$mtr_end0" "$mtr_answers" "each ingress window ends at the read's return"
+	# Probes without an answer: the far host ignores echo requests. Each
+	# request still has its egress line (it left through the outer device),
+	# and no line is an ingress one.
+	ip netns exec far sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+	drain c1
+	stats_save c1
+	ip netns exec c1 ping -c 5 -i 0.2 -W 1 "$FAR4" >/tmp/ping.out 2>&1
+	ip netns exec c1 cat /dev/mace >/tmp/lines
+	ip netns exec far sysctl -qw net.ipv4.icmp_echo_ignore_all=0
+	ids_e=$(line_ids egress /tmp/lines | sort -n | tr '\n' ' ')
+	in=$(grep -c ') ingress: ' /tmp/lines)
+	if grep -q ' 0 received' /tmp/ping.out && [[ $ids_e == "1 2 3 4 5 " ]] && ((in == 0)) &&
+		! grep -qvE "$LINE_RE" /tmp/lines; then
+		pass "ping without replies: an egress line for each of its 5 requests, with its sequence number, and no ingress line"
+	else
+		fail "ping without replies" "egress ids $ids_e, ingress $in; $(grep -m1 received /tmp/ping.out); moved: $(moved c1)"
+	fi
 else
 	fail "topology: the far host" "c1 cannot reach it"
 fi
