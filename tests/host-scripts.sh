@@ -323,6 +323,13 @@ if grep -q '^bare ping6' <<<"$out"; then
 else
 	pass "bench-report: a tool without the container's side has no row in the paper's comparison"
 fi
+# A crash must not read as a failed target (1), which every run of today's
+# design has: scripts/bench stops on it.
+br_out=$(mktemp -d)
+st=0
+out=$("$MACE_TOP/scripts/bench-report" "$br_out/no-icount.log" "$br_out/no-tcg.log" "$br_out" 2>&1) || st=$?
+rm -rf "$br_out"
+expect "bench-report: a crash exits 2, not a failed target's 1" 2 '^Traceback' 'FileNotFoundError'
 
 # hping3 -S: its probe k is the k-th SYN to its port on the outer device;
 # the SYN-ACK is the remote's stamp plus the link's crossing (measured on
